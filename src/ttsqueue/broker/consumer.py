@@ -1,0 +1,99 @@
+"""Strict-priority consumption of the two work queues.
+
+Consuming both queues side by side lets RabbitMQ interleave them, so a high-priority message
+can wait behind a prefetch window of normal ones. Here each queue has its own channel and
+local buffer, and a message is taken from a buffer only when a processing slot is free: at
+that moment a waiting high-priority message always wins. Normal messages buffered but not
+started are handed back to RabbitMQ on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from ttsqueue.broker.topology import QueueNames
+from ttsqueue.domain import Priority
+
+
+class PriorityConsumer:
+    def __init__(
+        self, connection: AbstractRobustConnection, names: QueueNames, concurrency: int
+    ) -> None:
+        self.connection = connection
+        self.names = names
+        self.concurrency = concurrency
+        self._buffers: dict[Priority, deque[AbstractIncomingMessage]] = {
+            Priority.HIGH: deque(),
+            Priority.NORMAL: deque(),
+        }
+        self._available = asyncio.Event()
+        self._channels: list[AbstractChannel] = []
+        self._consumers: list[tuple[AbstractQueue, str]] = []
+        self._stopped = False
+
+    async def start(self) -> None:
+        # The priority queue is subscribed first so that, on start-up, its backlog arrives
+        # before the first normal messages.
+        for priority in (Priority.HIGH, Priority.NORMAL):
+            channel = await self.connection.channel(publisher_confirms=False)
+            await channel.set_qos(prefetch_count=self.concurrency)
+            queue = await channel.get_queue(self.names.work_queue(priority), ensure=True)
+            tag = await queue.consume(self._receiver(priority), no_ack=False)
+            self._channels.append(channel)
+            self._consumers.append((queue, tag))
+
+    def _receiver(
+        self, priority: Priority
+    ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
+        async def receive(message: AbstractIncomingMessage) -> None:
+            self._buffers[priority].append(message)
+            self._available.set()
+
+        return receive
+
+    def buffered(self) -> int:
+        return sum(len(buffer) for buffer in self._buffers.values())
+
+    async def next(self) -> tuple[AbstractIncomingMessage, Priority] | None:
+        """The next message to start, high priority first; None once stopped."""
+        while not self._stopped:
+            for priority in (Priority.HIGH, Priority.NORMAL):
+                buffer = self._buffers[priority]
+                while buffer:
+                    message = buffer.popleft()
+                    # After a reconnect the old channel's deliveries are void: RabbitMQ
+                    # redelivers them on the new channel.
+                    if not message.channel.is_closed:
+                        return message, priority
+            self._available.clear()
+            await self._available.wait()
+        return None
+
+    async def stop(self) -> None:
+        """Stop receiving and return every buffered, unstarted message to its queue."""
+        self._stopped = True
+        self._available.set()
+        for queue, tag in self._consumers:
+            with contextlib.suppress(Exception):
+                await queue.cancel(tag)
+        for buffer in self._buffers.values():
+            while buffer:
+                message = buffer.popleft()
+                with contextlib.suppress(Exception):
+                    await message.nack(requeue=True)
+
+    async def close(self) -> None:
+        for channel in self._channels:
+            if not channel.is_closed:
+                with contextlib.suppress(Exception):
+                    await channel.close()

@@ -1,0 +1,83 @@
+"""Publishing with publisher confirms: a call returns only once RabbitMQ has the message."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection, DeliveryMode
+
+from ttsqueue.broker.topology import QueueNames
+from ttsqueue.errors import BrokerUnavailableError
+
+PUBLISH_TIMEOUT_S = 10.0
+
+
+class Publisher:
+    def __init__(self, connection: AbstractRobustConnection, names: QueueNames) -> None:
+        self.connection = connection
+        self.names = names
+        self._channel: AbstractChannel | None = None
+        self._lock = asyncio.Lock()
+
+    async def _get_channel(self) -> AbstractChannel:
+        if self._channel is None or self._channel.is_closed:
+            async with self._lock:
+                if self._channel is None or self._channel.is_closed:
+                    self._channel = await self.connection.channel(publisher_confirms=True)
+        return self._channel
+
+    async def publish(
+        self,
+        body: bytes,
+        *,
+        routing_key: str,
+        message_id: str,
+        exchange: str = "",
+        expiration_s: float | None = None,
+        headers: dict[str, str | int] | None = None,
+    ) -> None:
+        """Publish persistently and wait for the broker's confirm."""
+        message = aio_pika.Message(
+            body,
+            message_id=message_id,
+            content_type="application/json",
+            delivery_mode=DeliveryMode.PERSISTENT,
+            expiration=expiration_s,
+            headers=headers or {},
+        )
+        try:
+            channel = await self._get_channel()
+            target = (
+                channel.default_exchange
+                if exchange == ""
+                else await channel.get_exchange(exchange, ensure=False)
+            )
+            await target.publish(
+                message, routing_key=routing_key, mandatory=True, timeout=PUBLISH_TIMEOUT_S
+            )
+        except (aio_pika.exceptions.AMQPError, ConnectionError, OSError, TimeoutError,
+                asyncio.TimeoutError, RuntimeError) as exc:
+            raise BrokerUnavailableError(f"RabbitMQ did not confirm the message: {exc!r}") from exc
+
+    async def to_work_queue(self, queue: str, body: bytes, message_id: str) -> None:
+        await self.publish(body, routing_key=queue, message_id=message_id)
+
+    async def to_retry(self, work_queue: str, body: bytes, message_id: str, delay_s: float) -> None:
+        """Park a message in tts_retry; it returns to `work_queue` when it expires."""
+        await self.publish(
+            body,
+            exchange=self.names.retry_exchange,
+            routing_key=work_queue,
+            message_id=message_id,
+            expiration_s=max(delay_s, 0.001),
+        )
+
+    async def to_results(self, body: bytes, message_id: str) -> None:
+        await self.publish(body, routing_key=self.names.results, message_id=message_id)
+
+    async def to_dead(self, body: bytes, message_id: str, reason: str) -> None:
+        await self.publish(
+            body, routing_key=self.names.dead, message_id=message_id,
+            headers={"x-ttsq-dead-reason": reason[:200]},
+        )

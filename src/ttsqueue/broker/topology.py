@@ -1,0 +1,125 @@
+"""The RabbitMQ topology, declared in one place, idempotently (SPEC §4).
+
+tts_priority / tts_calls   work queues; rejected messages dead-letter to tts_dead
+tts_retry                  bound to the retry exchange under each work queue's name; messages
+                           carry their own expiration and dead-letter (default exchange, same
+                           routing key) back to the work queue they were published for
+tts_results                audit of terminal states, bounded, drop-head
+tts_dead                   dead letters
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, ExchangeType
+from aiormq.exceptions import ChannelPreconditionFailed
+
+from ttsqueue.config import QueueType, Settings
+from ttsqueue.domain import Priority
+from ttsqueue.errors import TopologyMismatchError
+
+
+@dataclass(frozen=True, slots=True)
+class QueueNames:
+    calls: str
+    priority: str
+    results: str
+    retry: str
+    dead: str
+    retry_exchange: str
+
+    @classmethod
+    def from_prefix(cls, prefix: str) -> QueueNames:
+        return cls(
+            calls=f"{prefix}tts_calls",
+            priority=f"{prefix}tts_priority",
+            results=f"{prefix}tts_results",
+            retry=f"{prefix}tts_retry",
+            dead=f"{prefix}tts_dead",
+            retry_exchange=f"{prefix}tts.retry",
+        )
+
+    def work_queue(self, priority: Priority) -> str:
+        return self.priority if priority is Priority.HIGH else self.calls
+
+    def by_label(self) -> dict[str, str]:
+        """The names `/queue/stats` reports them under."""
+        return {
+            "normal": self.calls,
+            "priority": self.priority,
+            "results": self.results,
+            "retry": self.retry,
+            "dead": self.dead,
+        }
+
+
+def queue_arguments(settings: Settings, names: QueueNames) -> dict[str, dict[str, Any]]:
+    """The arguments of every queue; any change here is a migration for existing brokers."""
+    quorum = settings.RABBITMQ_QUEUE_TYPE is QueueType.QUORUM
+    base: dict[str, Any] = {"x-queue-type": "quorum"} if quorum else {}
+    to_dead = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.dead}
+    work = {**base, **to_dead}
+    if quorum:
+        work["x-delivery-limit"] = settings.MAX_DELIVERIES
+    return {
+        names.priority: work,
+        names.calls: work,
+        names.retry: {**base, "x-dead-letter-exchange": ""},
+        names.results: {
+            **base,
+            "x-max-length": settings.RESULTS_MAX_LENGTH,
+            "x-overflow": "drop-head",
+        },
+        names.dead: dict(base),
+    }
+
+
+async def declare_topology(channel: AbstractChannel, settings: Settings) -> QueueNames:
+    """Declare exchanges, queues and bindings; raise TopologyMismatchError on conflicts."""
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    retry_exchange = await channel.declare_exchange(
+        names.retry_exchange, ExchangeType.DIRECT, durable=True
+    )
+    for name, arguments in queue_arguments(settings, names).items():
+        try:
+            await channel.declare_queue(name, durable=True, arguments=arguments)
+        except ChannelPreconditionFailed as exc:
+            raise TopologyMismatchError(name, str(exc)) from None
+    retry_queue = await channel.get_queue(names.retry, ensure=False)
+    for work in (names.calls, names.priority):
+        await retry_queue.bind(retry_exchange, routing_key=work)
+    return names
+
+
+class QueueInspector:
+    """Reads ready-message counts with passive declares on one reusable channel."""
+
+    def __init__(self, connection: aio_pika.abc.AbstractConnection, names: QueueNames) -> None:
+        self.connection = connection
+        self.names = names
+        self._channel: AbstractChannel | None = None
+
+    async def _open(self) -> AbstractChannel:
+        if self._channel is None or self._channel.is_closed:
+            self._channel = await self.connection.channel(publisher_confirms=False)
+        return self._channel
+
+    async def depths(self) -> dict[str, int]:
+        """Ready-message counts by label; a queue that does not exist yet counts 0."""
+        depths: dict[str, int] = {}
+        for label, name in self.names.by_label().items():
+            channel = await self._open()
+            try:
+                queue = await channel.declare_queue(name, passive=True, robust=False)
+                depths[label] = int(queue.declaration_result.message_count or 0)
+            except aio_pika.exceptions.ChannelClosed:
+                # A missing queue closes the channel; the next read opens another.
+                depths[label] = 0
+        return depths
+
+    async def close(self) -> None:
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()

@@ -1,0 +1,202 @@
+"""Typed settings, read once from the environment (and `.env`) and validated at start-up.
+
+Every variable of the product contract lives here; processes receive a `Settings` object and
+never read the environment themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from ttsqueue.errors import ConfigError
+
+DEFAULT_RABBITMQ_PASSWORDS = frozenset({"guest", "tts_password_2024"})
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class QueueType(StrEnum):
+    CLASSIC = "classic"
+    QUORUM = "quorum"
+
+
+class DialerName(StrEnum):
+    AUTO = "auto"
+    AMI = "ami"
+    CALLFILE = "callfile"
+    SIMULATOR = "simulator"
+
+
+class EngineName(StrEnum):
+    GTTS = "gtts"
+    ESPEAK = "espeak"
+    PIPER = "piper"
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    CONSOLE = "console"
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=True
+    )
+
+    TTSQ_ENV: Environment = Environment.DEVELOPMENT
+
+    # Broker and store
+    RABBITMQ_URL: str = "amqp://guest:guest@localhost:5672/"
+    RABBITMQ_QUEUE_TYPE: QueueType = QueueType.CLASSIC
+    # Prepended to every queue name; empty in production, used by tests to isolate themselves.
+    QUEUE_PREFIX: str = ""
+    RESULTS_MAX_LENGTH: int = Field(default=100_000, ge=1)
+    REDIS_URL: str = "redis://localhost:6379/0"
+    REDIS_PREFIX: str = "tts:"
+    JOB_TTL_SECONDS: int = Field(default=7 * 24 * 3600, ge=60)
+
+    # Processes
+    WORKER_ID: str = Field(default_factory=_default_worker_id)
+    WORKER_CONCURRENCY: int = Field(default=1, ge=1, le=1000)
+    API_HOST: str = "0.0.0.0"
+    API_PORT: int = Field(default=5000, ge=1, le=65535)
+    DASHBOARD_HOST: str = "0.0.0.0"
+    DASHBOARD_PORT: int = Field(default=8080, ge=1, le=65535)
+
+    # Requests
+    MAX_TEXT_LENGTH: int = Field(default=1000, ge=1, le=20_000)
+    DEFAULT_LANGUAGE: str = "es"
+    DEFAULT_REGION: str = Field(default="CO", min_length=2, max_length=2)
+    ALLOW_EXTENSIONS: bool = False
+    MAX_QUEUE_DEPTH: int = Field(default=100_000, ge=1)
+    API_KEYS: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    RATE_LIMIT_PER_MINUTE: int = Field(default=600, ge=1)
+
+    # Lifecycle
+    CALL_MAX_RETRIES: int = Field(default=2, ge=0, le=5)
+    CALL_RETRY_DELAY: int = Field(default=60, ge=10, le=3600)
+    TECH_MAX_RETRIES: int = Field(default=5, ge=0, le=20)
+    TECH_RETRY_BASE_SECONDS: float = Field(default=1.0, gt=0, le=60)
+    MAX_DELIVERIES: int = Field(default=5, ge=1, le=100)
+    CALL_MAX_DURATION: int = Field(default=600, ge=1)
+    # Longest single stay in tts_retry; longer delays hop through it several times. Bounds
+    # how late a short delay can be when queued behind a longer one (expiry is head-only).
+    RETRY_HOP_SECONDS: int = Field(default=15, ge=1, le=3600)
+
+    # Speech
+    TTS_ENGINE: EngineName = EngineName.GTTS
+    TTS_FALLBACK_ENGINE: EngineName | None = EngineName.ESPEAK
+    GTTS_MAX_RPS: float = Field(default=2.0, gt=0)
+    GTTS_TIMEOUT: float = Field(default=5.0, gt=0)
+    GTTS_BREAKER_THRESHOLD: int = Field(default=3, ge=1)
+    GTTS_BREAKER_COOLDOWN: float = Field(default=60.0, gt=0)
+    PIPER_MODEL: Path | None = None
+    AUDIO_DIR: Path = Path("./var/audio")
+    AUDIO_WIDEBAND: bool = False
+    AUDIO_CACHE_MAX_MB: float = Field(default=1024, gt=0)
+
+    # Telephony
+    DIALER: DialerName = DialerName.AUTO
+    ASTERISK_CHANNEL: str = "PJSIP/{number}@trunk"
+    ASTERISK_CONTEXT: str = "tts-playback"
+    ASTERISK_CALLER_ID: str = ""
+    ASTERISK_AMI_HOST: str = ""
+    ASTERISK_AMI_PORT: int = Field(default=5038, ge=1, le=65535)
+    ASTERISK_AMI_USER: str = ""
+    ASTERISK_AMI_SECRET: str = ""
+    ASTERISK_SPOOL_DIR: Path = Path("/var/spool/asterisk")
+    CALL_RING_TIMEOUT: int = Field(default=30, ge=5, le=300)
+    MAX_CONCURRENT_CALLS: int = Field(default=10, ge=1)
+    CALLS_PER_SECOND: float = Field(default=5.0, gt=0)
+    # Multiplies every simulated ring and playback time; 0 makes simulated calls instant.
+    SIMULATOR_TIME_SCALE: float = Field(default=1.0, ge=0)
+
+    # Webhooks, dashboard, logs
+    WEBHOOKS_ENABLED: bool = True
+    WEBHOOK_SECRET: str = ""
+    WEBHOOK_ALLOW_PRIVATE: bool = False
+    DASHBOARD_USER: str = ""
+    DASHBOARD_PASSWORD: str = ""
+    LOG_FORMAT: LogFormat = LogFormat.JSON
+    LOG_LEVEL: str = "INFO"
+
+    @field_validator("API_KEYS", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("TTS_FALLBACK_ENGINE", "PIPER_MODEL", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value in ("", "none") else value
+
+    @field_validator("REDIS_PREFIX")
+    @classmethod
+    def _prefix_shape(cls, value: str) -> str:
+        if not value or any(ch.isspace() for ch in value):
+            raise ValueError("must be non-empty and contain no spaces")
+        return value
+
+    @field_validator("ASTERISK_CHANNEL")
+    @classmethod
+    def _channel_template(cls, value: str) -> str:
+        if not any(p in value for p in ("{number}", "{e164}", "{e164_digits}")):
+            raise ValueError("must contain {number}, {e164} or {e164_digits}")
+        if any(ch in value for ch in "\r\n"):
+            raise ValueError("must not contain line breaks")
+        return value
+
+    @field_validator("DEFAULT_REGION")
+    @classmethod
+    def _upper_region(cls, value: str) -> str:
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _production_guards(self) -> Settings:
+        if self.TTSQ_ENV is not Environment.PRODUCTION:
+            return self
+        if not self.API_KEYS:
+            raise ValueError("TTSQ_ENV=production requires API_KEYS")
+        if self.rabbitmq_password in DEFAULT_RABBITMQ_PASSWORDS:
+            raise ValueError("TTSQ_ENV=production refuses the default RabbitMQ password")
+        if self.WEBHOOKS_ENABLED and not self.WEBHOOK_SECRET:
+            raise ValueError("TTSQ_ENV=production requires WEBHOOK_SECRET for webhooks")
+        return self
+
+    @property
+    def rabbitmq_password(self) -> str:
+        from urllib.parse import urlsplit
+
+        return urlsplit(self.RABBITMQ_URL).password or ""
+
+    @property
+    def audio_cache_max_bytes(self) -> int:
+        return int(self.AUDIO_CACHE_MAX_MB * 1024 * 1024)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings or raise `ConfigError` whose message names each bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(part) for part in err["loc"]) or "settings"
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

@@ -1,0 +1,69 @@
+"""The dialer protocol: originate a call now, learn its outcome later from the backend's events.
+
+Backends (simulator, callfile, ami) implement `Dialer`. The worker calls `originate` once per
+attempt (guarded by a Redis `SET NX`), then `wait_outcome`, which may also be called by a
+different worker after a redelivery: it must re-attach to the call, never dial again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from ttsqueue.domain import CallOutcome
+
+
+class DialerHealth(StrEnum):
+    CONNECTED = "connected"
+    NOT_CONFIGURED = "not_configured"
+    DISCONNECTED = "disconnected"
+
+
+@dataclass(frozen=True, slots=True)
+class CallRequest:
+    job_id: str
+    attempt: int
+    # National significant digits (or an extension): already validated, safe for a dial string.
+    number: str
+    e164: str
+    caller_id: str | None
+    # Audio path WITHOUT extension, as Asterisk's Playback() wants it.
+    audio_path: str
+    audio_duration_s: float
+    ring_timeout_s: int
+    # Epoch seconds when the attempt was originated (known again after a redelivery).
+    originated_at: float
+
+    @property
+    def call_id(self) -> str:
+        """Fixed-length id of this attempt: 32 hex digits of the job + 2-digit attempt."""
+        return f"{self.job_id.replace('-', '')}{self.attempt:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    outcome: CallOutcome
+    reason: str | None = None
+    hangup_cause: str | None = None
+    channel: str | None = None
+    answered_at: float | None = None
+    ended_at: float | None = None
+    talk_s: float | None = None
+    simulated: bool = False
+
+
+class Dialer(Protocol):
+    name: str
+
+    async def originate(self, call: CallRequest) -> None:
+        """Hand the call to the backend; returns once the backend has taken it."""
+
+    async def wait_outcome(self, call: CallRequest) -> CallResult:
+        """Wait for the call's final outcome; safe to call after a worker restart."""
+
+    def health(self) -> DialerHealth:
+        """What `/health` reports as `asterisk`."""
+
+    async def aclose(self) -> None:
+        """Release connections and watchers."""

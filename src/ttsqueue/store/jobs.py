@@ -1,0 +1,255 @@
+"""Job records in Redis: creation, compare-and-set transitions, reads and listings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from ttsqueue.domain import (
+    CallOutcome,
+    HistoryEntry,
+    Job,
+    JobStatus,
+    Priority,
+    iso,
+    sources_of,
+    utcnow,
+)
+from ttsqueue.store.keys import Keys
+from ttsqueue.store.scripts import Scripts
+
+IDEMPOTENCY_TTL_S = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """An `Idempotency-Key` digest and the digest of the body it was sent with."""
+
+    key_digest: str
+    body_digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    created: bool
+    job_id: str
+    # Set when the idempotency key was already used: the body digest it was first sent with.
+    original_body_digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionResult:
+    applied: bool
+    previous: JobStatus | None
+
+
+@dataclass(slots=True)
+class Effects:
+    """What changes together with a status (beyond status, history and indexes)."""
+
+    set: dict[str, str] = field(default_factory=dict)
+    delete: list[str] = field(default_factory=list)
+    outcome: CallOutcome | None = None
+    metrics: dict[str, int] = field(default_factory=dict)
+    worker_id: str | None = None
+    worker_incr: dict[str, int] = field(default_factory=dict)
+
+
+class JobStore:
+    def __init__(self, client: aioredis.Redis, prefix: str, ttl_seconds: int) -> None:
+        self.client = client
+        self.keys = Keys(prefix)
+        self.ttl_seconds = ttl_seconds
+        self._scripts = Scripts.register(client)
+
+    # Creation -----------------------------------------------------------------------------
+    async def create(self, job: Job, *, claim: IdempotencyClaim | None = None) -> CreateResult:
+        k = self.keys
+        created_ms = int(time.time() * 1000)
+        entry = HistoryEntry(status=job.status, at=job.created_at, detail="accepted")
+        idem_value = (
+            orjson.dumps({"job_id": job.job_id, "body": claim.body_digest}).decode() if claim else ""
+        )
+        event = {"job_id": job.job_id, "status": job.status.value, "previous_status": None,
+                 "at": job.created_at}
+        flat: list[str] = []
+        for name, value in job.to_redis().items():
+            flat += [name, value]
+        reply = await self._scripts.create_job(
+            keys=[
+                k.job(job.job_id),
+                k.history(job.job_id),
+                k.index,
+                k.status_index(job.status),
+                k.priority_index(job.priority),
+                k.idempotency(claim.key_digest) if claim else k.idempotency("-"),
+            ],
+            args=[
+                job.job_id,
+                created_ms,
+                self.ttl_seconds,
+                entry.model_dump_json(),
+                idem_value,
+                IDEMPOTENCY_TTL_S,
+                k.events,
+                orjson.dumps(event).decode(),
+                k.prefix,
+                *flat,
+            ],
+        )
+        if reply[0] == "duplicate":
+            original = orjson.loads(reply[1])
+            return CreateResult(False, str(original["job_id"]), str(original["body"]))
+        if reply[0] == "exists":
+            return CreateResult(False, job.job_id)
+        return CreateResult(True, job.job_id)
+
+    async def discard(self, job_id: str, *, claim: IdempotencyClaim | None = None) -> None:
+        """Forget a job whose message never reached RabbitMQ."""
+        k = self.keys
+        await self._scripts.delete_job(
+            keys=[k.job(job_id), k.history(job_id), k.index,
+                  k.idempotency(claim.key_digest) if claim else k.idempotency("-")],
+            args=[k.prefix, job_id, "1" if claim else "0"],
+        )
+
+    # Transitions ---------------------------------------------------------------------------
+    async def transition(
+        self,
+        job_id: str,
+        target: JobStatus,
+        *,
+        detail: str | None = None,
+        effects: Effects | None = None,
+        expected: frozenset[JobStatus] | None = None,
+    ) -> TransitionResult:
+        """Move the job to `target` if its current status allows it (or is in `expected`)."""
+        effects = effects or Effects()
+        now = utcnow()
+        at = iso(now) or ""
+        allowed = expected if expected is not None else sources_of(target)
+        payload: dict[str, Any] = {
+            "set": {"updated_at": at, **effects.set},
+            "event": {"job_id": job_id, "status": target.value, "at": at, "detail": detail},
+        }
+        if effects.delete:
+            payload["del"] = effects.delete
+        if effects.outcome is not None:
+            payload["outcome"] = effects.outcome.value
+        if effects.metrics:
+            payload["metrics"] = effects.metrics
+        if target.terminal:
+            payload["minute"] = str(int(now.timestamp()) // 60)
+        if effects.worker_id and effects.worker_incr:
+            payload["worker"] = self.keys.worker_stats(effects.worker_id)
+            payload["worker_incr"] = effects.worker_incr
+        entry = HistoryEntry(status=target, at=at, detail=detail)
+        reply = await self._scripts.transition(
+            keys=[self.keys.job(job_id), self.keys.history(job_id)],
+            args=[
+                self.keys.prefix,
+                job_id,
+                ",".join(sorted(allowed)),
+                target.value,
+                entry.model_dump_json(),
+                orjson.dumps(payload).decode(),
+            ],
+        )
+        previous = JobStatus(reply[1]) if reply[1] else None
+        return TransitionResult(bool(reply[0]), previous)
+
+    async def update(self, job_id: str, fields: dict[str, str]) -> bool:
+        """Set fields of an existing job without touching its status."""
+        flat: list[str] = []
+        for name, value in fields.items():
+            flat += [name, value]
+        return bool(await self._scripts.update_job(keys=[self.keys.job(job_id)], args=flat))
+
+    # Reads ---------------------------------------------------------------------------------
+    async def get(self, job_id: str) -> Job | None:
+        raw = await self.client.hgetall(self.keys.job(job_id))
+        return Job.from_redis(raw) if raw else None
+
+    async def get_status(self, job_id: str) -> JobStatus | None:
+        raw = await self.client.hget(self.keys.job(job_id), "status")
+        return JobStatus(raw) if raw else None
+
+    async def history(self, job_id: str) -> list[HistoryEntry]:
+        rows = await self.client.lrange(self.keys.history(job_id), 0, -1)
+        return [HistoryEntry.model_validate_json(row) for row in rows]
+
+    async def get_many(self, job_ids: list[str]) -> list[Job]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hgetall(self.keys.job(job_id))
+            rows = await pipe.execute()
+        return [Job.from_redis(row) for row in rows if row]
+
+    async def list_recent(
+        self,
+        *,
+        status: JobStatus | None = None,
+        priority: Priority | None = None,
+        limit: int = 50,
+        before_ms: int | None = None,
+    ) -> tuple[list[Job], int | None]:
+        """Newest first; returns the jobs and the cursor (score) for the next page."""
+        if status is not None:
+            key = self.keys.status_index(status)
+        elif priority is not None:
+            key = self.keys.priority_index(priority)
+        else:
+            key = self.keys.index
+        top = f"({before_ms}" if before_ms is not None else "+inf"
+        # Over-fetch when both filters apply, since only one index is walked.
+        fetch = limit * 4 if status is not None and priority is not None else limit
+        rows = await self.client.zrevrangebyscore(
+            key, top, "-inf", start=0, num=fetch + 1, withscores=True
+        )
+        page = rows[:fetch]
+        jobs = await self.get_many([member for member, _ in page])
+        if status is not None and priority is not None:
+            jobs = [job for job in jobs if job.priority is priority]
+        jobs = jobs[:limit]
+        has_more = len(rows) > fetch
+        cursor = int(page[-1][1]) if page and has_more else None
+        return jobs, cursor
+
+    async def counts_by_status(self) -> tuple[int, dict[str, int]]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.zcard(self.keys.index)
+            for status in JobStatus:
+                pipe.zcard(self.keys.status_index(status))
+            replies = await pipe.execute()
+        by_status = {status.value: int(n) for status, n in zip(JobStatus, replies[1:], strict=True)}
+        return int(replies[0]), by_status
+
+    # At-most-once dialing ------------------------------------------------------------------
+    async def claim_attempt(self, job_id: str, attempt: int, owner: str) -> bool:
+        """True exactly once per (job, attempt): the caller may originate that call."""
+        key = self.keys.attempt(job_id, attempt)
+        return bool(await self.client.set(key, owner, nx=True, ex=self.ttl_seconds))
+
+    async def release_attempt(self, job_id: str, attempt: int) -> None:
+        """Undo a claim whose call never reached the backend."""
+        await self.client.delete(self.keys.attempt(job_id, attempt))
+
+    async def attempt_claimed_at(self, job_id: str, attempt: int) -> float:
+        """Epoch seconds recorded by the claim (`<owner>@<epoch>`), or now if unknown."""
+        value = await self.client.get(self.keys.attempt(job_id, attempt))
+        try:
+            return float(str(value).rsplit("@", 1)[1])
+        except (IndexError, ValueError):
+            return time.time()
+
+    async def count_delivery(self, job_id: str, attempt: int) -> int:
+        key = self.keys.deliveries(job_id, attempt)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, self.ttl_seconds)
+            count, _ = await pipe.execute()
+        return int(count)

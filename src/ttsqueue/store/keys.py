@@ -1,0 +1,103 @@
+"""Every Redis key the product uses, in one place, all under `REDIS_PREFIX`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}"
+
+    def history(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}:history"
+
+    @property
+    def index(self) -> str:
+        """Sorted set of every retained job id, scored by creation time (epoch ms)."""
+        return f"{self.prefix}jobs"
+
+    def status_index(self, status: str) -> str:
+        """Sorted set of the job ids currently in `status`, scored by creation time."""
+        return f"{self.prefix}jobs:status:{status}"
+
+    def priority_index(self, priority: str) -> str:
+        return f"{self.prefix}jobs:priority:{priority}"
+
+    @property
+    def outcomes(self) -> str:
+        """Hash: call outcome -> number of finished attempts with that outcome."""
+        return f"{self.prefix}stats:outcomes"
+
+    @property
+    def metrics(self) -> str:
+        """Hash of lifetime counters: processed, succeeded, failed, processing_ms_total."""
+        return f"{self.prefix}stats:metrics"
+
+    @property
+    def throughput(self) -> str:
+        """Hash: epoch minute -> jobs finished in that minute (pruned to the last hour)."""
+        return f"{self.prefix}stats:throughput"
+
+    @property
+    def events(self) -> str:
+        """Pub/sub channel carrying every status change (for live views)."""
+        return f"{self.prefix}events"
+
+    def idempotency(self, key_digest: str) -> str:
+        return f"{self.prefix}idem:{key_digest}"
+
+    def attempt(self, job_id: str, attempt: int) -> str:
+        """Set once, before the attempt's call is originated: at most one dial per attempt."""
+        return f"{self.prefix}attempt:{job_id}:{attempt}"
+
+    def deliveries(self, job_id: str, attempt: int) -> str:
+        return f"{self.prefix}deliveries:{job_id}:{attempt}"
+
+    @property
+    def workers(self) -> str:
+        """Set of worker ids seen; each one's liveness is its own expiring key."""
+        return f"{self.prefix}workers"
+
+    def worker(self, worker_id: str) -> str:
+        return f"{self.prefix}worker:{worker_id}"
+
+    def worker_stats(self, worker_id: str) -> str:
+        return f"{self.prefix}worker:{worker_id}:stats"
+
+    @property
+    def call_slots(self) -> str:
+        """Sorted set of live call leases, scored by lease expiry (epoch ms)."""
+        return f"{self.prefix}calls:active"
+
+    @property
+    def call_rate(self) -> str:
+        """Sorted set of recent origination times, for CALLS_PER_SECOND."""
+        return f"{self.prefix}calls:rate"
+
+    @property
+    def cache_lru(self) -> str:
+        """Sorted set: cache key -> last use (epoch ms)."""
+        return f"{self.prefix}cache:lru"
+
+    @property
+    def cache_sizes(self) -> str:
+        """Hash: cache key -> size in bytes of its files."""
+        return f"{self.prefix}cache:sizes"
+
+    @property
+    def cache_stats(self) -> str:
+        """Hash: hits, misses, bytes."""
+        return f"{self.prefix}cache:stats"
+
+    def cache_in_use(self, cache_key: str) -> str:
+        """Sorted set of leases (job attempt -> expiry ms) pinning an entry during a call."""
+        return f"{self.prefix}cache:inuse:{cache_key}"
+
+    @property
+    def cache_evicting(self) -> str:
+        """Sorted set: cache key -> expiry ms, while an evicted entry's files are being deleted."""
+        return f"{self.prefix}cache:evicting"

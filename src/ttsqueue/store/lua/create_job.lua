@@ -1,0 +1,46 @@
+-- Create a job atomically: record, history, indexes, idempotency key, event.
+-- KEYS[1] job hash, KEYS[2] history list, KEYS[3] index zset, KEYS[4] status zset,
+-- KEYS[5] priority zset, KEYS[6] idempotency key (ignored when ARGV[5] == "")
+-- ARGV[1] job id, ARGV[2] created ms, ARGV[3] ttl seconds, ARGV[4] history entry json,
+-- ARGV[5] idempotency value ("" = none), ARGV[6] idempotency ttl seconds,
+-- ARGV[7] events channel, ARGV[8] event json, ARGV[9] key prefix, ARGV[10..] field/value pairs
+-- Returns {"created"} | {"duplicate", <stored idempotency value>} | {"exists"}
+if ARGV[5] ~= "" then
+  local existing = redis.call("GET", KEYS[6])
+  if existing then
+    return {"duplicate", existing}
+  end
+end
+if redis.call("EXISTS", KEYS[1]) == 1 then
+  return {"exists"}
+end
+local id = ARGV[1]
+local created = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local fields = {}
+for i = 10, #ARGV do
+  fields[#fields + 1] = ARGV[i]
+end
+redis.call("HSET", KEYS[1], unpack(fields))
+redis.call("EXPIRE", KEYS[1], ttl)
+redis.call("RPUSH", KEYS[2], ARGV[4])
+redis.call("EXPIRE", KEYS[2], ttl)
+redis.call("ZADD", KEYS[3], created, id)
+redis.call("ZADD", KEYS[4], created, id)
+redis.call("ZADD", KEYS[5], created, id)
+if ARGV[5] ~= "" then
+  redis.call("SET", KEYS[6], ARGV[5], "EX", tonumber(ARGV[6]))
+end
+-- Forget index entries whose records have expired, so counts stay exact.
+local cutoff = "(" .. tostring(created - ttl * 1000)
+local prefix = ARGV[9]
+redis.call("ZREMRANGEBYSCORE", KEYS[3], "-inf", cutoff)
+for _, s in ipairs({"scheduled", "queued", "processing", "calling", "retrying",
+                    "completed", "failed", "canceled"}) do
+  redis.call("ZREMRANGEBYSCORE", prefix .. "jobs:status:" .. s, "-inf", cutoff)
+end
+for _, p in ipairs({"normal", "high"}) do
+  redis.call("ZREMRANGEBYSCORE", prefix .. "jobs:priority:" .. p, "-inf", cutoff)
+end
+redis.call("PUBLISH", ARGV[7], ARGV[8])
+return {"created"}

@@ -1,0 +1,18 @@
+-- Remove a job that was never accepted (its publish failed): record, history, indexes,
+-- and the idempotency key that pointed to it.
+-- KEYS[1] job hash, KEYS[2] history, KEYS[3] index, KEYS[4] idempotency key or a dummy
+-- ARGV[1] key prefix, ARGV[2] job id, ARGV[3] "1" to delete the idempotency key
+local status = redis.call("HGET", KEYS[1], "status")
+local priority = redis.call("HGET", KEYS[1], "priority")
+redis.call("DEL", KEYS[1], KEYS[2])
+redis.call("ZREM", KEYS[3], ARGV[2])
+if status then
+  redis.call("ZREM", ARGV[1] .. "jobs:status:" .. status, ARGV[2])
+end
+if priority then
+  redis.call("ZREM", ARGV[1] .. "jobs:priority:" .. priority, ARGV[2])
+end
+if ARGV[3] == "1" then
+  redis.call("DEL", KEYS[4])
+end
+return status and 1 or 0

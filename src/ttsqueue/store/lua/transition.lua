@@ -1,0 +1,70 @@
+-- Compare-and-set of a job's status, with everything that must change with it.
+-- KEYS[1] job hash, KEYS[2] history list
+-- ARGV[1] key prefix, ARGV[2] job id, ARGV[3] allowed current statuses, comma separated,
+-- ARGV[4] target status, ARGV[5] history entry json, ARGV[6] effects json:
+--   {"set": {field: value}, "del": [field], "outcome": "busy", "metrics": {name: n},
+--    "worker": "<worker stats key>", "worker_incr": {name: n}, "minute": "<epoch minute>",
+--    "event": {...}}
+-- Returns {1, previous status} when applied, {0, current status or ""} when refused.
+local current = redis.call("HGET", KEYS[1], "status")
+if not current then
+  return {0, ""}
+end
+local allowed = false
+for s in string.gmatch(ARGV[3], "[^,]+") do
+  if s == current then allowed = true end
+end
+if not allowed then
+  return {0, current}
+end
+local prefix = ARGV[1]
+local id = ARGV[2]
+local target = ARGV[4]
+local effects = cjson.decode(ARGV[6])
+
+local pairs_out = {"status", target}
+if effects["set"] then
+  for k, v in pairs(effects["set"]) do
+    pairs_out[#pairs_out + 1] = k
+    pairs_out[#pairs_out + 1] = tostring(v)
+  end
+end
+redis.call("HSET", KEYS[1], unpack(pairs_out))
+if effects["del"] then
+  for _, k in ipairs(effects["del"]) do redis.call("HDEL", KEYS[1], k) end
+end
+redis.call("RPUSH", KEYS[2], ARGV[5])
+
+-- Move the id between status indexes, keeping its creation-time score.
+local old_key = prefix .. "jobs:status:" .. current
+local score = redis.call("ZSCORE", old_key, id)
+if not score then
+  score = redis.call("ZSCORE", prefix .. "jobs", id)
+end
+redis.call("ZREM", old_key, id)
+if score then
+  redis.call("ZADD", prefix .. "jobs:status:" .. target, score, id)
+end
+
+if effects["outcome"] then
+  redis.call("HINCRBY", prefix .. "stats:outcomes", effects["outcome"], 1)
+end
+if effects["metrics"] then
+  for k, v in pairs(effects["metrics"]) do
+    redis.call("HINCRBY", prefix .. "stats:metrics", k, v)
+  end
+end
+if effects["minute"] then
+  redis.call("HINCRBY", prefix .. "stats:throughput", effects["minute"], 1)
+end
+if effects["worker"] and effects["worker_incr"] then
+  for k, v in pairs(effects["worker_incr"]) do
+    redis.call("HINCRBY", effects["worker"], k, v)
+  end
+  redis.call("EXPIRE", effects["worker"], 86400)
+end
+if effects["event"] then
+  effects["event"]["previous_status"] = current
+  redis.call("PUBLISH", prefix .. "events", cjson.encode(effects["event"]))
+end
+return {1, current}

@@ -1,0 +1,30 @@
+"""Lua scripts shipped with the package, registered once per client (EVALSHA with reload)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+
+def _source(name: str) -> str:
+    return resources.files("ttsqueue.store").joinpath("lua", f"{name}.lua").read_text("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Scripts:
+    create_job: AsyncScript
+    transition: AsyncScript
+    delete_job: AsyncScript
+    update_job: AsyncScript
+
+    @classmethod
+    def register(cls, client: aioredis.Redis) -> Scripts:
+        return cls(
+            create_job=client.register_script(_source("create_job")),
+            transition=client.register_script(_source("transition")),
+            delete_job=client.register_script(_source("delete_job")),
+            update_job=client.register_script(_source("update_job")),
+        )

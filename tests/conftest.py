@@ -1,0 +1,61 @@
+"""Shared fixtures: settings isolated per test (own Redis prefix, own queue names, own audio dir)
+and real Redis clients that wipe their keys afterwards."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from ttsqueue.config import Settings, load_settings
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings for one test: nothing it creates can collide with another test or a live system."""
+    tag = uuid.uuid4().hex[:10]
+    base: dict[str, object] = {
+        "RABBITMQ_URL": RABBITMQ_URL,
+        "REDIS_URL": REDIS_URL,
+        "REDIS_PREFIX": f"ttsqtest:{tag}:",
+        "QUEUE_PREFIX": f"t{tag}_",
+        "AUDIO_DIR": tmp_path / "audio",
+        "TTS_ENGINE": "espeak",
+        "TTS_FALLBACK_ENGINE": "",
+        "DIALER": "simulator",
+        "SIMULATOR_TIME_SCALE": 0.0,
+        "WORKER_ID": f"test-worker-{tag}",
+        "LOG_FORMAT": "console",
+        "LOG_LEVEL": "WARNING",
+    }
+    base.update(overrides)
+    return load_settings(**base)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+async def wipe_prefix(client: aioredis.Redis, prefix: str) -> None:
+    async for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        await client.delete(key)
+
+
+@pytest.fixture
+async def redis_client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(
+        settings.REDIS_URL, decode_responses=True, client_name="pytest"
+    )
+    await client.ping()
+    try:
+        yield client
+    finally:
+        await wipe_prefix(client, settings.REDIS_PREFIX)
+        await client.aclose()
