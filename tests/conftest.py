@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from aio_pika.abc import AbstractRobustConnection
 
+from ttsqueue.broker.connection import connect_broker
+from ttsqueue.broker.topology import QueueNames, declare_topology
 from ttsqueue.config import Settings, load_settings
+from ttsqueue.store.connection import connect_redis
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -50,12 +54,31 @@ async def wipe_prefix(client: aioredis.Redis, prefix: str) -> None:
 
 @pytest.fixture
 async def redis_client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(
-        settings.REDIS_URL, decode_responses=True, client_name="pytest"
-    )
+    client = connect_redis(settings.REDIS_URL, client_name="pytest")
     await client.ping()
     try:
         yield client
     finally:
         await wipe_prefix(client, settings.REDIS_PREFIX)
         await client.aclose()
+
+
+@pytest.fixture
+async def broker(settings: Settings) -> AsyncIterator[AbstractRobustConnection]:
+    """A real RabbitMQ connection with this test's topology; queues deleted afterwards."""
+    connection = await connect_broker(settings.RABBITMQ_URL, name="pytest")
+    channel = await connection.channel()
+    names = await declare_topology(channel, settings)
+    try:
+        yield connection
+    finally:
+        await delete_topology(connection, names)
+        await connection.close()
+
+
+async def delete_topology(connection: AbstractRobustConnection, names: QueueNames) -> None:
+    channel = await connection.channel()
+    for queue in (names.calls, names.priority, names.results, names.retry, names.dead):
+        await channel.queue_delete(queue)
+    await channel.exchange_delete(names.retry_exchange)
+    await channel.close()

@@ -24,7 +24,9 @@ class Publisher:
         if self._channel is None or self._channel.is_closed:
             async with self._lock:
                 if self._channel is None or self._channel.is_closed:
-                    self._channel = await self.connection.channel(publisher_confirms=True)
+                    self._channel = await self.connection.channel(
+                        publisher_confirms=True, on_return_raises=True
+                    )
         return self._channel
 
     async def publish(

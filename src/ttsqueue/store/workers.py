@@ -26,6 +26,7 @@ class WorkerInfo:
     last_heartbeat: str | None = None
     host: str | None = None
     pid: int | None = None
+    tts: str = "ok"
 
 
 class WorkerRegistry:
@@ -43,6 +44,7 @@ class WorkerRegistry:
             "last_heartbeat": info.last_heartbeat or "",
             "host": info.host or "",
             "pid": str(info.pid or ""),
+            "tts": info.tts,
         }
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=mapping)
@@ -85,6 +87,7 @@ class WorkerRegistry:
                     last_heartbeat=beat.get("last_heartbeat") or None,
                     host=beat.get("host") or None,
                     pid=int(beat["pid"]) if beat.get("pid") else None,
+                    tts=beat.get("tts", "ok"),
                 )
             )
         if gone:

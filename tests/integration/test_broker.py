@@ -1,0 +1,183 @@
+"""RabbitMQ behaviour on the real broker: confirms, delays, dead letters, bounds, priority."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+
+from tests.conftest import delete_topology, make_settings
+from ttsqueue.broker.consumer import PriorityConsumer
+from ttsqueue.broker.delays import is_due, park
+from ttsqueue.broker.publisher import Publisher
+from ttsqueue.broker.topology import QueueInspector, QueueNames, declare_topology
+from ttsqueue.config import Settings
+from ttsqueue.domain import JobMessage, Priority
+from ttsqueue.errors import BrokerUnavailableError, TopologyMismatchError
+from ttsqueue.worker.runner import Runner
+
+
+def names_of(settings: Settings) -> QueueNames:
+    return QueueNames.from_prefix(settings.QUEUE_PREFIX)
+
+
+async def get_one(
+    connection: AbstractRobustConnection, queue: str, timeout: float = 5.0
+) -> AbstractIncomingMessage:
+    channel = await connection.channel()
+    q = await channel.get_queue(queue)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = await q.get(fail=False, no_ack=True)
+        if message is not None:
+            return message
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"nothing arrived in {queue} within {timeout}s")
+
+
+async def test_publish_is_persistent_and_identified(
+    broker: AbstractRobustConnection, settings: Settings
+) -> None:
+    names = names_of(settings)
+    job_id = str(uuid.uuid4())
+    await Publisher(broker, names).to_work_queue(
+        names.calls, JobMessage(job_id=job_id).encode(), job_id
+    )
+    message = await get_one(broker, names.calls)
+    assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert message.message_id == job_id
+    assert message.content_type == "application/json"
+    assert JobMessage.decode(message.body).job_id == job_id
+
+
+async def test_unroutable_publish_is_an_error(
+    broker: AbstractRobustConnection, settings: Settings
+) -> None:
+    publisher = Publisher(broker, names_of(settings))
+    with pytest.raises(BrokerUnavailableError):
+        await publisher.to_work_queue("no-such-queue-" + uuid.uuid4().hex, b"{}", "x")
+
+
+async def test_delayed_message_returns_to_its_work_queue(
+    broker: AbstractRobustConnection, settings: Settings
+) -> None:
+    names = names_of(settings)
+    job_id = str(uuid.uuid4())
+    due = int(time.time() * 1000) + 400
+    message = JobMessage(job_id=job_id, attempt=2, not_before_ms=due)
+    started = time.monotonic()
+    await park(Publisher(broker, names), names.priority, message, hop_cap_s=15)
+    depths = await QueueInspector(broker, names).depths()
+    assert depths["retry"] == 1
+    assert depths["priority"] == 0
+    back = await get_one(broker, names.priority)
+    assert time.monotonic() - started >= 0.35
+    assert JobMessage.decode(back.body) == message
+    assert is_due(JobMessage.decode(back.body))
+
+
+async def test_long_delay_hops_and_is_not_due_early(
+    broker: AbstractRobustConnection, settings: Settings
+) -> None:
+    names = names_of(settings)
+    message = JobMessage(job_id=str(uuid.uuid4()), not_before_ms=int(time.time() * 1000) + 60_000)
+    await park(Publisher(broker, names), names.calls, message, hop_cap_s=1)
+    back = JobMessage.decode((await get_one(broker, names.calls, timeout=5)).body)
+    # Back after one capped hop, still far from due: a worker parks it again.
+    assert not is_due(back)
+
+
+async def test_rejected_message_is_dead_lettered(
+    broker: AbstractRobustConnection, settings: Settings
+) -> None:
+    names = names_of(settings)
+    channel = await broker.channel()
+    await channel.default_exchange.publish(
+        aio_pika.Message(b"not json", message_id="poison"), routing_key=names.calls
+    )
+    queue = await channel.get_queue(names.calls)
+    message = await queue.get(timeout=5)
+    assert message is not None
+    await message.reject(requeue=False)
+    dead = await get_one(broker, names.dead)
+    assert dead.body == b"not json"
+    assert dead.headers["x-death"][0]["reason"] == "rejected"
+
+
+async def test_results_queue_keeps_the_newest(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, RESULTS_MAX_LENGTH=5)
+    names = names_of(settings)
+    connection = await aio_pika.connect_robust(settings.RABBITMQ_URL)
+    try:
+        await declare_topology(await connection.channel(), settings)
+        publisher = Publisher(connection, names)
+        for i in range(8):
+            await publisher.to_results(f'{{"n": {i}}}'.encode(), str(i))
+        assert (await QueueInspector(connection, names).depths())["results"] == 5
+        assert (await get_one(connection, names.results)).body == b'{"n": 3}'
+    finally:
+        await delete_topology(connection, names)
+        await connection.close()
+
+
+async def test_existing_queue_with_other_arguments_names_the_fix(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    names = names_of(settings)
+    connection = await aio_pika.connect_robust(settings.RABBITMQ_URL)
+    try:
+        channel = await connection.channel()
+        await channel.declare_queue(names.calls, durable=True, arguments={"x-max-length": 7})
+        with pytest.raises(TopologyMismatchError) as caught:
+            await declare_topology(await connection.channel(), settings)
+        assert names.calls in str(caught.value)
+        assert "./manage.sh clean --queues" in str(caught.value)
+    finally:
+        await delete_topology(connection, names)
+        await connection.close()
+
+
+class RecordingHandler:
+    """Acks every message and remembers the order in which work started."""
+
+    def __init__(self, expected: int) -> None:
+        self.started: list[Priority] = []
+        self.expected = expected
+        self.done = asyncio.Event()
+
+    async def handle(self, message: AbstractIncomingMessage, priority: Priority) -> None:
+        self.started.append(priority)
+        await asyncio.sleep(0.001)
+        await message.ack()
+        if len(self.started) >= self.expected:
+            self.done.set()
+
+
+@pytest.mark.timeout(90)
+async def test_high_priority_overtakes_a_backlog(
+    broker: AbstractRobustConnection, settings: Settings
+) -> None:
+    names = names_of(settings)
+    publisher = Publisher(broker, names)
+    backlog = 1000
+    await asyncio.gather(
+        *(publisher.to_work_queue(names.calls, b"{}", str(i)) for i in range(backlog))
+    )
+    await publisher.to_work_queue(names.priority, b"{}", "high")
+    concurrency = 4
+    handler = RecordingHandler(expected=50)
+    runner = Runner(PriorityConsumer(broker, names, concurrency), handler, concurrency, 5.0)
+    task = asyncio.create_task(runner.run())
+    await asyncio.wait_for(handler.done.wait(), 30)
+    runner.request_stop()
+    await asyncio.wait_for(task, 30)
+    normals_before = handler.started.index(Priority.HIGH)
+    assert normals_before <= concurrency
+    # Nothing was lost: every unstarted message went back to the queue.
+    assert (await QueueInspector(broker, names).depths())["normal"] == backlog - (
+        len(handler.started) - 1
+    )

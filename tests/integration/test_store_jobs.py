@@ -1,0 +1,172 @@
+"""Job records on real Redis: atomic creation, compare-and-set, exact counters, idempotency."""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+
+from tests.factories import make_job
+from ttsqueue.config import Settings
+from ttsqueue.domain import JobStatus
+from ttsqueue.store.jobs import Effects, IdempotencyClaim, JobStore
+
+
+def store_for(client: aioredis.Redis, settings: Settings) -> JobStore:
+    return JobStore(client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+
+
+async def test_create_then_read_back(redis_client: aioredis.Redis, settings: Settings) -> None:
+    store = store_for(redis_client, settings)
+    job = make_job()
+    assert (await store.create(job)).created
+    loaded = await store.get(job.job_id)
+    assert loaded is not None
+    assert loaded.model_dump() == job.model_dump()
+    history = await store.history(job.job_id)
+    assert [h.status for h in history] == [JobStatus.QUEUED]
+    total, by_status = await store.counts_by_status()
+    assert total == 1
+    assert by_status["queued"] == 1
+    assert await redis_client.ttl(store.keys.job(job.job_id)) > 0
+
+
+async def test_transition_refuses_moves_not_allowed(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    store = store_for(redis_client, settings)
+    job = make_job()
+    await store.create(job)
+    late = await store.transition(job.job_id, JobStatus.COMPLETED)
+    assert not late.applied
+    assert late.previous is JobStatus.QUEUED
+    assert (await store.transition(job.job_id, JobStatus.PROCESSING)).applied
+    assert (await store.transition(job.job_id, JobStatus.CALLING)).applied
+    assert (await store.transition(job.job_id, JobStatus.COMPLETED)).applied
+    # A duplicate message can never move a finished job back.
+    again = await store.transition(job.job_id, JobStatus.PROCESSING)
+    assert not again.applied
+    assert await store.get_status(job.job_id) is JobStatus.COMPLETED
+    statuses = [h.status for h in await store.history(job.job_id)]
+    assert statuses == ["queued", "processing", "calling", "completed"]
+
+
+async def test_concurrent_compare_and_set_has_one_winner(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    store = store_for(redis_client, settings)
+    jobs = [make_job() for _ in range(20)]
+    for job in jobs:
+        await store.create(job)
+
+    async def race(job_id: str) -> int:
+        results = await asyncio.gather(
+            *(store.transition(job_id, JobStatus.PROCESSING) for _ in range(10)),
+            store.transition(job_id, JobStatus.CANCELED),
+        )
+        return sum(r.applied for r in results)
+
+    winners = await asyncio.gather(*(race(job.job_id) for job in jobs))
+    assert winners == [1] * len(jobs)
+    total, by_status = await store.counts_by_status()
+    assert total == 20
+    assert by_status["processing"] + by_status["canceled"] == 20
+    assert by_status["queued"] == 0
+    for job in jobs:
+        assert len(await store.history(job.job_id)) == 2
+
+
+async def test_terminal_effects_update_counters_atomically(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    store = store_for(redis_client, settings)
+    job = make_job()
+    await store.create(job)
+    await store.transition(job.job_id, JobStatus.PROCESSING)
+    await store.transition(job.job_id, JobStatus.CALLING)
+    from ttsqueue.domain import CallOutcome
+
+    effects = Effects(
+        outcome=CallOutcome.ANSWERED,
+        metrics={"processed": 1, "succeeded": 1, "processing_ms_total": 250},
+        worker_id="w1",
+        worker_incr={"processed": 1},
+    )
+    assert (await store.transition(job.job_id, JobStatus.COMPLETED, effects=effects)).applied
+    # The same effects with a refused transition change nothing.
+    assert not (await store.transition(job.job_id, JobStatus.COMPLETED, effects=effects)).applied
+    assert await redis_client.hgetall(store.keys.outcomes) == {"answered": "1"}
+    metrics = await redis_client.hgetall(store.keys.metrics)
+    assert metrics == {"processed": "1", "succeeded": "1", "processing_ms_total": "250"}
+    assert await redis_client.hget(store.keys.worker_stats("w1"), "processed") == "1"
+
+
+async def test_idempotency_key_returns_original_job(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    store = store_for(redis_client, settings)
+    claim = IdempotencyClaim(key_digest="k1", body_digest="b1")
+    first, second = make_job(), make_job()
+    assert (await store.create(first, claim=claim)).created
+    again = await store.create(second, claim=claim)
+    assert not again.created
+    assert again.job_id == first.job_id
+    assert again.original_body_digest == "b1"
+    assert await store.get(second.job_id) is None
+    total, _ = await store.counts_by_status()
+    assert total == 1
+
+
+async def test_concurrent_idempotent_creates_make_one_job(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    store = store_for(redis_client, settings)
+    claim = IdempotencyClaim(key_digest="same", body_digest="b")
+    results = await asyncio.gather(*(store.create(make_job(), claim=claim) for _ in range(50)))
+    assert sum(r.created for r in results) == 1
+    assert len({r.job_id for r in results}) == 1
+    assert (await store.counts_by_status())[0] == 1
+
+
+async def test_discard_forgets_job_and_its_key(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    store = store_for(redis_client, settings)
+    claim = IdempotencyClaim(key_digest="k2", body_digest="b")
+    job = make_job()
+    await store.create(job, claim=claim)
+    await store.discard(job.job_id, claim=claim)
+    assert await store.get(job.job_id) is None
+    assert (await store.counts_by_status()) == (0, {s.value: 0 for s in JobStatus})
+    # The key is free again for a retried submission.
+    assert (await store.create(make_job(), claim=claim)).created
+
+
+async def test_attempt_claim_is_granted_once(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    store = store_for(redis_client, settings)
+    grants = await asyncio.gather(*(store.claim_attempt("job", 1, f"w{i}") for i in range(20)))
+    assert sum(grants) == 1
+    assert await store.claim_attempt("job", 2, "w0")
+
+
+async def test_list_recent_pages_newest_first(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    store = store_for(redis_client, settings)
+    created = []
+    for _ in range(5):
+        job = make_job()
+        await store.create(job)
+        created.append(job.job_id)
+        await asyncio.sleep(0.002)
+    page, cursor = await store.list_recent(limit=3)
+    assert [j.job_id for j in page] == created[::-1][:3]
+    assert cursor is not None
+    rest, end = await store.list_recent(limit=3, before_ms=cursor)
+    assert [j.job_id for j in rest] == created[::-1][3:]
+    assert end is None
+    await store.transition(created[0], JobStatus.CANCELED)
+    canceled, _ = await store.list_recent(status=JobStatus.CANCELED)
+    assert [j.job_id for j in canceled] == [created[0]]
