@@ -19,7 +19,7 @@ from aiormq.exceptions import ChannelPreconditionFailed
 
 from ttsqueue.config import QueueType, Settings
 from ttsqueue.domain import Priority
-from ttsqueue.errors import TopologyMismatchError
+from ttsqueue.errors import BrokerUnavailableError, TopologyMismatchError
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,15 +110,21 @@ class QueueInspector:
     async def depths(self) -> dict[str, int]:
         """Ready-message counts by label; a queue that does not exist yet counts 0."""
         depths: dict[str, int] = {}
-        for label, name in self.names.by_label().items():
-            channel = await self._open()
-            try:
-                queue = await channel.declare_queue(name, passive=True, robust=False)
-                depths[label] = int(queue.declaration_result.message_count or 0)
-            except aio_pika.exceptions.ChannelClosed:
-                # A missing queue closes the channel; the next read opens another.
-                depths[label] = 0
+        try:
+            for label, name in self.names.by_label().items():
+                depths[label] = await self._depth(name)
+        except (aio_pika.exceptions.AMQPError, ConnectionError, OSError, RuntimeError) as exc:
+            raise BrokerUnavailableError(f"cannot read queue depths: {exc!r}") from exc
         return depths
+
+    async def _depth(self, name: str) -> int:
+        channel = await self._open()
+        try:
+            queue = await channel.declare_queue(name, passive=True, robust=False)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            # A missing queue closes the channel; the next read opens another.
+            return 0
+        return int(queue.declaration_result.message_count or 0)
 
     async def close(self) -> None:
         if self._channel is not None and not self._channel.is_closed:

@@ -98,6 +98,7 @@ class Keys:
         return f"{self.prefix}cache:inuse:{cache_key}"
 
     @property
-    def cache_evicting(self) -> str:
-        """Sorted set: cache key -> expiry ms, while an evicted entry's files are being deleted."""
-        return f"{self.prefix}cache:evicting"
+    def cache_files(self) -> str:
+        """Hash: cache key -> identity (inode, mtime) of its files, so that eviction never
+        deletes a newer copy written meanwhile by another worker."""
+        return f"{self.prefix}cache:files"

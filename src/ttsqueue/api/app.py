@@ -1,0 +1,94 @@
+"""The FastAPI application: resources in the lifespan, routes thin, errors mapped at the edge."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ttsqueue import __version__
+from ttsqueue.api.backpressure import BacklogGate
+from ttsqueue.api.context import ApiContext
+from ttsqueue.api.errors import BodySizeLimitMiddleware, install_error_handlers
+from ttsqueue.api.routes_calls import router as calls_router
+from ttsqueue.api.routes_jobs import router as jobs_router
+from ttsqueue.api.routes_system import router as system_router
+from ttsqueue.broker.publisher import Publisher
+from ttsqueue.broker.topology import QueueInspector, declare_topology
+from ttsqueue.config import Settings
+from ttsqueue.dialer.factory import describe_dialer
+from ttsqueue.logs import configure_logging, get_logger
+from ttsqueue.startup import wait_for_broker, wait_for_redis
+from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.stats import StatsReader
+from ttsqueue.store.workers import WorkerRegistry
+from ttsqueue.tts.service import build_engines, supported_languages
+
+log = get_logger("ttsqueue.api")
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = await wait_for_redis(settings, client_name="api")
+        broker = await wait_for_broker(settings, name="api")
+        channel = await broker.channel()
+        names = await declare_topology(channel, settings)
+        await channel.close()
+        inspector = QueueInspector(broker, names)
+        dialer_name, dialer_health = describe_dialer(settings)
+        app.state.ctx = ApiContext(
+            settings=settings,
+            redis=redis,
+            broker=broker,
+            names=names,
+            store=JobStore(redis, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS),
+            publisher=Publisher(broker, names),
+            inspector=inspector,
+            registry=WorkerRegistry(redis, settings.REDIS_PREFIX),
+            stats=StatsReader(redis, settings.REDIS_PREFIX),
+            languages=supported_languages(await build_engines(settings)),
+            dialer_name=dialer_name,
+            dialer_health=dialer_health,
+            gate=BacklogGate(inspector, settings.MAX_QUEUE_DEPTH),
+        )
+        log.info("api ready", host=settings.API_HOST, port=settings.API_PORT)
+        try:
+            yield
+        finally:
+            await inspector.close()
+            await broker.close()
+            await redis.aclose()
+
+    app = FastAPI(
+        title="tts-queue",
+        version=__version__,
+        description="Spoken messages delivered by phone: queue a text and a number, "
+        "follow the call to its outcome.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    install_error_handlers(app)
+    app.include_router(calls_router)
+    app.include_router(jobs_router)
+    app.include_router(system_router)
+    return app
+
+
+def run(settings: Settings) -> None:
+    import uvicorn
+
+    configure_logging(settings, process="api")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.API_HOST,
+        port=settings.API_PORT,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )

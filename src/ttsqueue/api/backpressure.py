@@ -1,0 +1,28 @@
+"""Refuses new jobs while the backlog exceeds MAX_QUEUE_DEPTH (read at most once a second)."""
+
+from __future__ import annotations
+
+import time
+
+from ttsqueue.broker.topology import QueueInspector
+
+REFRESH_S = 1.0
+
+
+class BacklogGate:
+    def __init__(self, inspector: QueueInspector, max_depth: int) -> None:
+        self.inspector = inspector
+        self.max_depth = max_depth
+        self._depth = 0
+        self._read_at = 0.0
+
+    async def backlog(self) -> int:
+        now = time.monotonic()
+        if now - self._read_at >= REFRESH_S:
+            self._read_at = now
+            depths = await self.inspector.depths()
+            self._depth = depths["normal"] + depths["priority"] + depths["retry"]
+        return self._depth
+
+    async def is_full(self) -> bool:
+        return await self.backlog() >= self.max_depth

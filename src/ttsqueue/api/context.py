@@ -1,0 +1,40 @@
+"""Resources of the API process, created in the lifespan and reached through `Depends`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from aio_pika.abc import AbstractRobustConnection
+from fastapi import Request
+
+from ttsqueue.api.backpressure import BacklogGate
+from ttsqueue.broker.publisher import Publisher
+from ttsqueue.broker.topology import QueueInspector, QueueNames
+from ttsqueue.config import Settings
+from ttsqueue.dialer.base import DialerHealth
+from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.stats import StatsReader
+from ttsqueue.store.workers import WorkerRegistry
+
+
+@dataclass(slots=True)
+class ApiContext:
+    settings: Settings
+    redis: aioredis.Redis
+    broker: AbstractRobustConnection
+    names: QueueNames
+    store: JobStore
+    publisher: Publisher
+    inspector: QueueInspector
+    registry: WorkerRegistry
+    stats: StatsReader
+    languages: dict[str, set[str]]
+    dialer_name: str
+    dialer_health: DialerHealth
+    gate: BacklogGate
+
+
+def get_context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx

@@ -1,0 +1,76 @@
+"""Reading jobs: status, listing, audio."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import FileResponse
+
+from ttsqueue.api.context import ApiContext, get_context
+from ttsqueue.api.errors import ApiError
+from ttsqueue.api.responses import JsonBody
+from ttsqueue.api.schemas import job_to_status_body
+from ttsqueue.domain import Job, JobStatus, Priority
+
+router = APIRouter(tags=["jobs"])
+
+
+def _valid_id(job_id: str) -> bool:
+    try:
+        return len(job_id) == 36 and str(uuid.UUID(job_id)) == job_id.lower()
+    except ValueError:
+        return False
+
+
+async def load_job(ctx: ApiContext, job_id: str) -> Job:
+    job = await ctx.store.get(job_id.lower()) if _valid_id(job_id) else None
+    if job is None:
+        raise ApiError(404, "job_not_found", f"job {job_id[:64]!r} not found")
+    return job
+
+
+@router.get("/tts/status/{job_id}")
+async def job_status(job_id: str, ctx: Annotated[ApiContext, Depends(get_context)]) -> JsonBody:
+    job = await load_job(ctx, job_id)
+    history = await ctx.store.history(job.job_id)
+    return JsonBody(job_to_status_body(job, history))
+
+
+def _summary(job: Job) -> dict[str, object]:
+    return {
+        "job_id": job.job_id, "status": job.status.value, "priority": job.priority.value,
+        "phone_number": job.phone_number, "language": job.language, "attempts": job.attempts,
+        "created_at": job.created_at, "updated_at": job.updated_at,
+        "outcome": job.call.outcome.value if job.call.outcome else None,
+        "links": {"status": f"/tts/status/{job.job_id}"},
+    }
+
+
+@router.get("/tts/jobs")
+async def list_jobs(
+    ctx: Annotated[ApiContext, Depends(get_context)],
+    status: JobStatus | None = None,
+    priority: Priority | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[int | None, Query(ge=0)] = None,
+) -> JsonBody:
+    jobs, next_cursor = await ctx.store.list_recent(
+        status=status, priority=priority, limit=limit, before_ms=cursor
+    )
+    return JsonBody(
+        {"success": True, "count": len(jobs), "jobs": [_summary(job) for job in jobs],
+         "next_cursor": next_cursor}
+    )
+
+
+@router.get("/tts/audio/{job_id}", response_class=FileResponse)
+async def job_audio(job_id: str, ctx: Annotated[ApiContext, Depends(get_context)]) -> FileResponse:
+    job = await load_job(ctx, job_id)
+    path = Path(job.audio.path) if job.audio.path else None
+    if path is None or not path.is_file():
+        raise ApiError(404, "audio_not_available", "no audio for this job (not generated yet, "
+                       "or evicted from the cache)")
+    return FileResponse(path, media_type="audio/wav", filename=f"{job.job_id}.wav")

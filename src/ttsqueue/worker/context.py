@@ -1,0 +1,31 @@
+"""Everything a worker's pipeline needs, created at start-up and passed in (no globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from ttsqueue.broker.publisher import Publisher
+from ttsqueue.broker.topology import QueueNames
+from ttsqueue.config import Settings
+from ttsqueue.dialer.base import Dialer
+from ttsqueue.dialer.trunk import TrunkGuard
+from ttsqueue.store.jobs import JobStore
+from ttsqueue.tts.service import SpeechService
+
+
+@dataclass(slots=True)
+class WorkerContext:
+    settings: Settings
+    redis: aioredis.Redis
+    store: JobStore
+    publisher: Publisher
+    names: QueueNames
+    speech: SpeechService
+    dialer: Dialer
+    trunk: TrunkGuard
+
+    @property
+    def worker_id(self) -> str:
+        return self.settings.WORKER_ID

@@ -1,0 +1,105 @@
+"""A worker process: connect, declare, consume until SIGTERM, then shut down gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+from ttsqueue.broker.connection import connect_broker
+from ttsqueue.broker.consumer import PriorityConsumer
+from ttsqueue.broker.publisher import Publisher
+from ttsqueue.broker.topology import declare_topology
+from ttsqueue.config import Settings
+from ttsqueue.dialer.factory import build_dialer
+from ttsqueue.dialer.trunk import TrunkGuard
+from ttsqueue.logs import configure_logging, get_logger
+from ttsqueue.startup import wait_for_broker, wait_for_redis
+from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.keys import Keys
+from ttsqueue.store.workers import WorkerRegistry
+from ttsqueue.tts.service import SpeechService, build_engines
+from ttsqueue.worker.context import WorkerContext
+from ttsqueue.worker.heartbeat import heartbeat_loop
+from ttsqueue.worker.pipeline import JobHandler
+from ttsqueue.worker.reaper import reaper_loop
+from ttsqueue.worker.runner import Runner
+
+log = get_logger("ttsqueue.worker")
+
+SHUTDOWN_GRACE_S = 25.0
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run one worker until `stop` is set (or SIGTERM/SIGINT when run as a process)."""
+    redis = await wait_for_redis(settings, client_name=f"worker:{settings.WORKER_ID}")
+    connection = await wait_for_broker(settings, name=f"worker:{settings.WORKER_ID}")
+    channel = await connection.channel()
+    names = await declare_topology(channel, settings)
+    await channel.close()
+    engines = await build_engines(settings)
+    dialer = build_dialer(settings)
+    ctx = WorkerContext(
+        settings=settings,
+        redis=redis,
+        store=JobStore(redis, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS),
+        publisher=Publisher(connection, names),
+        names=names,
+        speech=SpeechService(settings, redis, engines),
+        dialer=dialer,
+        trunk=TrunkGuard(
+            redis, Keys(settings.REDIS_PREFIX), settings.MAX_CONCURRENT_CALLS,
+            settings.CALLS_PER_SECOND,
+        ),
+    )
+    handler = JobHandler(ctx)
+    registry = WorkerRegistry(redis, settings.REDIS_PREFIX)
+    runner = Runner(
+        PriorityConsumer(connection, names, settings.WORKER_CONCURRENCY),
+        handler, settings.WORKER_CONCURRENCY, SHUTDOWN_GRACE_S,
+    )
+    background = [
+        asyncio.create_task(
+            heartbeat_loop(
+                registry, settings.WORKER_ID, settings.WORKER_CONCURRENCY, handler,
+                ctx.speech.health,
+            )
+        ),
+        asyncio.create_task(reaper_loop(ctx)),
+    ]
+    if stop is not None:
+        background.append(asyncio.create_task(_relay(stop, runner)))
+    log.info("worker started", worker_id=settings.WORKER_ID, dialer=dialer.name,
+             concurrency=settings.WORKER_CONCURRENCY)
+    try:
+        await runner.run()
+    finally:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await registry.deregister(settings.WORKER_ID)
+        await dialer.aclose()
+        await connection.close()
+        await redis.aclose()
+        log.info("worker stopped", worker_id=settings.WORKER_ID)
+
+
+async def _relay(stop: asyncio.Event, runner: Runner) -> None:
+    await stop.wait()
+    runner.request_stop()
+
+
+async def _main(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(settings, stop)
+
+
+def run(settings: Settings) -> None:
+    configure_logging(settings, process="worker")
+    import uvloop
+
+    uvloop.run(_main(settings))

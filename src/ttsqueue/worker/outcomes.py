@@ -1,0 +1,139 @@
+"""Turning a call's result into the job's next state: completed, retrying or failed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+
+from ttsqueue.broker.delays import park
+from ttsqueue.dialer.base import CallResult
+from ttsqueue.domain import (
+    CallInfo,
+    CallOutcome,
+    Job,
+    JobMessage,
+    JobStatus,
+    iso,
+    utcnow,
+)
+from ttsqueue.logs import get_logger
+from ttsqueue.store.jobs import Effects
+from ttsqueue.worker.context import WorkerContext
+from ttsqueue.worker.retry import telephony_decision
+
+log = get_logger("ttsqueue.worker.outcomes")
+
+
+def _epoch_iso(value: float | None) -> str | None:
+    return iso(datetime.fromtimestamp(value, UTC)) if value is not None else None
+
+
+def call_info(job: Job, result: CallResult, backend: str) -> CallInfo:
+    return CallInfo(
+        backend=backend,
+        outcome=result.outcome,
+        reason=result.reason,
+        hangup_cause=result.hangup_cause,
+        channel=result.channel,
+        started_at=job.call.started_at,
+        answered_at=_epoch_iso(result.answered_at),
+        ended_at=_epoch_iso(result.ended_at),
+        talk_s=result.talk_s,
+        simulated=result.simulated,
+    )
+
+
+def terminal_effects(ctx: WorkerContext, job: Job, succeeded: bool) -> Effects:
+    """Counters that move when a job ends (in the same atomic step as its status)."""
+    now = utcnow()
+    started = datetime.fromisoformat(job.processed_at) if job.processed_at else now
+    duration_ms = max(0, int((now - started).total_seconds() * 1000))
+    return Effects(
+        set={"completed_at": iso(now) or "", "duration_ms": str(duration_ms)},
+        metrics={
+            "processed": 1,
+            "succeeded" if succeeded else "failed": 1,
+            "processing_ms_total": duration_ms,
+        },
+        worker_id=ctx.worker_id,
+        worker_incr={"processed": 1} if succeeded else {"processed": 1, "failed": 1},
+    )
+
+
+async def publish_result(ctx: WorkerContext, job_id: str) -> None:
+    """One audit message per terminal state in tts_results."""
+    job = await ctx.store.get(job_id)
+    if job is None:
+        return
+    body = orjson.dumps(
+        {"job_id": job.job_id, "status": job.status.value, "attempts": job.attempts,
+         "call": job.call.model_dump(mode="json"), "completed_at": job.completed_at,
+         "metadata": job.metadata}
+    )
+    await ctx.publisher.to_results(body, job.job_id)
+
+
+async def finish_attempt(
+    ctx: WorkerContext, job: Job, attempt: int, result: CallResult, work_queue: str
+) -> None:
+    """Record the attempt's outcome and move the job on. Only the CAS winner acts."""
+    info = call_info(job, result, ctx.dialer.name)
+    call_json = info.model_dump_json()
+    decision = telephony_decision(job, attempt, result.outcome)
+    if result.outcome is CallOutcome.ANSWERED:
+        effects = terminal_effects(ctx, job, succeeded=True)
+        effects.set["call"] = call_json
+        effects.outcome = result.outcome
+        applied = await ctx.store.transition(
+            job.job_id, JobStatus.COMPLETED, detail="answered", effects=effects,
+            expected=frozenset({JobStatus.CALLING}),
+        )
+    elif decision.retry:
+        due_ms = int(utcnow().timestamp() * 1000) + decision.delay_s * 1000
+        effects = Effects(
+            set={"call": call_json, "next_attempt_ms": str(due_ms)}, outcome=result.outcome
+        )
+        applied = await ctx.store.transition(
+            job.job_id, JobStatus.RETRYING, detail=f"{result.outcome.value}: retry in "
+            f"{decision.delay_s}s", effects=effects, expected=frozenset({JobStatus.CALLING}),
+        )
+        if applied.applied:
+            await park_retry(ctx, job.job_id, decision.next_attempt, due_ms, work_queue)
+        return
+    else:
+        effects = terminal_effects(ctx, job, succeeded=False)
+        effects.set["call"] = call_json
+        effects.set["error"] = f"call {result.outcome.value}: {result.reason or ''}".strip(": ")
+        effects.outcome = result.outcome
+        applied = await ctx.store.transition(
+            job.job_id, JobStatus.FAILED, detail=result.outcome.value, effects=effects,
+            expected=frozenset({JobStatus.CALLING}),
+        )
+    if applied.applied:
+        log.info("job finished", outcome=result.outcome.value, attempt=attempt)
+        await publish_result(ctx, job.job_id)
+
+
+async def park_retry(
+    ctx: WorkerContext, job_id: str, attempt: int, due_ms: int, work_queue: str
+) -> None:
+    message = JobMessage(job_id=job_id, attempt=attempt, not_before_ms=due_ms)
+    await park(ctx.publisher, work_queue, message, ctx.settings.RETRY_HOP_SECONDS)
+
+
+async def fail_job(ctx: WorkerContext, job: Job, reason: str, *, outcome: CallOutcome) -> bool:
+    """Give up on a job in processing or calling (errors, exhausted technical retries)."""
+    effects = terminal_effects(ctx, job, succeeded=False)
+    info = job.call.model_copy(update={"outcome": outcome, "reason": reason})
+    effects.set["call"] = info.model_dump_json()
+    effects.set["error"] = reason
+    effects.outcome = outcome
+    applied = await ctx.store.transition(
+        job.job_id, JobStatus.FAILED, detail=reason, effects=effects,
+        expected=frozenset({JobStatus.PROCESSING, JobStatus.CALLING}),
+    )
+    if applied.applied:
+        log.warning("job failed", reason=reason)
+        await publish_result(ctx, job.job_id)
+    return applied.applied

@@ -1,0 +1,225 @@
+"""The path of one message: job -> speech -> call (at most once per attempt) -> outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+from pydantic import ValidationError
+
+from ttsqueue.broker.delays import is_due, park
+from ttsqueue.dialer.base import CallRequest
+from ttsqueue.domain import CallOutcome, Job, JobMessage, JobStatus, Priority, iso
+from ttsqueue.errors import (
+    DialerError,
+    PermanentJobError,
+    PoisonMessageError,
+    TransientJobError,
+)
+from ttsqueue.logs import get_logger
+from ttsqueue.store.jobs import Effects
+from ttsqueue.tts.service import PreparedAudio
+from ttsqueue.worker.context import WorkerContext
+from ttsqueue.worker.lifecycle import advance_to_processing, give_up
+from ttsqueue.worker.outcomes import fail_job, finish_attempt, park_retry
+from ttsqueue.worker.plan import Plan, plan_for
+from ttsqueue.worker.retry import technical_delay, technical_exhausted
+from ttsqueue.worker.settle import Disposition, settle
+
+log = get_logger("ttsqueue.worker.pipeline")
+
+
+class JobHandler:
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.in_flight: set[str] = set()
+
+    async def handle(self, message: AbstractIncomingMessage, priority: Priority) -> None:
+        structlog.contextvars.clear_contextvars()
+        async with settle(message) as settlement:
+            settlement.set(await self._process(message, priority))
+
+    async def _process(self, message: AbstractIncomingMessage, priority: Priority) -> Disposition:
+        msg = _decode(message)
+        structlog.contextvars.bind_contextvars(
+            job_id=msg.job_id, attempt=msg.attempt, worker_id=self.ctx.worker_id
+        )
+        job = await self.ctx.store.get(msg.job_id)
+        if job is None:
+            raise PoisonMessageError(f"no job record for {msg.job_id}")
+        if job.priority is not priority:
+            raise PoisonMessageError(f"job {msg.job_id} is {job.priority}, not {priority}")
+        if job.status.terminal:
+            return Disposition.ACK
+        work_queue = self.ctx.names.work_queue(priority)
+        deliveries = await self.ctx.store.count_delivery(msg.job_id, msg.attempt)
+        if deliveries > self.ctx.settings.MAX_DELIVERIES:
+            await give_up(self.ctx, job, f"delivered {deliveries - 1} times without finishing")
+            return Disposition.DEAD
+        if not is_due(msg):
+            await park(self.ctx.publisher, work_queue, msg, self.ctx.settings.RETRY_HOP_SECONDS)
+            return Disposition.ACK
+        plan = plan_for(job, msg.attempt)
+        self.in_flight.add(job.job_id)
+        try:
+            return await self._run_plan(plan, job, msg, work_queue)
+        finally:
+            self.in_flight.discard(job.job_id)
+
+    async def _run_plan(
+        self, plan: Plan, job: Job, msg: JobMessage, work_queue: str
+    ) -> Disposition:
+        if plan is Plan.START:
+            return await self._start(job, msg, work_queue)
+        if plan is Plan.RESUME:
+            call_id = _call_id(job.job_id, msg.attempt)
+            async with self.ctx.trunk.slot(call_id):
+                await self._follow(job, msg.attempt, work_queue, _originated_at(job))
+        elif plan is Plan.REPARK and job.next_attempt_ms is not None:
+            await park_retry(self.ctx, job.job_id, msg.attempt + 1, job.next_attempt_ms, work_queue)
+        return Disposition.ACK
+
+    async def _start(self, job: Job, msg: JobMessage, work_queue: str) -> Disposition:
+        job = await advance_to_processing(self.ctx, job)
+        if job.status is not JobStatus.PROCESSING:
+            return Disposition.ACK  # canceled meanwhile, or another copy moved it on
+        try:
+            audio = await self._prepare_audio(job)
+            await self._call(job, msg.attempt, audio, work_queue)
+        except PermanentJobError as exc:
+            await fail_job(self.ctx, job, exc.reason or str(exc), outcome=CallOutcome.FAILED)
+        except TransientJobError as exc:
+            return await self._technical_retry(job, msg, work_queue, exc)
+        return Disposition.ACK
+
+    async def _prepare_audio(self, job: Job) -> PreparedAudio:
+        audio = await self.ctx.speech.prepare(job.text, job.language, job.voice, job.engine)
+        info = job.audio.model_copy(
+            update={
+                "url": f"/tts/audio/{job.job_id}",
+                "path": str(audio.wav_path),
+                "duration_s": round(audio.duration_s, 3),
+                "cached": audio.cached,
+                "engine": audio.engine,
+                "cache_key": audio.cache_key,
+            }
+        )
+        job.audio = info
+        await self.ctx.store.update(job.job_id, {"audio": info.model_dump_json()})
+        return audio
+
+    async def _call(self, job: Job, attempt: int, audio: PreparedAudio, work_queue: str) -> None:
+        ctx = self.ctx
+        call_id = _call_id(job.job_id, attempt)
+        async with ctx.trunk.slot(call_id):
+            originated_at = time.time()
+            call = self._call_request(job, attempt, audio, originated_at)
+            if await ctx.store.claim_attempt(job.job_id, attempt, f"{ctx.worker_id}@{originated_at}"):
+                await ctx.speech.pin(audio.cache_key, call.call_id, ctx.settings.CALL_MAX_DURATION)
+                try:
+                    await ctx.dialer.originate(call)
+                except DialerError:
+                    # Not handed to the backend: this attempt may be dialed again later.
+                    await ctx.store.release_attempt(job.job_id, attempt)
+                    raise
+                detail = "call placed"
+            else:
+                originated_at = await ctx.store.attempt_claimed_at(job.job_id, attempt)
+                detail = "call already placed by an earlier delivery: following it"
+            await self._mark_calling(job, attempt, originated_at, detail)
+            await self._follow(job, attempt, work_queue, originated_at)
+
+    async def _mark_calling(
+        self, job: Job, attempt: int, originated_at: float, detail: str
+    ) -> None:
+        started = iso(datetime.fromtimestamp(originated_at, UTC))
+        info = job.call.model_copy(
+            update={"backend": self.ctx.dialer.name, "started_at": started, "outcome": None,
+                    "reason": None, "simulated": self.ctx.dialer.name == "simulator"}
+        )
+        job.call = info
+        job.attempts = attempt
+        await self.ctx.store.transition(
+            job.job_id, JobStatus.CALLING, detail=detail,
+            effects=Effects(set={"attempts": str(attempt), "call": info.model_dump_json()}),
+            expected=frozenset({JobStatus.PROCESSING}),
+        )
+
+    async def _follow(
+        self, job: Job, attempt: int, work_queue: str, originated_at: float
+    ) -> None:
+        """Wait for the call's outcome (bounded by CALL_MAX_DURATION) and record it."""
+        ctx = self.ctx
+        audio_path = job.audio.path or ""
+        call = CallRequest(
+            job_id=job.job_id, attempt=attempt, number=job.dial_number, e164=job.e164,
+            caller_id=job.caller_id, audio_path=audio_path.removesuffix(".wav"),
+            audio_duration_s=job.audio.duration_s or 0.0,
+            ring_timeout_s=ctx.settings.CALL_RING_TIMEOUT, originated_at=originated_at,
+        )
+        left = originated_at + ctx.settings.CALL_MAX_DURATION - time.time()
+        try:
+            async with asyncio.timeout(max(left, 0.001)):
+                result = await ctx.dialer.wait_outcome(call)
+        except TimeoutError:
+            await fail_job(ctx, job, "lost_track", outcome=CallOutcome.FAILED)
+            return
+        finally:
+            if job.audio.cache_key:
+                await ctx.speech.unpin(job.audio.cache_key, call.call_id)
+        await finish_attempt(ctx, job, attempt, result, work_queue)
+
+    def _call_request(
+        self, job: Job, attempt: int, audio: PreparedAudio, originated_at: float
+    ) -> CallRequest:
+        return CallRequest(
+            job_id=job.job_id, attempt=attempt, number=job.dial_number, e164=job.e164,
+            caller_id=job.caller_id, audio_path=str(audio.playback_path),
+            audio_duration_s=audio.duration_s,
+            ring_timeout_s=self.ctx.settings.CALL_RING_TIMEOUT, originated_at=originated_at,
+        )
+
+    async def _technical_retry(
+        self, job: Job, msg: JobMessage, work_queue: str, exc: TransientJobError
+    ) -> Disposition:
+        settings = self.ctx.settings
+        if technical_exhausted(msg.tech_retries, settings.TECH_MAX_RETRIES):
+            await fail_job(self.ctx, job, f"technical error, retries exhausted: {exc}",
+                           outcome=CallOutcome.FAILED)
+            return Disposition.DEAD
+        delay = technical_delay(settings.TECH_RETRY_BASE_SECONDS, msg.tech_retries)
+        applied = await self.ctx.store.transition(
+            job.job_id, JobStatus.QUEUED, detail=f"technical retry in {delay:g}s: {exc}",
+            expected=frozenset({JobStatus.PROCESSING}),
+        )
+        if applied.applied:
+            retry = msg.model_copy(
+                update={"tech_retries": msg.tech_retries + 1,
+                        "not_before_ms": int((time.time() + delay) * 1000)}
+            )
+            await park(self.ctx.publisher, work_queue, retry, settings.RETRY_HOP_SECONDS)
+        log.warning("technical retry", error=str(exc), delay_s=delay)
+        return Disposition.ACK
+
+
+def _decode(message: AbstractIncomingMessage) -> JobMessage:
+    try:
+        msg = JobMessage.decode(message.body)
+    except (ValidationError, ValueError) as exc:
+        raise PoisonMessageError(f"unparseable message: {exc.__class__.__name__}") from None
+    if message.message_id and message.message_id != msg.job_id:
+        raise PoisonMessageError("message_id does not match the job id in the body")
+    return msg
+
+
+def _originated_at(job: Job) -> float:
+    if job.call.started_at:
+        return datetime.fromisoformat(job.call.started_at).timestamp()
+    return time.time()
+
+
+def _call_id(job_id: str, attempt: int) -> str:
+    return f"{job_id.replace('-', '')}{attempt:02d}"

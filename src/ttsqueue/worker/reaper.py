@@ -1,0 +1,45 @@
+"""Resolves jobs stuck in `calling` beyond CALL_MAX_DURATION (outcome failed, lost_track).
+
+Every worker runs it; a short Redis lock lets one of them act at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+
+from ttsqueue.domain import CallOutcome, JobStatus
+from ttsqueue.logs import get_logger
+from ttsqueue.worker.context import WorkerContext
+from ttsqueue.worker.outcomes import fail_job
+
+log = get_logger("ttsqueue.worker.reaper")
+
+REAP_INTERVAL_S = 10.0
+
+
+async def reap_once(ctx: WorkerContext) -> int:
+    lock = f"{ctx.store.keys.prefix}reaper:lock"
+    if not await ctx.redis.set(lock, ctx.worker_id, nx=True, ex=int(REAP_INTERVAL_S)):
+        return 0
+    ids = await ctx.redis.zrange(ctx.store.keys.status_index(JobStatus.CALLING), 0, -1)
+    reaped = 0
+    horizon = time.time() - ctx.settings.CALL_MAX_DURATION
+    for job in await ctx.store.get_many(list(ids)):
+        started = job.call.started_at or job.updated_at
+        if job.status is JobStatus.CALLING and datetime.fromisoformat(started).timestamp() < horizon:
+            if await fail_job(ctx, job, "lost_track", outcome=CallOutcome.FAILED):
+                reaped += 1
+    return reaped
+
+
+async def reaper_loop(ctx: WorkerContext) -> None:
+    while True:
+        try:
+            reaped = await reap_once(ctx)
+            if reaped:
+                log.warning("reaped calls that lost track", count=reaped)
+        except Exception as exc:
+            log.warning("reaper pass failed", error=repr(exc))
+        await asyncio.sleep(REAP_INTERVAL_S)

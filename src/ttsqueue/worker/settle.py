@@ -1,0 +1,70 @@
+"""The one place where a delivery is acked, requeued or dead-lettered."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from enum import StrEnum
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from ttsqueue.errors import ConnectionLostError, PoisonMessageError
+from ttsqueue.logs import get_logger
+from ttsqueue.store.connection import REDIS_DOWN_ERRORS
+
+log = get_logger("ttsqueue.worker.settle")
+
+# How long a worker pauses before handing back a message it could not process because
+# Redis or RabbitMQ was unreachable.
+OUTAGE_PAUSE_S = 1.0
+
+
+class Disposition(StrEnum):
+    ACK = "ack"  # done, or dropped on purpose (canceled, duplicate, parked elsewhere)
+    REQUEUE = "requeue"  # could not be processed now; RabbitMQ delivers it again
+    DEAD = "dead"  # unusable or out of retries: rejected into tts_dead
+
+
+class Settlement:
+    def __init__(self) -> None:
+        self.disposition = Disposition.ACK
+
+    def set(self, disposition: Disposition) -> None:
+        self.disposition = disposition
+
+
+@contextlib.asynccontextmanager
+async def settle(message: AbstractIncomingMessage) -> AsyncIterator[Settlement]:
+    """Run the handler, then ack / requeue / dead-letter according to what happened."""
+    settlement = Settlement()
+    try:
+        yield settlement
+    except PoisonMessageError as exc:
+        log.warning("poison message dead-lettered", error=str(exc))
+        settlement.set(Disposition.DEAD)
+    except (*REDIS_DOWN_ERRORS, ConnectionLostError) as exc:
+        log.warning("dependency unavailable, message requeued", error=repr(exc))
+        await asyncio.sleep(OUTAGE_PAUSE_S)
+        settlement.set(Disposition.REQUEUE)
+    except asyncio.CancelledError:
+        # Shutdown while the job was in flight: hand it back for another worker.
+        await _apply(message, Disposition.REQUEUE)
+        raise
+    except Exception:
+        log.exception("unexpected error, message requeued")
+        await asyncio.sleep(OUTAGE_PAUSE_S)
+        settlement.set(Disposition.REQUEUE)
+    await _apply(message, settlement.disposition)
+
+
+async def _apply(message: AbstractIncomingMessage, disposition: Disposition) -> None:
+    try:
+        if disposition is Disposition.ACK:
+            await message.ack()
+        elif disposition is Disposition.REQUEUE:
+            await message.nack(requeue=True)
+        else:
+            await message.reject(requeue=False)
+    except Exception as exc:  # channel gone: RabbitMQ will redeliver the message
+        log.warning("could not settle message", disposition=disposition.value, error=repr(exc))

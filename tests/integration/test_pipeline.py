@@ -1,0 +1,284 @@
+"""The whole path in one process: API app -> RabbitMQ -> worker -> simulator -> Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import soundfile
+from aio_pika.abc import AbstractRobustConnection
+
+from tests.conftest import make_settings
+from tests.factories import make_job
+from ttsqueue.api.app import create_app
+from ttsqueue.broker.publisher import Publisher
+from ttsqueue.broker.topology import QueueNames
+from ttsqueue.config import Settings
+from ttsqueue.domain import JobMessage
+from ttsqueue.store.jobs import JobStore
+from ttsqueue.worker.main import serve
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path, SIMULATOR_TIME_SCALE=0.01, WORKER_CONCURRENCY=4)
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+@pytest.fixture
+async def api(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            yield client
+
+
+async def wait_for(
+    client: httpx.AsyncClient, job_id: str, done: Callable[[dict[str, Any]], bool],
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = (await client.get(f"/tts/status/{job_id}")).json()
+        if done(body):
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not get there in {timeout}s: {body.get('status')}")
+
+
+def terminal(body: dict[str, Any]) -> bool:
+    return body["status"] in {"completed", "failed", "canceled"}
+
+
+async def test_seed_call_is_completed(api: httpx.AsyncClient, settings: Settings) -> None:
+    reply = await api.post(
+        "/tts/call",
+        json={"text": "Hola, su cita es mañana a las diez.", "phone_number": "3005050149"},
+    )
+    assert reply.status_code == 202, reply.text
+    accepted = reply.json()
+    assert accepted["success"] is True
+    assert accepted["status"] == "queued"
+    assert accepted["queue"] == "normal"
+    async with running_worker(settings):
+        body = await wait_for(api, accepted["job_id"], terminal)
+    assert body["status"] == "completed"
+    assert body["call"]["simulated"] is True
+    assert body["call"]["outcome"] == "answered"
+    assert body["e164"] == "+573005050149"
+    assert body["attempts"] == 1
+    assert [h["status"] for h in body["history"]] == ["queued", "processing", "calling",
+                                                      "completed"]
+    audio = await api.get(body["audio"]["url"])
+    assert audio.status_code == 200
+    assert audio.headers["content-type"] == "audio/wav"
+    wav = soundfile.info(io.BytesIO(audio.content))
+    assert (wav.samplerate, wav.channels, wav.subtype) == (8000, 1, "PCM_16")
+    stats = (await api.get("/queue/stats")).json()["statistics"]
+    assert stats["jobs"]["by_status"]["completed"] == 1
+    assert stats["metrics"]["succeeded"] == 1
+    assert stats["calls"]["by_outcome"]["answered"] == 1
+
+
+async def publish_job(
+    broker: AbstractRobustConnection, settings: Settings, store: JobStore, **job_args: Any
+) -> str:
+    """A job created the way the API does, but with values the API would not accept
+    (a 1-second retry delay keeps retry tests short)."""
+    job = make_job(**job_args)
+    await store.create(job)
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    await Publisher(broker, names).to_work_queue(
+        names.work_queue(job.priority), JobMessage(job_id=job.job_id).encode(), job.job_id
+    )
+    return job.job_id
+
+
+async def test_busy_number_is_retried_then_fails(
+    api: httpx.AsyncClient, settings: Settings, broker: AbstractRobustConnection,
+    redis_client: Any,
+) -> None:
+    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    job_id = await publish_job(
+        broker, settings, store, phone="3005550001", max_retries=2, retry_delay=1
+    )
+    async with running_worker(settings):
+        body = await wait_for(api, job_id, terminal)
+    assert body["status"] == "failed"
+    assert body["call"]["outcome"] == "busy"
+    assert body["attempts"] == 3
+    calls = [h for h in body["history"] if h["status"] == "calling"]
+    assert len(calls) == 3
+    starts = [datetime.fromisoformat(h["at"]) for h in calls]
+    gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:], strict=False)]
+    assert all(gap >= 1.0 for gap in gaps), gaps
+    statuses = [h["status"] for h in body["history"]]
+    assert statuses.count("retrying") == 2
+    stats = (await api.get("/queue/stats")).json()["statistics"]
+    assert stats["calls"]["by_outcome"]["busy"] == 3
+    assert stats["metrics"]["failed"] == 1
+
+
+async def test_send_at_starts_on_time(api: httpx.AsyncClient, settings: Settings) -> None:
+    send_at = datetime.now(UTC) + timedelta(seconds=2)
+    reply = await api.post(
+        "/tts/call",
+        json={"text": "Recordatorio programado", "phone_number": "3005050149",
+              "send_at": send_at.isoformat()},
+    )
+    assert reply.status_code == 202, reply.text
+    assert reply.json()["status"] == "scheduled"
+    async with running_worker(settings):
+        body = await wait_for(api, reply.json()["job_id"], terminal)
+    assert body["status"] == "completed"
+    started = next(h for h in body["history"] if h["status"] == "processing")
+    lateness = (datetime.fromisoformat(started["at"]) - send_at).total_seconds()
+    assert 0 <= lateness < 1.5, lateness
+
+
+async def test_canceled_job_is_never_called(api: httpx.AsyncClient, settings: Settings) -> None:
+    reply = await api.post("/tts/call", json={"text": "Cancelar", "phone_number": "3005050149"})
+    job_id = reply.json()["job_id"]
+    canceled = await api.delete(f"/tts/call/{job_id}")
+    assert canceled.status_code == 200
+    assert canceled.json()["status"] == "canceled"
+    again = await api.delete(f"/tts/call/{job_id}")
+    assert again.status_code == 409
+    assert again.json()["code"] == "job_not_cancelable"
+    async with running_worker(settings):
+        await wait_for_queues_empty(api)
+    body = (await api.get(f"/tts/status/{job_id}")).json()
+    assert body["status"] == "canceled"
+    assert "calling" not in [h["status"] for h in body["history"]]
+
+
+async def wait_for_queues_empty(api: httpx.AsyncClient, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        queues = (await api.get("/queue/stats")).json()["statistics"]["queues"]
+        if queues["normal"] == 0 and queues["priority"] == 0:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("queues did not drain")
+
+
+async def test_high_job_submitted_last_overtakes_1000_waiting(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    body = {"text": "Aviso general", "phone_number": "3005050149"}
+    for _ in range(1000):
+        assert (await api.post("/tts/call", json=body)).status_code == 202
+    high = await api.post("/tts/call", json={**body, "priority": "high"})
+    assert high.json()["queue"] == "priority"
+    async with running_worker(settings):
+        await wait_for(api, high.json()["job_id"], terminal)
+    jobs = (await api.get("/tts/jobs", params={"status": "completed", "limit": 200})).json()
+    assert jobs["count"] > 0
+    # Count the normal jobs that started processing before the high one did.
+    high_body = (await api.get(f"/tts/status/{high.json()['job_id']}")).json()
+    high_start = next(h["at"] for h in high_body["history"] if h["status"] == "processing")
+    started_before = 0
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 200}
+        if cursor is not None:
+            params["cursor"] = cursor
+        page = (await api.get("/tts/jobs", params=params)).json()
+        for summary in page["jobs"]:
+            if summary["priority"] == "high" or summary["status"] == "queued":
+                continue
+            detail = (await api.get(f"/tts/status/{summary['job_id']}")).json()
+            start = next(h["at"] for h in detail["history"] if h["status"] == "processing")
+            started_before += start < high_start
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert started_before <= 1 * settings.WORKER_CONCURRENCY
+
+
+async def test_bad_input_never_creates_a_job(api: httpx.AsyncClient) -> None:
+    base = {"text": "Hola", "phone_number": "3005050149"}
+    bad_bodies: list[tuple[str, Any]] = [
+        ("phone_number", {**base, "phone_number": "3005050149\r\nAction: Originate"}),
+        ("phone_number", {**base, "phone_number": "3005050149&SIP/evil"}),
+        ("phone_number", {**base, "phone_number": "300/505/0149"}),
+        ("phone_number", {**base, "phone_number": "trunk@3005050149"}),
+        ("phone_number", {**base, "phone_number": "300505,0149"}),
+        ("priority", {**base, "priority": "urgent"}),
+        ("text", {**base, "text": "   "}),
+        ("text", {**base, "text": "x" * 1001}),
+        ("send_at", {**base, "send_at": "mañana"}),
+        ("send_at", {**base, "send_at": (datetime.now(UTC) + timedelta(days=31)).isoformat()}),
+        ("language", {**base, "language": "xx-nope"}),
+    ]
+    for field, body in bad_bodies:
+        reply = await api.post("/tts/call", json=body)
+        assert 400 <= reply.status_code < 500, (field, reply.status_code)
+        error = reply.json()
+        assert error["success"] is False
+        assert field in error["error"], (field, error)
+    malformed = await api.post(
+        "/tts/call", content=b'{"text": "Hola", ', headers={"content-type": "application/json"}
+    )
+    assert malformed.status_code in (400, 422)
+    assert malformed.json()["success"] is False
+    huge = await api.post("/tts/call", content=b"x" * 200_000,
+                          headers={"content-type": "application/json"})
+    assert huge.status_code == 413
+    stats = (await api.get("/queue/stats")).json()["statistics"]
+    assert stats["jobs"]["total"] == 0
+    assert stats["queues"]["normal"] == 0
+
+
+async def test_idempotency_key_returns_the_same_job(api: httpx.AsyncClient) -> None:
+    body = {"text": "Código 1234", "phone_number": "3005050149"}
+    headers = {"Idempotency-Key": "order-77"}
+    first = await api.post("/tts/call", json=body, headers=headers)
+    again = await api.post("/tts/call", json=body, headers=headers)
+    other = await api.post("/tts/call", json={**body, "text": "Código 9999"}, headers=headers)
+    assert first.status_code == 202
+    assert again.status_code == 200
+    assert again.json()["job_id"] == first.json()["job_id"]
+    assert other.status_code == 409
+    assert (await api.get("/queue/stats")).json()["statistics"]["queues"]["normal"] == 1
+
+
+async def test_broker_down_at_submission_gives_503_and_no_job(
+    api: httpx.AsyncClient, settings: Settings, redis_client: Any
+) -> None:
+    transport = api._transport
+    assert isinstance(transport, httpx.ASGITransport)
+    ctx = transport.app.state.ctx  # type: ignore[attr-defined]
+    await ctx.broker.close()
+    reply = await api.post("/tts/call", json={"text": "Hola", "phone_number": "3005050149"})
+    assert reply.status_code == 503
+    assert reply.json()["success"] is False
+    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    assert (await store.counts_by_status())[0] == 0
+    health = await api.get("/health")
+    assert health.status_code == 503
+    assert health.json()["connections"]["rabbitmq"] == "disconnected"

@@ -1,0 +1,191 @@
+"""Trunk protection on real Redis: the limits hold across coroutines and across processes."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from ttsqueue.config import Settings
+from ttsqueue.dialer.trunk import TrunkGuard
+from ttsqueue.store.keys import Keys
+
+FAST = 1_000_000.0  # calls per second high enough not to matter
+
+
+@pytest.fixture
+def keys(settings: Settings) -> Keys:
+    return Keys(settings.REDIS_PREFIX)
+
+
+@pytest.fixture
+async def other_client(
+    settings: Settings, redis_client: aioredis.Redis
+) -> AsyncIterator[aioredis.Redis]:
+    """A second connection, as another worker process would have (keys wiped by redis_client)."""
+    client = aioredis.from_url(
+        settings.REDIS_URL, decode_responses=True, client_name="pytest-other-worker"
+    )
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+class Peak:
+    """Concurrent holders observed inside the guarded section."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+        self.done = 0
+
+    async def hold(self, guard: TrunkGuard, lease_id: str, seconds: float) -> None:
+        async with guard.slot(lease_id):
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+            await asyncio.sleep(seconds)
+            self.now -= 1
+            self.done += 1
+
+
+async def test_concurrent_calls_never_exceed_the_limit(
+    redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    guard = TrunkGuard(redis_client, keys, max_calls=3, calls_per_second=FAST)
+    seen = Peak()
+    await asyncio.gather(*(seen.hold(guard, f"call-{i}", 0.2) for i in range(12)))
+    assert seen.done == 12
+    assert seen.peak == 3
+    assert await guard.active() == 0
+    assert guard.limit == 3
+
+
+async def test_two_processes_share_one_limit(
+    redis_client: aioredis.Redis, other_client: aioredis.Redis, keys: Keys
+) -> None:
+    first = TrunkGuard(redis_client, keys, max_calls=2, calls_per_second=FAST)
+    second = TrunkGuard(other_client, keys, max_calls=2, calls_per_second=FAST)
+    seen = Peak()
+    await asyncio.gather(
+        *(seen.hold(first, f"a-{i}", 0.15) for i in range(5)),
+        *(seen.hold(second, f"b-{i}", 0.15) for i in range(5)),
+    )
+    assert seen.done == 10
+    assert seen.peak == 2
+
+    assert await second.try_acquire("b-held-1")
+    assert await second.try_acquire("b-held-2")
+    assert await first.active() == 2
+    assert not await first.try_acquire("a-waiting")
+    await second.release("b-held-1")
+    assert await first.try_acquire("a-waiting")
+
+
+async def test_a_vanished_holder_frees_its_slot_when_the_lease_expires(
+    redis_client: aioredis.Redis, other_client: aioredis.Redis, keys: Keys
+) -> None:
+    dead = TrunkGuard(other_client, keys, max_calls=1, calls_per_second=FAST, lease_s=0.3)
+    assert await dead.try_acquire("dead-worker-call")  # never renewed, never released
+    alive = TrunkGuard(redis_client, keys, max_calls=1, calls_per_second=FAST)
+    assert not await alive.try_acquire("new-call")
+    await asyncio.wait_for(alive.acquire("new-call"), timeout=10)
+    assert await redis_client.zrange(keys.call_slots, 0, -1) == ["new-call"]
+    assert await alive.active() == 1
+    await alive.release("new-call")
+
+
+async def test_a_held_slot_is_renewed_beyond_its_lease(
+    redis_client: aioredis.Redis, other_client: aioredis.Redis, keys: Keys
+) -> None:
+    holder = TrunkGuard(redis_client, keys, max_calls=1, calls_per_second=FAST, lease_s=0.3)
+    other = TrunkGuard(other_client, keys, max_calls=1, calls_per_second=FAST)
+    async with holder.slot("long-call") as lease:
+        await asyncio.sleep(1.0)  # more than three leases
+        assert not await other.try_acquire("other-call")
+        assert not lease.lost
+    assert await other.try_acquire("other-call")
+
+
+async def test_a_slot_is_released_when_the_body_fails(
+    redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    guard = TrunkGuard(redis_client, keys, max_calls=1, calls_per_second=FAST)
+    held: list[int] = []
+
+    async def failing_call() -> None:
+        async with guard.slot("failing-call"):
+            held.append(await guard.active())
+            raise RuntimeError("dial failed")
+
+    with pytest.raises(RuntimeError, match="dial failed"):
+        await failing_call()
+    assert held == [1]
+    assert await guard.active() == 0
+
+
+async def test_originations_are_spaced_by_the_rate_limit(
+    redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    guard = TrunkGuard(redis_client, keys, max_calls=10, calls_per_second=5)
+    started = time.monotonic()
+    await asyncio.gather(*(guard.acquire(f"call-{i}") for i in range(10)))
+    elapsed = time.monotonic() - started
+    assert elapsed >= 1.8 - 0.01  # 9 gaps of 200 ms at least (a bound, not a speed target)
+    entries = await redis_client.zrange(keys.call_rate, 0, -1, withscores=True)
+    times = [float(entry[1]) for entry in entries]
+    assert len(times) == 10
+    assert min(b - a for a, b in itertools.pairwise(times)) >= 200 - 0.01
+    assert await guard.active() == 10
+
+
+async def test_acquiring_the_same_lease_twice_counts_once(
+    redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    guard = TrunkGuard(redis_client, keys, max_calls=2, calls_per_second=0.1)
+    assert await guard.try_acquire("redelivered-call")
+    # A new origination would have to wait 10 s for a rate token; re-attaching needs none.
+    assert await guard.try_acquire("redelivered-call")
+    assert await guard.active() == 1
+    assert await redis_client.zcard(keys.call_rate) == 1
+
+
+async def test_waiting_for_a_slot_does_not_block_other_coroutines(
+    redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    guard = TrunkGuard(redis_client, keys, max_calls=1, calls_per_second=FAST)
+    assert await guard.try_acquire("busy-call")
+    waiter = asyncio.create_task(guard.acquire("waiting-call"))
+    ticks = 0
+    for _ in range(10):
+        await asyncio.sleep(0.02)
+        ticks += 1
+    assert ticks == 10
+    assert not waiter.done()
+    await guard.release("busy-call")
+    await asyncio.wait_for(waiter, timeout=10)
+    assert await redis_client.zrange(keys.call_slots, 0, -1) == ["waiting-call"]
+
+
+async def test_limits_must_be_positive(redis_client: aioredis.Redis, keys: Keys) -> None:
+    with pytest.raises(ValueError, match="max_calls"):
+        TrunkGuard(redis_client, keys, max_calls=0, calls_per_second=5)
+
+
+async def test_renewal_takes_back_an_expired_lease_only_if_a_slot_is_free(
+    redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    guard = TrunkGuard(redis_client, keys, max_calls=1, calls_per_second=FAST)
+    assert await guard.try_acquire("stalled-call")
+    await redis_client.zadd(keys.call_slots, {"stalled-call": 1})  # expired long ago
+    assert await guard.renew("stalled-call")
+    assert await guard.active() == 1
+
+    await redis_client.zadd(keys.call_slots, {"stalled-call": 1})
+    assert await guard.try_acquire("newer-call")
+    assert not await guard.renew("stalled-call")
+    assert await redis_client.zrange(keys.call_slots, 0, -1) == ["newer-call"]

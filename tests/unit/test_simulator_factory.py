@@ -1,0 +1,89 @@
+"""Backend choice for DIALER=auto|simulator|ami|callfile (SPEC §7)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import make_settings
+from ttsqueue.config import DialerName
+from ttsqueue.dialer.factory import build_dialer, resolve_dialer
+from ttsqueue.dialer.simulator import SimulatorDialer
+from ttsqueue.errors import ConfigError
+
+
+def test_auto_prefers_ami_when_a_host_is_set(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, DIALER="auto", ASTERISK_AMI_HOST="pbx.local", ASTERISK_SPOOL_DIR=tmp_path
+    )
+    assert resolve_dialer(settings) is DialerName.AMI
+
+
+def test_auto_uses_call_files_when_the_spool_is_writable(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, DIALER="auto", ASTERISK_SPOOL_DIR=tmp_path)
+    assert resolve_dialer(settings) is DialerName.CALLFILE
+
+
+@pytest.mark.parametrize("spool", ["missing", "a-file"])
+def test_auto_falls_back_to_the_simulator(tmp_path: Path, spool: str) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    settings = make_settings(tmp_path, DIALER="auto", ASTERISK_SPOOL_DIR=tmp_path / spool)
+    assert resolve_dialer(settings) is DialerName.SIMULATOR
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write any directory")
+def test_auto_ignores_a_read_only_spool(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir(mode=0o500)
+    settings = make_settings(tmp_path, DIALER="auto", ASTERISK_SPOOL_DIR=spool)
+    assert resolve_dialer(settings) is DialerName.SIMULATOR
+
+
+def test_an_explicit_choice_wins(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, DIALER="simulator", ASTERISK_AMI_HOST="pbx.local", ASTERISK_SPOOL_DIR=tmp_path
+    )
+    assert resolve_dialer(settings) is DialerName.SIMULATOR
+    settings = make_settings(tmp_path, DIALER="callfile", ASTERISK_AMI_HOST="pbx.local")
+    assert resolve_dialer(settings) is DialerName.CALLFILE
+
+
+def test_auto_fallback_builds_a_simulator_and_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(tmp_path, DIALER="auto", ASTERISK_SPOOL_DIR=tmp_path / "missing")
+    with caplog.at_level(logging.WARNING, logger="ttsqueue.dialer"):
+        dialer = build_dialer(settings)
+    assert isinstance(dialer, SimulatorDialer)
+    warnings = [r for r in caplog.records if r.name == "ttsqueue.dialer"]
+    assert len(warnings) == 1
+    assert "calls are simulated" in warnings[0].getMessage()
+
+
+def test_explicit_simulator_builds_without_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(tmp_path, DIALER="simulator")
+    with caplog.at_level(logging.WARNING, logger="ttsqueue.dialer"):
+        dialer = build_dialer(settings)
+    assert isinstance(dialer, SimulatorDialer)
+    assert not [r for r in caplog.records if r.name == "ttsqueue.dialer"]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"DIALER": "ami"},
+        {"DIALER": "callfile"},
+        {"DIALER": "auto", "ASTERISK_AMI_HOST": "pbx.local"},
+    ],
+)
+def test_backends_of_later_versions_are_refused(
+    tmp_path: Path, overrides: dict[str, object]
+) -> None:
+    settings = make_settings(tmp_path, **overrides)
+    with pytest.raises(ConfigError, match="is not available in this version"):
+        build_dialer(settings)
