@@ -43,8 +43,10 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Per-test settings; `@pytest.mark.settings(NAME=value, ...)` overrides values."""
+    marker = request.node.get_closest_marker("settings")
+    return make_settings(tmp_path, **(marker.kwargs if marker else {}))
 
 
 async def wipe_prefix(client: aioredis.Redis, prefix: str) -> None:

@@ -1,0 +1,167 @@
+"""Worker behaviour at the edges: poison messages, technical retries, heartbeats, the reaper."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+
+from tests.factories import make_job
+from tests.integration.test_pipeline import running_worker
+from ttsqueue.broker.publisher import Publisher
+from ttsqueue.broker.topology import QueueInspector, QueueNames
+from ttsqueue.config import Settings
+from ttsqueue.domain import JobMessage, JobStatus
+from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.workers import WorkerRegistry
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def until(predicate: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+async def submit(
+    broker: AbstractRobustConnection, settings: Settings, store: JobStore, **job_args: Any
+) -> str:
+    job = make_job(**job_args)
+    await store.create(job)
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    await Publisher(broker, names).to_work_queue(
+        names.work_queue(job.priority), JobMessage(job_id=job.job_id).encode(), job.job_id
+    )
+    return job.job_id
+
+
+def store_of(redis_client: Any, settings: Settings) -> JobStore:
+    return JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+
+
+async def test_poison_messages_go_to_dead_and_work_goes_on(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> None:
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    store = store_of(redis_client, settings)
+    channel = await broker.channel()
+    unknown = JobMessage(job_id=str(uuid.uuid4())).encode()
+    known = make_job()
+    await store.create(known)
+    poison = [
+        (b"not json at all", "p1"),
+        (b'{"job_id": 5}', "p2"),
+        (unknown, "p3"),
+        # The body names a real job but the message id names another one.
+        (JobMessage(job_id=known.job_id).encode(), str(uuid.uuid4())),
+    ]
+    for body, message_id in poison:
+        await channel.default_exchange.publish(
+            aio_pika.Message(body, message_id=message_id), routing_key=names.calls
+        )
+    good = await submit(broker, settings, store)
+    inspector = QueueInspector(broker, names)
+    async with running_worker(settings):
+        await until(lambda: _status_is(store, good, JobStatus.COMPLETED))
+        await until(lambda: _depth_is(inspector, "dead", len(poison)))
+    assert await store.get_status(known.job_id) is JobStatus.QUEUED
+
+
+async def _status_is(store: JobStore, job_id: str, status: JobStatus) -> bool:
+    return await store.get_status(job_id) is status
+
+
+async def _depth_is(inspector: QueueInspector, label: str, n: int) -> bool:
+    return (await inspector.depths())[label] == n
+
+
+@pytest.mark.settings(TTS_ENGINE="gtts", TTS_FALLBACK_ENGINE="espeak", GTTS_TIMEOUT=1.0)
+async def test_unreachable_google_falls_back_to_espeak(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> None:
+    store = store_of(redis_client, settings)
+    job = make_job()
+    job.engine = "gtts"
+    await store.create(job)
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    await Publisher(broker, names).to_work_queue(
+        names.calls, JobMessage(job_id=job.job_id).encode(), job.job_id
+    )
+    async with running_worker(settings):
+        await until(lambda: _status_is(store, job.job_id, JobStatus.COMPLETED))
+    done = await store.get(job.job_id)
+    assert done is not None
+    assert done.audio.engine == "espeak"
+
+
+@pytest.mark.settings(
+    TTS_ENGINE="gtts", TTS_FALLBACK_ENGINE="", GTTS_TIMEOUT=1.0, TECH_MAX_RETRIES=2,
+    TECH_RETRY_BASE_SECONDS=0.2,
+)
+async def test_technical_failures_back_off_then_fail_and_dead_letter(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> None:
+    store = store_of(redis_client, settings)
+    job = make_job()
+    job.engine = "gtts"
+    await store.create(job)
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    await Publisher(broker, names).to_work_queue(
+        names.calls, JobMessage(job_id=job.job_id).encode(), job.job_id
+    )
+    inspector = QueueInspector(broker, names)
+    async with running_worker(settings):
+        await until(lambda: _status_is(store, job.job_id, JobStatus.FAILED))
+        await until(lambda: _depth_is(inspector, "dead", 1))
+    history = [h.status for h in await store.history(job.job_id)]
+    assert history == ["queued", "processing", "queued", "processing", "queued", "processing",
+                       "failed"]
+    failed = await store.get(job.job_id)
+    assert failed is not None
+    assert failed.error is not None
+    assert "technical" in failed.error
+
+
+async def test_heartbeat_registers_and_deregisters(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> None:
+    registry = WorkerRegistry(redis_client, settings.REDIS_PREFIX)
+    async with running_worker(settings):
+        await until(lambda: _worker_count(registry, 1))
+        (info,) = await registry.alive()
+        assert info.worker_id == settings.WORKER_ID
+        assert info.concurrency == settings.WORKER_CONCURRENCY
+        ttl = await redis_client.ttl(registry.keys.worker(settings.WORKER_ID))
+        assert 0 < ttl <= 6
+    assert await registry.alive() == []
+
+
+async def _worker_count(registry: WorkerRegistry, n: int) -> bool:
+    return len(await registry.alive()) == n
+
+
+@pytest.mark.settings(CALL_MAX_DURATION=1)
+async def test_reaper_fails_calls_that_lost_track(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> None:
+    store = store_of(redis_client, settings)
+    job = make_job()
+    await store.create(job)
+    await store.transition(job.job_id, JobStatus.PROCESSING)
+    await store.transition(job.job_id, JobStatus.CALLING)  # its worker vanished
+    await asyncio.sleep(1.1)
+    async with running_worker(settings):
+        await until(lambda: _status_is(store, job.job_id, JobStatus.FAILED))
+    failed = await store.get(job.job_id)
+    assert failed is not None
+    assert failed.call.reason == "lost_track"
+

@@ -1,0 +1,64 @@
+"""The lifecycle rules of SPEC §3, as pure functions."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.factories import make_job
+from ttsqueue.domain import (
+    CANCELABLE,
+    TERMINAL_STATUSES,
+    CallOutcome,
+    Job,
+    JobMessage,
+    JobStatus,
+    can_transition,
+    sources_of,
+)
+
+ALLOWED = {
+    ("scheduled", "queued"), ("queued", "processing"), ("processing", "calling"),
+    ("processing", "failed"), ("processing", "queued"), ("calling", "completed"),
+    ("calling", "retrying"), ("calling", "failed"), ("retrying", "queued"),
+    ("scheduled", "canceled"), ("queued", "canceled"), ("retrying", "canceled"),
+}
+
+
+@pytest.mark.parametrize("current", list(JobStatus))
+@pytest.mark.parametrize("target", list(JobStatus))
+def test_transition_table_is_the_contract(current: JobStatus, target: JobStatus) -> None:
+    assert can_transition(current, target) == ((current.value, target.value) in ALLOWED)
+
+
+def test_terminal_states_go_nowhere() -> None:
+    for status in TERMINAL_STATUSES:
+        assert status.terminal
+        assert not any(can_transition(status, t) for t in JobStatus)
+
+
+def test_cancelable_states() -> None:
+    assert {JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RETRYING} == CANCELABLE
+    assert sources_of(JobStatus.COMPLETED) == {JobStatus.CALLING}
+
+
+def test_retryable_outcomes() -> None:
+    assert {o for o in CallOutcome if o.retryable} == {
+        CallOutcome.BUSY, CallOutcome.NO_ANSWER, CallOutcome.CONGESTION
+    }
+
+
+def test_job_round_trips_through_a_redis_hash() -> None:
+    job = make_job()
+    job.metadata = {"ticket": 42, "tags": ["a", "ñ"]}
+    raw = job.to_redis()
+    assert all(isinstance(v, str) for v in raw.values())
+    assert Job.from_redis(raw) == job
+
+
+def test_job_message_rejects_foreign_shapes() -> None:
+    with pytest.raises(ValueError):
+        JobMessage.decode(b'{"job_id": "short"}')
+    with pytest.raises(ValueError):
+        JobMessage.decode(b'{"job_id": "%s", "evil": 1}' % (b"a" * 36))
+    message = JobMessage(job_id="a" * 36, attempt=2)
+    assert JobMessage.decode(message.encode()) == message
