@@ -1,0 +1,308 @@
+"""Request and response bodies of the HTTP API (SPEC §2), and the settings-dependent checks.
+
+`CallRequestIn` checks what a request can be judged on alone (types, ranges, characters);
+`validate_call_request` adds the rules that depend on settings and engines, and returns the
+normalized values the route stores.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from ttsqueue.api.errors import FieldError
+from ttsqueue.config import Settings
+from ttsqueue.domain import HistoryEntry, Job, JobStatus, Priority, utcnow
+from ttsqueue.phone import InvalidPhoneNumber, PhoneNumber, parse_phone, sanitize_caller_id
+
+METADATA_MAX_BYTES = 2048
+SEND_AT_MAX_AHEAD = timedelta(days=30)
+
+
+def _control_char(text: str, allowed: str = "") -> str | None:
+    """The first C0 control character or DEL in `text` that is not in `allowed`."""
+    for ch in text:
+        if (ord(ch) < 0x20 and ch not in allowed) or ord(ch) == 0x7F:
+            return ch
+    return None
+
+
+class CallRequestIn(BaseModel):
+    """Body of `POST /tts/call` (and of each item of `POST /tts/calls`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    text: str = Field(description="1..MAX_TEXT_LENGTH characters after trimming")
+    phone_number: str = Field(examples=["3005050149"])
+    language: str | None = Field(default=None, min_length=2, max_length=16, examples=["es"])
+    priority: Literal["normal", "high"] = "normal"
+    voice: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9._+\-]+$")
+    engine: Literal["gtts", "espeak", "piper"] | None = None
+    max_retries: int | None = Field(default=None, strict=True, ge=0, le=5)
+    retry_delay: int | None = Field(default=None, strict=True, ge=10, le=3600)
+    send_at: AwareDatetime | None = Field(default=None, description="ISO-8601 with offset")
+    callback_url: str | None = Field(
+        default=None, max_length=2048, json_schema_extra={"format": "uri"}
+    )
+    caller_id: str | None = Field(default=None, max_length=128)
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        # Checked before trimming: str.strip() also removes some control characters.
+        bad = _control_char(value, allowed="\n\t")
+        if bad is not None:
+            raise ValueError(f"must not contain control character U+{ord(bad):04X}")
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be empty or only whitespace")
+        return value
+
+    @field_validator("send_at", mode="before")
+    @classmethod
+    def _send_at_is_text(cls, value: object) -> object:
+        # Lax datetime parsing would take a bare number as a Unix timestamp.
+        if value is not None and not isinstance(value, str | datetime):
+            raise ValueError("must be an ISO-8601 datetime string with an offset")
+        return value
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if _control_char(value) is not None or " " in value:
+            raise ValueError("must not contain spaces or control characters")
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an http or https URL with a host")
+        _ = parts.port  # raises ValueError for a malformed port
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        try:
+            # orjson refuses integers beyond 64 bits (as the job store would); json refuses NaN.
+            size = len(orjson.dumps(value))
+            json.dumps(value, allow_nan=False)
+        except (orjson.JSONEncodeError, ValueError):
+            raise ValueError("must be plain JSON (no NaN, integers within 64 bits)") from None
+        if size > METADATA_MAX_BYTES:
+            raise ValueError(f"must be at most {METADATA_MAX_BYTES} bytes as JSON (got {size})")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatedCall:
+    """A call request with every value checked and normalized."""
+
+    text: str
+    phone: PhoneNumber
+    language: str
+    priority: Priority
+    engine: str
+    voice: str | None
+    max_retries: int
+    retry_delay: int
+    # UTC; may be in the past, which means "now".
+    send_at: datetime | None
+    callback_url: str | None
+    caller_id: str | None
+    metadata: dict[str, Any] | None
+
+
+def _supported_language(
+    language: str, engine: str, languages: Mapping[str, Collection[str]]
+) -> str:
+    if engine not in languages:
+        raise FieldError("engine", f"engine {engine!r} is not available")
+    by_lower = {code.lower(): code for code in languages[engine]}
+    canonical = by_lower.get(language.lower().replace("_", "-"))
+    if canonical is None:
+        raise FieldError("language", f"language {language!r} is not supported by engine {engine!r}")
+    return canonical
+
+
+def validate_call_request(
+    body: CallRequestIn,
+    settings: Settings,
+    languages: Mapping[str, Collection[str]],
+    *,
+    now: datetime | None = None,
+) -> ValidatedCall:
+    """Apply the settings-dependent rules; raise `FieldError` naming the first bad field."""
+    if len(body.text) > settings.MAX_TEXT_LENGTH:
+        raise FieldError(
+            "text",
+            f"must be at most {settings.MAX_TEXT_LENGTH} characters after trimming "
+            f"(got {len(body.text)})",
+        )
+    try:
+        phone = parse_phone(body.phone_number, settings.DEFAULT_REGION, settings.ALLOW_EXTENSIONS)
+    except InvalidPhoneNumber as exc:
+        raise FieldError("phone_number", str(exc), code="invalid_phone_number") from None
+    engine = body.engine or settings.TTS_ENGINE.value
+    language = _supported_language(body.language or settings.DEFAULT_LANGUAGE, engine, languages)
+    send_at = body.send_at.astimezone(UTC) if body.send_at is not None else None
+    if send_at is not None and send_at - (now or utcnow()) > SEND_AT_MAX_AHEAD:
+        raise FieldError("send_at", f"must be at most {SEND_AT_MAX_AHEAD.days} days ahead")
+    caller_id = None
+    if body.caller_id is not None:
+        try:
+            caller_id = sanitize_caller_id(body.caller_id, settings.DEFAULT_REGION)
+        except ValueError as exc:
+            raise FieldError("caller_id", str(exc)) from None
+    return ValidatedCall(
+        text=body.text,
+        phone=phone,
+        language=language,
+        priority=Priority(body.priority),
+        engine=engine,
+        voice=body.voice,
+        max_retries=settings.CALL_MAX_RETRIES if body.max_retries is None else body.max_retries,
+        retry_delay=settings.CALL_RETRY_DELAY if body.retry_delay is None else body.retry_delay,
+        send_at=send_at,
+        callback_url=body.callback_url,
+        caller_id=caller_id,
+        metadata=body.metadata,
+    )
+
+
+# Responses --------------------------------------------------------------------------------
+class ErrorDetail(BaseModel):
+    loc: list[str | int]
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    success: Literal[False] = False
+    error: str
+    code: str
+    details: list[ErrorDetail] = Field(default_factory=list)
+
+
+class CallLinks(BaseModel):
+    status: str
+
+
+class CallAccepted(BaseModel):
+    success: Literal[True] = True
+    job_id: str
+    status: JobStatus
+    queue: Literal["normal", "priority"]
+    priority: Priority
+    timestamp: str
+    message: str
+    links: CallLinks
+
+
+class AudioOut(BaseModel):
+    url: str | None = None
+    duration_s: float | None = None
+    cached: bool = False
+    engine: str | None = None
+
+
+class CallOut(BaseModel):
+    backend: str | None = None
+    outcome: str | None = None
+    reason: str | None = None
+    hangup_cause: str | None = None
+    channel: str | None = None
+    answered_at: str | None = None
+    ended_at: str | None = None
+    talk_s: float | None = None
+    simulated: bool = False
+
+
+class HistoryOut(BaseModel):
+    status: JobStatus
+    at: str
+    detail: str | None = None
+
+
+class JobStatusOut(BaseModel):
+    # The original system's fields first, in its order.
+    success: Literal[True] = True
+    job_id: str
+    status: JobStatus
+    text: str
+    phone_number: str
+    created_at: str
+    processed_at: str | None
+    completed_at: str | None
+    worker_id: str | None
+    error: str | None
+    priority: Priority
+    language: str
+    engine: str
+    attempts: int
+    queue: Literal["normal", "priority"]
+    e164: str
+    scheduled_for: str | None
+    updated_at: str
+    duration_ms: int | None
+    audio: AudioOut
+    call: CallOut
+    history: list[HistoryOut]
+    metadata: dict[str, Any] | None
+
+
+def job_to_status_body(job: Job, history: Sequence[HistoryEntry]) -> dict[str, Any]:
+    """The `GET /tts/status/{job_id}` body, keys in the documented order."""
+    has_audio = job.audio.path is not None or job.audio.url is not None
+    return {
+        "success": True,
+        "job_id": job.job_id,
+        "status": job.status.value,
+        "text": job.text,
+        "phone_number": job.phone_number,
+        "created_at": job.created_at,
+        "processed_at": job.processed_at,
+        "completed_at": job.completed_at,
+        "worker_id": job.worker_id,
+        "error": job.error,
+        "priority": job.priority.value,
+        "language": job.language,
+        "engine": job.engine,
+        "attempts": job.attempts,
+        "queue": job.queue,
+        "e164": job.e164,
+        "scheduled_for": job.scheduled_for,
+        "updated_at": job.updated_at,
+        "duration_ms": job.duration_ms,
+        "audio": {
+            "url": f"/tts/audio/{job.job_id}" if has_audio else None,
+            "duration_s": job.audio.duration_s,
+            "cached": job.audio.cached,
+            "engine": job.audio.engine,
+        },
+        "call": {
+            "backend": job.call.backend,
+            "outcome": job.call.outcome.value if job.call.outcome is not None else None,
+            "reason": job.call.reason,
+            "hangup_cause": job.call.hangup_cause,
+            "channel": job.call.channel,
+            "answered_at": job.call.answered_at,
+            "ended_at": job.call.ended_at,
+            "talk_s": job.call.talk_s,
+            "simulated": job.call.simulated,
+        },
+        "history": [
+            {"status": entry.status.value, "at": entry.at, "detail": entry.detail}
+            for entry in history
+        ],
+        "metadata": job.metadata,
+    }
