@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -57,7 +58,9 @@ async def api(
 
 
 async def wait_for(
-    client: httpx.AsyncClient, job_id: str, done: Callable[[dict[str, Any]], bool],
+    client: httpx.AsyncClient,
+    job_id: str,
+    done: Callable[[dict[str, Any]], bool],
     timeout: float = 30.0,
 ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
@@ -91,8 +94,12 @@ async def test_seed_call_is_completed(api: httpx.AsyncClient, settings: Settings
     assert body["call"]["outcome"] == "answered"
     assert body["e164"] == "+573005050149"
     assert body["attempts"] == 1
-    assert [h["status"] for h in body["history"]] == ["queued", "processing", "calling",
-                                                      "completed"]
+    assert [h["status"] for h in body["history"]] == [
+        "queued",
+        "processing",
+        "calling",
+        "completed",
+    ]
     audio = await api.get(body["audio"]["url"])
     assert audio.status_code == 200
     assert audio.headers["content-type"] == "audio/wav"
@@ -119,7 +126,9 @@ async def publish_job(
 
 
 async def test_busy_number_is_retried_then_fails(
-    api: httpx.AsyncClient, settings: Settings, broker: AbstractRobustConnection,
+    api: httpx.AsyncClient,
+    settings: Settings,
+    broker: AbstractRobustConnection,
     redis_client: Any,
 ) -> None:
     store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
@@ -134,7 +143,7 @@ async def test_busy_number_is_retried_then_fails(
     calls = [h for h in body["history"] if h["status"] == "calling"]
     assert len(calls) == 3
     starts = [datetime.fromisoformat(h["at"]) for h in calls]
-    gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
     assert all(gap >= 1.0 for gap in gaps), gaps
     statuses = [h["status"] for h in body["history"]]
     assert statuses.count("retrying") == 2
@@ -147,8 +156,11 @@ async def test_send_at_starts_on_time(api: httpx.AsyncClient, settings: Settings
     send_at = datetime.now(UTC) + timedelta(seconds=2)
     reply = await api.post(
         "/tts/call",
-        json={"text": "Recordatorio programado", "phone_number": "3005050149",
-              "send_at": send_at.isoformat()},
+        json={
+            "text": "Recordatorio programado",
+            "phone_number": "3005050149",
+            "send_at": send_at.isoformat(),
+        },
     )
     assert reply.status_code == 202, reply.text
     assert reply.json()["status"] == "scheduled"
@@ -246,8 +258,9 @@ async def test_bad_input_never_creates_a_job(api: httpx.AsyncClient) -> None:
     )
     assert malformed.status_code in (400, 422)
     assert malformed.json()["success"] is False
-    huge = await api.post("/tts/call", content=b"x" * 200_000,
-                          headers={"content-type": "application/json"})
+    huge = await api.post(
+        "/tts/call", content=b"x" * 200_000, headers={"content-type": "application/json"}
+    )
     assert huge.status_code == 413
     stats = (await api.get("/queue/stats")).json()["statistics"]
     assert stats["jobs"]["total"] == 0

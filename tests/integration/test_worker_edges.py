@@ -104,7 +104,10 @@ async def test_unreachable_google_falls_back_to_espeak(
 
 
 @pytest.mark.settings(
-    TTS_ENGINE="gtts", TTS_FALLBACK_ENGINE="", GTTS_TIMEOUT=1.0, TECH_MAX_RETRIES=2,
+    TTS_ENGINE="gtts",
+    TTS_FALLBACK_ENGINE="",
+    GTTS_TIMEOUT=1.0,
+    TECH_MAX_RETRIES=2,
     TECH_RETRY_BASE_SECONDS=0.2,
 )
 async def test_technical_failures_back_off_then_fail_and_dead_letter(
@@ -123,8 +126,15 @@ async def test_technical_failures_back_off_then_fail_and_dead_letter(
         await until(lambda: _status_is(store, job.job_id, JobStatus.FAILED))
         await until(lambda: _depth_is(inspector, "dead", 1))
     history = [h.status for h in await store.history(job.job_id)]
-    assert history == ["queued", "processing", "queued", "processing", "queued", "processing",
-                       "failed"]
+    assert history == [
+        "queued",
+        "processing",
+        "queued",
+        "processing",
+        "queued",
+        "processing",
+        "failed",
+    ]
     failed = await store.get(job.job_id)
     assert failed is not None
     assert failed.error is not None
@@ -164,4 +174,3 @@ async def test_reaper_fails_calls_that_lost_track(
     failed = await store.get(job.job_id)
     assert failed is not None
     assert failed.call.reason == "lost_track"
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from tests.factories import make_job
 from ttsqueue.domain import (
@@ -17,10 +18,18 @@ from ttsqueue.domain import (
 )
 
 ALLOWED = {
-    ("scheduled", "queued"), ("queued", "processing"), ("processing", "calling"),
-    ("processing", "failed"), ("processing", "queued"), ("calling", "completed"),
-    ("calling", "retrying"), ("calling", "failed"), ("retrying", "queued"),
-    ("scheduled", "canceled"), ("queued", "canceled"), ("retrying", "canceled"),
+    ("scheduled", "queued"),
+    ("queued", "processing"),
+    ("processing", "calling"),
+    ("processing", "failed"),
+    ("processing", "queued"),
+    ("calling", "completed"),
+    ("calling", "retrying"),
+    ("calling", "failed"),
+    ("retrying", "queued"),
+    ("scheduled", "canceled"),
+    ("queued", "canceled"),
+    ("retrying", "canceled"),
 }
 
 
@@ -43,7 +52,9 @@ def test_cancelable_states() -> None:
 
 def test_retryable_outcomes() -> None:
     assert {o for o in CallOutcome if o.retryable} == {
-        CallOutcome.BUSY, CallOutcome.NO_ANSWER, CallOutcome.CONGESTION
+        CallOutcome.BUSY,
+        CallOutcome.NO_ANSWER,
+        CallOutcome.CONGESTION,
     }
 
 
@@ -56,9 +67,9 @@ def test_job_round_trips_through_a_redis_hash() -> None:
 
 
 def test_job_message_rejects_foreign_shapes() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValidationError, match="job_id"):
         JobMessage.decode(b'{"job_id": "short"}')
-    with pytest.raises(ValueError):
+    with pytest.raises(ValidationError, match="evil"):
         JobMessage.decode(b'{"job_id": "%s", "evil": 1}' % (b"a" * 36))
     message = JobMessage(job_id="a" * 36, attempt=2)
     assert JobMessage.decode(message.encode()) == message

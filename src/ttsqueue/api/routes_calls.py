@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
-from ttsqueue.api.responses import JsonBody
-from ttsqueue.api.routes_jobs import load_job
 
 from ttsqueue.api.context import ApiContext, get_context
 from ttsqueue.api.errors import ApiError
+from ttsqueue.api.responses import JsonBody
+from ttsqueue.api.routes_jobs import load_job
 from ttsqueue.api.schemas import CallAccepted, CallRequestIn, validate_call_request
 from ttsqueue.api.submission import idempotency_claim, submit
 from ttsqueue.domain import CANCELABLE, CallOutcome, Job, JobStatus, iso, utcnow
@@ -36,14 +36,17 @@ def accepted_body(job: Job, message: str) -> dict[str, Any]:
 def _check_idempotency_key(key: str) -> None:
     if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX or not all(" " <= ch <= "~" for ch in key):
         raise ApiError(
-            422, "validation_error",
+            422,
+            "validation_error",
             "Idempotency-Key: must be 1..128 printable ASCII characters",
             details=[{"field": "Idempotency-Key", "message": "1..128 printable ASCII characters"}],
         )
 
 
 @router.post(
-    "/tts/call", status_code=202, response_model=CallAccepted,
+    "/tts/call",
+    status_code=202,
+    response_model=CallAccepted,
     responses={200: {"description": "Same Idempotency-Key and body: the original job"}},
 )
 async def create_call(
@@ -53,8 +56,12 @@ async def create_call(
 ) -> JsonBody:
     call = validate_call_request(body, ctx.settings, ctx.languages)
     if await ctx.gate.is_full():
-        raise ApiError(503, "queue_full", "the backlog is over MAX_QUEUE_DEPTH; retry later",
-                       headers={"Retry-After": "30"})
+        raise ApiError(
+            503,
+            "queue_full",
+            "the backlog is over MAX_QUEUE_DEPTH; retry later",
+            headers={"Retry-After": "30"},
+        )
     claim = None
     if idempotency_key is not None:
         _check_idempotency_key(idempotency_key)
@@ -71,24 +78,32 @@ async def create_call(
 
 
 @router.delete("/tts/call/{job_id}")
-async def cancel_call(
-    job_id: str, ctx: Annotated[ApiContext, Depends(get_context)]
-) -> JsonBody:
+async def cancel_call(job_id: str, ctx: Annotated[ApiContext, Depends(get_context)]) -> JsonBody:
     job = await load_job(ctx, job_id)
     job_id = job.job_id
     info = job.call.model_copy(update={"outcome": CallOutcome.CANCELED, "reason": "canceled"})
     moved = await ctx.store.transition(
-        job_id, JobStatus.CANCELED, detail="canceled by client",
-        effects=Effects(set={"completed_at": iso(utcnow()) or "", "call": info.model_dump_json()},
-                        outcome=CallOutcome.CANCELED),
+        job_id,
+        JobStatus.CANCELED,
+        detail="canceled by client",
+        effects=Effects(
+            set={"completed_at": iso(utcnow()) or "", "call": info.model_dump_json()},
+            outcome=CallOutcome.CANCELED,
+        ),
         expected=CANCELABLE,
     )
     if not moved.applied:
         current = moved.previous.value if moved.previous else job.status.value
-        raise ApiError(409, "job_not_cancelable",
-                       f"job is {current}; only scheduled, queued or retrying jobs can be canceled")
+        raise ApiError(
+            409,
+            "job_not_cancelable",
+            f"job is {current}; only scheduled, queued or retrying jobs can be canceled",
+        )
     return JsonBody(
-        {"success": True, "job_id": job_id, "status": JobStatus.CANCELED.value,
-         "previous_status": moved.previous.value if moved.previous else None}
+        {
+            "success": True,
+            "job_id": job_id,
+            "status": JobStatus.CANCELED.value,
+            "previous_status": moved.previous.value if moved.previous else None,
+        }
     )
-

@@ -41,9 +41,14 @@ async def job_status(job_id: str, ctx: Annotated[ApiContext, Depends(get_context
 
 def _summary(job: Job) -> dict[str, object]:
     return {
-        "job_id": job.job_id, "status": job.status.value, "priority": job.priority.value,
-        "phone_number": job.phone_number, "language": job.language, "attempts": job.attempts,
-        "created_at": job.created_at, "updated_at": job.updated_at,
+        "job_id": job.job_id,
+        "status": job.status.value,
+        "priority": job.priority.value,
+        "phone_number": job.phone_number,
+        "language": job.language,
+        "attempts": job.attempts,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
         "outcome": job.call.outcome.value if job.call.outcome else None,
         "links": {"status": f"/tts/status/{job.job_id}"},
     }
@@ -61,8 +66,12 @@ async def list_jobs(
         status=status, priority=priority, limit=limit, before_ms=cursor
     )
     return JsonBody(
-        {"success": True, "count": len(jobs), "jobs": [_summary(job) for job in jobs],
-         "next_cursor": next_cursor}
+        {
+            "success": True,
+            "count": len(jobs),
+            "jobs": [_summary(job) for job in jobs],
+            "next_cursor": next_cursor,
+        }
     )
 
 
@@ -71,6 +80,9 @@ async def job_audio(job_id: str, ctx: Annotated[ApiContext, Depends(get_context)
     job = await load_job(ctx, job_id)
     path = Path(job.audio.path) if job.audio.path else None
     if path is None or not path.is_file():
-        raise ApiError(404, "audio_not_available", "no audio for this job (not generated yet, "
-                       "or evicted from the cache)")
+        raise ApiError(
+            404,
+            "audio_not_available",
+            "no audio for this job (not generated yet, or evicted from the cache)",
+        )
     return FileResponse(path, media_type="audio/wav", filename=f"{job.job_id}.wav")

@@ -77,28 +77,43 @@ async def queue_stats(ctx: Annotated[ApiContext, Depends(get_context)]) -> JsonB
         "queues": depths,
         "redis": {"total_jobs": total, "active_workers": len(workers)},
         "workers": {
-            "total": len(workers), "active": busy, "idle": len(workers) - busy,
+            "total": len(workers),
+            "active": busy,
+            "idle": len(workers) - busy,
             "list": [
-                {"worker_id": w.worker_id, "status": "busy" if w.current_jobs else "idle",
-                 "current_jobs": w.current_jobs, "processed": w.processed, "failed": w.failed,
-                 "concurrency": w.concurrency, "started_at": w.started_at,
-                 "last_heartbeat": w.last_heartbeat}
+                {
+                    "worker_id": w.worker_id,
+                    "status": "busy" if w.current_jobs else "idle",
+                    "current_jobs": w.current_jobs,
+                    "processed": w.processed,
+                    "failed": w.failed,
+                    "concurrency": w.concurrency,
+                    "started_at": w.started_at,
+                    "last_heartbeat": w.last_heartbeat,
+                }
                 for w in workers
             ],
         },
         "jobs": {"total": total, "by_status": by_status},
         "metrics": {
-            "processed": metrics.processed, "succeeded": metrics.succeeded,
-            "failed": metrics.failed, "success_rate": metrics.success_rate,
+            "processed": metrics.processed,
+            "succeeded": metrics.succeeded,
+            "failed": metrics.failed,
+            "success_rate": metrics.success_rate,
             "avg_processing_ms": metrics.avg_processing_ms,
             "throughput_per_min": metrics.throughput_per_min,
         },
-        "calls": {"active": active_calls, "limit": ctx.settings.MAX_CONCURRENT_CALLS,
-                  "by_outcome": metrics.by_outcome},
+        "calls": {
+            "active": active_calls,
+            "limit": ctx.settings.MAX_CONCURRENT_CALLS,
+            "by_outcome": metrics.by_outcome,
+        },
         "tts_cache": {
-            "hits": hits, "misses": misses,
+            "hits": hits,
+            "misses": misses,
             "hit_rate": round(hits / (hits + misses), 4) if hits + misses else 0.0,
-            "entries": int(entries), "bytes": int(cache.get("bytes", 0)),
+            "entries": int(entries),
+            "bytes": int(cache.get("bytes", 0)),
         },
     }
     return JsonBody({"success": True, "timestamp": iso(utcnow()), "statistics": statistics})

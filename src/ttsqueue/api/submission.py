@@ -90,13 +90,15 @@ async def _existing(
 ) -> Submitted:
     if claim is not None and body_digest != claim.body_digest:
         raise ApiError(
-            409, "idempotency_conflict",
+            409,
+            "idempotency_conflict",
             "Idempotency-Key was already used with a different request body",
         )
     job = await ctx.store.get(job_id)
     if job is None:
         raise ApiError(
-            409, "idempotency_in_progress",
+            409,
+            "idempotency_in_progress",
             "a request with this Idempotency-Key is still being accepted; retry shortly",
         )
     return Submitted(job, False)

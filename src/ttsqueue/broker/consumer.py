@@ -52,9 +52,7 @@ class PriorityConsumer:
             self._channels.append(channel)
             self._consumers.append((queue, tag))
 
-    def _receiver(
-        self, priority: Priority
-    ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
+    def _receiver(self, priority: Priority) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         async def receive(message: AbstractIncomingMessage) -> None:
             self._buffers[priority].append(message)
             self._available.set()

@@ -25,9 +25,7 @@ def is_due(message: JobMessage, now_ms: int | None = None) -> bool:
     return remaining_ms(message, now_ms) <= DUE_TOLERANCE_MS
 
 
-async def park(
-    publisher: Publisher, work_queue: str, message: JobMessage, hop_cap_s: int
-) -> None:
+async def park(publisher: Publisher, work_queue: str, message: JobMessage, hop_cap_s: int) -> None:
     """Publish `message` to tts_retry for min(time left, hop cap); it returns to `work_queue`."""
     delay_s = min(remaining_ms(message) / 1000, float(hop_cap_s))
     await publisher.to_retry(work_queue, message.encode(), message.job_id, delay_s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection, DeliveryMode
@@ -37,7 +38,7 @@ class Publisher:
         message_id: str,
         exchange: str = "",
         expiration_s: float | None = None,
-        headers: dict[str, str | int] | None = None,
+        headers: dict[str, Any] | None = None,
     ) -> None:
         """Publish persistently and wait for the broker's confirm."""
         message = aio_pika.Message(
@@ -58,8 +59,13 @@ class Publisher:
             await target.publish(
                 message, routing_key=routing_key, mandatory=True, timeout=PUBLISH_TIMEOUT_S
             )
-        except (aio_pika.exceptions.AMQPError, ConnectionError, OSError, TimeoutError,
-                asyncio.TimeoutError, RuntimeError) as exc:
+        except (
+            aio_pika.exceptions.AMQPError,
+            ConnectionError,
+            OSError,
+            TimeoutError,
+            RuntimeError,
+        ) as exc:
             raise BrokerUnavailableError(f"RabbitMQ did not confirm the message: {exc!r}") from exc
 
     async def to_work_queue(self, queue: str, body: bytes, message_id: str) -> None:
@@ -80,6 +86,8 @@ class Publisher:
 
     async def to_dead(self, body: bytes, message_id: str, reason: str) -> None:
         await self.publish(
-            body, routing_key=self.names.dead, message_id=message_id,
+            body,
+            routing_key=self.names.dead,
+            message_id=message_id,
             headers={"x-ttsq-dead-reason": reason[:200]},
         )

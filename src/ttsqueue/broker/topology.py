@@ -120,7 +120,10 @@ class QueueInspector:
     async def _depth(self, name: str) -> int:
         channel = await self._open()
         try:
-            queue = await channel.declare_queue(name, passive=True, robust=False)
+            # robust=False: a probe must not be re-declared after a reconnect.
+            queue = await channel.declare_queue(  # type: ignore[call-arg]
+                name, passive=True, robust=False
+            )
         except aio_pika.exceptions.ChannelNotFoundEntity:
             # A missing queue closes the channel; the next read opens another.
             return 0

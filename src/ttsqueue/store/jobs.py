@@ -72,10 +72,16 @@ class JobStore:
         created_ms = int(time.time() * 1000)
         entry = HistoryEntry(status=job.status, at=job.created_at, detail="accepted")
         idem_value = (
-            orjson.dumps({"job_id": job.job_id, "body": claim.body_digest}).decode() if claim else ""
+            orjson.dumps({"job_id": job.job_id, "body": claim.body_digest}).decode()
+            if claim
+            else ""
         )
-        event = {"job_id": job.job_id, "status": job.status.value, "previous_status": None,
-                 "at": job.created_at}
+        event = {
+            "job_id": job.job_id,
+            "status": job.status.value,
+            "previous_status": None,
+            "at": job.created_at,
+        }
         flat: list[str] = []
         for name, value in job.to_redis().items():
             flat += [name, value]
@@ -112,8 +118,12 @@ class JobStore:
         """Forget a job whose message never reached RabbitMQ."""
         k = self.keys
         await self._scripts.delete_job(
-            keys=[k.job(job_id), k.history(job_id), k.index,
-                  k.idempotency(claim.key_digest) if claim else k.idempotency("-")],
+            keys=[
+                k.job(job_id),
+                k.history(job_id),
+                k.index,
+                k.idempotency(claim.key_digest) if claim else k.idempotency("-"),
+            ],
             args=[k.prefix, job_id, "1" if claim else "0"],
         )
 
@@ -171,12 +181,12 @@ class JobStore:
 
     # Reads ---------------------------------------------------------------------------------
     async def get(self, job_id: str) -> Job | None:
-        raw = await self.client.hgetall(self.keys.job(job_id))
+        raw: dict[str, str] = await self.client.hgetall(self.keys.job(job_id))  # type: ignore[assignment]
         return Job.from_redis(raw) if raw else None
 
     async def get_status(self, job_id: str) -> JobStatus | None:
         raw = await self.client.hget(self.keys.job(job_id), "status")
-        return JobStatus(raw) if raw else None
+        return JobStatus(str(raw)) if raw else None
 
     async def history(self, job_id: str) -> list[HistoryEntry]:
         rows = await self.client.lrange(self.keys.history(job_id), 0, -1)
@@ -207,7 +217,7 @@ class JobStore:
         top = f"({before_ms}" if before_ms is not None else "+inf"
         # Over-fetch when both filters apply, since only one index is walked.
         fetch = limit * 4 if status is not None and priority is not None else limit
-        rows = await self.client.zrevrangebyscore(
+        rows: list[tuple[str, float]] = await self.client.zrevrangebyscore(  # type: ignore[assignment]
             key, top, "-inf", start=0, num=fetch + 1, withscores=True
         )
         page = rows[:fetch]

@@ -99,6 +99,6 @@ class Keys:
 
     @property
     def cache_files(self) -> str:
-        """Hash: cache key -> identity (inode, mtime) of its files, so that eviction never
+        """Hash: cache key -> identity (mtime, inode) of its files, so that eviction never
         deletes a newer copy written meanwhile by another worker."""
         return f"{self.prefix}cache:files"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -36,7 +37,7 @@ class WorkerRegistry:
 
     async def beat(self, info: WorkerInfo) -> None:
         key = self.keys.worker(info.worker_id)
-        mapping = {
+        mapping: dict[Any, str] = {
             "status": "busy" if info.current_jobs else "idle",
             "current_jobs": orjson.dumps(info.current_jobs).decode(),
             "concurrency": str(info.concurrency),
@@ -60,7 +61,7 @@ class WorkerRegistry:
 
     async def alive(self) -> list[WorkerInfo]:
         """Workers whose heartbeat has not expired; forgets the ones that have."""
-        ids = sorted(await self.client.smembers(self.keys.workers))
+        ids = sorted(str(member) for member in await self.client.smembers(self.keys.workers))
         if not ids:
             return []
         async with self.client.pipeline(transaction=False) as pipe:

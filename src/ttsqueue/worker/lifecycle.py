@@ -22,13 +22,18 @@ async def advance_to_processing(ctx: WorkerContext, job: Job) -> Job:
     if status is JobStatus.QUEUED:
         now = iso(utcnow()) or ""
         moved = await ctx.store.transition(
-            job.job_id, JobStatus.PROCESSING, detail=f"worker {ctx.worker_id}",
+            job.job_id,
+            JobStatus.PROCESSING,
+            detail=f"worker {ctx.worker_id}",
             effects=Effects(set={"processed_at": now, "worker_id": ctx.worker_id}),
         )
         if moved.applied:
             return job.model_copy(
-                update={"status": JobStatus.PROCESSING, "processed_at": now,
-                        "worker_id": ctx.worker_id}
+                update={
+                    "status": JobStatus.PROCESSING,
+                    "processed_at": now,
+                    "worker_id": ctx.worker_id,
+                }
             )
         status = moved.previous or status
     return job.model_copy(update={"status": status})

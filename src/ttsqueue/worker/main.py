@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import signal
 
-from ttsqueue.broker.connection import connect_broker
 from ttsqueue.broker.consumer import PriorityConsumer
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import declare_topology
@@ -48,7 +47,9 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         speech=SpeechService(settings, redis, engines),
         dialer=dialer,
         trunk=TrunkGuard(
-            redis, Keys(settings.REDIS_PREFIX), settings.MAX_CONCURRENT_CALLS,
+            redis,
+            Keys(settings.REDIS_PREFIX),
+            settings.MAX_CONCURRENT_CALLS,
             settings.CALLS_PER_SECOND,
         ),
     )
@@ -56,12 +57,17 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     registry = WorkerRegistry(redis, settings.REDIS_PREFIX)
     runner = Runner(
         PriorityConsumer(connection, names, settings.WORKER_CONCURRENCY),
-        handler, settings.WORKER_CONCURRENCY, SHUTDOWN_GRACE_S,
+        handler,
+        settings.WORKER_CONCURRENCY,
+        SHUTDOWN_GRACE_S,
     )
     background = [
         asyncio.create_task(
             heartbeat_loop(
-                registry, settings.WORKER_ID, settings.WORKER_CONCURRENCY, handler,
+                registry,
+                settings.WORKER_ID,
+                settings.WORKER_CONCURRENCY,
+                handler,
                 ctx.speech.health,
             )
         ),
@@ -69,8 +75,12 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     ]
     if stop is not None:
         background.append(asyncio.create_task(_relay(stop, runner)))
-    log.info("worker started", worker_id=settings.WORKER_ID, dialer=dialer.name,
-             concurrency=settings.WORKER_CONCURRENCY)
+    log.info(
+        "worker started",
+        worker_id=settings.WORKER_ID,
+        dialer=dialer.name,
+        concurrency=settings.WORKER_CONCURRENCY,
+    )
     try:
         await runner.run()
     finally:

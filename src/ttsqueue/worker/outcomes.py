@@ -67,9 +67,14 @@ async def publish_result(ctx: WorkerContext, job_id: str) -> None:
     if job is None:
         return
     body = orjson.dumps(
-        {"job_id": job.job_id, "status": job.status.value, "attempts": job.attempts,
-         "call": job.call.model_dump(mode="json"), "completed_at": job.completed_at,
-         "metadata": job.metadata}
+        {
+            "job_id": job.job_id,
+            "status": job.status.value,
+            "attempts": job.attempts,
+            "call": job.call.model_dump(mode="json"),
+            "completed_at": job.completed_at,
+            "metadata": job.metadata,
+        }
     )
     await ctx.publisher.to_results(body, job.job_id)
 
@@ -86,7 +91,10 @@ async def finish_attempt(
         effects.set["call"] = call_json
         effects.outcome = result.outcome
         applied = await ctx.store.transition(
-            job.job_id, JobStatus.COMPLETED, detail="answered", effects=effects,
+            job.job_id,
+            JobStatus.COMPLETED,
+            detail="answered",
+            effects=effects,
             expected=frozenset({JobStatus.CALLING}),
         )
     elif decision.retry:
@@ -95,8 +103,11 @@ async def finish_attempt(
             set={"call": call_json, "next_attempt_ms": str(due_ms)}, outcome=result.outcome
         )
         applied = await ctx.store.transition(
-            job.job_id, JobStatus.RETRYING, detail=f"{result.outcome.value}: retry in "
-            f"{decision.delay_s}s", effects=effects, expected=frozenset({JobStatus.CALLING}),
+            job.job_id,
+            JobStatus.RETRYING,
+            detail=f"{result.outcome.value}: retry in {decision.delay_s}s",
+            effects=effects,
+            expected=frozenset({JobStatus.CALLING}),
         )
         if applied.applied:
             await park_retry(ctx, job.job_id, decision.next_attempt, due_ms, work_queue)
@@ -107,7 +118,10 @@ async def finish_attempt(
         effects.set["error"] = f"call {result.outcome.value}: {result.reason or ''}".strip(": ")
         effects.outcome = result.outcome
         applied = await ctx.store.transition(
-            job.job_id, JobStatus.FAILED, detail=result.outcome.value, effects=effects,
+            job.job_id,
+            JobStatus.FAILED,
+            detail=result.outcome.value,
+            effects=effects,
             expected=frozenset({JobStatus.CALLING}),
         )
     if applied.applied:
@@ -130,7 +144,10 @@ async def fail_job(ctx: WorkerContext, job: Job, reason: str, *, outcome: CallOu
     effects.set["error"] = reason
     effects.outcome = outcome
     applied = await ctx.store.transition(
-        job.job_id, JobStatus.FAILED, detail=reason, effects=effects,
+        job.job_id,
+        JobStatus.FAILED,
+        detail=reason,
+        effects=effects,
         expected=frozenset({JobStatus.PROCESSING, JobStatus.CALLING}),
     )
     if applied.applied:

@@ -117,7 +117,9 @@ class JobHandler:
         async with ctx.trunk.slot(call_id):
             originated_at = time.time()
             call = self._call_request(job, attempt, audio, originated_at)
-            if await ctx.store.claim_attempt(job.job_id, attempt, f"{ctx.worker_id}@{originated_at}"):
+            if await ctx.store.claim_attempt(
+                job.job_id, attempt, f"{ctx.worker_id}@{originated_at}"
+            ):
                 await ctx.speech.pin(audio.cache_key, call.call_id, ctx.settings.CALL_MAX_DURATION)
                 try:
                     await ctx.dialer.originate(call)
@@ -137,28 +139,38 @@ class JobHandler:
     ) -> None:
         started = iso(datetime.fromtimestamp(originated_at, UTC))
         info = job.call.model_copy(
-            update={"backend": self.ctx.dialer.name, "started_at": started, "outcome": None,
-                    "reason": None, "simulated": self.ctx.dialer.name == "simulator"}
+            update={
+                "backend": self.ctx.dialer.name,
+                "started_at": started,
+                "outcome": None,
+                "reason": None,
+                "simulated": self.ctx.dialer.name == "simulator",
+            }
         )
         job.call = info
         job.attempts = attempt
         await self.ctx.store.transition(
-            job.job_id, JobStatus.CALLING, detail=detail,
+            job.job_id,
+            JobStatus.CALLING,
+            detail=detail,
             effects=Effects(set={"attempts": str(attempt), "call": info.model_dump_json()}),
             expected=frozenset({JobStatus.PROCESSING}),
         )
 
-    async def _follow(
-        self, job: Job, attempt: int, work_queue: str, originated_at: float
-    ) -> None:
+    async def _follow(self, job: Job, attempt: int, work_queue: str, originated_at: float) -> None:
         """Wait for the call's outcome (bounded by CALL_MAX_DURATION) and record it."""
         ctx = self.ctx
         audio_path = job.audio.path or ""
         call = CallRequest(
-            job_id=job.job_id, attempt=attempt, number=job.dial_number, e164=job.e164,
-            caller_id=job.caller_id, audio_path=audio_path.removesuffix(".wav"),
+            job_id=job.job_id,
+            attempt=attempt,
+            number=job.dial_number,
+            e164=job.e164,
+            caller_id=job.caller_id,
+            audio_path=audio_path.removesuffix(".wav"),
             audio_duration_s=job.audio.duration_s or 0.0,
-            ring_timeout_s=ctx.settings.CALL_RING_TIMEOUT, originated_at=originated_at,
+            ring_timeout_s=ctx.settings.CALL_RING_TIMEOUT,
+            originated_at=originated_at,
         )
         left = originated_at + ctx.settings.CALL_MAX_DURATION - time.time()
         try:
@@ -176,10 +188,15 @@ class JobHandler:
         self, job: Job, attempt: int, audio: PreparedAudio, originated_at: float
     ) -> CallRequest:
         return CallRequest(
-            job_id=job.job_id, attempt=attempt, number=job.dial_number, e164=job.e164,
-            caller_id=job.caller_id, audio_path=str(audio.playback_path),
+            job_id=job.job_id,
+            attempt=attempt,
+            number=job.dial_number,
+            e164=job.e164,
+            caller_id=job.caller_id,
+            audio_path=str(audio.playback_path),
             audio_duration_s=audio.duration_s,
-            ring_timeout_s=self.ctx.settings.CALL_RING_TIMEOUT, originated_at=originated_at,
+            ring_timeout_s=self.ctx.settings.CALL_RING_TIMEOUT,
+            originated_at=originated_at,
         )
 
     async def _technical_retry(
@@ -187,18 +204,26 @@ class JobHandler:
     ) -> Disposition:
         settings = self.ctx.settings
         if technical_exhausted(msg.tech_retries, settings.TECH_MAX_RETRIES):
-            await fail_job(self.ctx, job, f"technical error, retries exhausted: {exc}",
-                           outcome=CallOutcome.FAILED)
+            await fail_job(
+                self.ctx,
+                job,
+                f"technical error, retries exhausted: {exc}",
+                outcome=CallOutcome.FAILED,
+            )
             return Disposition.DEAD
         delay = technical_delay(settings.TECH_RETRY_BASE_SECONDS, msg.tech_retries)
         applied = await self.ctx.store.transition(
-            job.job_id, JobStatus.QUEUED, detail=f"technical retry in {delay:g}s: {exc}",
+            job.job_id,
+            JobStatus.QUEUED,
+            detail=f"technical retry in {delay:g}s: {exc}",
             expected=frozenset({JobStatus.PROCESSING}),
         )
         if applied.applied:
             retry = msg.model_copy(
-                update={"tech_retries": msg.tech_retries + 1,
-                        "not_before_ms": int((time.time() + delay) * 1000)}
+                update={
+                    "tech_retries": msg.tech_retries + 1,
+                    "not_before_ms": int((time.time() + delay) * 1000),
+                }
             )
             await park(self.ctx.publisher, work_queue, retry, settings.RETRY_HOP_SECONDS)
         log.warning("technical retry", error=str(exc), delay_s=delay)

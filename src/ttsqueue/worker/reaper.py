@@ -26,11 +26,12 @@ async def reap_once(ctx: WorkerContext) -> int:
     ids = await ctx.redis.zrange(ctx.store.keys.status_index(JobStatus.CALLING), 0, -1)
     reaped = 0
     horizon = time.time() - ctx.settings.CALL_MAX_DURATION
-    for job in await ctx.store.get_many(list(ids)):
-        started = job.call.started_at or job.updated_at
-        if job.status is JobStatus.CALLING and datetime.fromisoformat(started).timestamp() < horizon:
-            if await fail_job(ctx, job, "lost_track", outcome=CallOutcome.FAILED):
-                reaped += 1
+    for job in await ctx.store.get_many([str(job_id) for job_id in ids]):
+        started = datetime.fromisoformat(job.call.started_at or job.updated_at).timestamp()
+        if job.status is not JobStatus.CALLING or started >= horizon:
+            continue
+        if await fail_job(ctx, job, "lost_track", outcome=CallOutcome.FAILED):
+            reaped += 1
     return reaped
 
 

@@ -22,7 +22,10 @@ class MessageHandler(Protocol):
 
 class Runner:
     def __init__(
-        self, consumer: PriorityConsumer, handler: MessageHandler, concurrency: int,
+        self,
+        consumer: PriorityConsumer,
+        handler: MessageHandler,
+        concurrency: int,
         shutdown_grace_s: float,
     ) -> None:
         self.consumer = consumer
@@ -51,7 +54,8 @@ class Runner:
                 message, priority = item
                 task = asyncio.create_task(self.handler.handle(message, priority))
                 self._tasks.add(task)
-                task.add_done_callback(lambda t: (self._tasks.discard(t), slots.release()))
+                task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(lambda _: slots.release())
         finally:
             stop_waiter.cancel()
             await self._drain()

@@ -19,6 +19,8 @@ log = get_logger("ttsqueue.worker.settle")
 # Redis or RabbitMQ was unreachable.
 OUTAGE_PAUSE_S = 1.0
 
+_OUTAGES: tuple[type[BaseException], ...] = (*REDIS_DOWN_ERRORS, ConnectionLostError)
+
 
 class Disposition(StrEnum):
     ACK = "ack"  # done, or dropped on purpose (canceled, duplicate, parked elsewhere)
@@ -43,7 +45,7 @@ async def settle(message: AbstractIncomingMessage) -> AsyncIterator[Settlement]:
     except PoisonMessageError as exc:
         log.warning("poison message dead-lettered", error=str(exc))
         settlement.set(Disposition.DEAD)
-    except (*REDIS_DOWN_ERRORS, ConnectionLostError) as exc:
+    except _OUTAGES as exc:
         log.warning("dependency unavailable, message requeued", error=repr(exc))
         await asyncio.sleep(OUTAGE_PAUSE_S)
         settlement.set(Disposition.REQUEUE)
