@@ -121,6 +121,8 @@ class JobHandler:
                 job.job_id, attempt, f"{ctx.worker_id}@{originated_at}"
             ):
                 await ctx.speech.pin(audio.cache_key, call.call_id, ctx.settings.CALL_MAX_DURATION)
+                # Logged before the backend is asked, so the log never undercounts dials.
+                log.info("originating call", call_id=call.call_id, backend=ctx.dialer.name)
                 try:
                     await ctx.dialer.originate(call)
                 except DialerError:
