@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_settings
+from tests.conftest import make_settings
 from ttsqueue.dialer.base import CallRequest, Dialer, DialerHealth
 from ttsqueue.dialer.simulator import SimulatorDialer
 from ttsqueue.domain import CallOutcome

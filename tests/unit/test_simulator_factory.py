@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_settings
+from tests.conftest import make_settings
 from ttsqueue.config import DialerName
 from ttsqueue.dialer.factory import build_dialer, resolve_dialer
 from ttsqueue.dialer.simulator import SimulatorDialer
