@@ -87,7 +87,7 @@ class JobHandler:
         if job.status is not JobStatus.PROCESSING:
             return Disposition.ACK  # canceled meanwhile, or another copy moved it on
         try:
-            audio = await self._prepare_audio(job)
+            audio = await self._prepare_audio(job, msg.attempt)
             await self._call(job, msg.attempt, audio, work_queue)
         except PermanentJobError as exc:
             await fail_job(self.ctx, job, exc.reason or str(exc), outcome=CallOutcome.FAILED)
@@ -95,8 +95,11 @@ class JobHandler:
             return await self._technical_retry(job, msg, work_queue, exc)
         return Disposition.ACK
 
-    async def _prepare_audio(self, job: Job) -> PreparedAudio:
-        audio = await self.ctx.speech.prepare(job.text, job.language, job.voice, job.engine)
+    async def _prepare_audio(self, job: Job, attempt: int) -> PreparedAudio:
+        # Pinned under the call's id from now until the call ends: never evicted meanwhile.
+        audio = await self.ctx.speech.prepare(
+            job.text, job.language, job.voice, job.engine, lease_id=_call_id(job.job_id, attempt)
+        )
         info = job.audio.model_copy(
             update={
                 "url": f"/tts/audio/{job.job_id}",
@@ -120,7 +123,6 @@ class JobHandler:
             if await ctx.store.claim_attempt(
                 job.job_id, attempt, f"{ctx.worker_id}@{originated_at}"
             ):
-                await ctx.speech.pin(audio.cache_key, call.call_id, ctx.settings.CALL_MAX_DURATION)
                 # Logged before the backend is asked, so the log never undercounts dials.
                 log.info("originating call", call_id=call.call_id, backend=ctx.dialer.name)
                 try:
