@@ -1,0 +1,206 @@
+"""Content-addressed audio cache: files under `<AUDIO_DIR>/cache/`, LRU index in Redis.
+
+An entry is `<key>.wav` (plus `<key>.sln16` when wideband). Entries are evicted least recently
+used first when the total size exceeds the limit, but never while a lease pins them (a live
+call is playing them). Index changes run as Lua scripts, so concurrent workers agree; the
+index remembers which file it describes (mtime, inode), so deleting an evicted entry never
+removes a copy that another worker has just written again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis.asyncio as aioredis
+import soundfile as sf
+
+from ttsqueue.store.keys import Keys
+from ttsqueue.tts import cache_scripts
+from ttsqueue.tts.audio import ConvertedAudio, atomic_write
+
+
+def normalize_text(text: str) -> str:
+    """NFC, runs of whitespace collapsed to one space, trimmed: what gets spoken and hashed."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def cache_key(engine: str, voice: str | None, language: str, text: str) -> str:
+    material = json.dumps([engine, voice or "", language.lower(), normalize_text(text)])
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Pins an entry while a call plays it; expires on its own if the holder dies."""
+
+    lease_id: str
+    ttl_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    key: str
+    wav_path: Path
+    sln16_path: Path | None
+    duration_s: float
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class AudioCache:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: Keys,
+        audio_dir: Path,
+        max_bytes: int,
+        *,
+        clock_ms: Callable[[], int] = _now_ms,
+    ) -> None:
+        self._redis = client
+        self._clock_ms = clock_ms
+        self._keys = keys
+        self.directory = (audio_dir / "cache").absolute()
+        self.max_bytes = max_bytes
+        self._register = client.register_script(cache_scripts.REGISTER)
+        self._touch = client.register_script(cache_scripts.TOUCH)
+        self._pin = client.register_script(cache_scripts.PIN)
+
+    def wav_path(self, key: str) -> Path:
+        return self.directory / f"{key}.wav"
+
+    def sln16_path(self, key: str) -> Path:
+        return self.directory / f"{key}.sln16"
+
+    async def lookup(self, key: str, *, wideband: bool, lease: Lease | None) -> CacheEntry | None:
+        """The entry if it is indexed and its files exist; then touched, pinned, counted."""
+        duration = await asyncio.to_thread(self._read_files, key, wideband)
+        if duration is None:
+            return None
+        now = self._clock_ms()
+        lease_id, expiry = _lease_args(lease, now)
+        keys = self._keys
+        indexed = await self._touch(
+            keys=[keys.cache_lru, keys.cache_sizes, keys.cache_stats, keys.cache_in_use(key)],
+            args=[key, now, lease_id, expiry],
+        )
+        if not indexed:
+            return None
+        return self._entry(key, duration, wideband)
+
+    async def count_miss(self) -> None:
+        await self._redis.hincrby(self._keys.cache_stats, "misses", 1)
+
+    async def store(self, key: str, audio: ConvertedAudio, *, lease: Lease | None) -> CacheEntry:
+        """Write the files atomically, index them (pinned by `lease`), evict what no longer fits."""
+        size, identity = await asyncio.to_thread(self._write_files, key, audio)
+        now = self._clock_ms()
+        lease_id, expiry = _lease_args(lease, now)
+        keys = self._keys
+        victims = await self._register(
+            keys=[
+                keys.cache_lru,
+                keys.cache_sizes,
+                keys.cache_files,
+                keys.cache_stats,
+                keys.cache_in_use(key),
+            ],
+            args=[
+                key,
+                size,
+                identity,
+                now,
+                lease_id,
+                expiry,
+                self.max_bytes,
+                keys.cache_in_use(""),
+            ],
+        )
+        if victims:
+            pairs = list(zip(victims[::2], victims[1::2], strict=True))
+            await asyncio.to_thread(self._delete_files, pairs)
+        return self._entry(key, audio.duration_s, audio.sln16 is not None)
+
+    async def pin(self, key: str, lease_id: str, ttl_s: float) -> bool:
+        """Protect an entry from eviction until `unpin` or `ttl_s`; False if it is not cached."""
+        lease_id_arg, expiry = _lease_args(Lease(lease_id, ttl_s), self._clock_ms())
+        indexed = await self._pin(
+            keys=[self._keys.cache_sizes, self._keys.cache_in_use(key)],
+            args=[key, lease_id_arg, expiry],
+        )
+        return bool(indexed)
+
+    async def unpin(self, key: str, lease_id: str) -> None:
+        await self._redis.zrem(self._keys.cache_in_use(key), lease_id)
+
+    async def stats(self) -> dict[str, int | float]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(self._keys.cache_stats, ["hits", "misses", "bytes"])
+            pipe.zcard(self._keys.cache_lru)
+            (hits, misses, size), entries = await pipe.execute()
+        hit_count, miss_count = int(hits or 0), int(misses or 0)
+        lookups = hit_count + miss_count
+        return {
+            "hits": hit_count,
+            "misses": miss_count,
+            "hit_rate": round(hit_count / lookups, 4) if lookups else 0.0,
+            "entries": int(entries),
+            "bytes": int(size or 0),
+        }
+
+    def _entry(self, key: str, duration_s: float, wideband: bool) -> CacheEntry:
+        sln16 = self.sln16_path(key) if wideband else None
+        return CacheEntry(key, self.wav_path(key), sln16, duration_s)
+
+    def _read_files(self, key: str, wideband: bool) -> float | None:
+        if wideband and not self.sln16_path(key).exists():
+            return None
+        try:
+            return float(sf.info(str(self.wav_path(key))).duration)
+        except (sf.LibsndfileError, RuntimeError, OSError):
+            return None
+
+    def _write_files(self, key: str, audio: ConvertedAudio) -> tuple[int, str]:
+        """Write the entry's files; returns their total size and identity."""
+        paths = [self.wav_path(key)]
+        if audio.sln16 is not None:
+            atomic_write(self.sln16_path(key), audio.sln16)
+            paths.append(self.sln16_path(key))
+        atomic_write(self.wav_path(key), audio.wav)
+        identity = ",".join(_identity(path) or "" for path in paths)
+        return len(audio.wav) + len(audio.sln16 or b""), identity
+
+    def _delete_files(self, victims: list[tuple[str, str]]) -> None:
+        for key, identity in victims:
+            recorded = identity.split(",")
+            paths = (self.wav_path(key), self.sln16_path(key))
+            for path, ident in zip(paths, recorded, strict=False):
+                # A different identity means a worker wrote this entry again meanwhile.
+                if ident and _identity(path) == ident:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+
+
+def _identity(path: Path) -> str | None:
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return f"{stat.st_mtime_ns:020d}:{stat.st_ino}"
+
+
+def _lease_args(lease: Lease | None, now_ms: int) -> tuple[str, int]:
+    if lease is None:
+        return "", 0
+    return lease.lease_id, now_ms + int(lease.ttl_s * 1000)

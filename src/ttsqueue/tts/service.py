@@ -1,0 +1,174 @@
+"""Text in, a file Asterisk can play out: cache, synthesis with fallback, conversion."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis.asyncio as aioredis
+import structlog
+
+from ttsqueue.config import Settings
+from ttsqueue.errors import PermanentJobError, TTSError
+from ttsqueue.store.keys import Keys
+from ttsqueue.tts.audio import convert_for_asterisk
+from ttsqueue.tts.base import SpeechEngine, SpeechRequest
+from ttsqueue.tts.breaker import BreakerState, CircuitBreaker
+from ttsqueue.tts.cache import AudioCache, CacheEntry, Lease, cache_key, normalize_text
+from ttsqueue.tts.engines import build_engines, supported_languages
+from ttsqueue.tts.keyed_locks import KeyedLocks
+
+__all__ = ["PreparedAudio", "SpeechService", "build_engines", "supported_languages"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedAudio:
+    cache_key: str
+    wav_path: Path
+    playback_path: str  # absolute, without extension: what Playback() takes
+    duration_s: float
+    cached: bool
+    engine: str  # the engine whose audio this is (the fallback's when it was used)
+    sln16_path: Path | None = None
+    synth_s: float = 0.0  # engine time, 0 for cache hits
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    name: str
+    engine: SpeechEngine
+    voice: str | None
+    key: str
+
+
+class SpeechService:
+    def __init__(
+        self, settings: Settings, client: aioredis.Redis, engines: Mapping[str, SpeechEngine]
+    ) -> None:
+        self.settings = settings
+        self.engines = dict(engines)
+        self.cache = AudioCache(
+            client, Keys(settings.REDIS_PREFIX), settings.AUDIO_DIR, settings.audio_cache_max_bytes
+        )
+        self._locks = KeyedLocks()
+
+    async def prepare(
+        self,
+        text: str,
+        language: str,
+        voice: str | None = None,
+        engine_name: str | None = None,
+        *,
+        lease_id: str | None = None,
+        lease_ttl_s: float | None = None,
+    ) -> PreparedAudio:
+        """Cached or fresh audio for `text`. With `lease_id`, the entry is pinned against
+        eviction (until `unpin` or `lease_ttl_s`, default the longest call) in the same step.
+
+        Order: the requested engine's cache, its synthesis, then (if it fails) the fallback
+        engine's cache and synthesis. Raises TTSError when every engine failed."""
+        spoken = normalize_text(text)
+        if not spoken:
+            raise PermanentJobError("nothing to speak: the text is empty", reason="empty_text")
+        steps = self._plan(spoken, language, voice, engine_name or self.settings.TTS_ENGINE)
+        lease = None
+        if lease_id is not None:
+            ttl = lease_ttl_s or self.settings.CALL_MAX_DURATION + self.settings.CALL_RING_TIMEOUT
+            lease = Lease(lease_id, ttl)
+        async with self._locks.hold(steps[0].key):
+            return await self._prepare(steps, spoken, language, lease)
+
+    async def _prepare(
+        self, steps: list[_Step], text: str, language: str, lease: Lease | None
+    ) -> PreparedAudio:
+        wideband = self.settings.AUDIO_WIDEBAND
+        failures: list[str] = []
+        for step in steps:
+            entry = await self.cache.lookup(step.key, wideband=wideband, lease=lease)
+            if entry is not None:
+                return _prepared(entry, step.name, cached=True)
+            if _circuit_open(step.engine):
+                failures.append(f"{step.name}: circuit open")
+                continue
+            try:
+                prepared = await self._synthesize(step, text, language, lease)
+            except TTSError as exc:
+                failures.append(f"{step.name}: {exc}")
+                log.warning("tts_engine_failed", engine=step.name, error=str(exc))
+                continue
+            await self.cache.count_miss()
+            return prepared
+        await self.cache.count_miss()
+        raise TTSError("; ".join(failures))
+
+    async def _synthesize(
+        self, step: _Step, text: str, language: str, lease: Lease | None
+    ) -> PreparedAudio:
+        started = time.perf_counter()
+        audio = await step.engine.synthesize(SpeechRequest(text, language, step.voice))
+        synth_s = time.perf_counter() - started
+        converted = await asyncio.to_thread(
+            convert_for_asterisk, audio.data, wideband=self.settings.AUDIO_WIDEBAND
+        )
+        entry = await self.cache.store(step.key, converted, lease=lease)
+        return _prepared(entry, step.name, cached=False, synth_s=synth_s)
+
+    def _plan(self, text: str, language: str, voice: str | None, engine_name: str) -> list[_Step]:
+        steps: list[_Step] = []
+        fallback = self.settings.TTS_FALLBACK_ENGINE
+        candidates = [(str(engine_name), voice)]
+        if fallback is not None and fallback.value != engine_name:
+            candidates.append((fallback.value, None))  # voices are engine-specific
+        for name, step_voice in candidates:
+            engine = self.engines.get(name)
+            if engine is not None and engine.supports(language):
+                key = cache_key(name, step_voice, language, text)
+                steps.append(_Step(name, engine, step_voice, key))
+        if not steps:
+            raise PermanentJobError(
+                f"no configured engine speaks {language!r} (asked for {engine_name!r})",
+                reason="unsupported_language",
+            )
+        return steps
+
+    async def pin(self, cache_key: str, lease_id: str, ttl_s: float) -> bool:
+        return await self.cache.pin(cache_key, lease_id, ttl_s)
+
+    async def unpin(self, cache_key: str, lease_id: str) -> None:
+        await self.cache.unpin(cache_key, lease_id)
+
+    async def stats(self) -> dict[str, int | float]:
+        return await self.cache.stats()
+
+    def health(self) -> str:
+        """`degraded` while an engine's circuit breaker keeps it from being called, else `ok`."""
+        degraded = any(_circuit_open(engine) for engine in self.engines.values())
+        return "degraded" if degraded else "ok"
+
+    def supported_languages(self) -> dict[str, set[str]]:
+        return supported_languages(self.engines)
+
+
+def _prepared(
+    entry: CacheEntry, engine: str, *, cached: bool, synth_s: float = 0.0
+) -> PreparedAudio:
+    return PreparedAudio(
+        cache_key=entry.key,
+        wav_path=entry.wav_path,
+        playback_path=str(entry.wav_path.with_suffix("")),
+        duration_s=entry.duration_s,
+        cached=cached,
+        engine=engine,
+        sln16_path=entry.sln16_path,
+        synth_s=synth_s,
+    )
+
+
+def _circuit_open(engine: SpeechEngine) -> bool:
+    breaker = getattr(engine, "breaker", None)
+    return isinstance(breaker, CircuitBreaker) and breaker.state is BreakerState.OPEN
