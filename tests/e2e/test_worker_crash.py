@@ -122,3 +122,30 @@ async def test_sigkill_mid_call_loses_nothing_and_never_redials(
         assert job is not None
         assert job.attempts == 1
         assert job.call.outcome == "answered"
+
+
+async def test_sigterm_finishes_in_flight_calls_and_deregisters(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any, tmp_path: Path
+) -> None:
+    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    publisher = Publisher(broker, names)
+    ids = []
+    for _ in range(3):
+        job = make_job(text="Recordatorio de su cita.")
+        await store.create(job)
+        await publisher.to_work_queue(
+            names.calls, JobMessage(job_id=job.job_id).encode(), job.job_id
+        )
+        ids.append(job.job_id)
+    worker = start_worker(settings, "graceful-w1", tmp_path / "w.log")
+    try:
+        await wait_statuses(store, ids, {JobStatus.CALLING}, timeout=60)
+        worker.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(worker.wait, 40) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert set(await statuses(store, ids)) == {JobStatus.COMPLETED}
+    registry_key = f"{settings.REDIS_PREFIX}worker:graceful-w1"
+    assert not await redis_client.exists(registry_key)
