@@ -8,8 +8,8 @@ from pathlib import Path
 import aio_pika
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
-from tests.conftest import make_settings, wipe_prefix
 
+from tests.conftest import make_settings, wipe_prefix
 from ttsqueue.broker.topology import QueueNames, declare_topology
 from ttsqueue.config import Settings
 from ttsqueue.ops.clean import clear_queues, clear_redis, empty_directory, is_safe_to_empty

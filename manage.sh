@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# tts-queue operator entry point, without Docker. Thin on purpose: it makes sure the Python
+# environment and the local RabbitMQ/Redis exist, then hands over to the `ttsqueue` CLI
+# (src/ttsqueue/cli.py), which does the real work.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+
+VENV="$ROOT/.venv"
+TTSQ="$VENV/bin/ttsqueue"
+PYTHON="${PYTHON:-python3}"
+STAMP="$ROOT/var/.venv-installed"
+SERVICES_DIR="${TTSQ_VAR_DIR:-$ROOT/var}/services"
+BASE_PACKAGES=(espeak-ng sox libsndfile1)
+
+paint() { # color text (colors only on a terminal)
+    if [[ -t 2 ]]; then printf '\033[1;%sm%s\033[0m' "$1" "$2"; else printf '%s' "$2"; fi
+}
+say() { printf '%s %s\n' "$(paint 34 '==>')" "$*" >&2; }
+warn() { printf '%s %s\n' "$(paint 33 '!!')" "$*" >&2; }
+die() {
+    printf '%s %s\n' "$(paint 31 'xx')" "$*" >&2
+    exit 1
+}
+
+usage() {
+    cat <<'EOF'
+Usage: ./manage.sh <command> [args]
+
+  setup                       install what is missing (Debian packages as root, Python env)
+  start                       start RabbitMQ/Redis if local and stopped, then api and
+                              WORKERS (default 3) workers in the background; prints the URLs
+  stop                        stop every process gracefully
+  status                      processes, health, queue depths, workers
+  scale N                     bring the number of workers to N
+  test                        submit a test call and follow it to its outcome
+  logs [api|dashboard|worker] follow the logs
+  clean [-y] [--queues]       stop, purge queues (--queues: delete them), Redis keys, audio, logs
+  check                       lint, type-check and run the whole test suite (CI runs this)
+  dashboard                   run only the dashboard
+
+Any other command goes to the Python CLI: ./manage.sh config | call | stats | ...
+EOF
+}
+
+as_root() { [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; }
+
+# Debian packages: `dpkg -s` keeps this fast when everything is present.
+install_packages() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    ((${#missing[@]})) || return 0
+    if ! as_root; then
+        warn "missing system packages: ${missing[*]} (as root: apt-get install ${missing[*]})"
+        return 0
+    fi
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+ensure_venv() {
+    if [[ ! -x "$VENV/bin/python" ]]; then
+        "$PYTHON" -c 'import ensurepip' 2>/dev/null || install_packages python3-venv
+        say "creating the Python environment in .venv"
+        "$PYTHON" -m venv "$VENV" || die "could not create .venv with $PYTHON (needs Python >= 3.11)"
+    fi
+    if [[ ! -x "$TTSQ" || ! -f "$STAMP" || pyproject.toml -nt "$STAMP" ]]; then
+        say "installing the package and its dependencies into .venv"
+        "$VENV/bin/python" -m pip install -q -e '.[dev]' || die "pip install failed"
+        mkdir -p "$(dirname "$STAMP")"
+        touch "$STAMP"
+    fi
+}
+
+is_local() { [[ "$1" =~ ^(localhost|127\.[0-9.]+|::1|0\.0\.0\.0)$ ]]; }
+port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
+
+wait_port() { # host port seconds
+    local tries=$(($3 * 4))
+    while ((tries-- > 0)); do
+        port_open "$1" "$2" && return 0
+        sleep 0.25
+    done
+    return 1
+}
+
+# "<service> <host> <port>" lines for RabbitMQ and Redis, from the effective settings
+# (environment and .env, validated: a configuration error stops here with its message).
+ENDPOINTS=""
+load_endpoints() { ENDPOINTS=$("$TTSQ" endpoints) || exit 2; }
+
+start_redis() { # host port
+    port_open "$1" "$2" && return 0
+    command -v redis-server >/dev/null || install_packages redis-server
+    command -v redis-server >/dev/null || die "Redis is not running at $1:$2 and redis-server is not installed"
+    mkdir -p "$SERVICES_DIR/redis"
+    say "starting redis-server on port $2"
+    redis-server --daemonize yes --port "$2" --bind 127.0.0.1 -::1 \
+        --dir "$SERVICES_DIR/redis" --logfile "$SERVICES_DIR/redis/redis.log" \
+        --pidfile "$SERVICES_DIR/redis/redis.pid"
+    wait_port "$1" "$2" 20 || die "Redis did not start (see $SERVICES_DIR/redis/redis.log)"
+}
+
+start_rabbitmq() { # host port
+    port_open "$1" "$2" && return 0
+    command -v rabbitmq-server >/dev/null || install_packages rabbitmq-server
+    command -v rabbitmq-server >/dev/null || die "RabbitMQ is not running at $1:$2 and rabbitmq-server is not installed"
+    say "starting rabbitmq-server (this can take a few seconds)"
+    rabbitmq-server -detached || die "rabbitmq-server -detached failed (run as root or as the rabbitmq user)"
+    if command -v rabbitmqctl >/dev/null; then
+        rabbitmqctl -q --timeout 90 await_startup >/dev/null 2>&1 || true
+    fi
+    wait_port "$1" "$2" 90 || die "RabbitMQ did not open port $2 (see /var/log/rabbitmq/)"
+}
+
+ensure_services() {
+    local service host port
+    while read -r service host port; do
+        if ! is_local "$host"; then
+            port_open "$host" "$port" || warn "$service at $host:$port is not answering"
+            continue
+        fi
+        case "$service" in
+        redis) start_redis "$host" "$port" ;;
+        rabbitmq) start_rabbitmq "$host" "$port" ;;
+        esac
+    done <<<"$ENDPOINTS"
+}
+
+cmd_setup() {
+    install_packages "${BASE_PACKAGES[@]}"
+    ensure_venv
+    load_endpoints
+    # Broker and store packages only where they will run: on this machine.
+    local service host port
+    while read -r service host port; do
+        if is_local "$host" && ! port_open "$host" "$port"; then
+            install_packages "$service-server"
+        fi
+    done <<<"$ENDPOINTS"
+    if [[ -d /etc/asterisk && -d "$ROOT/deploy/asterisk" ]]; then
+        say "Asterisk found: its snippets are in deploy/asterisk/ (see the README to include them)"
+    fi
+}
+
+run_step() { # label command...
+    local label=$1
+    shift
+    say "$label"
+    if "$@"; then return 0; fi
+    warn "$label failed"
+    return 1
+}
+
+cmd_check() {
+    cmd_setup
+    ensure_services
+    local failed=0
+    run_step "ruff check" "$VENV/bin/ruff" check . || failed=1
+    run_step "ruff format --check" "$VENV/bin/ruff" format --check . || failed=1
+    run_step "mypy" "$VENV/bin/mypy" || failed=1
+    run_step "pytest" "$VENV/bin/pytest" -q -p no:cacheprovider || failed=1
+    if ((failed)); then die "check failed"; fi
+    say "all checks passed"
+}
+
+main() {
+    local cmd=${1:-help}
+    (($#)) && shift
+    case "$cmd" in
+    help | -h | --help) usage ;;
+    setup) cmd_setup ;;
+    check) cmd_check ;;
+    start)
+        cmd_setup
+        ensure_services
+        exec "$TTSQ" start "$@"
+        ;;
+    *)
+        ensure_venv
+        exec "$TTSQ" "$cmd" "$@"
+        ;;
+    esac
+}
+
+main "$@"

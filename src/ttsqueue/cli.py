@@ -1,0 +1,254 @@
+"""`ttsqueue`: run one process in the foreground, supervise them all, or talk to the API."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ttsqueue.config import Settings, load_settings
+from ttsqueue.domain import Priority
+from ttsqueue.errors import ConfigError, TopologyMismatchError
+from ttsqueue.ops import calls, housekeeping, operate, render
+from ttsqueue.ops.client import ApiClient, api_base_url, api_key
+from ttsqueue.ops.config_view import masked_config, service_endpoints
+from ttsqueue.ops.layout import Layout, env_value
+from ttsqueue.ops.supervisor import Supervisor, dashboard_available
+
+app = typer.Typer(help="tts-queue: spoken messages delivered by phone.", no_args_is_help=True)
+
+DEFAULT_WORKERS = 3
+ApiUrl = Annotated[
+    str | None,
+    typer.Option("--api-url", help="API base URL (default: TTSQ_API_URL or API_HOST/PORT)"),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")]
+StopTimeout = Annotated[
+    float, typer.Option("--timeout", help="Seconds to wait for a graceful exit before SIGKILL.")
+]
+
+
+# soft_wrap: long lines (log tails, URLs, errors) stay whole instead of being cut at 80 columns.
+def _out() -> Console:
+    return Console(soft_wrap=True)
+
+
+def _err() -> Console:
+    return Console(stderr=True, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    _err().print(f"[red]{escape(message)}[/]")
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _supervisor() -> Supervisor:
+    return Supervisor(Layout.discover())
+
+
+def _client(settings: Settings, api_url: str | None) -> ApiClient:
+    override = api_url or env_value("TTSQ_API_URL", Path.cwd())
+    return ApiClient(api_base_url(settings, override), key=api_key(settings))
+
+
+def _run_process(run: Callable[[Settings], None], settings: Settings) -> None:
+    try:
+        run(settings)
+    except TopologyMismatchError as exc:
+        _fail(str(exc))
+
+
+# Foreground processes (what the supervisor starts); imported lazily to keep the CLI light. -
+@app.command()
+def api() -> None:
+    """Run the HTTP API in the foreground (uvicorn on API_HOST:API_PORT)."""
+    settings = _settings()
+    from ttsqueue.api.app import run
+
+    _run_process(run, settings)
+
+
+@app.command()
+def worker() -> None:
+    """Run one worker in the foreground until SIGTERM."""
+    settings = _settings()
+    from ttsqueue.worker.main import run
+
+    _run_process(run, settings)
+
+
+@app.command()
+def dashboard() -> None:
+    """Run the dashboard in the foreground."""
+    if not dashboard_available():
+        _fail("the dashboard is not available in this version yet", 1)
+    settings = _settings()
+    # Not part of this version's code yet: resolved at run time.
+    _run_process(importlib.import_module("ttsqueue.dashboard.app").run, settings)
+
+
+# Supervision ---------------------------------------------------------------------------------
+@app.command()
+def start(
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", min=0, help="Default: WORKERS or 3.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for /health.")] = 30.0,
+) -> None:
+    """Start api, dashboard and workers in the background (idempotent); print the URLs."""
+    settings = _settings()
+    supervisor = _supervisor()
+    if workers is None:
+        raw = env_value("WORKERS", supervisor.layout.root) or str(DEFAULT_WORKERS)
+        if not raw.isdigit():
+            _fail(f"WORKERS must be a whole number, got {raw!r}")
+        workers = int(raw)
+    raise typer.Exit(operate.start(_out(), supervisor, settings, workers, timeout))
+
+
+@app.command()
+def stop(timeout: StopTimeout = 30.0) -> None:
+    """Stop every process gracefully (SIGTERM, then SIGKILL after the timeout)."""
+    raise typer.Exit(operate.stop(_out(), _supervisor(), timeout))
+
+
+@app.command()
+def scale(
+    count: Annotated[int, typer.Argument(min=0, help="Number of workers to keep running.")],
+    timeout: StopTimeout = 30.0,
+) -> None:
+    """Bring the number of running workers to COUNT."""
+    raise typer.Exit(operate.scale(_out(), _supervisor(), count, timeout))
+
+
+@app.command()
+def status(
+    job_id: Annotated[str | None, typer.Argument(help="Show one job instead.")] = None,
+    as_json: AsJson = False,
+    api_url: ApiUrl = None,
+) -> None:
+    """Processes, health, queues and workers; or one job's status with JOB_ID."""
+    settings = _settings()
+    with _client(settings, api_url) as client:
+        if job_id is not None:
+            action = partial(calls.job_status, _out(), client, job_id, as_json)
+            raise typer.Exit(calls.guarded(_err(), action))
+        raise typer.Exit(operate.status(_out(), _supervisor(), settings, client.base_url))
+
+
+@app.command()
+def logs(
+    which: Annotated[str | None, typer.Argument(help="api, dashboard or worker")] = None,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0)] = 50,
+    follow: Annotated[bool, typer.Option("--follow/--no-follow")] = True,
+) -> None:
+    """Follow the log files (all, or one group)."""
+    if which not in (None, *housekeeping.LOG_GROUPS):
+        _fail(f"unknown log group {which!r}: use api, dashboard or worker")
+    raise typer.Exit(housekeeping.logs(_out(), Layout.discover(), which, lines, follow))
+
+
+@app.command()
+def clean(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    queues: Annotated[
+        bool, typer.Option("--queues", help="Delete the queues instead of purging them.")
+    ] = False,
+) -> None:
+    """Stop everything; purge the queues and the Redis keys; remove audio and logs."""
+    settings = _settings()
+    what = "DELETE the queues" if queues else "purge the queues"
+    if not yes:
+        typer.confirm(
+            f"Stop all processes, {what}, delete Redis keys under {settings.REDIS_PREFIX!r}, "
+            "generated audio and logs?",
+            abort=True,
+        )
+    raise typer.Exit(housekeeping.clean(_out(), _supervisor(), settings, queues))
+
+
+# Client commands -----------------------------------------------------------------------------
+@app.command()
+def call(
+    text: str,
+    number: str,
+    priority: Annotated[Priority, typer.Option()] = Priority.NORMAL,
+    language: Annotated[str | None, typer.Option(help="Default: DEFAULT_LANGUAGE.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the job to its end.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to follow with --wait.")] = 120.0,
+    as_json: AsJson = False,
+    api_url: ApiUrl = None,
+) -> None:
+    """Submit a call. Exit 0 ok/completed, 1 failed or canceled, 2 refused, 3 unreachable."""
+    with _client(_settings(), api_url) as client:
+        action = partial(
+            calls.place_call,
+            _out(),
+            client,
+            text=text,
+            number=number,
+            priority=priority.value,
+            language=language,
+            wait=wait,
+            as_json=as_json,
+            timeout=timeout,
+        )
+        raise typer.Exit(calls.guarded(_err(), action))
+
+
+@app.command("test")
+def smoke_test(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the outcome.")] = 120.0,
+    api_url: ApiUrl = None,
+) -> None:
+    """Submit a Spanish test call to 3005050149 and follow it to its outcome."""
+    with _client(_settings(), api_url) as client:
+        raise typer.Exit(
+            calls.guarded(_err(), lambda: calls.run_test_call(_out(), client, timeout))
+        )
+
+
+@app.command()
+def stats(as_json: AsJson = False, api_url: ApiUrl = None) -> None:
+    """Queue depths, workers and job counters from /queue/stats."""
+    with _client(_settings(), api_url) as client:
+        raise typer.Exit(calls.guarded(_err(), lambda: calls.stats(_out(), client, as_json)))
+
+
+@app.command()
+def config(as_json: AsJson = False) -> None:
+    """The effective configuration, secrets masked."""
+    rows = masked_config(_settings())
+    if as_json:
+        _out().out(json.dumps(dict(rows), indent=2), highlight=False)
+    else:
+        _out().print(render.config_table(rows))
+
+
+@app.command(hidden=True)
+def endpoints() -> None:
+    """`<service> <host> <port>` for RabbitMQ and Redis, one per line (read by manage.sh)."""
+    for service, host, port in service_endpoints(_settings()):
+        typer.echo(f"{service} {host} {port}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Operating the product on one machine: process supervision, API client, cleanup."""

@@ -1,0 +1,164 @@
+"""A small synchronous client for the product's own HTTP API (used by the operator CLI)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from ttsqueue.config import Settings
+from ttsqueue.domain import TERMINAL_STATUSES
+from ttsqueue.errors import TTSQueueError
+
+Record = dict[str, Any]
+TERMINAL = frozenset(str(status) for status in TERMINAL_STATUSES)
+
+
+class ApiError(TTSQueueError):
+    """The API could not be used from this command."""
+
+
+class ApiConnectionError(ApiError):
+    """Nothing answered at the API address (not started, wrong host/port, network)."""
+
+
+class ApiRequestError(ApiError):
+    """The API answered with an error status."""
+
+    def __init__(self, status_code: int, message: str, code: str = "") -> None:
+        self.status_code = status_code
+        self.code = code
+        super().__init__(f"HTTP {status_code}: {message}" + (f" ({code})" if code else ""))
+
+
+def _client_host(host: str) -> str:
+    """The address a local client should use for a server bound to `host`."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host in ("::", "[::]"):
+        return "[::1]"
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]"
+    return host
+
+
+def api_base_url(settings: Settings, override: str | None = None) -> str:
+    """An explicit URL (`--api-url` / `TTSQ_API_URL`), else derived from API_HOST / API_PORT."""
+    if override:
+        return override.rstrip("/")
+    return f"http://{_client_host(settings.API_HOST)}:{settings.API_PORT}"
+
+
+def dashboard_url(settings: Settings) -> str:
+    return f"http://{_client_host(settings.DASHBOARD_HOST)}:{settings.DASHBOARD_PORT}"
+
+
+def api_key(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:
+    environ = os.environ if environ is None else environ
+    return environ.get("TTSQ_API_KEY") or (settings.API_KEYS[0] if settings.API_KEYS else None)
+
+
+class ApiClient:
+    def __init__(self, base_url: str, *, key: str | None = None, timeout: float = 10.0) -> None:
+        headers = {"X-API-Key": key} if key else {}
+        self.base_url = base_url
+        self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._http.close()
+
+    def _send(self, method: str, path: str, body: Record | None = None) -> httpx.Response:
+        try:
+            return self._http.request(method, path, json=body)
+        except httpx.TransportError as exc:
+            raise ApiConnectionError(
+                f"cannot reach the API at {self.base_url} ({exc}); is it running? "
+                "(`./manage.sh start`)"
+            ) from exc
+
+    def _json(self, method: str, path: str, body: Record | None = None) -> Record:
+        response = self._send(method, path, body)
+        try:
+            data = response.json()
+        except ValueError:
+            data = {"error": response.text[:200]}
+        if not isinstance(data, dict):
+            data = {"error": str(data)[:200]}
+        if response.is_error:
+            raise ApiRequestError(
+                response.status_code, str(data.get("error", "")), str(data.get("code", ""))
+            )
+        return data
+
+    def submit_call(
+        self, text: str, phone_number: str, *, priority: str = "normal", language: str | None
+    ) -> Record:
+        body: Record = {"text": text, "phone_number": phone_number, "priority": priority}
+        if language:
+            body["language"] = language
+        return self._json("POST", "/tts/call", body)
+
+    def job(self, job_id: str) -> Record:
+        return self._json("GET", f"/tts/status/{job_id}")
+
+    def stats(self) -> Record:
+        return self._json("GET", "/queue/stats")
+
+    def health(self) -> tuple[int, Record]:
+        """Status code and body; 503 (unhealthy) is an answer, not an error."""
+        response = self._send("GET", "/health")
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        return response.status_code, data if isinstance(data, dict) else {}
+
+
+def follow_job(
+    client: ApiClient,
+    job_id: str,
+    *,
+    timeout: float,
+    on_change: Callable[[Record], None],
+    interval: float = 0.5,
+) -> Record:
+    """Poll the job until it is terminal or `timeout` passes; `on_change` sees each new status."""
+    deadline = time.monotonic() + timeout
+    last_status = None
+    while True:
+        record = client.job(job_id)
+        if record.get("status") != last_status:
+            last_status = record.get("status")
+            on_change(record)
+        if last_status in TERMINAL or time.monotonic() >= deadline:
+            return record
+        time.sleep(interval)
+
+
+def wait_for_health(
+    client: ApiClient, *, timeout: float, alive: Callable[[], bool], interval: float = 0.3
+) -> tuple[int, Record] | None:
+    """Wait until /health answers; None when the time runs out or `alive()` turns false."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        try:
+            return client.health()
+        except ApiConnectionError:
+            time.sleep(interval)
+    return None
+
+
+def port_in_use(host: str, port: int) -> bool:
+    target = _client_host(host).strip("[]")
+    try:
+        with socket.create_connection((target, port), timeout=0.5):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,69 @@
+"""The effective configuration as (name, value) rows, with every secret masked."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ttsqueue.config import Settings
+
+MASK = "********"
+SECRET_FIELDS = frozenset({"ASTERISK_AMI_SECRET", "WEBHOOK_SECRET", "DASHBOARD_PASSWORD"})
+URL_FIELDS = frozenset({"RABBITMQ_URL", "REDIS_URL"})
+
+
+def mask_url(url: str) -> str:
+    """`amqp://user:pass@host/` -> `amqp://user:********@host/` (also `?password=`)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(key == "password" for key, _ in query):
+        masked = [(key, MASK if key == "password" else value) for key, value in query]
+        parts = parts._replace(query=urlencode(masked, safe="*"))
+    if parts.password is not None:
+        user = parts.username or ""
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{user}:{MASK}@{host}")
+    return urlunsplit(parts)
+
+
+def _render(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value)
+    return str(value)
+
+
+def masked_config(settings: Settings) -> list[tuple[str, str]]:
+    rows = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if name in URL_FIELDS:
+            shown = mask_url(str(value))
+        elif name == "API_KEYS":
+            shown = ",".join(MASK for _ in value)
+        elif name in SECRET_FIELDS:
+            shown = MASK if value else ""
+        else:
+            shown = _render(value)
+        rows.append((name, shown))
+    return rows
+
+
+DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671, "redis": 6379, "rediss": 6379}
+
+
+def service_endpoints(settings: Settings) -> list[tuple[str, str, int]]:
+    """(service, host, port) of RabbitMQ and Redis when reached over TCP (not a unix socket)."""
+    found = []
+    for service, url in (("rabbitmq", settings.RABBITMQ_URL), ("redis", settings.REDIS_URL)):
+        parts = urlsplit(url)
+        if parts.scheme in DEFAULT_PORTS:
+            port = parts.port or DEFAULT_PORTS[parts.scheme]
+            found.append((service, parts.hostname or "localhost", port))
+    return found

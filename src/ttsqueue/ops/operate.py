@@ -1,0 +1,119 @@
+"""The process verbs behind `ttsqueue start|stop|scale|status`: supervisor calls plus reporting.
+
+Each function prints to the given console and returns the command's exit code.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.markup import escape
+
+from ttsqueue.config import Settings
+from ttsqueue.ops import render
+from ttsqueue.ops.client import (
+    ApiClient,
+    ApiError,
+    api_base_url,
+    api_key,
+    dashboard_url,
+    port_in_use,
+    wait_for_health,
+)
+from ttsqueue.ops.processes import tail_lines
+from ttsqueue.ops.supervisor import StopResult, Supervisor, dashboard_available
+
+# A process that survives this long after start is considered to have started well.
+SETTLE_SECONDS = 2.0
+
+
+def _report_dead(console: Console, supervisor: Supervisor, names: list[str]) -> bool:
+    """Print the log tail of each named process that is no longer running."""
+    dead = [name for name in names if supervisor.pid_of(name) is None]
+    for name in dead:
+        log = supervisor.layout.log_file(name)
+        console.print(f"[red]{name} exited right after start[/]; last lines of {log}:")
+        for line in tail_lines(log, 15):
+            console.print(f"  {line}", markup=False, highlight=False)
+    return bool(dead)
+
+
+def start(
+    console: Console, supervisor: Supervisor, settings: Settings, workers: int, timeout: float
+) -> int:
+    if supervisor.pid_of("api") is None and port_in_use(settings.API_HOST, settings.API_PORT):
+        console.print(
+            f"[red]port {settings.API_PORT} is already in use by another program[/]; "
+            "stop it or set API_PORT"
+        )
+        return 1
+    began = time.monotonic()
+    result = supervisor.start(workers, dashboard=dashboard_available())
+    for name, (pid, started) in result.items():
+        state = "[green]started[/]" if started else "already running"
+        console.print(f"{name:<10} pid {pid:<8} {state}")
+    base_url = api_base_url(settings)
+    with ApiClient(base_url, key=api_key(settings)) as client:
+        health = wait_for_health(
+            client, timeout=timeout, alive=lambda: supervisor.pid_of("api") is not None
+        )
+    time.sleep(max(0.0, SETTLE_SECONDS - (time.monotonic() - began)))
+    failed = _report_dead(console, supervisor, [n for n, (_, new) in result.items() if new])
+    if health is None:
+        if not failed:
+            console.print(f"[red]the API did not answer at {base_url}/health within {timeout}s[/]")
+        return 1
+    console.print("health:", render.health_line(*health))
+    console.print(f"API        {base_url}")
+    console.print(f"API docs   {base_url}/docs")
+    if "dashboard" in result:
+        console.print(f"Dashboard  {dashboard_url(settings)}")
+    return 1 if failed else 0
+
+
+def _print_stop(console: Console, result: StopResult) -> None:
+    for name in result.stopped:
+        console.print(f"{name:<10} stopped")
+    for name in result.killed:
+        console.print(f"{name:<10} [yellow]killed (did not exit in time)[/]")
+
+
+def stop(console: Console, supervisor: Supervisor, timeout: float) -> int:
+    result = supervisor.stop(timeout=timeout)
+    if not result.stopped and not result.killed:
+        console.print("nothing is running")
+    _print_stop(console, result)
+    return 0
+
+
+def scale(console: Console, supervisor: Supervisor, target: int, timeout: float) -> int:
+    started, stopped = supervisor.scale(target, timeout=timeout)
+    for name in started:
+        console.print(f"{name:<10} [green]started[/]")
+    _print_stop(console, stopped)
+    if started:
+        time.sleep(SETTLE_SECONDS)
+    failed = _report_dead(console, supervisor, started)
+    console.print(f"workers running: {len(supervisor.live_workers())}")
+    return 1 if failed else 0
+
+
+def status(console: Console, supervisor: Supervisor, settings: Settings, base_url: str) -> int:
+    survey = supervisor.survey()
+    if survey:
+        console.print(render.processes_table(survey))
+    else:
+        console.print(f"no processes running (state in {supervisor.layout.var_dir})")
+    try:
+        with ApiClient(base_url, key=api_key(settings)) as client:
+            code, body = client.health()
+            console.print("health:", render.health_line(code, body))
+            stats = client.stats().get("statistics") or {}
+    except ApiError as exc:
+        console.print(f"[red]{escape(str(exc))}[/]")
+        return 1
+    console.print(render.queues_table(stats))
+    console.print(render.workers_table(stats))
+    console.print(render.jobs_line(stats))
+    return 0 if code == 200 and all(info.alive for info in survey) else 1

@@ -1,0 +1,132 @@
+"""Rich tables and lines for the operator commands (presentation only, no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from ttsqueue.ops.supervisor import ProcessInfo
+
+STATUS_STYLES = {
+    "completed": "green",
+    "failed": "red",
+    "canceled": "yellow",
+    "retrying": "yellow",
+    "calling": "cyan",
+    "processing": "blue",
+}
+
+
+def _e(value: object) -> str:
+    return escape(str(value))
+
+
+def format_uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    total = int(seconds)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def processes_table(infos: Iterable[ProcessInfo]) -> Table:
+    table = Table(title="Processes")
+    for column in ("name", "pid", "alive", "uptime", "log"):
+        table.add_column(column)
+    for info in infos:
+        alive = "[green]yes[/]" if info.alive else "[red]no (exited; see its log)[/]"
+        table.add_row(info.name, str(info.pid), alive, format_uptime(info.uptime), _e(info.log))
+    return table
+
+
+def health_line(code: int, body: Mapping[str, Any]) -> str:
+    style = "green" if code == 200 else "red"
+    links = body.get("connections") or {}
+    parts = ", ".join(f"{_e(name)}={_e(state)}" for name, state in links.items())
+    return f"[{style}]{_e(body.get('status', 'unknown'))}[/] (HTTP {code}) {parts}"
+
+
+def queues_table(stats: Mapping[str, Any]) -> Table:
+    table = Table(title="Queues (ready messages)")
+    queues = stats.get("queues") or {}
+    for name in queues:
+        table.add_column(_e(name), justify="right")
+    table.add_row(*(str(count) for count in queues.values()))
+    return table
+
+
+def workers_table(stats: Mapping[str, Any]) -> Table:
+    workers = stats.get("workers") or {}
+    table = Table(
+        title=f"Workers: {workers.get('total', 0)} total, {workers.get('active', 0)} active, "
+        f"{workers.get('idle', 0)} idle"
+    )
+    for column in ("worker_id", "status", "current_jobs", "processed", "failed", "heartbeat"):
+        table.add_column(column)
+    for worker in workers.get("list") or []:
+        table.add_row(
+            _e(worker.get("worker_id", "")),
+            _e(worker.get("status", "")),
+            _e(",".join(worker.get("current_jobs") or []) or "-"),
+            _e(worker.get("processed", 0)),
+            _e(worker.get("failed", 0)),
+            _e(worker.get("last_heartbeat", "")),
+        )
+    return table
+
+
+def jobs_line(stats: Mapping[str, Any]) -> str:
+    jobs = stats.get("jobs") or {}
+    by_status = jobs.get("by_status") or {}
+    counts = ", ".join(f"{_e(name)}={_e(count)}" for name, count in by_status.items() if count)
+    return f"jobs: {jobs.get('total', 0)} total" + (f" ({counts})" if counts else "")
+
+
+def job_line(record: Mapping[str, Any]) -> str:
+    """One line per status change: status, worker, call outcome or error."""
+    status = str(record.get("status", "?"))
+    line = f"[{STATUS_STYLES.get(status, 'white')}]{_e(status)}[/]"
+    if record.get("worker_id"):
+        line += f" worker={_e(record['worker_id'])}"
+    call = record.get("call") or {}
+    if call.get("outcome"):
+        line += f" outcome={_e(call['outcome'])}"
+        if call.get("simulated"):
+            line += " (simulated)"
+    if record.get("error"):
+        line += f" error={_e(record['error'])}"
+    return line
+
+
+def job_table(record: Mapping[str, Any]) -> Table:
+    table = Table(title=f"Job {_e(record.get('job_id', ''))}", show_header=False)
+    table.add_column("field")
+    table.add_column("value")
+    for name in ("status", "phone_number", "priority", "language", "engine", "attempts"):
+        table.add_row(name, _e(record.get(name, "")))
+    for name in ("created_at", "processed_at", "completed_at", "worker_id", "error"):
+        table.add_row(name, _e(record.get(name) or ""))
+    call = record.get("call") or {}
+    if call:
+        table.add_row("call", _e(", ".join(f"{k}={v}" for k, v in call.items() if v is not None)))
+    for step in record.get("history") or []:
+        table.add_row("history", _e(f"{step.get('at', '')} {step.get('status', '')}"))
+    return table
+
+
+def config_table(rows: Iterable[tuple[str, str]]) -> Table:
+    table = Table(title="Effective configuration")
+    table.add_column("variable")
+    table.add_column("value")
+    for name, value in rows:
+        table.add_row(name, _e(value))
+    return table
