@@ -78,10 +78,23 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+async def preflight(settings: Settings) -> None:
+    """Declare the topology before serving, so that a conflicting queue stops the process with
+    a clear TopologyMismatchError instead of a lifespan traceback."""
+    broker = await wait_for_broker(settings, name="api-preflight")
+    try:
+        await declare_topology(await broker.channel(), settings)
+    finally:
+        await broker.close()
+
+
 def run(settings: Settings) -> None:
+    import asyncio
+
     import uvicorn
 
     configure_logging(settings, process="api")
+    asyncio.run(preflight(settings))
     uvicorn.run(
         create_app(settings),
         host=settings.API_HOST,
