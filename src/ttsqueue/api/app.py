@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
 from ttsqueue import __version__
+from ttsqueue.api.access import AccessControl
 from ttsqueue.api.backpressure import BacklogGate
 from ttsqueue.api.context import ApiContext
 from ttsqueue.api.errors import BodySizeLimitMiddleware, install_error_handlers
@@ -71,6 +73,18 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+
+    def redis_of_app() -> Redis | None:
+        ctx: ApiContext | None = getattr(app.state, "ctx", None)
+        return ctx.redis if ctx is not None else None
+
+    app.add_middleware(
+        AccessControl,
+        keys=settings.API_KEYS,
+        per_minute=settings.RATE_LIMIT_PER_MINUTE,
+        redis=redis_of_app,
+        prefix=settings.REDIS_PREFIX,
+    )
     install_error_handlers(app)
     app.include_router(calls_router)
     app.include_router(jobs_router)

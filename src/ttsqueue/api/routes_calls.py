@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Request
 
+from ttsqueue.api.access import presented_key
 from ttsqueue.api.context import ApiContext, get_context
 from ttsqueue.api.errors import ApiError
 from ttsqueue.api.responses import JsonBody
@@ -51,6 +53,7 @@ def _check_idempotency_key(key: str) -> None:
 )
 async def create_call(
     body: CallRequestIn,
+    request: Request,
     ctx: Annotated[ApiContext, Depends(get_context)],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JsonBody:
@@ -65,7 +68,10 @@ async def create_call(
     claim = None
     if idempotency_key is not None:
         _check_idempotency_key(idempotency_key)
-        claim = idempotency_claim(idempotency_key, body.model_dump(mode="json"))
+        # Keys are scoped per API key: two clients never share an idempotency key.
+        client_key = presented_key(request.headers) or ""
+        scope = hashlib.sha256(client_key.encode()).hexdigest()
+        claim = idempotency_claim(idempotency_key, body.model_dump(mode="json"), scope)
     result = await submit(ctx, call, claim)
     if not result.created:
         return JsonBody(accepted_body(result.job, "existing job (Idempotency-Key)"), 200)

@@ -1,0 +1,112 @@
+"""API keys and the per-key rate limit (SPEC §2.8), as one pure ASGI middleware.
+
+With `API_KEYS` set, every route but `/health` and `/metrics` needs `Authorization: Bearer
+<key>` or `X-API-Key: <key>`, and each key may make `RATE_LIMIT_PER_MINUTE` requests a minute
+(shared by every API process through Redis). Without keys (development) nothing is checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+from collections.abc import Callable, Sequence
+
+import redis.asyncio as aioredis
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ttsqueue.api.errors import error_response
+from ttsqueue.store.connection import REDIS_DOWN_ERRORS
+
+OPEN_PATHS = frozenset({"/health", "/metrics"})
+
+# GCRA: one key per API key; the stored value is the theoretical arrival time in ms.
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local allowed_at = tat - (burst - 1) * interval
+if now < allowed_at then
+  return allowed_at - now
+end
+redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(burst * interval + interval))
+return 0
+"""
+
+
+def presented_key(headers: Headers) -> str | None:
+    authorization = headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return headers.get("x-api-key") or None
+
+
+def key_matches(candidate: str, keys: Sequence[str]) -> bool:
+    # Compare against every key (no early exit) in constant time per key.
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(candidate.encode(), key.encode())
+    return found
+
+
+class AccessControl:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        keys: Sequence[str],
+        per_minute: int,
+        redis: Callable[[], aioredis.Redis | None],
+        prefix: str = "tts:",
+    ) -> None:
+        self.app = app
+        self.keys = list(keys)
+        self.interval_ms = 60_000 / per_minute
+        self.burst = max(1, per_minute // 6)  # up to ten seconds' worth at once
+        # Resolved per request: the client is created in the lifespan, after this middleware.
+        self.redis = redis
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.keys or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        key = presented_key(Headers(scope=scope))
+        if key is None or not key_matches(key, self.keys):
+            response = error_response(
+                401,
+                "unauthorized",
+                "missing or invalid API key (send Authorization: Bearer <key> or X-API-Key: <key>)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            await response(scope, receive, send)
+            return
+        wait_ms = await self._wait_ms(key)
+        if wait_ms > 0:
+            response = error_response(
+                429,
+                "rate_limited",
+                "rate limit exceeded for this API key",
+                headers={"Retry-After": str(max(1, math.ceil(wait_ms / 1000)))},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def _wait_ms(self, key: str) -> float:
+        client = self.redis()
+        if client is None:
+            return 0.0
+        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+        try:
+            reply = await client.eval(
+                _GCRA, 1, f"{self.prefix}ratelimit:{digest}", self.interval_ms, self.burst
+            )
+        except REDIS_DOWN_ERRORS:
+            return 0.0  # the limiter fails open; the routes report Redis being down
+        return float(reply)
