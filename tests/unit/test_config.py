@@ -1,0 +1,63 @@
+"""Settings are validated at start-up with messages that name the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from ttsqueue.config import load_settings
+from ttsqueue.errors import ConfigError
+
+SAFE_PRODUCTION = {
+    "TTSQ_ENV": "production",
+    "API_KEYS": "k1",
+    "RABBITMQ_URL": "amqp://tts:s3cret-long@rabbit:5672/",
+    "WEBHOOK_SECRET": "whsec",
+}
+
+
+def test_defaults_are_the_contract() -> None:
+    settings = load_settings()
+    assert settings.API_PORT == 5000
+    assert settings.DASHBOARD_PORT == 8080
+    assert settings.REDIS_PREFIX == "tts:"
+    assert settings.MAX_CONCURRENT_CALLS == 10
+    assert settings.CALL_MAX_RETRIES == 2
+    assert settings.ASTERISK_CHANNEL == "PJSIP/{number}@trunk"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("WORKER_CONCURRENCY", 0),
+        ("API_PORT", 70000),
+        ("CALL_RETRY_DELAY", 5),
+        ("RABBITMQ_QUEUE_TYPE", "stream"),
+        ("ASTERISK_CHANNEL", "PJSIP/trunk"),
+        ("REDIS_PREFIX", "has space:"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load_settings(**{name: value})
+
+
+def test_api_keys_are_split_on_commas() -> None:
+    assert load_settings(API_KEYS=" a, b ,,c").API_KEYS == ["a", "b", "c"]
+
+
+def test_production_accepts_safe_settings() -> None:
+    assert load_settings(**SAFE_PRODUCTION).TTSQ_ENV == "production"
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"API_KEYS": ""}, "API_KEYS"),
+        ({"RABBITMQ_URL": "amqp://guest:guest@rabbit:5672/"}, "RabbitMQ password"),
+        ({"RABBITMQ_URL": "amqp://tts_user:tts_password_2024@rabbit/"}, "RabbitMQ password"),
+        ({"WEBHOOK_SECRET": ""}, "WEBHOOK_SECRET"),
+    ],
+)
+def test_production_refuses_unsafe_settings(override: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings(**{**SAFE_PRODUCTION, **override})
