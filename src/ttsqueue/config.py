@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     WORKER_CONCURRENCY: int = Field(default=1, ge=1, le=1000)
     API_HOST: str = "0.0.0.0"
     API_PORT: int = Field(default=5000, ge=1, le=65535)
+    # Uvicorn processes serving the API (they share the port).
+    API_WORKERS: int = Field(default=1, ge=1, le=64)
     DASHBOARD_HOST: str = "0.0.0.0"
     DASHBOARD_PORT: int = Field(default=8080, ge=1, le=65535)
 

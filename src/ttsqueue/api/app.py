@@ -18,7 +18,7 @@ from ttsqueue.api.routes_jobs import router as jobs_router
 from ttsqueue.api.routes_system import router as system_router
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueInspector, declare_topology
-from ttsqueue.config import Settings
+from ttsqueue.config import Settings, load_settings
 from ttsqueue.dialer.factory import describe_dialer
 from ttsqueue.logs import configure_logging, get_logger
 from ttsqueue.startup import wait_for_broker, wait_for_redis
@@ -92,6 +92,13 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+def app_from_environment() -> FastAPI:
+    """Factory for uvicorn's worker processes."""
+    settings = load_settings()
+    configure_logging(settings, process="api")
+    return create_app(settings)
+
+
 async def preflight(settings: Settings) -> None:
     """Declare the topology before serving, so that a conflicting queue stops the process with
     a clear TopologyMismatchError instead of a lifespan traceback."""
@@ -109,8 +116,14 @@ def run(settings: Settings) -> None:
 
     configure_logging(settings, process="api")
     asyncio.run(preflight(settings))
+    app: str | FastAPI = create_app(settings)
+    if settings.API_WORKERS > 1:
+        # Each process builds its own app from the same environment.
+        app = "ttsqueue.api.app:app_from_environment"
     uvicorn.run(
-        create_app(settings),
+        app,
+        factory=settings.API_WORKERS > 1,
+        workers=settings.API_WORKERS,
         host=settings.API_HOST,
         port=settings.API_PORT,
         loop="uvloop",

@@ -35,6 +35,7 @@ class ApiContext:
     gate: BacklogGate
 
 
-def get_context(request: Request) -> ApiContext:
+async def get_context(request: Request) -> ApiContext:
+    # async: a plain function would be run in a thread pool on every request.
     ctx: ApiContext = request.app.state.ctx
     return ctx

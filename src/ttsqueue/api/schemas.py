@@ -127,6 +127,8 @@ def _supported_language(
 ) -> str:
     if engine not in languages:
         raise FieldError("engine", f"engine {engine!r} is not available")
+    if language in languages[engine]:
+        return language
     by_lower = {code.lower(): code for code in languages[engine]}
     canonical = by_lower.get(language.lower().replace("_", "-"))
     if canonical is None:

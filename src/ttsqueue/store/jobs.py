@@ -256,6 +256,16 @@ class JobStore:
         except (IndexError, ValueError):
             return time.time()
 
+    async def load_for_delivery(self, job_id: str, attempt: int) -> tuple[Job | None, int]:
+        """The job and how many times this attempt's message has now been delivered."""
+        deliveries = self.keys.deliveries(job_id, attempt)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.keys.job(job_id))
+            pipe.incr(deliveries)
+            pipe.expire(deliveries, self.ttl_seconds)
+            raw, count, _ = await pipe.execute()
+        return (Job.from_redis(raw) if raw else None), int(count)
+
     async def count_delivery(self, job_id: str, attempt: int) -> int:
         key = self.keys.deliveries(job_id, attempt)
         async with self.client.pipeline(transaction=True) as pipe:

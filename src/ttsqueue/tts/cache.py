@@ -54,6 +54,9 @@ class CacheEntry:
     duration_s: float
 
 
+DURATION_MEMO_SIZE = 10_000
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -76,6 +79,8 @@ class AudioCache:
         self._register = client.register_script(cache_scripts.REGISTER)
         self._touch = client.register_script(cache_scripts.TOUCH)
         self._pin = client.register_script(cache_scripts.PIN)
+        # Durations already read in this process; a key names its content, so they never change.
+        self._durations: dict[str, float] = {}
 
     def wav_path(self, key: str) -> Path:
         return self.directory / f"{key}.wav"
@@ -84,10 +89,9 @@ class AudioCache:
         return self.directory / f"{key}.sln16"
 
     async def lookup(self, key: str, *, wideband: bool, lease: Lease | None) -> CacheEntry | None:
-        """The entry if it is indexed and its files exist; then touched, pinned, counted."""
-        duration = await asyncio.to_thread(self._read_files, key, wideband)
-        if duration is None:
-            return None
+        """The entry if it is indexed and its files exist; then touched, pinned, counted.
+
+        Touching first pins the entry, so it cannot be evicted while its files are checked."""
         now = self._clock_ms()
         lease_id, expiry = _lease_args(lease, now)
         keys = self._keys
@@ -97,7 +101,15 @@ class AudioCache:
         )
         if not indexed:
             return None
+        duration = await asyncio.to_thread(self._read_files, key, wideband)
+        if duration is None:
+            return None
         return self._entry(key, duration, wideband)
+
+    def _remember(self, key: str, duration: float) -> None:
+        if len(self._durations) >= DURATION_MEMO_SIZE:
+            self._durations.clear()
+        self._durations[key] = duration
 
     async def count_miss(self) -> None:
         await self._redis.hincrby(self._keys.cache_stats, "misses", 1)
@@ -130,6 +142,7 @@ class AudioCache:
         if victims:
             pairs = list(zip(victims[::2], victims[1::2], strict=True))
             await asyncio.to_thread(self._delete_files, pairs)
+        self._remember(key, audio.duration_s)
         return self._entry(key, audio.duration_s, audio.sln16 is not None)
 
     async def pin(self, key: str, lease_id: str, ttl_s: float) -> bool:
@@ -164,12 +177,18 @@ class AudioCache:
         return CacheEntry(key, self.wav_path(key), sln16, duration_s)
 
     def _read_files(self, key: str, wideband: bool) -> float | None:
+        """The entry's duration if its files exist (blocking: run in a thread)."""
         if wideband and not self.sln16_path(key).exists():
             return None
+        known = self._durations.get(key)
+        if known is not None:
+            return known if self.wav_path(key).exists() else None
         try:
-            return float(sf.info(str(self.wav_path(key))).duration)
+            duration = float(sf.info(str(self.wav_path(key))).duration)
         except (sf.LibsndfileError, RuntimeError, OSError):
             return None
+        self._remember(key, duration)
+        return duration
 
     def _write_files(self, key: str, audio: ConvertedAudio) -> tuple[int, str]:
         """Write the entry's files; returns their total size and identity."""

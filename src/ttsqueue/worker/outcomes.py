@@ -61,22 +61,45 @@ def terminal_effects(ctx: WorkerContext, job: Job, succeeded: bool) -> Effects:
     )
 
 
-async def publish_result(ctx: WorkerContext, job_id: str) -> None:
-    """One audit message per terminal state in tts_results."""
-    job = await ctx.store.get(job_id)
-    if job is None:
-        return
+async def publish_result(
+    ctx: WorkerContext, job: Job, status: JobStatus, call: CallInfo, completed_at: str
+) -> None:
+    """One audit message per terminal state in tts_results (built from what is in memory)."""
     body = orjson.dumps(
         {
             "job_id": job.job_id,
-            "status": job.status.value,
+            "status": status.value,
             "attempts": job.attempts,
-            "call": job.call.model_dump(mode="json"),
-            "completed_at": job.completed_at,
+            "call": call.model_dump(mode="json"),
+            "completed_at": completed_at,
             "metadata": job.metadata,
         }
     )
     await ctx.publisher.to_results(body, job.job_id)
+
+
+async def end_job(
+    ctx: WorkerContext,
+    job: Job,
+    status: JobStatus,
+    call: CallInfo,
+    *,
+    detail: str,
+    error: str | None = None,
+    expected: frozenset[JobStatus] = frozenset({JobStatus.CALLING}),
+) -> bool:
+    """Move the job to a terminal status with its counters; publish the result if we won."""
+    effects = terminal_effects(ctx, job, succeeded=status is JobStatus.COMPLETED)
+    effects.set["call"] = call.model_dump_json()
+    if error is not None:
+        effects.set["error"] = error
+    effects.outcome = call.outcome
+    applied = await ctx.store.transition(
+        job.job_id, status, detail=detail, effects=effects, expected=expected
+    )
+    if applied.applied:
+        await publish_result(ctx, job, status, call, effects.set["completed_at"])
+    return applied.applied
 
 
 async def finish_attempt(
@@ -84,23 +107,14 @@ async def finish_attempt(
 ) -> None:
     """Record the attempt's outcome and move the job on. Only the CAS winner acts."""
     info = call_info(job, result, ctx.dialer.name)
-    call_json = info.model_dump_json()
     decision = telephony_decision(job, attempt, result.outcome)
     if result.outcome is CallOutcome.ANSWERED:
-        effects = terminal_effects(ctx, job, succeeded=True)
-        effects.set["call"] = call_json
-        effects.outcome = result.outcome
-        applied = await ctx.store.transition(
-            job.job_id,
-            JobStatus.COMPLETED,
-            detail="answered",
-            effects=effects,
-            expected=frozenset({JobStatus.CALLING}),
-        )
+        await end_job(ctx, job, JobStatus.COMPLETED, info, detail="answered")
     elif decision.retry:
         due_ms = int(utcnow().timestamp() * 1000) + decision.delay_s * 1000
         effects = Effects(
-            set={"call": call_json, "next_attempt_ms": str(due_ms)}, outcome=result.outcome
+            set={"call": info.model_dump_json(), "next_attempt_ms": str(due_ms)},
+            outcome=result.outcome,
         )
         applied = await ctx.store.transition(
             job.job_id,
@@ -111,22 +125,9 @@ async def finish_attempt(
         )
         if applied.applied:
             await park_retry(ctx, job.job_id, decision.next_attempt, due_ms, work_queue)
-        return
     else:
-        effects = terminal_effects(ctx, job, succeeded=False)
-        effects.set["call"] = call_json
-        effects.set["error"] = f"call {result.outcome.value}: {result.reason or ''}".strip(": ")
-        effects.outcome = result.outcome
-        applied = await ctx.store.transition(
-            job.job_id,
-            JobStatus.FAILED,
-            detail=result.outcome.value,
-            effects=effects,
-            expected=frozenset({JobStatus.CALLING}),
-        )
-    if applied.applied:
-        log.info("job finished", outcome=result.outcome.value, attempt=attempt)
-        await publish_result(ctx, job.job_id)
+        error = f"call {result.outcome.value}: {result.reason or ''}".strip(": ")
+        await end_job(ctx, job, JobStatus.FAILED, info, detail=result.outcome.value, error=error)
 
 
 async def park_retry(
@@ -138,19 +139,16 @@ async def park_retry(
 
 async def fail_job(ctx: WorkerContext, job: Job, reason: str, *, outcome: CallOutcome) -> bool:
     """Give up on a job in processing or calling (errors, exhausted technical retries)."""
-    effects = terminal_effects(ctx, job, succeeded=False)
     info = job.call.model_copy(update={"outcome": outcome, "reason": reason})
-    effects.set["call"] = info.model_dump_json()
-    effects.set["error"] = reason
-    effects.outcome = outcome
-    applied = await ctx.store.transition(
-        job.job_id,
+    applied = await end_job(
+        ctx,
+        job,
         JobStatus.FAILED,
+        info,
         detail=reason,
-        effects=effects,
+        error=reason,
         expected=frozenset({JobStatus.PROCESSING, JobStatus.CALLING}),
     )
-    if applied.applied:
+    if applied:
         log.warning("job failed", reason=reason)
-        await publish_result(ctx, job.job_id)
-    return applied.applied
+    return applied

@@ -47,7 +47,7 @@ class JobHandler:
         structlog.contextvars.bind_contextvars(
             job_id=msg.job_id, attempt=msg.attempt, worker_id=self.ctx.worker_id
         )
-        job = await self.ctx.store.get(msg.job_id)
+        job, deliveries = await self.ctx.store.load_for_delivery(msg.job_id, msg.attempt)
         if job is None:
             raise PoisonMessageError(f"no job record for {msg.job_id}")
         if job.priority is not priority:
@@ -55,7 +55,6 @@ class JobHandler:
         if job.status.terminal:
             return Disposition.ACK
         work_queue = self.ctx.names.work_queue(priority)
-        deliveries = await self.ctx.store.count_delivery(msg.job_id, msg.attempt)
         if deliveries > self.ctx.settings.MAX_DELIVERIES:
             await give_up(self.ctx, job, f"delivered {deliveries - 1} times without finishing")
             return Disposition.DEAD
@@ -110,8 +109,7 @@ class JobHandler:
                 "cache_key": audio.cache_key,
             }
         )
-        job.audio = info
-        await self.ctx.store.update(job.job_id, {"audio": info.model_dump_json()})
+        job.audio = info  # stored with the move to `calling`
         return audio
 
     async def _call(self, job: Job, attempt: int, audio: PreparedAudio, work_queue: str) -> None:
@@ -157,7 +155,13 @@ class JobHandler:
             job.job_id,
             JobStatus.CALLING,
             detail=detail,
-            effects=Effects(set={"attempts": str(attempt), "call": info.model_dump_json()}),
+            effects=Effects(
+                set={
+                    "attempts": str(attempt),
+                    "call": info.model_dump_json(),
+                    "audio": job.audio.model_dump_json(),
+                }
+            ),
             expected=frozenset({JobStatus.PROCESSING}),
         )
 
