@@ -15,6 +15,7 @@ from ttsqueue.api.context import ApiContext
 from ttsqueue.api.errors import BodySizeLimitMiddleware, install_error_handlers
 from ttsqueue.api.routes_calls import router as calls_router
 from ttsqueue.api.routes_jobs import router as jobs_router
+from ttsqueue.api.routes_metrics import router as metrics_router
 from ttsqueue.api.routes_system import router as system_router
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueInspector, declare_topology
@@ -23,6 +24,7 @@ from ttsqueue.dialer.factory import describe_dialer
 from ttsqueue.logs import configure_logging, get_logger
 from ttsqueue.startup import wait_for_broker, wait_for_redis
 from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.metrics import MetricsStore
 from ttsqueue.store.stats import StatsReader
 from ttsqueue.store.workers import WorkerRegistry
 from ttsqueue.tts.service import build_engines, supported_languages
@@ -56,6 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
             dialer_name=dialer_name,
             dialer_health=dialer_health,
             gate=BacklogGate(inspector, settings.MAX_QUEUE_DEPTH),
+            metrics=MetricsStore(redis, settings.REDIS_PREFIX),
         )
         log.info("api ready", host=settings.API_HOST, port=settings.API_PORT)
         try:
@@ -89,6 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(calls_router)
     app.include_router(jobs_router)
     app.include_router(system_router)
+    app.include_router(metrics_router)
     return app
 
 

@@ -14,6 +14,7 @@ from ttsqueue.broker.topology import QueueInspector, QueueNames
 from ttsqueue.config import Settings
 from ttsqueue.dialer.base import DialerHealth
 from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.metrics import MetricsStore
 from ttsqueue.store.stats import StatsReader
 from ttsqueue.store.workers import WorkerRegistry
 
@@ -33,6 +34,7 @@ class ApiContext:
     dialer_name: str
     dialer_health: DialerHealth
     gate: BacklogGate
+    metrics: MetricsStore
 
 
 async def get_context(request: Request) -> ApiContext:

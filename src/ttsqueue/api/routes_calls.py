@@ -95,6 +95,7 @@ async def cancel_call(job_id: str, ctx: Annotated[ApiContext, Depends(get_contex
         effects=Effects(
             set={"completed_at": iso(utcnow()) or "", "call": info.model_dump_json()},
             outcome=CallOutcome.CANCELED,
+            finished="canceled|canceled",
         ),
         expected=CANCELABLE,
     )

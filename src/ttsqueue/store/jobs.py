@@ -20,6 +20,7 @@ from ttsqueue.domain import (
     utcnow,
 )
 from ttsqueue.store.keys import Keys
+from ttsqueue.store.metrics import Observation
 from ttsqueue.store.scripts import Scripts
 
 IDEMPOTENCY_TTL_S = 24 * 3600
@@ -57,6 +58,9 @@ class Effects:
     metrics: dict[str, int] = field(default_factory=dict)
     worker_id: str | None = None
     worker_incr: dict[str, int] = field(default_factory=dict)
+    # Terminal transitions: the `<status>|<outcome>` counter and latency observations.
+    finished: str | None = None
+    observe: list[Observation] = field(default_factory=list)
 
 
 class JobStore:
@@ -104,6 +108,7 @@ class JobStore:
                 k.events,
                 orjson.dumps(event).decode(),
                 k.prefix,
+                job.priority.value,
                 *flat,
             ],
         )
@@ -154,6 +159,13 @@ class JobStore:
             payload["metrics"] = effects.metrics
         if target.terminal:
             payload["minute"] = str(int(now.timestamp()) // 60)
+        if effects.finished is not None:
+            payload["finished"] = effects.finished
+        if effects.observe:
+            payload["observe"] = [
+                {"key": self.keys.histogram(o.name), "value": o.seconds, "buckets": o.buckets}
+                for o in effects.observe
+            ]
         if effects.worker_id and effects.worker_incr:
             payload["worker"] = self.keys.worker_stats(effects.worker_id)
             payload["worker_incr"] = effects.worker_incr

@@ -12,6 +12,7 @@ from ttsqueue.config import Settings
 from ttsqueue.dialer.base import Dialer
 from ttsqueue.dialer.trunk import TrunkGuard
 from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.metrics import MetricsStore
 from ttsqueue.tts.service import SpeechService
 
 
@@ -25,6 +26,7 @@ class WorkerContext:
     speech: SpeechService
     dialer: Dialer
     trunk: TrunkGuard
+    metrics: MetricsStore
 
     @property
     def worker_id(self) -> str:

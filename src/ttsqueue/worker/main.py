@@ -16,6 +16,7 @@ from ttsqueue.logs import configure_logging, get_logger
 from ttsqueue.startup import wait_for_broker, wait_for_redis
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.keys import Keys
+from ttsqueue.store.metrics import MetricsStore
 from ttsqueue.store.workers import WorkerRegistry
 from ttsqueue.tts.service import SpeechService, build_engines
 from ttsqueue.worker.context import WorkerContext
@@ -52,6 +53,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             settings.MAX_CONCURRENT_CALLS,
             settings.CALLS_PER_SECOND,
         ),
+        metrics=MetricsStore(redis, settings.REDIS_PREFIX),
     )
     handler = JobHandler(ctx)
     registry = WorkerRegistry(redis, settings.REDIS_PREFIX)

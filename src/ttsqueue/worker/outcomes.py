@@ -19,6 +19,7 @@ from ttsqueue.domain import (
 )
 from ttsqueue.logs import get_logger
 from ttsqueue.store.jobs import Effects
+from ttsqueue.store.metrics import END_TO_END, PROCESSING, Observation
 from ttsqueue.worker.context import WorkerContext
 from ttsqueue.worker.retry import telephony_decision
 
@@ -49,7 +50,12 @@ def terminal_effects(ctx: WorkerContext, job: Job, succeeded: bool) -> Effects:
     now = utcnow()
     started = datetime.fromisoformat(job.processed_at) if job.processed_at else now
     duration_ms = max(0, int((now - started).total_seconds() * 1000))
+    accepted = datetime.fromisoformat(job.created_at)
     return Effects(
+        observe=[
+            Observation(PROCESSING, duration_ms / 1000),
+            Observation(END_TO_END, max(0.0, (now - accepted).total_seconds())),
+        ],
         set={"completed_at": iso(now) or "", "duration_ms": str(duration_ms)},
         metrics={
             "processed": 1,
@@ -94,6 +100,7 @@ async def end_job(
     if error is not None:
         effects.set["error"] = error
     effects.outcome = call.outcome
+    effects.finished = f"{status.value}|{call.outcome.value if call.outcome else 'none'}"
     applied = await ctx.store.transition(
         job.job_id, status, detail=detail, effects=effects, expected=expected
     )

@@ -110,6 +110,8 @@ class JobHandler:
             }
         )
         job.audio = info  # stored with the move to `calling`
+        if not audio.cached:
+            await self.ctx.metrics.observe_synthesis(audio.engine, audio.synth_s)
         return audio
 
     async def _call(self, job: Job, attempt: int, audio: PreparedAudio, work_queue: str) -> None:

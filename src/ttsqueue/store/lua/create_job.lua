@@ -3,7 +3,8 @@
 -- KEYS[5] priority zset, KEYS[6] idempotency key (ignored when ARGV[5] == "")
 -- ARGV[1] job id, ARGV[2] created ms, ARGV[3] ttl seconds, ARGV[4] history entry json,
 -- ARGV[5] idempotency value ("" = none), ARGV[6] idempotency ttl seconds,
--- ARGV[7] events channel, ARGV[8] event json, ARGV[9] key prefix, ARGV[10..] field/value pairs
+-- ARGV[7] events channel, ARGV[8] event json, ARGV[9] key prefix, ARGV[10] priority,
+-- ARGV[11..] field/value pairs
 -- Returns {"created"} | {"duplicate", <stored idempotency value>} | {"exists"}
 if ARGV[5] ~= "" then
   local existing = redis.call("GET", KEYS[6])
@@ -18,7 +19,7 @@ local id = ARGV[1]
 local created = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
 local fields = {}
-for i = 10, #ARGV do
+for i = 11, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
 redis.call("HSET", KEYS[1], unpack(fields))
@@ -42,5 +43,6 @@ end
 for _, p in ipairs({"normal", "high"}) do
   redis.call("ZREMRANGEBYSCORE", prefix .. "jobs:priority:" .. p, "-inf", cutoff)
 end
+redis.call("HINCRBY", prefix .. "stats:submitted", ARGV[10], 1)
 redis.call("PUBLISH", ARGV[7], ARGV[8])
 return {"created"}

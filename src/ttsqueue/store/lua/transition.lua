@@ -4,7 +4,8 @@
 -- ARGV[4] target status, ARGV[5] history entry json, ARGV[6] effects json:
 --   {"set": {field: value}, "del": [field], "outcome": "busy", "metrics": {name: n},
 --    "worker": "<worker stats key>", "worker_incr": {name: n}, "minute": "<epoch minute>",
---    "event": {...}}
+--    "event": {...}, "finished": "<status>|<outcome>",
+--    "observe": [{"key": "<histogram hash>", "value": seconds, "buckets": ["0.1", ...]}]}
 -- Returns {1, previous status} when applied, {0, current status or ""} when refused.
 local current = redis.call("HGET", KEYS[1], "status")
 if not current then
@@ -62,6 +63,19 @@ if effects["worker"] and effects["worker_incr"] then
     redis.call("HINCRBY", effects["worker"], k, v)
   end
   redis.call("EXPIRE", effects["worker"], 86400)
+end
+if effects["finished"] then
+  redis.call("HINCRBY", prefix .. "stats:finished", effects["finished"], 1)
+end
+if effects["observe"] then
+  -- Prometheus-style cumulative buckets: every bucket at or above the value counts it.
+  for _, o in ipairs(effects["observe"]) do
+    for _, le in ipairs(o["buckets"]) do
+      if o["value"] <= tonumber(le) then redis.call("HINCRBY", o["key"], le, 1) end
+    end
+    redis.call("HINCRBY", o["key"], "count", 1)
+    redis.call("HINCRBYFLOAT", o["key"], "sum", o["value"])
+  end
 end
 if effects["event"] then
   effects["event"]["previous_status"] = current

@@ -1,0 +1,99 @@
+"""Counters and histograms kept in Redis so that every process contributes and any API
+process can expose them (SPEC §8). Counters move inside the status scripts; this module
+defines the histograms and reads everything back for `/metrics`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+
+from ttsqueue.store.keys import Keys
+
+LATENCY_BUCKETS = (
+    "0.05",
+    "0.1",
+    "0.25",
+    "0.5",
+    "1",
+    "2.5",
+    "5",
+    "10",
+    "30",
+    "60",
+    "120",
+    "300",
+    "600",
+    "1800",
+    "3600",
+)
+SYNTHESIS_BUCKETS = ("0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10")
+
+PROCESSING = "processing"  # processing started -> terminal
+END_TO_END = "end_to_end"  # accepted -> terminal
+
+
+def synthesis_histogram(engine: str) -> str:
+    return f"synthesis:{engine}"
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    name: str
+    seconds: float
+    buckets: tuple[str, ...] = LATENCY_BUCKETS
+
+
+@dataclass(frozen=True, slots=True)
+class Histogram:
+    buckets: list[tuple[float, int]]  # (upper bound, cumulative count), +Inf excluded
+    count: int
+    total: float
+
+
+@dataclass(slots=True)
+class MetricsSnapshot:
+    submitted: dict[str, int] = field(default_factory=dict)
+    finished: dict[tuple[str, str], int] = field(default_factory=dict)
+    histograms: dict[str, Histogram] = field(default_factory=dict)
+
+
+class MetricsStore:
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self.client = client
+        self.keys = Keys(prefix)
+
+    async def observe_synthesis(self, engine: str, seconds: float) -> None:
+        key = self.keys.histogram(synthesis_histogram(engine))
+        async with self.client.pipeline(transaction=True) as pipe:
+            for le in SYNTHESIS_BUCKETS:
+                if seconds <= float(le):
+                    pipe.hincrby(key, le, 1)
+            pipe.hincrby(key, "count", 1)
+            pipe.hincrbyfloat(key, "sum", seconds)
+            await pipe.execute()
+
+    async def snapshot(self, engines: list[str]) -> MetricsSnapshot:
+        names = [PROCESSING, END_TO_END, *(synthesis_histogram(e) for e in engines)]
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.keys.submitted)
+            pipe.hgetall(self.keys.finished)
+            for name in names:
+                pipe.hgetall(self.keys.histogram(name))
+            submitted, finished, *hists = await pipe.execute()
+        snapshot = MetricsSnapshot(submitted={k: int(v) for k, v in submitted.items()})
+        for pair, count in finished.items():
+            status, _, outcome = pair.partition("|")
+            snapshot.finished[(status, outcome)] = int(count)
+        for name, raw in zip(names, hists, strict=True):
+            buckets = LATENCY_BUCKETS if name in (PROCESSING, END_TO_END) else SYNTHESIS_BUCKETS
+            snapshot.histograms[name] = _histogram(raw, buckets)
+        return snapshot
+
+
+def _histogram(raw: dict[str, str], buckets: tuple[str, ...]) -> Histogram:
+    return Histogram(
+        buckets=[(float(le), int(raw.get(le, 0))) for le in buckets],
+        count=int(raw.get("count", 0)),
+        total=float(raw.get("sum", 0.0)),
+    )

@@ -1,0 +1,78 @@
+"""`/metrics` after a known run: counters and histograms match what happened."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.test_pipeline import api, publish_job, running_worker, terminal, wait_for
+from ttsqueue.config import Settings
+from ttsqueue.store.jobs import JobStore
+
+__all__ = ["api"]
+
+pytestmark = [pytest.mark.timeout(60), pytest.mark.settings(WORKER_CONCURRENCY=4)]
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+async def test_metrics_count_a_known_run(
+    api: httpx.AsyncClient,
+    settings: Settings,
+    broker: AbstractRobustConnection,
+    redis_client: Any,
+) -> None:
+    body = {"text": "Hola, prueba de métricas", "phone_number": "3005050149"}
+    answered = [(await api.post("/tts/call", json=body)).json()["job_id"] for _ in range(3)]
+    high = await api.post("/tts/call", json={**body, "priority": "high"})
+    answered.append(high.json()["job_id"])
+    canceled = (await api.post("/tts/call", json=body)).json()["job_id"]
+    assert (await api.delete(f"/tts/call/{canceled}")).status_code == 200
+    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    busy = [
+        await publish_job(broker, settings, store, phone="3005550001", max_retries=0)
+        for _ in range(2)
+    ]
+    async with running_worker(settings):
+        for job_id in answered + busy:
+            await wait_for(api, job_id, terminal)
+        reply = await api.get("/metrics")
+        during = samples(reply.text)
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/plain")
+    assert during[("ttsq_workers_alive", ())] == 1
+    after = samples((await api.get("/metrics")).text)
+    # 4 through the API and 2 created directly in the store, the way the API does.
+    assert after[("ttsq_jobs_submitted_total", (("priority", "normal"),))] == 6
+    assert after[("ttsq_jobs_submitted_total", (("priority", "high"),))] == 1
+    finished = {
+        labels: value
+        for (name, labels), value in after.items()
+        if name == "ttsq_jobs_finished_total"
+    }
+    assert finished == {
+        (("outcome", "answered"), ("status", "completed")): 4,
+        (("outcome", "busy"), ("status", "failed")): 2,
+        (("outcome", "canceled"), ("status", "canceled")): 1,
+    }
+    assert after[("ttsq_job_processing_seconds_count", ())] == 6
+    assert after[("ttsq_job_end_to_end_seconds_count", ())] == 6
+    assert after[("ttsq_job_end_to_end_seconds_bucket", (("le", "+Inf"),))] == 6
+    assert after[("ttsq_job_processing_seconds_sum", ())] > 0
+    # Two distinct texts were spoken: two syntheses, the other jobs hit the cache.
+    assert after[("ttsq_tts_synthesis_seconds_count", (("engine", "espeak"),))] == 2
+    assert after[("ttsq_tts_cache_misses_total", ())] == 2
+    assert after[("ttsq_tts_cache_hits_total", ())] == 4
+    assert after[("ttsq_jobs", (("status", "completed"),))] == 4
+    assert after[("ttsq_calls_limit", ())] == settings.MAX_CONCURRENT_CALLS
+    assert after[("ttsq_queue_depth", (("queue", "normal"),))] == 0
