@@ -38,6 +38,20 @@ class Keys:
         return f"{self.prefix}stats:metrics"
 
     @property
+    def submitted(self) -> str:
+        """Hash: priority -> jobs accepted."""
+        return f"{self.prefix}stats:submitted"
+
+    @property
+    def finished(self) -> str:
+        """Hash: `<status>|<outcome>` -> jobs that ended so."""
+        return f"{self.prefix}stats:finished"
+
+    def histogram(self, name: str) -> str:
+        """Hash of a histogram: cumulative bucket bounds, `count` and `sum`."""
+        return f"{self.prefix}stats:hist:{name}"
+
+    @property
     def throughput(self) -> str:
         """Hash: epoch minute -> jobs finished in that minute (pruned to the last hour)."""
         return f"{self.prefix}stats:throughput"
@@ -77,6 +91,16 @@ class Keys:
     def call_rate(self) -> str:
         """Sorted set of recent origination times, for CALLS_PER_SECOND."""
         return f"{self.prefix}calls:rate"
+
+    def call_record(self, call_id: str) -> str:
+        """Hash of what Asterisk reported about one attempt's call (AMI events, first-seen
+        values), written by every worker's AMI session, read by whichever worker follows it."""
+        return f"{self.prefix}call:{call_id}"
+
+    @property
+    def dialer_presence(self) -> str:
+        """Hash: worker id -> JSON of its dialer's state (backend, connected or not, last beat)."""
+        return f"{self.prefix}dialer:presence"
 
     @property
     def cache_lru(self) -> str:
