@@ -131,6 +131,8 @@ class Settings(BaseSettings):
     WEBHOOKS_ENABLED: bool = True
     WEBHOOK_SECRET: str = ""
     WEBHOOK_ALLOW_PRIVATE: bool = False
+    WEBHOOK_TIMEOUT: float = Field(default=10.0, gt=0, le=60)
+    WEBHOOK_RETRY_BASE_SECONDS: float = Field(default=2.0, gt=0, le=300)
     DASHBOARD_USER: str = ""
     DASHBOARD_PASSWORD: str = ""
     LOG_FORMAT: LogFormat = LogFormat.JSON

@@ -21,6 +21,7 @@ from ttsqueue.api.errors import FieldError
 from ttsqueue.config import Settings
 from ttsqueue.domain import HistoryEntry, Job, JobStatus, Priority, utcnow
 from ttsqueue.phone import InvalidPhoneNumber, PhoneNumber, parse_phone, sanitize_caller_id
+from ttsqueue.webhooks.addresses import literal_target_refused
 
 METADATA_MAX_BYTES = 2048
 SEND_AT_MAX_AHEAD = timedelta(days=30)
@@ -165,6 +166,16 @@ def validate_call_request(
             caller_id = sanitize_caller_id(body.caller_id, settings.DEFAULT_REGION)
         except ValueError as exc:
             raise FieldError("caller_id", str(exc)) from None
+    if (
+        body.callback_url is not None
+        and not settings.WEBHOOK_ALLOW_PRIVATE
+        and literal_target_refused(body.callback_url)
+    ):
+        raise FieldError(
+            "callback_url",
+            "must not point to a loopback or private address "
+            "(set WEBHOOK_ALLOW_PRIVATE=true to allow it)",
+        )
     return ValidatedCall(
         text=body.text,
         phone=phone,

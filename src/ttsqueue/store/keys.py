@@ -61,6 +61,16 @@ class Keys:
         """Pub/sub channel carrying every status change (for live views)."""
         return f"{self.prefix}events"
 
+    @property
+    def webhooks(self) -> str:
+        """Stream of status changes waiting for webhook delivery."""
+        return f"{self.prefix}webhooks"
+
+    @property
+    def webhooks_leader(self) -> str:
+        """Lock naming the one worker that delivers webhooks (so each job's stay in order)."""
+        return f"{self.prefix}webhooks:leader"
+
     def idempotency(self, key_digest: str) -> str:
         return f"{self.prefix}idem:{key_digest}"
 

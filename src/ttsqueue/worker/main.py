@@ -19,6 +19,7 @@ from ttsqueue.store.keys import Keys
 from ttsqueue.store.metrics import MetricsStore
 from ttsqueue.store.workers import WorkerRegistry
 from ttsqueue.tts.service import SpeechService, build_engines
+from ttsqueue.webhooks.dispatcher import WebhookDispatcher
 from ttsqueue.worker.context import WorkerContext
 from ttsqueue.worker.heartbeat import heartbeat_loop
 from ttsqueue.worker.pipeline import JobHandler
@@ -75,6 +76,9 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         ),
         asyncio.create_task(reaper_loop(ctx)),
     ]
+    if settings.WEBHOOKS_ENABLED:
+        dispatcher = WebhookDispatcher(redis, settings, consumer=settings.WORKER_ID)
+        background.append(asyncio.create_task(dispatcher.run()))
     if stop is not None:
         background.append(asyncio.create_task(_relay(stop, runner)))
     log.info(

@@ -80,5 +80,19 @@ end
 if effects["event"] then
   effects["event"]["previous_status"] = current
   redis.call("PUBLISH", prefix .. "events", cjson.encode(effects["event"]))
+  -- A job with a callback URL gets this change queued for webhook delivery (a stream:
+  -- durable, delivered at least once, in order).
+  local callback = redis.call("HGET", KEYS[1], "callback_url")
+  if callback then
+    local hook = {job_id = id, status = target, previous_status = current,
+                  at = effects["event"]["at"],
+                  attempts = tonumber(redis.call("HGET", KEYS[1], "attempts") or "0")}
+    local call = redis.call("HGET", KEYS[1], "call")
+    if call then hook["call"] = cjson.decode(call) end
+    local metadata = redis.call("HGET", KEYS[1], "metadata")
+    if metadata then hook["metadata"] = cjson.decode(metadata) end
+    redis.call("XADD", prefix .. "webhooks", "MAXLEN", "~", "100000", "*",
+               "job_id", id, "url", callback, "body", cjson.encode(hook))
+  end
 end
 return {1, current}
