@@ -13,6 +13,8 @@ from ttsqueue.api.access import AccessControl
 from ttsqueue.api.backpressure import BacklogGate
 from ttsqueue.api.context import ApiContext
 from ttsqueue.api.errors import BodySizeLimitMiddleware, install_error_handlers
+from ttsqueue.api.routes_batch import MAX_BATCH_BYTES
+from ttsqueue.api.routes_batch import router as batch_router
 from ttsqueue.api.routes_calls import router as calls_router
 from ttsqueue.api.routes_jobs import router as jobs_router
 from ttsqueue.api.routes_metrics import router as metrics_router
@@ -75,7 +77,11 @@ def create_app(settings: Settings) -> FastAPI:
         "follow the call to its outcome.",
         lifespan=lifespan,
     )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=MAX_BODY_BYTES,
+        per_path={"/tts/calls": MAX_BATCH_BYTES},
+    )
 
     def redis_of_app() -> Redis | None:
         ctx: ApiContext | None = getattr(app.state, "ctx", None)
@@ -90,6 +96,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(calls_router)
+    app.include_router(batch_router)
     app.include_router(jobs_router)
     app.include_router(system_router)
     app.include_router(metrics_router)

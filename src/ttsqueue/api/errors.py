@@ -205,17 +205,22 @@ class BodySizeLimitMiddleware:
     limit holds for chunked uploads whatever the route does with the body.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int = 65536) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int = 65536, per_path: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Routes allowed a larger body (the batch route), by exact path.
+        self.per_path = dict(per_path or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.per_path.get(scope["path"], self.max_bytes)
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self._reject(scope, receive, send)
+        if declared is not None and declared > limit:
+            await self._reject(limit, scope, receive, send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -225,8 +230,8 @@ class BodySizeLimitMiddleware:
                 return  # the client went away before sending its body
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await self._reject(scope, receive, send)
+            if size > limit:
+                await self._reject(limit, scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -240,8 +245,8 @@ class BodySizeLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        message = f"request body is larger than {self.max_bytes} bytes"
+    async def _reject(self, limit: int, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"request body is larger than {limit} bytes"
         await error_response(413, "payload_too_large", message)(scope, receive, send)
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
 from ttsqueue.api.context import ApiContext, get_context
 from ttsqueue.api.responses import JsonBody
+from ttsqueue.dialer.factory import current_health
 from ttsqueue.domain import iso, utcnow
-from ttsqueue.store.keys import Keys
+from ttsqueue.stats_snapshot import StatsSources, queue_statistics
 
 router = APIRouter(tags=["system"])
 
@@ -40,10 +41,12 @@ async def _rabbit_ok(ctx: ApiContext) -> bool:
 async def health(ctx: Annotated[ApiContext, Depends(get_context)]) -> JsonBody:
     redis_ok, rabbit_ok = await asyncio.gather(_redis_ok(ctx), _rabbit_ok(ctx))
     tts = "ok"
+    asterisk = ctx.dialer_health
     if redis_ok:
         workers = await ctx.registry.alive()
         if any(w.tts == "degraded" for w in workers):
             tts = "degraded"
+        asterisk = await current_health(ctx.settings, ctx.redis, ctx.dialer_health)
     healthy = redis_ok and rabbit_ok
     body = {
         "success": healthy,
@@ -52,7 +55,7 @@ async def health(ctx: Annotated[ApiContext, Depends(get_context)]) -> JsonBody:
         "connections": {
             "redis": "connected" if redis_ok else "disconnected",
             "rabbitmq": "connected" if rabbit_ok else "disconnected",
-            "asterisk": ctx.dialer_health.value,
+            "asterisk": asterisk.value,
             "tts": tts,
         },
         "dialer": ctx.dialer_name,
@@ -62,65 +65,13 @@ async def health(ctx: Annotated[ApiContext, Depends(get_context)]) -> JsonBody:
 
 @router.get("/queue/stats")
 async def queue_stats(ctx: Annotated[ApiContext, Depends(get_context)]) -> JsonBody:
-    depths, (total, by_status), workers, metrics, cache, active_calls = await asyncio.gather(
-        ctx.inspector.depths(),
-        ctx.store.counts_by_status(),
-        ctx.registry.alive(),
-        ctx.stats.job_metrics(),
-        ctx.redis.hgetall(Keys(ctx.settings.REDIS_PREFIX).cache_stats),
-        _active_calls(ctx),
+    sources = StatsSources(
+        redis=ctx.redis,
+        store=ctx.store,
+        registry=ctx.registry,
+        stats=ctx.stats,
+        prefix=ctx.settings.REDIS_PREFIX,
+        call_limit=ctx.settings.MAX_CONCURRENT_CALLS,
     )
-    busy = sum(1 for w in workers if w.current_jobs)
-    hits, misses = int(cache.get("hits", 0)), int(cache.get("misses", 0))
-    entries = await ctx.redis.zcard(Keys(ctx.settings.REDIS_PREFIX).cache_lru)
-    statistics: dict[str, Any] = {
-        "queues": depths,
-        "redis": {"total_jobs": total, "active_workers": len(workers)},
-        "workers": {
-            "total": len(workers),
-            "active": busy,
-            "idle": len(workers) - busy,
-            "list": [
-                {
-                    "worker_id": w.worker_id,
-                    "status": "busy" if w.current_jobs else "idle",
-                    "current_jobs": w.current_jobs,
-                    "processed": w.processed,
-                    "failed": w.failed,
-                    "concurrency": w.concurrency,
-                    "started_at": w.started_at,
-                    "last_heartbeat": w.last_heartbeat,
-                }
-                for w in workers
-            ],
-        },
-        "jobs": {"total": total, "by_status": by_status},
-        "metrics": {
-            "processed": metrics.processed,
-            "succeeded": metrics.succeeded,
-            "failed": metrics.failed,
-            "success_rate": metrics.success_rate,
-            "avg_processing_ms": metrics.avg_processing_ms,
-            "throughput_per_min": metrics.throughput_per_min,
-        },
-        "calls": {
-            "active": active_calls,
-            "limit": ctx.settings.MAX_CONCURRENT_CALLS,
-            "by_outcome": metrics.by_outcome,
-        },
-        "tts_cache": {
-            "hits": hits,
-            "misses": misses,
-            "hit_rate": round(hits / (hits + misses), 4) if hits + misses else 0.0,
-            "entries": int(entries),
-            "bytes": int(cache.get("bytes", 0)),
-        },
-    }
+    statistics = await queue_statistics(sources, ctx.inspector)
     return JsonBody({"success": True, "timestamp": iso(utcnow()), "statistics": statistics})
-
-
-async def _active_calls(ctx: ApiContext) -> int:
-    import time
-
-    key = Keys(ctx.settings.REDIS_PREFIX).call_slots
-    return int(await ctx.redis.zcount(key, int(time.time() * 1000), "+inf"))
