@@ -190,6 +190,9 @@ def call(
     language: Annotated[str | None, typer.Option(help="Default: DEFAULT_LANGUAGE.")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the job to its end.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to follow with --wait.")] = 120.0,
+    max_retries: Annotated[
+        int | None, typer.Option(help="Retries after busy / no answer (default: server's).")
+    ] = None,
     as_json: AsJson = False,
     api_url: ApiUrl = None,
 ) -> None:
@@ -206,6 +209,7 @@ def call(
             wait=wait,
             as_json=as_json,
             timeout=timeout,
+            max_retries=max_retries,
         )
         raise typer.Exit(calls.guarded(_err(), action))
 

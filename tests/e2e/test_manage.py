@@ -205,3 +205,48 @@ async def test_queue_with_other_arguments_is_reported_and_fixed_by_clean(stack: 
     assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
     started = await asyncio.to_thread(stack.run, "start")
     assert started.returncode == 0, started.stdout + started.stderr
+
+
+def test_call_wait_exit_codes(stack: Stack) -> None:
+    started = stack.run("start")
+    assert started.returncode == 0, started.stderr
+    answered = subprocess.run(
+        [str(TTSQUEUE), "call", "Hola", "3005050149", "--wait", "--api-url", stack.api_url],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert answered.returncode == 0, answered.stdout + answered.stderr
+    assert "completed" in answered.stdout
+    assert "processing" in answered.stdout  # the progress was shown, not only the end
+    busy = subprocess.run(
+        [
+            str(TTSQUEUE),
+            "call",
+            "Hola",
+            "3005550001",
+            "--wait",
+            "--max-retries",
+            "0",
+            "--api-url",
+            stack.api_url,
+        ],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert busy.returncode == 1, busy.stdout + busy.stderr
+    assert "busy" in busy.stdout
+    refused = subprocess.run(
+        [str(TTSQUEUE), "call", "Hola", "3005050149&SIP/x", "--api-url", stack.api_url],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert refused.returncode == 2

@@ -78,8 +78,11 @@ def place_call(
     wait: bool,
     as_json: bool,
     timeout: float,
+    max_retries: int | None = None,
 ) -> int:
-    accepted = client.submit_call(text, number, priority=priority, language=language)
+    accepted = client.submit_call(
+        text, number, priority=priority, language=language, max_retries=max_retries
+    )
     job_id = str(accepted.get("job_id", ""))
     if not wait:
         if as_json:

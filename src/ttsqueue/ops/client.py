@@ -98,11 +98,19 @@ class ApiClient:
         return data
 
     def submit_call(
-        self, text: str, phone_number: str, *, priority: str = "normal", language: str | None
+        self,
+        text: str,
+        phone_number: str,
+        *,
+        priority: str = "normal",
+        language: str | None,
+        max_retries: int | None = None,
     ) -> Record:
         body: Record = {"text": text, "phone_number": phone_number, "priority": priority}
         if language:
             body["language"] = language
+        if max_retries is not None:
+            body["max_retries"] = max_retries
         return self._json("POST", "/tts/call", body)
 
     def job(self, job_id: str) -> Record:
