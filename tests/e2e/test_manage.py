@@ -108,12 +108,25 @@ def wait_terminal(client: httpx.Client, job_id: str, timeout: float = 60) -> dic
         time.sleep(0.2)
 
 
+def wait_answer(url: str, timeout: float = 20) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return httpx.get(url, timeout=5).status_code
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, f"{url} did not answer"
+            time.sleep(0.2)
+
+
 def test_start_call_scale_status_stop(stack: Stack) -> None:
     started = stack.run("start")
     assert started.returncode == 0, started.stdout + started.stderr
     assert f"{stack.api_url}/docs" in started.stdout
     first = stack.pids()
-    assert set(first) == {"api", "worker-1"}
+    assert set(first) == {"api", "dashboard", "worker-1"}
+    dashboard_url = f"http://127.0.0.1:{stack.env['DASHBOARD_PORT']}"
+    assert f"Dashboard  {dashboard_url}" in started.stdout
+    assert wait_answer(f"{dashboard_url}/healthz") == 200
 
     again = stack.run("start")
     assert again.returncode == 0, again.stdout + again.stderr
@@ -166,7 +179,7 @@ def test_scale_to_zero_keeps_the_api(stack: Stack) -> None:
     assert stack.run("start").returncode == 0
     scaled = stack.run("scale", "0")
     assert scaled.returncode == 0, scaled.stdout + scaled.stderr
-    assert set(stack.pids()) == {"api"}
+    assert set(stack.pids()) == {"api", "dashboard"}
     assert "workers running: 0" in scaled.stdout
 
 

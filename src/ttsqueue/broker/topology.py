@@ -109,15 +109,19 @@ class QueueInspector:
 
     async def depths(self) -> dict[str, int]:
         """Ready-message counts by label; a queue that does not exist yet counts 0."""
-        depths: dict[str, int] = {}
+        return {label: ready for label, (ready, _) in (await self.counts()).items()}
+
+    async def counts(self) -> dict[str, tuple[int, int]]:
+        """(ready messages, consumers) by label; a queue that does not exist yet counts 0."""
+        counts: dict[str, tuple[int, int]] = {}
         try:
             for label, name in self.names.by_label().items():
-                depths[label] = await self._depth(name)
+                counts[label] = await self._counts(name)
         except (aio_pika.exceptions.AMQPError, ConnectionError, OSError, RuntimeError) as exc:
             raise BrokerUnavailableError(f"cannot read queue depths: {exc!r}") from exc
-        return depths
+        return counts
 
-    async def _depth(self, name: str) -> int:
+    async def _counts(self, name: str) -> tuple[int, int]:
         channel = await self._open()
         try:
             # robust=False: a probe must not be re-declared after a reconnect.
@@ -126,8 +130,9 @@ class QueueInspector:
             )
         except aio_pika.exceptions.ChannelNotFoundEntity:
             # A missing queue closes the channel; the next read opens another.
-            return 0
-        return int(queue.declaration_result.message_count or 0)
+            return 0, 0
+        result = queue.declaration_result
+        return int(result.message_count or 0), int(result.consumer_count or 0)
 
     async def close(self) -> None:
         if self._channel is not None and not self._channel.is_closed:

@@ -1,0 +1,108 @@
+"""The dashboard process (SPEC §8): a small FastAPI app on DASHBOARD_HOST:DASHBOARD_PORT.
+
+It reads the same Redis and RabbitMQ as the rest of the product and starts whether or not
+they are up: Redis is connected lazily, RabbitMQ in the background, and the page shows a
+banner for whichever is missing until it is back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from ttsqueue import __version__
+from ttsqueue.broker.topology import QueueNames
+from ttsqueue.config import Settings
+from ttsqueue.dashboard.api_proxy import ApiProxy
+from ttsqueue.dashboard.auth import DashboardAuth
+from ttsqueue.dashboard.broker_link import BrokerLink
+from ttsqueue.dashboard.context import DashboardContext
+from ttsqueue.dashboard.hub import Hub
+from ttsqueue.dashboard.routes import router
+from ttsqueue.dashboard.snapshot import SnapshotBuilder
+from ttsqueue.logs import configure_logging, get_logger
+from ttsqueue.ops.client import api_base_url, api_key
+from ttsqueue.ops.layout import env_value
+from ttsqueue.stats_snapshot import StatsSources
+from ttsqueue.store.connection import connect_redis
+from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.keys import Keys
+from ttsqueue.store.stats import StatsReader
+from ttsqueue.store.workers import WorkerRegistry
+
+log = get_logger("ttsqueue.dashboard")
+
+HERE = Path(__file__).resolve().parent
+# Seconds uvicorn waits for open event streams on shutdown before closing them.
+SHUTDOWN_GRACE_S = 2
+
+
+def create_app(settings: Settings, *, api_url: str | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = connect_redis(settings.REDIS_URL, client_name="dashboard")
+        prefix = settings.REDIS_PREFIX
+        store = JobStore(redis, prefix, settings.JOB_TTL_SECONDS)
+        sources = StatsSources(
+            redis=redis,
+            store=store,
+            registry=WorkerRegistry(redis, prefix),
+            stats=StatsReader(redis, prefix),
+            prefix=prefix,
+            call_limit=settings.MAX_CONCURRENT_CALLS,
+        )
+        broker = BrokerLink(settings.RABBITMQ_URL, QueueNames.from_prefix(settings.QUEUE_PREFIX))
+        hub = Hub(SnapshotBuilder(settings, sources, broker), redis, Keys(prefix).events)
+        proxy = ApiProxy(api_base_url(settings, api_url), api_key(settings))
+        app.state.ctx = DashboardContext(settings, redis, store, broker, hub, proxy)
+        broker.start()
+        hub.start()
+        log.info("dashboard ready", host=settings.DASHBOARD_HOST, port=settings.DASHBOARD_PORT)
+        try:
+            yield
+        finally:
+            await hub.stop()
+            await broker.close()
+            await proxy.aclose()
+            await redis.aclose()
+
+    app = FastAPI(
+        title="tts-queue dashboard",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.page = (HERE / "templates" / "index.html").read_bytes()
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_middleware(
+        DashboardAuth,
+        keys=settings.API_KEYS,
+        user=settings.DASHBOARD_USER,
+        password=settings.DASHBOARD_PASSWORD,
+    )
+    return app
+
+
+def run(settings: Settings) -> None:
+    import uvicorn
+
+    configure_logging(settings, process="dashboard")
+    api_url = env_value("TTSQ_API_URL", Path.cwd())
+    uvicorn.run(
+        create_app(settings, api_url=api_url),
+        host=settings.DASHBOARD_HOST,
+        port=settings.DASHBOARD_PORT,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )
