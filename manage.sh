@@ -29,8 +29,8 @@ usage() {
 Usage: ./manage.sh <command> [args]
 
   setup                       install what is missing (Debian packages as root, Python env)
-  start                       start RabbitMQ/Redis if local and stopped, then api and
-                              WORKERS (default 3) workers in the background; prints the URLs
+  start                       start RabbitMQ/Redis if local and stopped, then api, dashboard
+                              and WORKERS (default 3) workers in the background; prints the URLs
   stop                        stop every process gracefully
   status                      processes, health, queue depths, workers
   scale N                     bring the number of workers to N
@@ -159,6 +159,8 @@ run_step() { # label command...
 
 cmd_check() {
     cmd_setup
+    # The dashboard's tests drive a real headless browser.
+    install_packages chromium
     ensure_services
     local failed=0
     run_step "ruff check" "$VENV/bin/ruff" check . || failed=1
