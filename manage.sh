@@ -7,6 +7,12 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 
+# --- Docker mode: TTSQ_MODE=docker maps every command onto Docker Compose --------------------
+if [[ "${TTSQ_MODE:-}" == docker ]]; then
+    exec "$ROOT/deploy/docker/manage-docker.sh" "$@"
+fi
+# --- end of Docker mode ----------------------------------------------------------------------
+
 VENV="$ROOT/.venv"
 TTSQ="$VENV/bin/ttsqueue"
 PYTHON="${PYTHON:-python3}"
@@ -144,7 +150,7 @@ cmd_setup() {
         fi
     done <<<"$ENDPOINTS"
     if [[ -d /etc/asterisk && -d "$ROOT/deploy/asterisk" ]]; then
-        say "Asterisk found: its snippets are in deploy/asterisk/ (see the README to include them)"
+        "$TTSQ" asterisk-setup || warn "Asterisk snippets: see the messages above"
     fi
 }
 
@@ -161,6 +167,8 @@ cmd_check() {
     cmd_setup
     # The dashboard's tests drive a real headless browser.
     install_packages chromium
+    # Deployment checks: compose file, shell scripts, systemd units.
+    install_packages docker-compose shellcheck systemd
     ensure_services
     local failed=0
     run_step "ruff check" "$VENV/bin/ruff" check . || failed=1

@@ -243,6 +243,26 @@ def config(as_json: AsJson = False) -> None:
         _out().print(render.config_table(rows))
 
 
+@app.command("asterisk-setup")
+def asterisk_setup(
+    etc_dir: Annotated[
+        Path, typer.Option("--etc-dir", help="Asterisk's configuration directory.")
+    ] = Path("/etc/asterisk"),
+    no_reload: Annotated[
+        bool, typer.Option("--no-reload", help="Do not ask Asterisk to reload.")
+    ] = False,
+) -> None:
+    """Install the dialplan and AMI snippets (deploy/asterisk) into Asterisk and reload it."""
+    from ttsqueue.ops.asterisk_setup import install_snippets
+
+    report = install_snippets(_settings(), etc_dir=etc_dir, reload=not no_reload)
+    for line in report.done:
+        _out().print(f"[green]ok[/] {escape(line)}")
+    for line in report.warnings:
+        _err().print(f"[yellow]!![/] {escape(line)}")
+    raise typer.Exit(0 if report.ok else 1)
+
+
 @app.command(hidden=True)
 def endpoints() -> None:
     """`<service> <host> <port>` for RabbitMQ and Redis, one per line (read by manage.sh)."""

@@ -12,7 +12,6 @@ from tests.conftest import make_settings
 from ttsqueue.config import DialerName
 from ttsqueue.dialer.factory import build_dialer, resolve_dialer
 from ttsqueue.dialer.simulator import SimulatorDialer
-from ttsqueue.errors import ConfigError
 
 
 def test_auto_prefers_ami_when_a_host_is_set(tmp_path: Path) -> None:
@@ -71,19 +70,3 @@ def test_explicit_simulator_builds_without_warning(
         dialer = build_dialer(settings)
     assert isinstance(dialer, SimulatorDialer)
     assert not [r for r in caplog.records if r.name == "ttsqueue.dialer"]
-
-
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        {"DIALER": "ami"},
-        {"DIALER": "callfile"},
-        {"DIALER": "auto", "ASTERISK_AMI_HOST": "pbx.local"},
-    ],
-)
-def test_backends_of_later_versions_are_refused(
-    tmp_path: Path, overrides: dict[str, object]
-) -> None:
-    settings = make_settings(tmp_path, **overrides)
-    with pytest.raises(ConfigError, match="is not available in this version"):
-        build_dialer(settings)

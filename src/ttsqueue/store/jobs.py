@@ -114,9 +114,11 @@ class JobStore:
         )
         if reply[0] == "duplicate":
             original = orjson.loads(reply[1])
-            return CreateResult(False, str(original["job_id"]), str(original["body"]))
-        if reply[0] == "exists":
-            return CreateResult(False, job.job_id)
+            if original["job_id"] != job.job_id:
+                return CreateResult(False, str(original["job_id"]), str(original["body"]))
+        # "created"; or "exists" / the key holding this very id: the script already ran for
+        # this fresh UUID and its reply was lost before redis-py retried. Still created, so the
+        # caller publishes the message instead of reporting a job that would never run.
         return CreateResult(True, job.job_id)
 
     async def discard(self, job_id: str, *, claim: IdempotencyClaim | None = None) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 import soundfile as sf
 
+from ttsqueue.errors import PermanentJobError
 from ttsqueue.store.keys import Keys
 from ttsqueue.tts import cache_scripts
 from ttsqueue.tts.audio import ConvertedAudio, atomic_write
@@ -115,8 +116,16 @@ class AudioCache:
         await self._redis.hincrby(self._keys.cache_stats, "misses", 1)
 
     async def store(self, key: str, audio: ConvertedAudio, *, lease: Lease | None) -> CacheEntry:
-        """Write the files atomically, index them (pinned by `lease`), evict what no longer fits."""
-        size, identity = await asyncio.to_thread(self._write_files, key, audio)
+        """Write the files atomically, index them (pinned by `lease`), evict what no longer fits.
+
+        A disk that is full or read-only fails the job at once, naming the directory."""
+        try:
+            size, identity = await asyncio.to_thread(self._write_files, key, audio)
+        except OSError as exc:
+            raise PermanentJobError(
+                f"cannot write audio to {self.directory}: {exc.strerror or exc}",
+                reason="audio_write_failed",
+            ) from exc
         now = self._clock_ms()
         lease_id, expiry = _lease_args(lease, now)
         keys = self._keys

@@ -11,6 +11,7 @@ from ttsqueue.errors import ConfigError, TTSError
 from ttsqueue.tts.base import SpeechEngine
 from ttsqueue.tts.espeak import EspeakEngine
 from ttsqueue.tts.gtts_engine import GttsEngine
+from ttsqueue.tts.piper import PiperEngine
 
 log = structlog.get_logger(__name__)
 
@@ -23,14 +24,9 @@ def _configured(settings: Settings) -> set[EngineName]:
 
 
 async def build_engines(settings: Settings) -> dict[str, SpeechEngine]:
-    """gtts and espeak (when espeak-ng is installed); raises ConfigError for a configured
-    engine that cannot work here."""
+    """gtts, espeak (when espeak-ng is installed) and piper (when PIPER_MODEL is set); raises
+    ConfigError for a configured engine that cannot work here."""
     wanted = _configured(settings)
-    if settings.PIPER_MODEL is not None or EngineName.PIPER in wanted:
-        raise ConfigError(
-            "the piper engine is not available in this version: unset PIPER_MODEL and use "
-            "TTS_ENGINE / TTS_FALLBACK_ENGINE = gtts or espeak"
-        )
     engines: dict[str, SpeechEngine] = {EngineName.GTTS.value: GttsEngine.from_settings(settings)}
     try:
         engines[EngineName.ESPEAK.value] = await EspeakEngine.create()
@@ -40,7 +36,24 @@ async def build_engines(settings: Settings) -> dict[str, SpeechEngine]:
                 f"espeak is configured (TTS_ENGINE / TTS_FALLBACK_ENGINE) but unusable: {exc}"
             ) from exc
         log.warning("espeak_unavailable", error=str(exc))
+    piper = _piper(settings, wanted)
+    if piper is not None:
+        engines[EngineName.PIPER.value] = piper
     return engines
+
+
+def _piper(settings: Settings, wanted: set[EngineName]) -> PiperEngine | None:
+    if settings.PIPER_MODEL is None:
+        if EngineName.PIPER in wanted:
+            raise ConfigError(
+                "the piper engine is configured (TTS_ENGINE / TTS_FALLBACK_ENGINE) but "
+                "PIPER_MODEL is not set: point it to a voice .onnx file (docs/piper.md)"
+            )
+        return None
+    try:
+        return PiperEngine.create(settings.PIPER_MODEL)
+    except TTSError as exc:
+        raise ConfigError(f"PIPER_MODEL: {exc}") from exc
 
 
 def supported_languages(engines: Mapping[str, SpeechEngine]) -> dict[str, set[str]]:

@@ -39,7 +39,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     names = await declare_topology(channel, settings)
     await channel.close()
     engines = await build_engines(settings)
-    dialer = build_dialer(settings)
+    dialer = build_dialer(settings, redis)
     ctx = WorkerContext(
         settings=settings,
         redis=redis,

@@ -144,18 +144,22 @@ async def park_retry(
     await park(ctx.publisher, work_queue, message, ctx.settings.RETRY_HOP_SECONDS)
 
 
-async def fail_job(ctx: WorkerContext, job: Job, reason: str, *, outcome: CallOutcome) -> bool:
-    """Give up on a job in processing or calling (errors, exhausted technical retries)."""
+async def fail_job(
+    ctx: WorkerContext, job: Job, reason: str, *, outcome: CallOutcome, error: str | None = None
+) -> bool:
+    """Give up on a job in processing or calling (errors, exhausted technical retries).
+
+    `reason` is the short code kept in `call.reason`; `error`, when given, the full message."""
     info = job.call.model_copy(update={"outcome": outcome, "reason": reason})
     applied = await end_job(
         ctx,
         job,
         JobStatus.FAILED,
         info,
-        detail=reason,
-        error=reason,
+        detail=error or reason,
+        error=error or reason,
         expected=frozenset({JobStatus.PROCESSING, JobStatus.CALLING}),
     )
     if applied:
-        log.warning("job failed", reason=reason)
+        log.warning("job failed", reason=reason, error=error)
     return applied

@@ -89,7 +89,13 @@ class JobHandler:
             audio = await self._prepare_audio(job, msg.attempt)
             await self._call(job, msg.attempt, audio, work_queue)
         except PermanentJobError as exc:
-            await fail_job(self.ctx, job, exc.reason or str(exc), outcome=CallOutcome.FAILED)
+            await fail_job(
+                self.ctx,
+                job,
+                exc.reason or str(exc),
+                outcome=CallOutcome.FAILED,
+                error=f"{exc.reason}: {exc}" if exc.reason else None,
+            )
         except TransientJobError as exc:
             return await self._technical_retry(job, msg, work_queue, exc)
         return Disposition.ACK

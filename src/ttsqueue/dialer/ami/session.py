@@ -1,0 +1,248 @@
+"""One persistent, authenticated AMI session: login, keepalive, reconnect with backoff.
+
+Failure modes, as recorded from Asterisk 22 (`../shared/asterisk/ami/auth_*.log`):
+- wrong secret or unknown user: `Response: Error` / `Authentication failed` after about 1 s,
+  then the server closes. Logged as an error naming the user (never the secret), retried with a
+  longer backoff: a wrong secret is not a crash loop, and fixing manager.conf heals it.
+- `Event: Shutdown` then EOF when Asterisk stops: the session is down at once and comes back
+  when Asterisk does.
+- `Events: off` at login also hides OriginateResponse, so the session asks for the classes it
+  needs (`call` for originate results and hangups, `user` for the dialplan's UserEvents,
+  `system` for Shutdown); Asterisk sends only those the manager user may read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from ttsqueue.dialer.ami.backoff import Backoff
+from ttsqueue.dialer.ami.connection import AmiConnection, EventCallback
+from ttsqueue.dialer.ami.errors import (
+    AmiAuthError,
+    AmiConnectionClosed,
+    AmiNotConnected,
+    AmiProtocolError,
+    AmiResponseTimeout,
+)
+from ttsqueue.dialer.ami.protocol import AmiMessage
+
+log = logging.getLogger("ttsqueue.dialer.ami")
+
+DEFAULT_EVENTS = "call,user,system"
+
+
+class SessionState(StrEnum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    AUTH_FAILED = "auth_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class AmiCredentials:
+    host: str
+    port: int
+    username: str
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTimings:
+    connect_timeout_s: float = 5.0
+    login_timeout_s: float = 10.0
+    keepalive_s: float = 20.0
+    retry: tuple[float, float] = (0.5, 30.0)  # base, cap
+    auth_retry: tuple[float, float] = (5.0, 60.0)
+
+
+class AmiSession:
+    def __init__(
+        self,
+        credentials: AmiCredentials,
+        on_event: EventCallback,
+        *,
+        events: str = DEFAULT_EVENTS,
+        timings: SessionTimings | None = None,
+        on_state: Callable[[SessionState], None] | None = None,
+    ) -> None:
+        self.credentials = credentials
+        self.timings = timings or SessionTimings()
+        self._on_event = on_event
+        self._events = events
+        self._on_state = on_state
+        self._backoff = Backoff(*self.timings.retry)
+        self._auth_backoff = Backoff(*self.timings.auth_retry)
+        self._conn: AmiConnection | None = None
+        self._up = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.state = SessionState.DISCONNECTED
+        self.connected_since: float | None = None
+        self.last_error: str | None = None
+        self.logins = 0
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.credentials.host}:{self.credentials.port}"
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="ami-session")
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            with contextlib.suppress(Exception):
+                await conn.request([("Action", "Logoff")], timeout=1.0)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._set_state(SessionState.DISCONNECTED)
+
+    async def wait_connected(self, timeout: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._up.wait()
+        return self._up.is_set()
+
+    async def request(self, fields: Sequence[tuple[str, str]], timeout: float) -> AmiMessage:
+        """Send an action on the live session. `AmiNotConnected`: it was not sent."""
+        conn = self._conn
+        if conn is None or conn.closed or self.state is not SessionState.CONNECTED:
+            raise AmiNotConnected(f"no AMI session to {self.endpoint} ({self.state.value})")
+        return await conn.request(fields, timeout)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                delay = await self._connect_once()
+            except Exception as exc:  # a bug must not end the session for good
+                log.exception("AMI session to %s failed", self.endpoint)
+                delay = self._connection_failed(f"unexpected error: {exc!r}")
+            await asyncio.sleep(delay)
+
+    async def _connect_once(self) -> float:
+        """One connection's life; returns how long to wait before the next one."""
+        self._set_state(SessionState.CONNECTING)
+        try:
+            conn = await AmiConnection.open(
+                self.credentials.host,
+                self.credentials.port,
+                self.timings.connect_timeout_s,
+                self._dispatch,
+                id_prefix=f"ttsq-{os.getpid()}",
+            )
+        except (OSError, TimeoutError, AmiProtocolError) as exc:
+            return self._connection_failed(f"cannot connect: {exc!r}")
+        self._conn = conn
+        try:
+            await self._login(conn)
+        except AmiAuthError as exc:
+            await conn.close()
+            return self._auth_failed(str(exc))
+        except (AmiConnectionClosed, AmiNotConnected, AmiResponseTimeout, AmiProtocolError) as exc:
+            await conn.close()
+            return self._connection_failed(f"login did not complete: {exc}")
+        self._connected()
+        try:
+            reason = await self._serve(conn)
+        finally:
+            await conn.close()
+        return self._connection_failed(f"connection lost: {reason}")
+
+    async def _login(self, conn: AmiConnection) -> None:
+        action = [
+            ("Action", "Login"),
+            ("Username", self.credentials.username),
+            ("Secret", self.credentials.secret),
+            ("Events", self._events),
+        ]
+        response = await conn.request(action, self.timings.login_timeout_s)
+        self.logins += 1
+        if response.name.lower() != "success":
+            raise AmiAuthError(response.get("Message") or "login refused")
+
+    async def _serve(self, conn: AmiConnection) -> str:
+        """Keep the session alive until the connection ends; returns why it ended."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.timings.keepalive_s):
+                    return await conn.wait_closed()
+            try:
+                await conn.request([("Action", "Ping")], timeout=self.timings.connect_timeout_s)
+            except AmiResponseTimeout:
+                return "no answer to keepalive Ping"
+            except (AmiConnectionClosed, AmiNotConnected):
+                return await conn.wait_closed()
+
+    def _dispatch(self, event: AmiMessage) -> None:
+        if event.name.lower() == "shutdown":
+            log.warning(
+                "Asterisk at %s is shutting down (%s, restart %s)",
+                self.endpoint,
+                event.get("Shutdown", "?"),
+                event.get("Restart", "?"),
+            )
+            self._set_state(SessionState.DISCONNECTED)
+        self._on_event(event)
+
+    def _connected(self) -> None:
+        self._backoff.reset()
+        self._auth_backoff.reset()
+        self.last_error = None
+        self.connected_since = time.time()
+        log.info(
+            "AMI session to %s as %r is up (Asterisk Call Manager %s)",
+            self.endpoint,
+            self.credentials.username,
+            self._conn.version if self._conn else "?",
+        )
+        self._set_state(SessionState.CONNECTED)
+
+    def _connection_failed(self, why: str) -> float:
+        self._drop()
+        delay = self._backoff.next()
+        self.last_error = why
+        self._set_state(SessionState.DISCONNECTED)
+        level = logging.WARNING if self._backoff.failures <= 3 else logging.ERROR
+        log.log(level, "AMI %s %s; retrying in %.1fs", self.endpoint, why, delay)
+        return delay
+
+    def _auth_failed(self, message: str) -> float:
+        self._drop()
+        delay = self._auth_backoff.next()
+        self.last_error = f"authentication failed: {message}"
+        self._set_state(SessionState.AUTH_FAILED)
+        log.error(
+            "AMI login to %s as %r refused (%s): check ASTERISK_AMI_USER, ASTERISK_AMI_SECRET "
+            "and the manager.conf user (permit, secret); retrying in %.0fs",
+            self.endpoint,
+            self.credentials.username,
+            message,
+            delay,
+        )
+        return delay
+
+    def _drop(self) -> None:
+        self._conn = None
+        self.connected_since = None
+        self._up.clear()
+
+    def _set_state(self, state: SessionState) -> None:
+        if state is SessionState.CONNECTED:
+            self._up.set()
+        else:
+            self._up.clear()
+        if state is self.state:
+            return
+        self.state = state
+        if self._on_state is not None:
+            self._on_state(state)

@@ -1,0 +1,192 @@
+"""The `callfile` dialer: a call file renamed into Asterisk's spool, the outcome from the spool.
+
+Placing: the file is written in `<spool>/tts-staging` (same filesystem as `outgoing/`, checked
+at start), flushed, given the owner of `outgoing/` (when we run as root) and a group-writable
+mode (Asterisk rewrites it while retrying), its mtime set to now (a future mtime would schedule
+it), then hard-linked into `outgoing/` (atomic, and never replaces a file Asterisk is already
+working on) and unlinked from staging. Its name is `<job_id>-<attempt>.call`.
+
+Following: see `spool_watcher.py` and `callfile_format.py`. Everything is on disk, so any
+worker can follow a call another worker placed before it died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+
+import redis.asyncio as aioredis
+
+from ttsqueue.config import Settings
+from ttsqueue.dialer.base import CallRequest, CallResult, DialerHealth
+from ttsqueue.dialer.callfile_format import (
+    call_file_name,
+    parse_report,
+    parse_spool_file,
+    render_call_file,
+    report_complete,
+    report_file_name,
+    spool_result,
+)
+from ttsqueue.dialer.dial_values import check_dial_settings, dial_values
+from ttsqueue.dialer.presence import DialerPresence, PresenceReport, presence_loop
+from ttsqueue.dialer.spool_watcher import (
+    Sighting,
+    SpoolPaths,
+    SpoolWatcher,
+    withdraw_if_unstarted,
+)
+from ttsqueue.domain import CallOutcome
+from ttsqueue.errors import ConfigError, DialerError
+from ttsqueue.store.keys import Keys
+
+log = logging.getLogger("ttsqueue.dialer.callfile")
+
+FILE_MODE = 0o664
+# How long to wait for the dialplan's status file once the call file is archived.
+REPORT_GRACE_S = 2.0
+# A call file gone from outgoing/ and absent from outgoing_done/ this long was deleted.
+VANISHED_S = 2.0
+# Before CALL_MAX_DURATION ends, a file Asterisk never started is taken back.
+WITHDRAW_MARGIN_S = 5.0
+
+
+def prepare_spool(paths: SpoolPaths) -> None:
+    """Create what is missing and check that staging and outgoing share a filesystem."""
+    if not paths.outgoing.is_dir():
+        raise ConfigError(f"ASTERISK_SPOOL_DIR: {paths.outgoing} is not a directory")
+    for directory in (paths.done, paths.staging):
+        directory.mkdir(mode=0o775, exist_ok=True)
+    if paths.staging.stat().st_dev != paths.outgoing.stat().st_dev:
+        raise ConfigError(f"{paths.staging} and {paths.outgoing} are on different filesystems")
+
+
+def place_call_file(paths: SpoolPaths, name: str, content: str) -> bool:
+    """Hand the file to Asterisk; False when it was already handed over."""
+    target = paths.outgoing / name
+    if target.exists() or (paths.done / name).exists():
+        return False
+    staged = paths.staging / name
+    owner = paths.outgoing.stat()
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        os.write(fd, content.encode("utf-8"))
+        os.fsync(fd)
+        if os.geteuid() == 0:
+            os.fchown(fd, owner.st_uid, owner.st_gid)
+        else:
+            with contextlib.suppress(PermissionError):
+                os.fchown(fd, -1, owner.st_gid)
+        os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+    now = time.time()
+    os.utime(staged, (now, now))
+    try:
+        os.link(staged, target)
+    except FileExistsError:
+        return False
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staged)
+    return True
+
+
+class CallfileDialer:
+    name = "callfile"
+
+    def __init__(
+        self, settings: Settings, redis: aioredis.Redis, *, owns_redis: bool = False
+    ) -> None:
+        check_dial_settings(settings)
+        self.paths = SpoolPaths.under(settings.ASTERISK_SPOOL_DIR)
+        prepare_spool(self.paths)
+        self._settings = settings
+        self._redis = redis
+        self._owns_redis = owns_redis
+        self._watcher = SpoolWatcher(self.paths)
+        self._presence = DialerPresence(redis, Keys(settings.REDIS_PREFIX))
+        self._presence_task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._presence_task is not None:
+            return
+        with contextlib.suppress(RuntimeError):
+            self._presence_task = asyncio.get_running_loop().create_task(
+                presence_loop(self._presence, self._report, asyncio.Event()),
+                name="callfile-presence",
+            )
+
+    async def originate(self, call: CallRequest) -> None:
+        self.start()
+        content = render_call_file(dial_values(self._settings, call))
+        name = call_file_name(call)
+        try:
+            placed = await asyncio.to_thread(place_call_file, self.paths, name, content)
+        except OSError as exc:
+            raise DialerError(f"call file {name} not placed: {exc!r}") from None
+        if not placed:
+            log.warning("call file %s was already handed to Asterisk", name)
+
+    async def wait_outcome(self, call: CallRequest) -> CallResult:
+        self.start()
+        names = (call_file_name(call), report_file_name(call))
+        finished_at: float | None = None
+        missing_since: float | None = None
+        withdraw_at = call.originated_at + self._settings.CALL_MAX_DURATION - WITHDRAW_MARGIN_S
+        while True:
+            seen = await self._sight(*names)
+            if seen is None:
+                continue
+            spool = parse_spool_file(seen.done_text) if seen.done_text is not None else None
+            if spool is not None and spool.status:
+                report = parse_report(seen.report_text or "")
+                finished_at = finished_at or seen.at
+                if report_complete(spool.status, report) or seen.at > finished_at + REPORT_GRACE_S:
+                    return spool_result(spool, report, finished_at)
+                continue
+            if seen.done_text is None and not seen.in_outgoing:
+                missing_since = missing_since or seen.at
+                if seen.at > missing_since + VANISHED_S:
+                    return CallResult(CallOutcome.FAILED, reason="lost_track", ended_at=seen.at)
+                continue
+            missing_since = None
+            if seen.in_outgoing and seen.at > withdraw_at and await self._withdraw(names[0]):
+                return CallResult(CallOutcome.FAILED, reason="lost_track", ended_at=seen.at)
+
+    def health(self) -> DialerHealth:
+        if os.access(self.paths.outgoing, os.W_OK | os.X_OK):
+            return DialerHealth.CONNECTED
+        return DialerHealth.DISCONNECTED
+
+    async def aclose(self) -> None:
+        task, self._presence_task = self._presence_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self._watcher.aclose()
+        with contextlib.suppress(Exception):
+            await self._presence.remove(self._settings.WORKER_ID)
+        if self._owns_redis:
+            await self._redis.aclose()
+
+    async def _sight(self, call_file: str, report_file: str) -> Sighting | None:
+        try:
+            return await self._watcher.sight(call_file, report_file)
+        except OSError as exc:
+            log.warning("spool not readable: %r", exc)
+            return None
+
+    async def _withdraw(self, name: str) -> bool:
+        withdrawn = await asyncio.to_thread(withdraw_if_unstarted, self.paths, name)
+        if withdrawn:
+            log.error("Asterisk never started call file %s: withdrawn", name)
+        return withdrawn
+
+    def _report(self) -> PresenceReport:
+        health = self.health()
+        error = None if health is DialerHealth.CONNECTED else f"{self.paths.outgoing} not writable"
+        return PresenceReport(self._settings.WORKER_ID, self.name, health.value, time.time(), error)

@@ -1,0 +1,182 @@
+"""The AMI session against the recorded server over TCP: login and its failure modes, event
+classes, Shutdown, EOF and dropped connections, reconnect with backoff, secrets kept out of logs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from tests.doubles.ami_server import AmiServerDouble, running_ami_double
+from ttsqueue.dialer.ami import (
+    AmiCredentials,
+    AmiMessage,
+    AmiNotConnected,
+    AmiSession,
+    SessionState,
+    SessionTimings,
+)
+from ttsqueue.dialer.ami.connection import AmiConnection
+
+pytestmark = pytest.mark.timeout(30)
+
+SECRET = "s3cret-Üñí-value"
+FAST = SessionTimings(
+    connect_timeout_s=2.0, keepalive_s=0.3, retry=(0.05, 0.2), auth_retry=(0.3, 2.0)
+)
+
+
+async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def double() -> AsyncIterator[AmiServerDouble]:
+    async with running_ami_double(secret=SECRET, time_scale=0.05) as server:
+        yield server
+
+
+def session_to(
+    double: AmiServerDouble, secret: str = SECRET, events: list[AmiMessage] | None = None
+) -> AmiSession:
+    sink = events if events is not None else []
+    credentials = AmiCredentials("127.0.0.1", double.port, "tts", secret)
+    return AmiSession(credentials, sink.append, timings=FAST)
+
+
+async def test_login_asks_only_for_the_event_classes_it_needs(double: AmiServerDouble) -> None:
+    session = session_to(double)
+    session.start()
+    try:
+        assert await session.wait_connected(5)
+        assert session.state is SessionState.CONNECTED
+        login = dict(double.actions[0])
+        assert login["Action"] == "Login"
+        assert login["Events"] == "call,user,system"
+        pong = await session.request([("Action", "Ping")], timeout=2)
+        assert pong.get("Ping") == "Pong"
+    finally:
+        await session.close()
+    assert double.actions[-1][0] == ("Action", "Logoff")
+
+
+async def test_a_wrong_secret_is_a_clear_error_with_backoff_not_a_crash_loop(
+    double: AmiServerDouble, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = session_to(double, secret="WRONG-secret-42")
+    caplog.set_level(logging.INFO, logger="ttsqueue.dialer.ami")
+    session.start()
+    try:
+        await until(lambda: session.state is SessionState.AUTH_FAILED)
+        await asyncio.sleep(1.0)
+        assert not await session.wait_connected(0.01)
+        # Refused after the recorded 1 s (scaled), then retried with a growing delay.
+        assert 2 <= len(double.logins) <= 4, double.logins
+        assert session.last_error == "authentication failed: Authentication failed"
+        with pytest.raises(AmiNotConnected):
+            await session.request([("Action", "Ping")], timeout=1)
+    finally:
+        await session.close()
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors
+    assert "refused (Authentication failed)" in errors[0].getMessage()
+    assert "'tts'" in errors[0].getMessage()
+    assert "WRONG-secret-42" not in caplog.text
+
+
+async def test_an_unknown_user_is_refused_the_same_way(double: AmiServerDouble) -> None:
+    credentials = AmiCredentials("127.0.0.1", double.port, "nosuchuser", "x")
+    session = AmiSession(credentials, lambda _: None, timings=FAST)
+    session.start()
+    try:
+        await until(lambda: session.state is SessionState.AUTH_FAILED)
+    finally:
+        await session.close()
+    assert double.logins[0] == ("nosuchuser", False)
+
+
+async def test_actions_before_login_are_denied(double: AmiServerDouble) -> None:
+    conn = await AmiConnection.open("127.0.0.1", double.port, 2, lambda _: None, "pre")
+    try:
+        reply = await conn.request([("Action", "Originate"), ("Channel", "Local/1@x")], 2)
+        assert (reply.name, reply.get("Message")) == ("Error", "Permission denied")
+    finally:
+        await conn.close()
+
+
+async def _originate_and_collect(double: AmiServerDouble, events_header: str) -> list[str]:
+    seen: list[AmiMessage] = []
+    conn = await AmiConnection.open("127.0.0.1", double.port, 2, seen.append, "f")
+    try:
+        login = [("Action", "Login"), ("Username", "tts"), ("Secret", SECRET)]
+        assert (await conn.request([*login, ("Events", events_header)], 2)).name == "Success"
+        originate = [
+            ("Action", "Originate"),
+            ("Channel", "PJSIP/3005050149@trunk"),
+            ("Context", "tts-playback"),
+            ("Exten", "s"),
+            ("Priority", "1"),
+            ("Timeout", "30000"),
+            ("Async", "true"),
+            ("ChannelId", "0f8e4a523c1d4b7a9e6f1a2b3c4d5e6f01"),
+        ]
+        assert (await conn.request(originate, 2)).get("Message") == (
+            "Originate successfully queued"
+        )
+        await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+    return [m.name for m in seen]
+
+
+async def test_events_off_hides_the_originate_response(double: AmiServerDouble) -> None:
+    assert "OriginateResponse" not in await _originate_and_collect(double, "off")
+    names = await _originate_and_collect(double, "call,user")
+    assert {"OriginateResponse", "Hangup", "UserEvent"} <= set(names)
+    assert not {"VarSet", "Newexten", "Cdr", "FullyBooted"} & set(names)
+
+
+async def test_asterisk_shutdown_then_restart_reconnects(
+    double: AmiServerDouble, caplog: pytest.LogCaptureFixture
+) -> None:
+    states: list[SessionState] = []
+    credentials = AmiCredentials("127.0.0.1", double.port, "tts", SECRET)
+    session = AmiSession(credentials, lambda _: None, timings=FAST, on_state=states.append)
+    caplog.set_level(logging.WARNING, logger="ttsqueue.dialer.ami")
+    session.start()
+    try:
+        assert await session.wait_connected(5)
+        await double.shutdown()
+        await until(lambda: session.state is not SessionState.CONNECTED)
+        assert "shutting down (Cleanly, restart False)" in caplog.text
+        await asyncio.sleep(0.3)
+        assert session.state is not SessionState.CONNECTED
+        await double.restart()
+        assert await session.wait_connected(5)
+    finally:
+        await session.close()
+    assert states.count(SessionState.CONNECTED) == 2
+
+
+@pytest.mark.parametrize("cut", ["drop", "stop_answering"])
+async def test_a_lost_connection_is_noticed_and_rebuilt(double: AmiServerDouble, cut: str) -> None:
+    session = session_to(double)
+    session.start()
+    try:
+        assert await session.wait_connected(5)
+        logins = len(double.logins)
+        breaker: Callable[[], Awaitable[None]] = (
+            double.drop_connections if cut == "drop" else double.stop_answering
+        )
+        await breaker()
+        await until(lambda: len(double.logins) > logins, timeout=8)
+        assert await session.wait_connected(5)
+    finally:
+        await session.close()
