@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 
+from ttsqueue.api.errors import ApiError
 from ttsqueue.broker.topology import QueueInspector
 
 REFRESH_S = 1.0
+RETRY_AFTER_FULL_S = 30
 
 
 class BacklogGate:
@@ -26,3 +28,13 @@ class BacklogGate:
 
     async def is_full(self) -> bool:
         return await self.backlog() >= self.max_depth
+
+    async def admit(self) -> None:
+        """Raise 503 with Retry-After while the backlog is over MAX_QUEUE_DEPTH."""
+        if await self.is_full():
+            raise ApiError(
+                503,
+                "queue_full",
+                "the backlog is over MAX_QUEUE_DEPTH; retry later",
+                headers={"Retry-After": str(RETRY_AFTER_FULL_S)},
+            )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends
 from pydantic import ValidationError
 
 from ttsqueue.api.context import ApiContext, get_context
-from ttsqueue.api.errors import ApiError, FieldError, describe_validation_errors
+from ttsqueue.api.errors import FieldError, describe_validation_errors
 from ttsqueue.api.responses import JsonBody
 from ttsqueue.api.schemas import CallRequestIn, ValidatedCall, validate_call_request
 from ttsqueue.api.submission import submit
@@ -64,13 +64,7 @@ async def create_calls(
 ) -> JsonBody:
     """Each item is a `POST /tts/call` body. Valid items are queued even when others are
     rejected; their confirms are awaited together."""
-    if await ctx.gate.is_full():
-        raise ApiError(
-            503,
-            "queue_full",
-            "the backlog is over MAX_QUEUE_DEPTH; retry later",
-            headers={"Retry-After": "30"},
-        )
+    await ctx.gate.admit()
     checked = [_validate(i, item, ctx) for i, item in enumerate(calls)]
     accepted = await asyncio.gather(
         *(_accept(i, c, ctx) for i, c in enumerate(checked) if isinstance(c, ValidatedCall))

@@ -58,13 +58,7 @@ async def create_call(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JsonBody:
     call = validate_call_request(body, ctx.settings, ctx.languages)
-    if await ctx.gate.is_full():
-        raise ApiError(
-            503,
-            "queue_full",
-            "the backlog is over MAX_QUEUE_DEPTH; retry later",
-            headers={"Retry-After": "30"},
-        )
+    await ctx.gate.admit()
     claim = None
     if idempotency_key is not None:
         _check_idempotency_key(idempotency_key)

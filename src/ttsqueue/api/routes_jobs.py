@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 from ttsqueue.api.context import ApiContext, get_context
 from ttsqueue.api.errors import ApiError
 from ttsqueue.api.responses import JsonBody
-from ttsqueue.api.schemas import job_to_status_body
+from ttsqueue.api.schemas import job_summary, job_to_status_body
 from ttsqueue.domain import Job, JobStatus, Priority
 
 router = APIRouter(tags=["jobs"])
@@ -39,21 +39,6 @@ async def job_status(job_id: str, ctx: Annotated[ApiContext, Depends(get_context
     return JsonBody(job_to_status_body(job, history))
 
 
-def _summary(job: Job) -> dict[str, object]:
-    return {
-        "job_id": job.job_id,
-        "status": job.status.value,
-        "priority": job.priority.value,
-        "phone_number": job.phone_number,
-        "language": job.language,
-        "attempts": job.attempts,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-        "outcome": job.call.outcome.value if job.call.outcome else None,
-        "links": {"status": f"/tts/status/{job.job_id}"},
-    }
-
-
 @router.get("/tts/jobs")
 async def list_jobs(
     ctx: Annotated[ApiContext, Depends(get_context)],
@@ -69,7 +54,7 @@ async def list_jobs(
         {
             "success": True,
             "count": len(jobs),
-            "jobs": [_summary(job) for job in jobs],
+            "jobs": [job_summary(job) for job in jobs],
             "next_cursor": next_cursor,
         }
     )

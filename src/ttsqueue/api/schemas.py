@@ -319,3 +319,19 @@ def job_to_status_body(job: Job, history: Sequence[HistoryEntry]) -> dict[str, A
         ],
         "metadata": job.metadata,
     }
+
+
+def job_summary(job: Job) -> dict[str, object]:
+    """A job in a listing: what an overview needs, not its text or history."""
+    return {
+        "job_id": job.job_id,
+        "status": job.status.value,
+        "priority": job.priority.value,
+        "phone_number": job.phone_number,
+        "language": job.language,
+        "attempts": job.attempts,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "outcome": job.call.outcome.value if job.call.outcome else None,
+        "links": {"status": f"/tts/status/{job.job_id}"},
+    }

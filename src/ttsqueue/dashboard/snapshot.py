@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from ttsqueue.api.schemas import job_summary
 from ttsqueue.config import Settings
 from ttsqueue.dashboard.broker_link import BrokerLink
 from ttsqueue.dialer.factory import describe_dialer
@@ -33,18 +34,7 @@ class RecentFilter:
 
 
 def job_row(job: Job) -> dict[str, Any]:
-    return {
-        "job_id": job.job_id,
-        "status": job.status.value,
-        "priority": job.priority.value,
-        "phone_number": job.phone_number,
-        "language": job.language,
-        "attempts": job.attempts,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-        "outcome": job.call.outcome.value if job.call.outcome else None,
-        "worker_id": job.worker_id,
-    }
+    return {**job_summary(job), "worker_id": job.worker_id}
 
 
 class DepthRates:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ttsqueue.dialer.base import CallRequest, CallResult
+from ttsqueue.dialer.base import CallRequest, CallResult, answered_call
 from ttsqueue.domain import CallOutcome
 
 # OriginateResponse `Reason:` codes (README of the recordings).
@@ -68,27 +68,15 @@ def lost_track(facts: Mapping[str, str], now: float) -> CallResult:
 
 
 def _answered(facts: Mapping[str, str], answered_at: float | None, now: float) -> CallResult:
-    ended_at = _num(facts, "hangup_at")
-    if facts.get("playback") == "FAILED":
-        outcome, reason = CallOutcome.FAILED, "playback_failed"
-    elif facts.get("done"):
-        outcome, reason = CallOutcome.ANSWERED, "played"
-    elif ended_at is not None:
-        # Hung up before the dialplan got past Playback(): the callee left mid-message.
-        outcome, reason = CallOutcome.ANSWERED, "hangup_during_playback"
-    else:
-        outcome, reason = CallOutcome.ANSWERED, "hangup_not_seen"
-    talk_s = None
-    if answered_at is not None and ended_at is not None:
-        talk_s = round(max(0.0, ended_at - answered_at), 3)
-    return CallResult(
-        outcome=outcome,
-        reason=reason,
+    return answered_call(
+        playback_failed=facts.get("playback") == "FAILED",
+        played_to_end=bool(facts.get("done")),
+        answered_at=answered_at,
+        ended_at=_num(facts, "hangup_at"),
+        unknown_end_reason="hangup_not_seen",
         hangup_cause=facts.get("cause"),
         channel=facts.get("channel"),
-        answered_at=answered_at,
-        ended_at=ended_at if ended_at is not None else now,
-        talk_s=talk_s,
+        fallback_end=now,
     )
 
 

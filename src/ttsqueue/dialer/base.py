@@ -67,3 +67,40 @@ class Dialer(Protocol):
 
     async def aclose(self) -> None:
         """Release connections and watchers."""
+
+
+def answered_call(
+    *,
+    playback_failed: bool,
+    played_to_end: bool,
+    answered_at: float | None,
+    ended_at: float | None,
+    unknown_end_reason: str,
+    hangup_cause: str | None,
+    channel: str | None,
+    fallback_end: float,
+) -> CallResult:
+    """The result of an answered call, from what the dialplan reported about its playback.
+
+    There is no "playback finished" event: the dialplan's report after Playback() says the
+    message was heard to the end; a hangup without it means the callee left mid-message."""
+    if playback_failed:
+        outcome, reason = CallOutcome.FAILED, "playback_failed"
+    elif played_to_end:
+        outcome, reason = CallOutcome.ANSWERED, "played"
+    elif ended_at is not None:
+        outcome, reason = CallOutcome.ANSWERED, "hangup_during_playback"
+    else:
+        outcome, reason = CallOutcome.ANSWERED, unknown_end_reason
+    talk_s = None
+    if answered_at is not None and ended_at is not None:
+        talk_s = round(max(0.0, ended_at - answered_at), 3)
+    return CallResult(
+        outcome=outcome,
+        reason=reason,
+        hangup_cause=hangup_cause,
+        channel=channel,
+        answered_at=answered_at,
+        ended_at=ended_at if ended_at is not None else fallback_end,
+        talk_s=talk_s,
+    )

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ttsqueue.dialer.ami_outcome import REASON_OUTCOMES
-from ttsqueue.dialer.base import CallRequest, CallResult
+from ttsqueue.dialer.base import CallRequest, CallResult, answered_call
 from ttsqueue.dialer.dial_values import DialValues
 from ttsqueue.domain import CallOutcome
 
@@ -102,25 +102,15 @@ def _float(report: Mapping[str, str], key: str) -> float | None:
 
 
 def _completed(report: Mapping[str, str], seen_at: float) -> CallResult:
-    answered_at, ended_at = _float(report, "answered"), _float(report, "ended")
-    if report.get("playback", "").upper() == "FAILED":
-        outcome, reason = CallOutcome.FAILED, "playback_failed"
-    elif report.get("done") == "1":
-        outcome, reason = CallOutcome.ANSWERED, "played"
-    elif ended_at is not None:
-        outcome, reason = CallOutcome.ANSWERED, "hangup_during_playback"
-    else:
-        outcome, reason = CallOutcome.ANSWERED, "completed"
-    talk_s = None
-    if answered_at is not None and ended_at is not None:
-        talk_s = round(max(0.0, ended_at - answered_at), 3)
-    return CallResult(
-        outcome=outcome,
-        reason=reason,
+    return answered_call(
+        playback_failed=report.get("playback", "").upper() == "FAILED",
+        played_to_end=report.get("done") == "1",
+        answered_at=_float(report, "answered"),
+        ended_at=_float(report, "ended"),
+        unknown_end_reason="completed",
         hangup_cause=report.get("cause"),
-        answered_at=answered_at,
-        ended_at=ended_at or seen_at,
-        talk_s=talk_s,
+        channel=None,
+        fallback_end=seen_at,
     )
 
 
