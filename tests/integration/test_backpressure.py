@@ -1,0 +1,69 @@
+"""Back-pressure (SPEC §2.8): over MAX_QUEUE_DEPTH waiting messages, submissions get 503 with
+Retry-After and create nothing; once the backlog is below the bound again, they are accepted."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+
+from ttsqueue.api.app import create_app
+from ttsqueue.broker.topology import QueueNames
+from ttsqueue.config import Settings
+from ttsqueue.store.jobs import JobStore
+
+pytestmark = [pytest.mark.timeout(60), pytest.mark.settings(MAX_QUEUE_DEPTH=5)]
+
+BODY = {"text": "Aviso", "phone_number": "3005050149"}
+
+
+@pytest.fixture
+async def api(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            yield client
+
+
+async def until_accepted(api: httpx.AsyncClient) -> httpx.Response:
+    """The backlog is read at most once a second: poll until the gate has seen it shrink."""
+    deadline = time.monotonic() + 10
+    while True:
+        reply = await api.post("/tts/call", json=BODY)
+        if reply.status_code != 503 or time.monotonic() > deadline:
+            return reply
+        await asyncio.sleep(0.2)
+
+
+async def test_full_backlog_is_refused_with_retry_after(
+    api: httpx.AsyncClient,
+    settings: Settings,
+    broker: AbstractRobustConnection,
+    redis_client: Any,
+) -> None:
+    for _ in range(5):
+        assert (await api.post("/tts/call", json=BODY)).status_code == 202
+    await asyncio.sleep(1.1)  # past the gate's one-second cache of the depth
+    refused = await api.post("/tts/call", json=BODY)
+    assert refused.status_code == 503
+    assert refused.json()["code"] == "queue_full"
+    assert "MAX_QUEUE_DEPTH" in refused.json()["error"]
+    assert int(refused.headers["retry-after"]) > 0
+    batch = await api.post("/tts/calls", json={"calls": [BODY, BODY]})
+    assert batch.status_code == 503
+    assert batch.json()["code"] == "queue_full"
+    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    assert (await store.counts_by_status())[0] == 5
+
+    channel = await broker.channel()
+    queue = await channel.get_queue(QueueNames.from_prefix(settings.QUEUE_PREFIX).calls)
+    await queue.purge()
+    assert (await until_accepted(api)).status_code == 202
