@@ -58,3 +58,17 @@ async def test_a_thousand_calls_in_one_request(api: httpx.AsyncClient) -> None:
     stats = (await api.get("/queue/stats")).json()["statistics"]
     assert stats["jobs"]["total"] == 1000
     assert stats["queues"]["normal"] == 1000
+
+
+async def test_empty_or_fully_rejected_batches_use_the_error_shape(
+    api: httpx.AsyncClient,
+) -> None:
+    empty = await api.post("/tts/calls", json={"calls": []})
+    assert empty.status_code == 422
+    assert set(empty.json()) >= {"success", "error", "code", "details"}
+    rejected = await api.post("/tts/calls", json={"calls": [{"text": "Hola"}]})
+    body = rejected.json()
+    assert rejected.status_code == 422
+    assert (body["success"], body["code"]) == (False, "batch_rejected")
+    assert "phone_number" in body["error"]
+    assert body["details"][0]["field"] == "calls.0"

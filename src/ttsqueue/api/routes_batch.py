@@ -11,11 +11,16 @@ from pydantic import ValidationError
 from ttsqueue.api.context import ApiContext, get_context
 from ttsqueue.api.errors import FieldError, describe_validation_errors
 from ttsqueue.api.responses import JsonBody
-from ttsqueue.api.schemas import CallRequestIn, ValidatedCall, validate_call_request
+from ttsqueue.api.schemas import (
+    CallRequestIn,
+    ValidatedCall,
+    error_responses,
+    validate_call_request,
+)
 from ttsqueue.api.submission import submit
 from ttsqueue.errors import ConnectionLostError
 
-router = APIRouter(tags=["calls"])
+router = APIRouter(tags=["calls"], responses=error_responses(400, 401, 413, 422, 429, 503))
 
 MAX_BATCH = 1000
 MAX_BATCH_BYTES = 2 * 1024 * 1024
@@ -60,7 +65,7 @@ async def _accept(index: int, call: ValidatedCall, ctx: ApiContext) -> dict[str,
 @router.post("/tts/calls", status_code=202)
 async def create_calls(
     ctx: Annotated[ApiContext, Depends(get_context)],
-    calls: Annotated[list[dict[str, Any]], Body(embed=True, max_length=MAX_BATCH)],
+    calls: Annotated[list[dict[str, Any]], Body(embed=True, min_length=1, max_length=MAX_BATCH)],
 ) -> JsonBody:
     """Each item is a `POST /tts/call` body. Valid items are queued even when others are
     rejected; their confirms are awaited together."""
@@ -73,5 +78,26 @@ async def create_calls(
         [*accepted, *(c for c in checked if isinstance(c, dict))], key=lambda r: r["index"]
     )
     ok = sum(1 for r in results if r["success"])
-    body = {"success": ok > 0, "accepted": ok, "rejected": len(results) - ok, "results": results}
-    return JsonBody(body, status_code=202 if ok else 422)
+    body: dict[str, Any] = {
+        "success": ok > 0,
+        "accepted": ok,
+        "rejected": len(results) - ok,
+        "results": results,
+    }
+    if ok:
+        return JsonBody(body, status_code=202)
+    # Nothing accepted: the standard error shape, with the per-item results kept.
+    first = results[0]
+    body.update(
+        error=f"no call was accepted; item 0: {first['error']}",
+        code="batch_rejected",
+        details=[
+            {
+                "loc": ["body", "calls", r["index"]],
+                "field": f"calls.{r['index']}",
+                "message": r["error"],
+            }
+            for r in results
+        ],
+    )
+    return JsonBody(body, status_code=422)

@@ -12,12 +12,19 @@ from ttsqueue.api.context import ApiContext, get_context
 from ttsqueue.api.errors import ApiError
 from ttsqueue.api.responses import JsonBody
 from ttsqueue.api.routes_jobs import load_job
-from ttsqueue.api.schemas import CallAccepted, CallRequestIn, validate_call_request
+from ttsqueue.api.schemas import (
+    CallAccepted,
+    CallRequestIn,
+    error_responses,
+    validate_call_request,
+)
 from ttsqueue.api.submission import idempotency_claim, submit
 from ttsqueue.domain import CANCELABLE, CallOutcome, Job, JobStatus, iso, utcnow
 from ttsqueue.store.jobs import Effects
 
-router = APIRouter(tags=["calls"])
+router = APIRouter(
+    tags=["calls"], responses=error_responses(400, 401, 404, 409, 413, 422, 429, 503)
+)
 
 IDEMPOTENCY_KEY_MAX = 128
 

@@ -12,10 +12,10 @@ from fastapi.responses import FileResponse
 from ttsqueue.api.context import ApiContext, get_context
 from ttsqueue.api.errors import ApiError
 from ttsqueue.api.responses import JsonBody
-from ttsqueue.api.schemas import job_summary, job_to_status_body
+from ttsqueue.api.schemas import error_responses, job_summary, job_to_status_body
 from ttsqueue.domain import Job, JobStatus, Priority
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], responses=error_responses(401, 404, 422, 429, 503))
 
 
 def _valid_id(job_id: str) -> bool:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 
 from ttsqueue.api.context import ApiContext, get_context
 from ttsqueue.api.responses import JsonBody
+from ttsqueue.api.schemas import error_responses
 from ttsqueue.dialer.factory import current_health
 from ttsqueue.domain import iso, utcnow
 from ttsqueue.stats_snapshot import StatsSources, queue_statistics
@@ -63,7 +64,7 @@ async def health(ctx: Annotated[ApiContext, Depends(get_context)]) -> JsonBody:
     return JsonBody(body, status_code=200 if healthy else 503)
 
 
-@router.get("/queue/stats")
+@router.get("/queue/stats", responses=error_responses(401, 429, 503))
 async def queue_stats(ctx: Annotated[ApiContext, Depends(get_context)]) -> JsonBody:
     sources = StatsSources(
         redis=ctx.redis,

@@ -335,3 +335,20 @@ def job_summary(job: Job) -> dict[str, object]:
         "outcome": job.call.outcome.value if job.call.outcome else None,
         "links": {"status": f"/tts/status/{job.job_id}"},
     }
+
+
+_ERROR_MEANINGS = {
+    400: "Malformed request (e.g. invalid JSON)",
+    401: "Missing or invalid API key",
+    404: "Unknown job",
+    409: "Conflict: idempotency key reused with another body, or job not cancelable",
+    413: "Request body too large",
+    422: "Invalid field; the message names it",
+    429: "Rate limit exceeded (see Retry-After)",
+    503: "RabbitMQ or Redis unavailable, or backlog full (see Retry-After)",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers a route can give, all in the error shape."""
+    return {s: {"model": ErrorBody, "description": _ERROR_MEANINGS[s]} for s in statuses}
