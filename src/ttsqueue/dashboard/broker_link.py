@@ -59,8 +59,7 @@ class BrokerLink:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait([self._task])
         if self._inspector is not None:
             with contextlib.suppress(Exception):
                 await self._inspector.close()

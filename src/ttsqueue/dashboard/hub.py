@@ -50,9 +50,8 @@ class Hub:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks)
         for sub in self._subscribers:
             sub.offer(None)
 

@@ -88,8 +88,7 @@ class SpoolWatcher:
     async def aclose(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait([self._task])
         for futures in self._wanted.values():
             for future in futures:
                 future.cancel()

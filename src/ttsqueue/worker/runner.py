@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Protocol
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -68,8 +67,7 @@ class Runner:
         if getter in done:
             return getter.result()
         getter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await getter
+        await asyncio.wait([getter])
         return None
 
     async def _drain(self) -> None:

@@ -96,8 +96,9 @@ class AmiConnection:
     async def close(self) -> None:
         self._mark_closed(self.close_reason or "closed by us")
         self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        # asyncio.wait, not `await task`: suppressing the reader's CancelledError would also
+        # swallow a cancellation of whoever is closing (the session would never stop).
+        await asyncio.wait([self._task])
         self._writer.close()
         with contextlib.suppress(ConnectionError, OSError):
             await self._writer.wait_closed()

@@ -103,8 +103,7 @@ class AmiSession:
                 await conn.request([("Action", "Logoff")], timeout=1.0)
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait([task])
         self._set_state(SessionState.DISCONNECTED)
 
     async def wait_connected(self, timeout: float) -> bool:
