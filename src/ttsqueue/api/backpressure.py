@@ -21,9 +21,10 @@ class BacklogGate:
     async def backlog(self) -> int:
         now = time.monotonic()
         if now - self._read_at >= REFRESH_S:
-            self._read_at = now
             depths = await self.inspector.depths()
+            # Only a successful read is cached: while RabbitMQ is down every call probes again.
             self._depth = depths["normal"] + depths["priority"] + depths["retry"]
+            self._read_at = now
         return self._depth
 
     async def is_full(self) -> bool:

@@ -32,7 +32,8 @@ async def _rabbit_ok(ctx: ApiContext) -> bool:
         return False
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_S):
-            await ctx.inspector.depths()
+            # The back-pressure gate's read, cached for a second: probes stay cheap under load.
+            await ctx.gate.backlog()
         return True
     except Exception:
         return False
