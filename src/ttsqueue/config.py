@@ -11,12 +11,15 @@ import socket
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ttsqueue.errors import ConfigError
 
+# The broker's built-in account and the seed's published password: known to everyone.
+DEFAULT_RABBITMQ_USERS = frozenset({"guest"})
 DEFAULT_RABBITMQ_PASSWORDS = frozenset({"guest", "tts_password_2024"})
 
 
@@ -177,21 +180,39 @@ class Settings(BaseSettings):
             return self
         if not self.API_KEYS:
             raise ValueError("TTSQ_ENV=production requires API_KEYS")
-        if self.rabbitmq_password in DEFAULT_RABBITMQ_PASSWORDS:
-            raise ValueError("TTSQ_ENV=production refuses the default RabbitMQ password")
+        problem = rabbitmq_login_problem(self.RABBITMQ_URL)
+        if problem is not None:
+            raise ValueError(f"RABBITMQ_URL: TTSQ_ENV=production refuses {problem}")
         if self.WEBHOOKS_ENABLED and not self.WEBHOOK_SECRET:
             raise ValueError("TTSQ_ENV=production requires WEBHOOK_SECRET for webhooks")
         return self
 
     @property
-    def rabbitmq_password(self) -> str:
-        from urllib.parse import urlsplit
-
-        return urlsplit(self.RABBITMQ_URL).password or ""
-
-    @property
     def audio_cache_max_bytes(self) -> int:
         return int(self.AUDIO_CACHE_MAX_MB * 1024 * 1024)
+
+
+def rabbitmq_login_problem(url: str) -> str | None:
+    """Why the login in an AMQP URL is unfit for production, or None.
+
+    The AMQP client logs in as guest/guest when the URL leaves out the user or the password,
+    so a missing or empty one is as bad as spelling out the default. Certificate login
+    (`amqps://host/?auth=external`) carries no password and is accepted.
+    """
+    parts = urlsplit(url)
+    mechanism = dict(parse_qsl(parts.query)).get("auth", "plain").lower()
+    if parts.scheme.lower() == "amqps" and mechanism == "external":
+        return None
+    # The client percent-decodes userinfo: `gu%65st` logs in as guest.
+    user = unquote(parts.username or "")
+    password = unquote(parts.password or "")
+    if not user or not password:
+        return "a URL without both a user and a password (the client would log in as guest)"
+    if user in DEFAULT_RABBITMQ_USERS:
+        return f"the default RabbitMQ user {user!r}"
+    if password in DEFAULT_RABBITMQ_PASSWORDS:
+        return "a default RabbitMQ password (guest or the seed's tts_password_2024)"
+    return None
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -202,5 +223,6 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for err in exc.errors():
             name = ".".join(str(part) for part in err["loc"]) or "settings"
-            problems.append(f"{name}: {err['msg']}")
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(message if name == "settings" else f"{name}: {message}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ttsqueue.config import load_settings
+from ttsqueue.config import load_settings, rabbitmq_login_problem
 from ttsqueue.errors import ConfigError
 
 SAFE_PRODUCTION = {
@@ -53,11 +53,58 @@ def test_production_accepts_safe_settings() -> None:
     ("override", "named"),
     [
         ({"API_KEYS": ""}, "API_KEYS"),
-        ({"RABBITMQ_URL": "amqp://guest:guest@rabbit:5672/"}, "RabbitMQ password"),
-        ({"RABBITMQ_URL": "amqp://tts_user:tts_password_2024@rabbit/"}, "RabbitMQ password"),
         ({"WEBHOOK_SECRET": ""}, "WEBHOOK_SECRET"),
     ],
 )
 def test_production_refuses_unsafe_settings(override: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         load_settings(**{**SAFE_PRODUCTION, **override})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # The AMQP client fills a missing user or password with guest/guest.
+        "amqp://rabbit:5672/",
+        "amqp://rabbit/",
+        "amqp://guest@rabbit/",
+        "amqp://admin@rabbit/",
+        "amqp://admin:@rabbit/",
+        "amqp://:s3cret-long@rabbit/",
+        "amqps://rabbit:5671/",
+        # Spelled-out defaults, also percent-encoded (the client decodes userinfo).
+        "amqp://guest:guest@rabbit:5672/",
+        "amqp://guest:s3cret-long@rabbit/",
+        "amqp://gu%65st:s3cret-long@rabbit/",
+        "amqp://admin:guest@rabbit/",
+        "amqp://tts_user:tts_password_2024@rabbit/",
+        "amqp://tts_user:tts_password_%32024@rabbit/",
+        # Certificate login only means something over TLS.
+        "amqp://rabbit/?auth=external",
+    ],
+)
+def test_production_refuses_default_or_missing_rabbitmq_login(url: str) -> None:
+    with pytest.raises(ConfigError, match="RABBITMQ_URL") as refused:
+        load_settings(**{**SAFE_PRODUCTION, "RABBITMQ_URL": url})
+    assert "production" in str(refused.value)
+    # Neither the password nor the URL is repeated in the message.
+    assert "s3cret-long" not in str(refused.value)
+    assert "@rabbit" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "amqp://tts:s3cret-long@rabbit:5672/",
+        "amqp://guest-ops:n0t-the-default@rabbit/vhost",
+        "amqps://rabbit:5671/?auth=external",
+    ],
+)
+def test_production_accepts_a_real_rabbitmq_login(url: str) -> None:
+    settings = load_settings(**{**SAFE_PRODUCTION, "RABBITMQ_URL": url})
+    assert settings.TTSQ_ENV == "production"
+    assert rabbitmq_login_problem(settings.RABBITMQ_URL) is None
+
+
+def test_development_keeps_the_default_rabbitmq_login() -> None:
+    assert load_settings(RABBITMQ_URL="amqp://rabbit/").TTSQ_ENV == "development"
