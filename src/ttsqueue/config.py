@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # Broker and store
     RABBITMQ_URL: str = "amqp://guest:guest@localhost:5672/"
     RABBITMQ_QUEUE_TYPE: QueueType = QueueType.CLASSIC
+    # HTTP API of the management plugin, read by the dashboard for unacked counts and rates;
+    # empty: the RABBITMQ_URL host on port 15672 with the same credentials and vhost.
+    RABBITMQ_MANAGEMENT_URL: str = ""
     # Prepended to every queue name; empty in production, used by tests to isolate themselves.
     QUEUE_PREFIX: str = ""
     RESULTS_MAX_LENGTH: int = Field(default=100_000, ge=1)
