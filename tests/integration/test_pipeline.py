@@ -232,6 +232,13 @@ async def test_high_job_submitted_last_overtakes_1000_waiting(
     assert started_before <= 1 * settings.WORKER_CONCURRENCY
 
 
+async def test_a_listing_cursor_that_is_not_one_is_refused(api: httpx.AsyncClient) -> None:
+    for cursor in ("abc", "12", "-x", "1-" + "a" * 100):
+        reply = await api.get("/tts/jobs", params={"cursor": cursor})
+        assert reply.status_code == 422, cursor
+        assert reply.json()["error"].startswith("cursor"), reply.json()
+
+
 async def test_bad_input_never_creates_a_job(api: httpx.AsyncClient) -> None:
     base = {"text": "Hola", "phone_number": "3005050149"}
     bad_bodies: list[tuple[str, Any]] = [

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import redis.asyncio as aioredis
 
 from tests.factories import make_job
 from ttsqueue.config import Settings
-from ttsqueue.domain import JobStatus
-from ttsqueue.store.jobs import Effects, IdempotencyClaim, JobStore
+from ttsqueue.domain import JobStatus, Priority, iso, utcnow
+from ttsqueue.store.jobs import Effects, IdempotencyClaim, JobStore, PageCursor
 
 
 def store_for(client: aioredis.Redis, settings: Settings) -> JobStore:
@@ -164,9 +165,92 @@ async def test_list_recent_pages_newest_first(
     page, cursor = await store.list_recent(limit=3)
     assert [j.job_id for j in page] == created[::-1][:3]
     assert cursor is not None
-    rest, end = await store.list_recent(limit=3, before_ms=cursor)
+    rest, end = await store.list_recent(limit=3, after=cursor)
     assert [j.job_id for j in rest] == created[::-1][3:]
     assert end is None
     await store.transition(created[0], JobStatus.CANCELED)
     canceled, _ = await store.list_recent(status=JobStatus.CANCELED)
     assert [j.job_id for j in canceled] == [created[0]]
+
+
+async def test_pages_never_skip_jobs_created_in_the_same_millisecond(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    store = store_for(redis_client, settings)
+    ids = []
+    for _ in range(7):
+        job = make_job()
+        await store.create(job)
+        ids.append(job.job_id)
+    # Every job created in one millisecond, as happens under load.
+    await redis_client.zadd(store.keys.index, dict.fromkeys(ids, 1_800_000_000_000), xx=True)
+    seen: list[str] = []
+    cursor: PageCursor | None = None
+    while True:
+        page, cursor = await store.list_recent(limit=3, after=cursor)
+        seen += [job.job_id for job in page]
+        if cursor is None:
+            break
+        assert PageCursor.decode(cursor.encode()) == cursor
+    assert sorted(seen) == sorted(ids)
+    assert len(seen) == len(ids)
+
+
+async def test_status_and_priority_filter_finds_old_matches(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    store = store_for(redis_client, settings)
+    high = [make_job(priority=Priority.HIGH) for _ in range(3)]
+    for job in high:
+        await store.create(job)
+        await store.transition(job.job_id, JobStatus.CANCELED)
+    # Many newer canceled normal jobs in front of the high ones.
+    for _ in range(250):
+        job = make_job()
+        await store.create(job)
+        await store.transition(job.job_id, JobStatus.CANCELED)
+    found, cursor = await store.list_recent(
+        status=JobStatus.CANCELED, priority=Priority.HIGH, limit=10
+    )
+    assert sorted(j.job_id for j in found) == sorted(j.job_id for j in high)
+    assert cursor is None
+    # The combined index follows every transition.
+    assert (
+        await redis_client.zcard(store.keys.status_priority_index(JobStatus.QUEUED, Priority.HIGH))
+        == 0
+    )
+
+
+async def test_a_scheduled_job_keeps_its_record_until_well_after_it_is_due(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    store = store_for(redis_client, settings)
+    job = make_job(status=JobStatus.SCHEDULED)
+    job.scheduled_for = iso(utcnow() + timedelta(days=30))
+    await store.create(job)
+    ttl = await redis_client.ttl(store.keys.job(job.job_id))
+    assert ttl > 30 * 24 * 3600 + settings.JOB_TTL_SECONDS - 60
+    assert await redis_client.ttl(store.keys.history(job.job_id)) == ttl
+
+
+async def test_expired_records_leave_every_index(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    store = store_for(redis_client, settings)
+    old = make_job(priority=Priority.HIGH)
+    await store.create(old)
+    await store.transition(old.job_id, JobStatus.CANCELED)
+    # Its record has expired (as Redis would drop it) and so has its expiry time.
+    await redis_client.delete(store.keys.job(old.job_id), store.keys.history(old.job_id))
+    await redis_client.zadd(store.keys.expiry_index, {old.job_id: 1})
+    await redis_client.delete(f"{store.keys.prefix}jobs:prune")
+    await store.create(make_job())
+    total, by_status = await store.counts_by_status()
+    assert (total, by_status["canceled"], by_status["queued"]) == (1, 0, 1)
+    for key in (
+        store.keys.index,
+        store.keys.priority_index(Priority.HIGH),
+        store.keys.status_priority_index(JobStatus.CANCELED, Priority.HIGH),
+        store.keys.expiry_index,
+    ):
+        assert await redis_client.zscore(key, old.job_id) is None

@@ -14,6 +14,7 @@ from ttsqueue.api.errors import ApiError
 from ttsqueue.api.responses import JsonBody
 from ttsqueue.api.schemas import error_responses, job_summary, job_to_status_body
 from ttsqueue.domain import Job, JobStatus, Priority
+from ttsqueue.store.jobs import PageCursor
 
 router = APIRouter(tags=["jobs"], responses=error_responses(401, 404, 422, 429, 503))
 
@@ -45,17 +46,23 @@ async def list_jobs(
     status: JobStatus | None = None,
     priority: Priority | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[int | None, Query(ge=0)] = None,
+    cursor: Annotated[str | None, Query(max_length=80)] = None,
 ) -> JsonBody:
+    try:
+        after = PageCursor.decode(cursor) if cursor is not None else None
+    except ValueError:
+        problem = "not a cursor: pass the next_cursor of the previous page"
+        detail = {"loc": ["query", "cursor"], "field": "cursor", "message": problem}
+        raise ApiError(422, "validation_error", f"cursor: {problem}", [detail]) from None
     jobs, next_cursor = await ctx.store.list_recent(
-        status=status, priority=priority, limit=limit, before_ms=cursor
+        status=status, priority=priority, limit=limit, after=after
     )
     return JsonBody(
         {
             "success": True,
             "count": len(jobs),
             "jobs": [job_summary(job) for job in jobs],
-            "next_cursor": next_cursor,
+            "next_cursor": next_cursor.encode() if next_cursor else None,
         }
     )
 

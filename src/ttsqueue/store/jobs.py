@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -40,6 +42,25 @@ class CreateResult:
     job_id: str
     # Set when the idempotency key was already used: the body digest it was first sent with.
     original_body_digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PageCursor:
+    """Where a page of a job listing ends: the last job's creation time and id."""
+
+    score_ms: int
+    job_id: str
+
+    def encode(self) -> str:
+        return f"{self.score_ms}-{self.job_id}"
+
+    @classmethod
+    def decode(cls, text: str) -> PageCursor:
+        """Parse `encode`'s form; ValueError when it is not one."""
+        score, sep, job_id = text.partition("-")
+        if not sep or not score.isdigit() or not job_id or len(text) > 80:
+            raise ValueError("not a listing cursor")
+        return cls(int(score), job_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,11 +118,13 @@ class JobStore:
                 k.status_index(job.status),
                 k.priority_index(job.priority),
                 k.idempotency(claim.key_digest) if claim else k.idempotency("-"),
+                k.status_priority_index(job.status, job.priority),
+                k.expiry_index,
             ],
             args=[
                 job.job_id,
                 created_ms,
-                self.ttl_seconds,
+                self.record_ttl(job, created_ms / 1000),
                 entry.model_dump_json(),
                 idem_value,
                 IDEMPOTENCY_TTL_S,
@@ -120,6 +143,14 @@ class JobStore:
         # this fresh UUID and its reply was lost before redis-py retried. Still created, so the
         # caller publishes the message instead of reporting a job that would never run.
         return CreateResult(True, job.job_id)
+
+    def record_ttl(self, job: Job, now_s: float) -> int:
+        """Seconds a new job's record is kept: JOB_TTL_SECONDS counted from when it is due,
+        so that a call scheduled weeks ahead still has its record when its message arrives."""
+        ahead = 0.0
+        if job.scheduled_for:
+            ahead = max(0.0, datetime.fromisoformat(job.scheduled_for).timestamp() - now_s)
+        return self.ttl_seconds + math.ceil(ahead)
 
     async def discard(self, job_id: str, *, claim: IdempotencyClaim | None = None) -> None:
         """Forget a job whose message never reached RabbitMQ."""
@@ -164,8 +195,10 @@ class JobStore:
         if effects.finished is not None:
             payload["finished"] = effects.finished
         if effects.observe:
+            # No "bucket" above the last bound (JSON null would be truthy in Lua's cjson).
             payload["observe"] = [
-                {"key": self.keys.histogram(o.name), "value": o.seconds, "buckets": o.buckets}
+                {"key": self.keys.histogram(o.name), "value": o.seconds}
+                | ({"bucket": o.bucket} if o.bucket is not None else {})
                 for o in effects.observe
             ]
         if effects.worker_id and effects.worker_incr:
@@ -219,29 +252,47 @@ class JobStore:
         status: JobStatus | None = None,
         priority: Priority | None = None,
         limit: int = 50,
-        before_ms: int | None = None,
-    ) -> tuple[list[Job], int | None]:
-        """Newest first; returns the jobs and the cursor (score) for the next page."""
-        if status is not None:
+        after: PageCursor | None = None,
+    ) -> tuple[list[Job], PageCursor | None]:
+        """Newest first; returns the jobs and the cursor of the next page (None at the end)."""
+        if status is not None and priority is not None:
+            key = self.keys.status_priority_index(status, priority)
+        elif status is not None:
             key = self.keys.status_index(status)
         elif priority is not None:
             key = self.keys.priority_index(priority)
         else:
             key = self.keys.index
-        top = f"({before_ms}" if before_ms is not None else "+inf"
-        # Over-fetch when both filters apply, since only one index is walked.
-        fetch = limit * 4 if status is not None and priority is not None else limit
-        rows: list[tuple[str, float]] = await self.client.zrevrangebyscore(  # type: ignore[assignment]
-            key, top, "-inf", start=0, num=fetch + 1, withscores=True
-        )
-        page = rows[:fetch]
+        rows = await self._page_rows(key, limit + 1, after)
+        page = rows[:limit]
         jobs = await self.get_many([member for member, _ in page])
-        if status is not None and priority is not None:
-            jobs = [job for job in jobs if job.priority is priority]
-        jobs = jobs[:limit]
-        has_more = len(rows) > fetch
-        cursor = int(page[-1][1]) if page and has_more else None
+        more = len(rows) > limit
+        cursor = PageCursor(int(page[-1][1]), page[-1][0]) if page and more else None
         return jobs, cursor
+
+    async def _page_rows(
+        self, key: str, count: int, after: PageCursor | None
+    ) -> list[tuple[str, float]]:
+        """Up to `count` (member, score) rows of `key` after `after`, newest first.
+
+        Several jobs can share a creation millisecond; rows of equal score come in descending
+        member order, so the page resumes after the cursor's member within its score.
+        """
+        if after is None:
+            first: list[tuple[str, float]] = await self.client.zrevrangebyscore(  # type: ignore[assignment]
+                key, "+inf", "-inf", start=0, num=count, withscores=True
+            )
+            return first
+        same = int(await self.client.zcount(key, after.score_ms, after.score_ms))
+        rows: list[tuple[str, float]] = await self.client.zrevrangebyscore(  # type: ignore[assignment]
+            key, after.score_ms, "-inf", start=0, num=count + same, withscores=True
+        )
+        kept = [
+            (member, score)
+            for member, score in rows
+            if score < after.score_ms or member < after.job_id
+        ]
+        return kept[:count]
 
     async def counts_by_status(self) -> tuple[int, dict[str, int]]:
         async with self.client.pipeline(transaction=False) as pipe:

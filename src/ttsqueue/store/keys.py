@@ -27,6 +27,16 @@ class Keys:
     def priority_index(self, priority: str) -> str:
         return f"{self.prefix}jobs:priority:{priority}"
 
+    def status_priority_index(self, status: str, priority: str) -> str:
+        """The job ids in `status` with `priority` (filters on both stay exact and cheap)."""
+        return f"{self.status_index(status)}:{priority}"
+
+    @property
+    def expiry_index(self) -> str:
+        """Sorted set of every retained job id scored by when its record expires (epoch ms):
+        how expired records are found and dropped from the other indexes."""
+        return f"{self.prefix}jobs:expiry"
+
     @property
     def outcomes(self) -> str:
         """Hash: call outcome -> number of finished attempts with that outcome."""
@@ -48,7 +58,7 @@ class Keys:
         return f"{self.prefix}stats:finished"
 
     def histogram(self, name: str) -> str:
-        """Hash of a histogram: cumulative bucket bounds, `count` and `sum`."""
+        """Hash of a histogram: per-bucket counts (by upper bound), `count` and `sum`."""
         return f"{self.prefix}stats:hist:{name}"
 
     @property

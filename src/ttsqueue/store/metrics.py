@@ -43,6 +43,22 @@ class Observation:
     seconds: float
     buckets: tuple[str, ...] = LATENCY_BUCKETS
 
+    @property
+    def bucket(self) -> str | None:
+        return bucket_for(self.seconds, self.buckets)
+
+
+def bucket_for(seconds: float, buckets: tuple[str, ...]) -> str | None:
+    """The bucket a value is counted in: the smallest bound at or above it (None: +Inf only).
+
+    Redis keeps one count per bucket, not cumulative ones, so that an observation costs one
+    write; `snapshot` adds them up into Prometheus's cumulative buckets.
+    """
+    for le in buckets:
+        if seconds <= float(le):
+            return le
+    return None
+
 
 @dataclass(frozen=True, slots=True)
 class Histogram:
@@ -65,10 +81,10 @@ class MetricsStore:
 
     async def observe_synthesis(self, engine: str, seconds: float) -> None:
         key = self.keys.histogram(synthesis_histogram(engine))
+        bucket = bucket_for(seconds, SYNTHESIS_BUCKETS)
         async with self.client.pipeline(transaction=True) as pipe:
-            for le in SYNTHESIS_BUCKETS:
-                if seconds <= float(le):
-                    pipe.hincrby(key, le, 1)
+            if bucket is not None:
+                pipe.hincrby(key, bucket, 1)
             pipe.hincrby(key, "count", 1)
             pipe.hincrbyfloat(key, "sum", seconds)
             await pipe.execute()
@@ -92,8 +108,13 @@ class MetricsStore:
 
 
 def _histogram(raw: dict[str, str], buckets: tuple[str, ...]) -> Histogram:
+    cumulative: list[tuple[float, int]] = []
+    running = 0
+    for le in buckets:
+        running += int(raw.get(le, 0))
+        cumulative.append((float(le), running))
     return Histogram(
-        buckets=[(float(le), int(raw.get(le, 0))) for le in buckets],
+        buckets=cumulative,
         count=int(raw.get("count", 0)),
         total=float(raw.get("sum", 0.0)),
     )

@@ -1,6 +1,7 @@
 -- Create a job atomically: record, history, indexes, idempotency key, event.
 -- KEYS[1] job hash, KEYS[2] history list, KEYS[3] index zset, KEYS[4] status zset,
--- KEYS[5] priority zset, KEYS[6] idempotency key (ignored when ARGV[5] == "")
+-- KEYS[5] priority zset, KEYS[6] idempotency key (ignored when ARGV[5] == ""),
+-- KEYS[7] status+priority zset, KEYS[8] expiry zset
 -- ARGV[1] job id, ARGV[2] created ms, ARGV[3] ttl seconds, ARGV[4] history entry json,
 -- ARGV[5] idempotency value ("" = none), ARGV[6] idempotency ttl seconds,
 -- ARGV[7] events channel, ARGV[8] event json, ARGV[9] key prefix, ARGV[10] priority,
@@ -18,6 +19,7 @@ end
 local id = ARGV[1]
 local created = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
+local prefix = ARGV[9]
 local fields = {}
 for i = 11, #ARGV do
   fields[#fields + 1] = ARGV[i]
@@ -29,19 +31,31 @@ redis.call("EXPIRE", KEYS[2], ttl)
 redis.call("ZADD", KEYS[3], created, id)
 redis.call("ZADD", KEYS[4], created, id)
 redis.call("ZADD", KEYS[5], created, id)
+redis.call("ZADD", KEYS[7], created, id)
+redis.call("ZADD", KEYS[8], created + ttl * 1000, id)
 if ARGV[5] ~= "" then
   redis.call("SET", KEYS[6], ARGV[5], "EX", tonumber(ARGV[6]))
 end
--- Forget index entries whose records have expired, so counts stay exact.
-local cutoff = "(" .. tostring(created - ttl * 1000)
-local prefix = ARGV[9]
-redis.call("ZREMRANGEBYSCORE", KEYS[3], "-inf", cutoff)
-for _, s in ipairs({"scheduled", "queued", "processing", "calling", "retrying",
-                    "completed", "failed", "canceled"}) do
-  redis.call("ZREMRANGEBYSCORE", prefix .. "jobs:status:" .. s, "-inf", cutoff)
-end
-for _, p in ipairs({"normal", "high"}) do
-  redis.call("ZREMRANGEBYSCORE", prefix .. "jobs:priority:" .. p, "-inf", cutoff)
+
+-- Forget the index entries of records that have expired, so counts stay exact. Each id is
+-- dropped once, found through its expiry time; at most one pass a second does the work.
+if redis.call("SET", prefix .. "jobs:prune", "1", "NX", "PX", 1000) then
+  local statuses = {"scheduled", "queued", "processing", "calling", "retrying",
+                    "completed", "failed", "canceled"}
+  local expired = redis.call("ZRANGEBYSCORE", KEYS[8], "-inf", created, "LIMIT", 0, 1000)
+  for _, old in ipairs(expired) do
+    redis.call("ZREM", KEYS[3], old)
+    for _, p in ipairs({"normal", "high"}) do
+      redis.call("ZREM", prefix .. "jobs:priority:" .. p, old)
+      for _, s in ipairs(statuses) do
+        redis.call("ZREM", prefix .. "jobs:status:" .. s .. ":" .. p, old)
+      end
+    end
+    for _, s in ipairs(statuses) do
+      redis.call("ZREM", prefix .. "jobs:status:" .. s, old)
+    end
+    redis.call("ZREM", KEYS[8], old)
+  end
 end
 redis.call("HINCRBY", prefix .. "stats:submitted", ARGV[10], 1)
 redis.call("PUBLISH", ARGV[7], ARGV[8])

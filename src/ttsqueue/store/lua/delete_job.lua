@@ -8,7 +8,11 @@ redis.call("DEL", KEYS[1], KEYS[2])
 redis.call("ZREM", KEYS[3], ARGV[2])
 if status then
   redis.call("ZREM", ARGV[1] .. "jobs:status:" .. status, ARGV[2])
+  if priority then
+    redis.call("ZREM", ARGV[1] .. "jobs:status:" .. status .. ":" .. priority, ARGV[2])
+  end
 end
+redis.call("ZREM", ARGV[1] .. "jobs:expiry", ARGV[2])
 if priority then
   redis.call("ZREM", ARGV[1] .. "jobs:priority:" .. priority, ARGV[2])
 end

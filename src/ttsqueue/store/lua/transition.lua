@@ -5,7 +5,8 @@
 --   {"set": {field: value}, "del": [field], "outcome": "busy", "metrics": {name: n},
 --    "worker": "<worker stats key>", "worker_incr": {name: n}, "minute": "<epoch minute>",
 --    "event": {...}, "finished": "<status>|<outcome>",
---    "observe": [{"key": "<histogram hash>", "value": seconds, "buckets": ["0.1", ...]}]}
+--    "observe": [{"key": "<histogram hash>", "value": seconds, "bucket": "<smallest bound
+--                 at or above the value; absent above the last one>"}]}
 -- Returns {1, previous status} when applied, {0, current status or ""} when refused.
 local current = redis.call("HGET", KEYS[1], "status")
 if not current then
@@ -36,15 +37,23 @@ if effects["del"] then
 end
 redis.call("RPUSH", KEYS[2], ARGV[5])
 
--- Move the id between status indexes, keeping its creation-time score.
+-- Move the id between status indexes (alone and with its priority), keeping its
+-- creation-time score.
 local old_key = prefix .. "jobs:status:" .. current
 local score = redis.call("ZSCORE", old_key, id)
 if not score then
   score = redis.call("ZSCORE", prefix .. "jobs", id)
 end
 redis.call("ZREM", old_key, id)
+local priority = redis.call("HGET", KEYS[1], "priority")
+if priority then
+  redis.call("ZREM", old_key .. ":" .. priority, id)
+end
 if score then
   redis.call("ZADD", prefix .. "jobs:status:" .. target, score, id)
+  if priority then
+    redis.call("ZADD", prefix .. "jobs:status:" .. target .. ":" .. priority, score, id)
+  end
 end
 
 if effects["outcome"] then
@@ -68,11 +77,10 @@ if effects["finished"] then
   redis.call("HINCRBY", prefix .. "stats:finished", effects["finished"], 1)
 end
 if effects["observe"] then
-  -- Prometheus-style cumulative buckets: every bucket at or above the value counts it.
+  -- One field per bucket, counting the values that fall in it (not cumulative: one write
+  -- per observation); readers add them up into Prometheus's cumulative buckets.
   for _, o in ipairs(effects["observe"]) do
-    for _, le in ipairs(o["buckets"]) do
-      if o["value"] <= tonumber(le) then redis.call("HINCRBY", o["key"], le, 1) end
-    end
+    if o["bucket"] then redis.call("HINCRBY", o["key"], o["bucket"], 1) end
     redis.call("HINCRBY", o["key"], "count", 1)
     redis.call("HINCRBYFLOAT", o["key"], "sum", o["value"])
   end

@@ -1,0 +1,65 @@
+"""Histograms in Redis: one write per observation, read back as Prometheus cumulative buckets."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from tests.factories import make_job
+from ttsqueue.config import Settings
+from ttsqueue.domain import JobStatus
+from ttsqueue.store.jobs import Effects, JobStore
+from ttsqueue.store.metrics import (
+    PROCESSING,
+    SYNTHESIS_BUCKETS,
+    MetricsStore,
+    Observation,
+    bucket_for,
+    synthesis_histogram,
+)
+
+
+def test_each_value_falls_in_the_smallest_bound_at_or_above_it() -> None:
+    assert bucket_for(0.0, SYNTHESIS_BUCKETS) == "0.01"
+    assert bucket_for(0.01, SYNTHESIS_BUCKETS) == "0.01"
+    assert bucket_for(0.011, SYNTHESIS_BUCKETS) == "0.025"
+    assert bucket_for(99.0, SYNTHESIS_BUCKETS) is None
+
+
+async def test_synthesis_observations_read_back_cumulative(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    metrics = MetricsStore(redis_client, settings.REDIS_PREFIX)
+    for seconds in (0.005, 0.02, 0.02, 0.3, 42.0):
+        await metrics.observe_synthesis("espeak", seconds)
+    raw = await redis_client.hgetall(metrics.keys.histogram(synthesis_histogram("espeak")))
+    # Stored per bucket, not cumulatively: one field moved per observation.
+    assert (raw["0.01"], raw["0.025"], raw["0.5"]) == ("1", "2", "1")
+    hist = (await metrics.snapshot(["espeak"])).histograms[synthesis_histogram("espeak")]
+    cumulative = dict(hist.buckets)
+    assert cumulative[0.01] == 1
+    assert cumulative[0.025] == 3
+    assert cumulative[0.25] == 3
+    assert cumulative[0.5] == 4
+    assert cumulative[10.0] == 4
+    assert hist.count == 5
+    assert abs(hist.total - 42.345) < 1e-9
+
+
+async def test_terminal_transition_observes_in_its_atomic_step(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    metrics = MetricsStore(redis_client, settings.REDIS_PREFIX)
+    for seconds in (0.2, 7200.0):
+        job = make_job()
+        await store.create(job)
+        await store.transition(job.job_id, JobStatus.PROCESSING)
+        await store.transition(job.job_id, JobStatus.CALLING)
+        effects = Effects(observe=[Observation(PROCESSING, seconds)])
+        assert (await store.transition(job.job_id, JobStatus.COMPLETED, effects=effects)).applied
+    hist = (await metrics.snapshot([])).histograms[PROCESSING]
+    cumulative = dict(hist.buckets)
+    assert cumulative[0.1] == 0
+    assert cumulative[0.25] == 1
+    assert cumulative[3600.0] == 1  # 7200 s is counted only by +Inf (the count)
+    assert hist.count == 2
