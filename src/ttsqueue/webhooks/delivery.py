@@ -1,10 +1,10 @@
-"""One webhook POST: signed body, bounded time, no redirects (they could lead anywhere)."""
+"""One webhook POST: signed body, bounded time, through the guarded client (`webhooks.guard`),
+which refuses forbidden addresses when it connects."""
 
 from __future__ import annotations
 
 import httpx
 
-from ttsqueue.webhooks.addresses import check_target
 from ttsqueue.webhooks.signing import SIGNATURE_HEADER, sign
 
 
@@ -12,12 +12,9 @@ class DeliveryFailed(Exception):
     """The receiver could not be reached or did not answer 2xx; worth retrying."""
 
 
-async def deliver(
-    client: httpx.AsyncClient, url: str, body: bytes, *, secret: str, allow_private: bool
-) -> None:
-    """POST `body` to `url`; raises RefusedTarget (never retried) or DeliveryFailed."""
-    if not allow_private:
-        await check_target(url)
+async def deliver(client: httpx.AsyncClient, url: str, body: bytes, *, secret: str) -> None:
+    """POST `body` to `url` with `client` (made by `webhook_client`); raises RefusedTarget
+    (never retried) or DeliveryFailed."""
     headers = {
         "Content-Type": "application/json",
         SIGNATURE_HEADER: sign(body, secret),

@@ -15,15 +15,15 @@ import asyncio
 import contextlib
 from collections import deque
 
-import httpx
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from ttsqueue.config import Settings
 from ttsqueue.logs import get_logger
 from ttsqueue.store.keys import Keys
-from ttsqueue.webhooks.addresses import RefusedTarget
+from ttsqueue.webhooks.addresses import RefusedTarget, Resolver, system_resolver
 from ttsqueue.webhooks.delivery import DeliveryFailed, deliver
+from ttsqueue.webhooks.guard import webhook_client
 
 log = get_logger("ttsqueue.webhooks")
 
@@ -43,8 +43,15 @@ Entry = tuple[str, dict[str, str]]
 
 
 class WebhookDispatcher:
-    def __init__(self, redis: aioredis.Redis, settings: Settings, consumer: str) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        settings: Settings,
+        consumer: str,
+        resolver: Resolver = system_resolver,
+    ) -> None:
         self.redis = redis
+        self.resolver = resolver
         self.settings = settings
         self.consumer = consumer
         self.keys = Keys(settings.REDIS_PREFIX)
@@ -52,8 +59,10 @@ class WebhookDispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
-        async with httpx.AsyncClient(
-            timeout=self.settings.WEBHOOK_TIMEOUT, follow_redirects=False
+        async with webhook_client(
+            timeout=self.settings.WEBHOOK_TIMEOUT,
+            allow_private=self.settings.WEBHOOK_ALLOW_PRIVATE,
+            resolver=self.resolver,
         ) as client:
             self._client = client
             while True:
@@ -133,18 +142,12 @@ class WebhookDispatcher:
         url = fields.get("url", "")
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                await deliver(
-                    self._client,
-                    url,
-                    body,
-                    secret=self.settings.WEBHOOK_SECRET,
-                    allow_private=self.settings.WEBHOOK_ALLOW_PRIVATE,
-                )
+                await deliver(self._client, url, body, secret=self.settings.WEBHOOK_SECRET)
                 return
             except RefusedTarget as exc:
                 log.warning("webhook refused", job_id=job_id, error=str(exc))
                 return
-            except (DeliveryFailed, ConnectionError) as exc:
+            except DeliveryFailed as exc:
                 if attempt == MAX_ATTEMPTS:
                     log.error("webhook dropped after retries", job_id=job_id, error=str(exc))
                     return
