@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -9,7 +11,9 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.doubles.tcp_proxy import tcp_proxy
 from tests.integration.test_pipeline import api, publish_job, running_worker, terminal, wait_for
+from ttsqueue.api.app import create_app
 from ttsqueue.config import Settings
 from ttsqueue.store.jobs import JobStore
 
@@ -76,3 +80,65 @@ async def test_metrics_count_a_known_run(
     assert after[("ttsq_jobs", (("status", "completed"),))] == 4
     assert after[("ttsq_calls_limit", ())] == settings.MAX_CONCURRENT_CALLS
     assert after[("ttsq_queue_depth", (("queue", "normal"),))] == 0
+
+
+@contextlib.asynccontextmanager
+async def serving_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            yield client
+
+
+async def test_metrics_without_the_broker_keep_every_redis_series(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> None:
+    body = {"text": "Hola", "phone_number": "3005050149"}
+    async with tcp_proxy(settings.RABBITMQ_URL) as rabbit:
+        through = settings.model_copy(
+            update={"RABBITMQ_URL": rabbit.url_for(settings.RABBITMQ_URL)}
+        )
+        async with serving_app(through) as api:
+            assert (await api.post("/tts/call", json=body)).status_code == 202
+            up = samples((await api.get("/metrics")).text)
+            await rabbit.cut()  # RabbitMQ is gone: resets, and the port refuses connections
+            reply = await api.get("/metrics")
+    assert up[("ttsq_broker_up", ())] == 1
+    assert up[("ttsq_queue_depth", (("queue", "normal"),))] == 1
+    assert reply.status_code == 200, reply.text
+    down = samples(reply.text)
+    assert down[("ttsq_broker_up", ())] == 0
+    assert not [key for key in down if key[0] == "ttsq_queue_depth"]
+    # Every series fed from Redis is still there, with its value.
+    assert {name for name, _ in up} - {"ttsq_queue_depth"} == {name for name, _ in down}
+    assert down[("ttsq_jobs_submitted_total", (("priority", "normal"),))] == 1
+    assert down[("ttsq_jobs", (("status", "queued"),))] == 1
+    assert down[("ttsq_calls_limit", ())] == settings.MAX_CONCURRENT_CALLS
+    assert down[("ttsq_workers_alive", ())] == 0
+
+
+async def test_metrics_without_redis_are_503(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> None:
+    async with (
+        tcp_proxy(settings.RABBITMQ_URL) as rabbit,
+        tcp_proxy(settings.REDIS_URL) as redis,
+    ):
+        through = settings.model_copy(
+            update={
+                "RABBITMQ_URL": rabbit.url_for(settings.RABBITMQ_URL),
+                "REDIS_URL": redis.url_for(settings.REDIS_URL),
+            }
+        )
+        async with serving_app(through) as api:
+            assert (await api.get("/metrics")).status_code == 200
+            await redis.cut()
+            redis_down = await api.get("/metrics")
+            await rabbit.cut()
+            both_down = await api.get("/metrics")
+    for reply in (redis_down, both_down):
+        assert reply.status_code == 503, reply.text
+        assert reply.json()["code"] == "service_unavailable"
+        assert "Redis" in reply.json()["error"]
+        assert int(reply.headers["retry-after"]) > 0

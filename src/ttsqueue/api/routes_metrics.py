@@ -1,5 +1,11 @@
 """`GET /metrics` in the Prometheus text format, computed from Redis and RabbitMQ at scrape
-time, so that one scrape of any API process covers every worker (SPEC §8)."""
+time, so that one scrape of any API process covers every worker (SPEC §8).
+
+The two sources fail apart: while RabbitMQ cannot be read, every Redis-fed series is still
+served, the queue depths are left out and `ttsq_broker_up` is 0 (an absent series is what
+Prometheus expects for "unknown", a made-up 0 would look like an empty queue). Only Redis
+being down makes the scrape a 503, through the API's error mapping.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +25,14 @@ from prometheus_client.core import (
 from starlette.responses import Response
 
 from ttsqueue.api.context import ApiContext, get_context
+from ttsqueue.logs import get_logger
 from ttsqueue.store.metrics import END_TO_END, PROCESSING, Histogram, synthesis_histogram
 
 router = APIRouter(tags=["system"])
+log = get_logger("ttsqueue.api")
+
+# A broker that is reconnecting can leave a read waiting; a scrape does not wait for it.
+BROKER_READ_TIMEOUT_S = 2.0
 
 
 class _Families:
@@ -41,16 +52,49 @@ def _histogram(name: str, doc: str, data: Histogram, labels: dict[str, str]) -> 
     return family
 
 
+async def _queue_depths(ctx: ApiContext) -> dict[str, int] | None:
+    """Ready messages per queue, or None while RabbitMQ cannot be read. Never raises."""
+    try:
+        async with asyncio.timeout(BROKER_READ_TIMEOUT_S):
+            return await ctx.inspector.depths()
+    except Exception as exc:  # whatever the broker did, the Redis series are still served
+        log.warning("metrics without queue depths", error=repr(exc))
+        return None
+
+
+def _broker_families(depths: dict[str, int] | None) -> list[Metric]:
+    up = GaugeMetricFamily(
+        "ttsq_broker_up",
+        "1 when RabbitMQ answered this scrape's queue reads",
+        value=0 if depths is None else 1,
+    )
+    if depths is None:
+        return [up]
+    queue = GaugeMetricFamily("ttsq_queue_depth", "Ready messages per queue", labels=["queue"])
+    for label, depth in depths.items():
+        queue.add_metric([label], depth)
+    return [up, queue]
+
+
 async def _families(ctx: ApiContext) -> list[Metric]:
+    depths_read = asyncio.create_task(_queue_depths(ctx))
+    try:
+        families = await _redis_families(ctx)
+    except BaseException:
+        depths_read.cancel()
+        raise
+    return [*families, *_broker_families(await depths_read)]
+
+
+async def _redis_families(ctx: ApiContext) -> list[Metric]:
     engines = sorted(ctx.languages)
-    snapshot, depths, workers, cache, (_, by_status) = await asyncio.gather(
+    snapshot, workers, cache, (_, by_status), active = await asyncio.gather(
         ctx.metrics.snapshot(engines),
-        ctx.inspector.depths(),
         ctx.registry.alive(),
         ctx.redis.hgetall(ctx.store.keys.cache_stats),
         ctx.store.counts_by_status(),
+        ctx.redis.zcount(ctx.store.keys.call_slots, int(time.time() * 1000), "+inf"),
     )
-    active = await ctx.redis.zcount(ctx.store.keys.call_slots, int(time.time() * 1000), "+inf")
     submitted = CounterMetricFamily(
         "ttsq_jobs_submitted", "Jobs accepted by the API", labels=["priority"]
     )
@@ -64,14 +108,10 @@ async def _families(ctx: ApiContext) -> list[Metric]:
     jobs = GaugeMetricFamily("ttsq_jobs", "Retained jobs by current status", labels=["status"])
     for status, count in by_status.items():
         jobs.add_metric([status], count)
-    queue = GaugeMetricFamily("ttsq_queue_depth", "Ready messages per queue", labels=["queue"])
-    for label, depth in depths.items():
-        queue.add_metric([label], depth)
     families: list[Metric] = [
         submitted,
         finished,
         jobs,
-        queue,
         _histogram(
             "ttsq_job_processing_seconds",
             "From processing start to terminal status",
