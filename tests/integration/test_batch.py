@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
 from tests.integration.test_pipeline import api
+from ttsqueue.api.app import MAX_BODY_BYTES
+from ttsqueue.api.routes_batch import MAX_BATCH, batch_body_limit
+from ttsqueue.api.schemas import METADATA_MAX_BYTES
+from ttsqueue.config import Settings
 
 __all__ = ["api"]
 
@@ -72,3 +78,58 @@ async def test_empty_or_fully_rejected_batches_use_the_error_shape(
     assert (body["success"], body["code"]) == (False, "batch_rejected")
     assert "phone_number" in body["error"]
     assert body["details"][0]["field"] == "calls.0"
+
+
+def maximal_item(n: int, max_text_length: int) -> dict[str, object]:
+    """One call at the SPEC's limits: MAX_TEXT_LENGTH characters of 4 UTF-8 bytes each,
+    metadata of exactly 2 KB as JSON, a 2048-character callback URL, every field set."""
+    text = "\U0001f4de" * max_text_length  # 📞, four bytes in UTF-8
+    metadata: dict[str, object] = {"n": n, "note": ""}
+    metadata["note"] = "x" * (METADATA_MAX_BYTES - len(json.dumps(metadata, separators=(",", ":"))))
+    url = "https://hooks.example.com/tts?token="
+    return {
+        "text": text,
+        "phone_number": "+57 (300) 505-0149",
+        "language": "es",
+        "priority": "high" if n % 2 else "normal",
+        "voice": "es-419",
+        "engine": "espeak",
+        "max_retries": 5,
+        "retry_delay": 3600,
+        "callback_url": url + "a" * (2048 - len(url)),
+        "caller_id": '"Centro de Atención Médica" <6015550100>',
+        "metadata": metadata,
+    }
+
+
+@pytest.mark.timeout(180)
+async def test_a_maximal_batch_fits_and_one_byte_more_is_413(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    limit = batch_body_limit(settings.MAX_TEXT_LENGTH)
+    items = [maximal_item(n, settings.MAX_TEXT_LENGTH) for n in range(MAX_BATCH)]
+    assert len(json.dumps(items[0]["metadata"], separators=(",", ":"))) == METADATA_MAX_BYTES
+    compact = json.dumps({"calls": items}, ensure_ascii=False, separators=(",", ":")).encode()
+    assert len(compact) <= limit, f"a valid batch of {len(compact)} bytes is over {limit}"
+    # The same batch padded (JSON allows trailing whitespace) to the cap, then one byte more.
+    at_limit = compact + b" " * (limit - len(compact))
+    headers = {"Content-Type": "application/json"}
+    over = await api.post("/tts/calls", content=at_limit + b" ", headers=headers)
+    assert over.status_code == 413
+    assert over.json()["code"] == "payload_too_large"
+    assert str(limit) in over.json()["error"]
+    reply = await api.post("/tts/calls", content=at_limit, headers=headers)
+    assert reply.status_code == 202, reply.text[:500]
+    assert reply.json()["accepted"] == MAX_BATCH
+    status = await api.get(f"/tts/status/{reply.json()['results'][-1]['job_id']}")
+    assert status.json()["text"] == items[-1]["text"]
+    assert status.json()["metadata"] == items[-1]["metadata"]
+
+
+async def test_a_single_call_keeps_the_64_kb_limit(api: httpx.AsyncClient) -> None:
+    body = json.dumps({"text": "Hola", "phone_number": "3005050149"}).encode()
+    padded = body + b" " * (MAX_BODY_BYTES - len(body))
+    headers = {"Content-Type": "application/json"}
+    over = await api.post("/tts/call", content=padded + b" ", headers=headers)
+    assert over.status_code == 413
+    assert (await api.post("/tts/call", content=padded, headers=headers)).status_code == 202

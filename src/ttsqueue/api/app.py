@@ -13,7 +13,7 @@ from ttsqueue.api.access import AccessControl
 from ttsqueue.api.backpressure import BacklogGate
 from ttsqueue.api.context import ApiContext
 from ttsqueue.api.errors import BodySizeLimitMiddleware, install_error_handlers
-from ttsqueue.api.routes_batch import MAX_BATCH_BYTES
+from ttsqueue.api.routes_batch import batch_body_limit
 from ttsqueue.api.routes_batch import router as batch_router
 from ttsqueue.api.routes_calls import router as calls_router
 from ttsqueue.api.routes_jobs import router as jobs_router
@@ -33,6 +33,7 @@ from ttsqueue.tts.service import build_engines, supported_languages
 
 log = get_logger("ttsqueue.api")
 
+# SPEC §2.8: 64 KB for every body but the batch's, which holds up to 1000 calls.
 MAX_BODY_BYTES = 64 * 1024
 
 
@@ -80,7 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=MAX_BODY_BYTES,
-        per_path={"/tts/calls": MAX_BATCH_BYTES},
+        per_path={"/tts/calls": batch_body_limit(settings.MAX_TEXT_LENGTH)},
     )
 
     def redis_of_app() -> Redis | None:

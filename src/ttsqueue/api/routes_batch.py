@@ -12,6 +12,7 @@ from ttsqueue.api.context import ApiContext, get_context
 from ttsqueue.api.errors import FieldError, describe_validation_errors
 from ttsqueue.api.responses import JsonBody
 from ttsqueue.api.schemas import (
+    METADATA_MAX_BYTES,
     CallRequestIn,
     ValidatedCall,
     error_responses,
@@ -23,7 +24,22 @@ from ttsqueue.errors import ConnectionLostError
 router = APIRouter(tags=["calls"], responses=error_responses(400, 401, 413, 422, 429, 503))
 
 MAX_BATCH = 1000
-MAX_BATCH_BYTES = 2 * 1024 * 1024
+# JSON bytes one character of `text` may take: UTF-8 needs up to 4.
+TEXT_BYTES_PER_CHAR = 4
+# Every other field of an item at its longest, ASCII, with the names and punctuation: the
+# callback URL (up to 2048), caller id (128), voice (64), language (16), phone number (32),
+# send_at, engine, priority, max_retries, retry_delay; about 2.5 KB, rounded up.
+OTHER_FIELDS_BYTES = 3 * 1024
+# `{"calls":[...]}` and whitespace around it.
+ENVELOPE_BYTES = 1024
+
+
+def batch_body_limit(max_text_length: int) -> int:
+    """The largest body `POST /tts/calls` reads: MAX_BATCH items each at the SPEC's limits
+    (text at MAX_TEXT_LENGTH characters of up to 4 bytes, metadata at 2 KB, the other fields
+    at their longest). 9,121,024 bytes with the default MAX_TEXT_LENGTH of 1000; over it: 413."""
+    item = TEXT_BYTES_PER_CHAR * max_text_length + METADATA_MAX_BYTES + OTHER_FIELDS_BYTES
+    return MAX_BATCH * item + ENVELOPE_BYTES
 
 
 def _item_error(index: int, code: str, message: str, details: Any = ()) -> dict[str, Any]:
@@ -68,7 +84,9 @@ async def create_calls(
     calls: Annotated[list[dict[str, Any]], Body(embed=True, min_length=1, max_length=MAX_BATCH)],
 ) -> JsonBody:
     """Each item is a `POST /tts/call` body. Valid items are queued even when others are
-    rejected; their confirms are awaited together."""
+    rejected; their confirms are awaited together. The body may take up to 1000 × (4 ×
+    MAX_TEXT_LENGTH + 2 KB of metadata + 3 KB for the other fields) + 1 KB bytes, 9,121,024
+    with the default MAX_TEXT_LENGTH; a larger body gets 413."""
     await ctx.gate.admit()
     checked = [_validate(i, item, ctx) for i, item in enumerate(calls)]
     accepted = await asyncio.gather(
