@@ -1,5 +1,6 @@
-"""Back-pressure (SPEC §2.8): over MAX_QUEUE_DEPTH waiting messages, submissions get 503 with
-Retry-After and create nothing; once the backlog is below the bound again, they are accepted."""
+"""Back-pressure (SPEC §2.8): once the backlog exceeds MAX_QUEUE_DEPTH waiting messages,
+submissions get 503 with Retry-After and create nothing; at the bound they are still accepted,
+and once the backlog is back under it, accepted again."""
 
 from __future__ import annotations
 
@@ -52,6 +53,10 @@ async def test_full_backlog_is_refused_with_retry_after(
     for _ in range(5):
         assert (await api.post("/tts/call", json=BODY)).status_code == 202
     await asyncio.sleep(1.1)  # past the gate's one-second cache of the depth
+    # A backlog of exactly MAX_QUEUE_DEPTH does not exceed it: one more is accepted.
+    assert (await api.post("/tts/call", json=BODY)).status_code == 202
+    await asyncio.sleep(1.1)
+    # Now 6 > 5: refused.
     refused = await api.post("/tts/call", json=BODY)
     assert refused.status_code == 503
     assert refused.json()["code"] == "queue_full"
@@ -61,7 +66,7 @@ async def test_full_backlog_is_refused_with_retry_after(
     assert batch.status_code == 503
     assert batch.json()["code"] == "queue_full"
     store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
-    assert (await store.counts_by_status())[0] == 5
+    assert (await store.counts_by_status())[0] == 6
 
     channel = await broker.channel()
     queue = await channel.get_queue(QueueNames.from_prefix(settings.QUEUE_PREFIX).calls)

@@ -28,7 +28,8 @@ class BacklogGate:
         return self._depth
 
     async def is_full(self) -> bool:
-        return await self.backlog() >= self.max_depth
+        """SPEC §2.8: refused when the backlog *exceeds* MAX_QUEUE_DEPTH; at it, still open."""
+        return await self.backlog() > self.max_depth
 
     async def admit(self) -> None:
         """Raise 503 with Retry-After while the backlog is over MAX_QUEUE_DEPTH."""
