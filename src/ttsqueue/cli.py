@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ttsqueue.config import Settings, load_settings
-from ttsqueue.domain import Priority
+from ttsqueue.domain import JobStatus, Priority
 from ttsqueue.errors import ConfigError, TopologyMismatchError
 from ttsqueue.ops import calls, housekeeping, operate, render
 from ttsqueue.ops.client import ApiClient, api_base_url, api_key
@@ -141,13 +141,14 @@ def status(
     as_json: AsJson = False,
     api_url: ApiUrl = None,
 ) -> None:
-    """Processes, health, queues and workers; or one job's status with JOB_ID."""
+    """Processes, health, queues and workers (exit 0 all healthy, 1 not); or one job's status
+    with JOB_ID (exit 0 found, 2 unknown job, 3 API unreachable)."""
     settings = _settings()
     with _client(settings, api_url) as client:
         if job_id is not None:
             action = partial(calls.job_status, _out(), client, job_id, as_json)
             raise typer.Exit(calls.guarded(_err(), action))
-        raise typer.Exit(operate.status(_out(), _supervisor(), settings, client.base_url))
+        raise typer.Exit(operate.status(_out(), _supervisor(), client, as_json))
 
 
 @app.command()
@@ -231,6 +232,33 @@ def stats(as_json: AsJson = False, api_url: ApiUrl = None) -> None:
     """Queue depths, workers and job counters from /queue/stats."""
     with _client(_settings(), api_url) as client:
         raise typer.Exit(calls.guarded(_err(), lambda: calls.stats(_out(), client, as_json)))
+
+
+@app.command()
+def jobs(
+    status: Annotated[JobStatus | None, typer.Option(help="Only jobs in this status.")] = None,
+    priority: Annotated[Priority | None, typer.Option(help="Only jobs of this priority.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="Jobs per page.")] = 20,
+    cursor: Annotated[
+        str | None, typer.Option(help="Continue after the page that gave this `next_cursor`.")
+    ] = None,
+    as_json: AsJson = False,
+    api_url: ApiUrl = None,
+) -> None:
+    """Recent jobs, newest first, one page at a time (GET /tts/jobs).
+    Exit 0 listed (even none), 2 refused, 3 API unreachable."""
+    with _client(_settings(), api_url) as client:
+        action = partial(
+            calls.jobs,
+            _out(),
+            client,
+            status=status.value if status else None,
+            priority=priority.value if priority else None,
+            limit=limit,
+            cursor=cursor,
+            as_json=as_json,
+        )
+        raise typer.Exit(calls.guarded(_err(), action))
 
 
 @app.command()

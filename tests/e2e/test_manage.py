@@ -220,6 +220,15 @@ async def test_queue_with_other_arguments_is_reported_and_fixed_by_clean(stack: 
     assert started.returncode == 0, started.stdout + started.stderr
 
 
+STATES = ("scheduled", "queued", "processing", "calling", "retrying", "completed", "failed")
+
+
+def shown_states(stdout: str) -> list[str]:
+    """The states `call --wait` printed, one line each after the `accepted` line."""
+    lines = stdout.split(" accepted ", 1)[-1].splitlines()[1:]
+    return [line.split()[0] for line in lines if line.split() and line.split()[0] in STATES]
+
+
 def test_call_wait_exit_codes(stack: Stack) -> None:
     started = stack.run("start")
     assert started.returncode == 0, started.stderr
@@ -234,6 +243,8 @@ def test_call_wait_exit_codes(stack: Stack) -> None:
     assert answered.returncode == 0, answered.stdout + answered.stderr
     assert "completed" in answered.stdout
     assert "processing" in answered.stdout  # the progress was shown, not only the end
+    # Every state the job went through, in order, however fast it went through them.
+    assert shown_states(answered.stdout) == ["queued", "processing", "calling", "completed"]
     busy = subprocess.run(
         [
             str(TTSQUEUE),
@@ -254,6 +265,7 @@ def test_call_wait_exit_codes(stack: Stack) -> None:
     )
     assert busy.returncode == 1, busy.stdout + busy.stderr
     assert "busy" in busy.stdout
+    assert shown_states(busy.stdout) == ["queued", "processing", "calling", "failed"]
     refused = subprocess.run(
         [str(TTSQUEUE), "call", "Hola", "3005050149&SIP/x", "--api-url", stack.api_url],
         env=stack.env,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import threading
@@ -10,7 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import pytest
+from rich.console import Console
 
+from ttsqueue.ops import calls
 from ttsqueue.ops.client import (
     ApiClient,
     ApiConnectionError,
@@ -26,6 +29,8 @@ class FakeApi(BaseHTTPRequestHandler):
 
     statuses: ClassVar[list[str]] = []
     polls: ClassVar[list[str]] = []
+    # When set, answers carry the job's history up to its current status (as the API does).
+    with_history: ClassVar[bool] = False
 
     def _reply(self, code: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
@@ -41,7 +46,15 @@ class FakeApi(BaseHTTPRequestHandler):
         elif self.path == "/tts/status/job-1":
             step = min(len(self.polls), len(self.statuses) - 1)
             self.polls.append(self.path)
-            self._reply(200, {"success": True, "job_id": "job-1", "status": self.statuses[step]})
+            body: dict[str, Any] = {"success": True, "job_id": "job-1"}
+            if self.with_history:
+                history = self.statuses[step].split(",")
+                body["status"] = history[-1]
+                body["history"] = [{"status": s, "at": None, "detail": None} for s in history]
+                body["worker_id"] = "w-1"
+            else:
+                body["status"] = self.statuses[step]
+            self._reply(200, body)
         else:
             self._reply(404, {"success": False, "error": "job not found", "code": "job_not_found"})
 
@@ -62,6 +75,7 @@ class FakeApi(BaseHTTPRequestHandler):
 @pytest.fixture
 def api_url() -> Iterator[str]:
     FakeApi.polls = []
+    FakeApi.with_history = False
     FakeApi.statuses = ["queued", "processing", "processing", "calling", "completed"]
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeApi)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
@@ -119,10 +133,60 @@ def test_follow_reports_each_change_once_until_terminal(api_url: str) -> None:
     seen: list[str] = []
     with ApiClient(api_url) as client:
         record = follow_job(
-            client, "job-1", timeout=30, interval=0.01, on_change=lambda r: seen.append(r["status"])
+            client,
+            "job-1",
+            timeout=30,
+            interval=0.01,
+            on_step=lambda step, _: seen.append(step["status"]),
         )
     assert record["status"] == "completed"
     assert seen == ["queued", "processing", "calling", "completed"]
+
+
+def test_follow_shows_every_state_of_the_history_even_between_polls(api_url: str) -> None:
+    """Each poll sees the job further on; the states it passed meanwhile come from its
+    history, once each, in order, with the record as it is at that poll."""
+    FakeApi.with_history = True
+    FakeApi.statuses = [
+        "queued",
+        "queued,processing,calling",
+        "queued,processing,calling",
+        "queued,processing,calling,retrying,queued,processing,calling,completed",
+    ]
+    seen: list[tuple[str, str]] = []
+    with ApiClient(api_url) as client:
+        record = follow_job(
+            client,
+            "job-1",
+            timeout=30,
+            interval=0.01,
+            on_step=lambda step, now: seen.append((step["status"], now["status"])),
+        )
+    assert record["status"] == "completed"
+    assert [status for status, _ in seen] == [
+        "queued",
+        "processing",
+        "calling",
+        "retrying",
+        "queued",
+        "processing",
+        "calling",
+        "completed",
+    ]
+    assert [now for _, now in seen] == ["queued"] + ["calling"] * 2 + ["completed"] * 5
+    assert len(FakeApi.polls) == 4
+
+
+def test_call_progress_prints_every_state_and_the_end_once(api_url: str) -> None:
+    FakeApi.with_history = True
+    FakeApi.statuses = ["queued", "queued,processing,calling,completed"]
+    out = io.StringIO()
+    with ApiClient(api_url) as client:
+        record = calls.follow(Console(file=out, width=200), client, "job-1", timeout=30)
+    assert record["status"] == "completed"
+    lines = out.getvalue().splitlines()
+    assert [line.split()[0] for line in lines] == ["queued", "processing", "calling", "completed"]
+    assert ["worker=w-1" in line for line in lines] == [False, False, False, True]
 
 
 def test_follow_stops_at_the_timeout(api_url: str) -> None:
@@ -134,7 +198,7 @@ def test_follow_stops_at_the_timeout(api_url: str) -> None:
             "job-1",
             timeout=0.2,
             interval=0.05,
-            on_change=lambda r: seen.append(r["status"]),
+            on_step=lambda step, _: seen.append(step["status"]),
         )
     assert record["status"] == "queued"
     assert seen == ["queued"]

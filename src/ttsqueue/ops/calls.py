@@ -1,7 +1,8 @@
-"""The client verbs behind `ttsqueue call|test|status JOB_ID|stats`.
+"""The client verbs behind `ttsqueue call|test|status JOB_ID|stats|jobs`.
 
 Exit codes: 0 success (a waited-for call `completed`), 1 the call failed, was canceled or did
-not finish in time, 2 the API refused the request, 3 the API could not be reached.
+not finish in time, 2 the API refused the request (or the command line was wrong), 3 the API
+could not be reached.
 """
 
 from __future__ import annotations
@@ -48,14 +49,17 @@ def print_json(console: Console, data: Any) -> None:
 
 
 def follow(console: Console, client: ApiClient, job_id: str, timeout: float) -> Record:
-    """Print every status change of the job until it is terminal, with a live spinner."""
+    """Print every state the job goes through until it is terminal, with a live spinner."""
     with console.status("waiting for a worker...") as spinner:
 
-        def on_change(record: Record) -> None:
-            console.print(render.job_line(record))
+        def on_step(step: Record, record: Record) -> None:
+            # The job's worker, outcome and error go on the line of its final state.
+            history = record.get("history") or [step]
+            final = step is history[-1] and record.get("status") in TERMINAL
+            console.print(render.step_line(step, record if final else None))
             spinner.update(f"{escape(str(record.get('status')))}...")
 
-        return follow_job(client, job_id, timeout=timeout, on_change=on_change)
+        return follow_job(client, job_id, timeout=timeout, on_step=on_step)
 
 
 def outcome_code(console: Console, record: Record, timeout: float) -> int:
@@ -91,7 +95,7 @@ def place_call(
             console.print(f"job {escape(job_id)} {escape(str(accepted.get('status')))}")
         return 0
     if as_json:
-        record = follow_job(client, job_id, timeout=timeout, on_change=lambda _: None)
+        record = follow_job(client, job_id, timeout=timeout, on_step=lambda *_: None)
         print_json(console, record)
         return 0 if record.get("status") == "completed" else EXIT_FAILED
     console.print(f"job {escape(job_id)} accepted (queue {escape(str(accepted.get('queue')))})")
@@ -132,4 +136,34 @@ def stats(console: Console, client: ApiClient, as_json: bool) -> int:
     console.print(render.queues_table(statistics))
     console.print(render.workers_table(statistics))
     console.print(render.jobs_line(statistics))
+    return 0
+
+
+def jobs(
+    console: Console,
+    client: ApiClient,
+    *,
+    status: str | None,
+    priority: str | None,
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
+) -> int:
+    """One page of recent jobs; the command for the next page is printed under it."""
+    body = client.jobs(status=status, priority=priority, limit=limit, cursor=cursor)
+    if as_json:
+        print_json(console, body)
+        return 0
+    listed = body.get("jobs") or []
+    if not listed:
+        console.print("no jobs" + (" on this page" if cursor is not None else ""))
+        return 0
+    for line in render.jobs_lines(listed):
+        console.print(line, highlight=False)
+    next_cursor = body.get("next_cursor")
+    if next_cursor is not None:
+        filters = {"--status": status, "--priority": priority, "--limit": limit}
+        again = "".join(f" {flag} {value}" for flag, value in filters.items() if value)
+        hint = f"more: ttsqueue jobs{again} --cursor {next_cursor}"
+        console.print(escape(hint), highlight=False)
     return 0

@@ -74,17 +74,29 @@ class ApiClient:
     def __exit__(self, *exc: object) -> None:
         self._http.close()
 
-    def _send(self, method: str, path: str, body: Record | None = None) -> httpx.Response:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Record | None = None,
+        params: Mapping[str, str | int] | None = None,
+    ) -> httpx.Response:
         try:
-            return self._http.request(method, path, json=body)
+            return self._http.request(method, path, json=body, params=params)
         except httpx.TransportError as exc:
             raise ApiConnectionError(
                 f"cannot reach the API at {self.base_url} ({exc}); is it running? "
                 "(`./manage.sh start`)"
             ) from exc
 
-    def _json(self, method: str, path: str, body: Record | None = None) -> Record:
-        response = self._send(method, path, body)
+    def _json(
+        self,
+        method: str,
+        path: str,
+        body: Record | None = None,
+        params: Mapping[str, str | int] | None = None,
+    ) -> Record:
+        response = self._send(method, path, body, params)
         try:
             data = response.json()
         except ValueError:
@@ -119,6 +131,19 @@ class ApiClient:
     def stats(self) -> Record:
         return self._json("GET", "/queue/stats")
 
+    def jobs(
+        self,
+        *,
+        status: str | None = None,
+        priority: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> Record:
+        """One page of `GET /tts/jobs`, newest first; `next_cursor` fetches the next one."""
+        wanted = {"status": status, "priority": priority, "limit": limit, "cursor": cursor}
+        params = {name: value for name, value in wanted.items() if value is not None}
+        return self._json("GET", "/tts/jobs", params=params)
+
     def health(self) -> tuple[int, Record]:
         """Status code and body; 503 (unhealthy) is an answer, not an error."""
         response = self._send("GET", "/health")
@@ -129,22 +154,37 @@ class ApiClient:
         return response.status_code, data if isinstance(data, dict) else {}
 
 
+def new_steps(record: Record, seen: int, last_status: object) -> tuple[list[Record], int]:
+    """The states `record` went through after the first `seen` of its history, and the new
+    count. An answer without a history yields its status when that changed."""
+    history = record.get("history")
+    if isinstance(history, list):
+        steps = [step for step in history[seen:] if isinstance(step, dict)]
+        return steps, max(seen, len(history))
+    if record.get("status") == last_status:
+        return [], seen
+    return [{"status": record.get("status"), "at": record.get("updated_at"), "detail": None}], seen
+
+
 def follow_job(
     client: ApiClient,
     job_id: str,
     *,
     timeout: float,
-    on_change: Callable[[Record], None],
+    on_step: Callable[[Record, Record], None],
     interval: float = 0.5,
 ) -> Record:
-    """Poll the job until it is terminal or `timeout` passes; `on_change` sees each new status."""
+    """Poll the job until it is terminal or `timeout` passes. `on_step(step, record)` sees
+    every state the job went through, once each and in order, read from its history: a state
+    shorter than one poll is shown all the same."""
     deadline = time.monotonic() + timeout
-    last_status = None
+    seen, last_status = 0, None
     while True:
         record = client.job(job_id)
-        if record.get("status") != last_status:
-            last_status = record.get("status")
-            on_change(record)
+        steps, seen = new_steps(record, seen, last_status)
+        last_status = record.get("status")
+        for step in steps:
+            on_step(step, record)
         if last_status in TERMINAL or time.monotonic() >= deadline:
             return record
         time.sleep(interval)

@@ -5,6 +5,7 @@ Each function prints to the given console and returns the command's exit code.
 
 from __future__ import annotations
 
+import json
 import time
 
 from rich.console import Console
@@ -15,6 +16,7 @@ from ttsqueue.ops import render
 from ttsqueue.ops.client import (
     ApiClient,
     ApiError,
+    Record,
     api_base_url,
     api_key,
     dashboard_url,
@@ -22,7 +24,7 @@ from ttsqueue.ops.client import (
     wait_for_health,
 )
 from ttsqueue.ops.processes import tail_lines
-from ttsqueue.ops.supervisor import StopResult, Supervisor, dashboard_available
+from ttsqueue.ops.supervisor import ProcessInfo, StopResult, Supervisor, dashboard_available
 
 # A process that survives this long after start is considered to have started well.
 SETTLE_SECONDS = 2.0
@@ -99,21 +101,54 @@ def scale(console: Console, supervisor: Supervisor, target: int, timeout: float)
     return 1 if failed else 0
 
 
-def status(console: Console, supervisor: Supervisor, settings: Settings, base_url: str) -> int:
+def _process_rows(survey: list[ProcessInfo]) -> list[dict[str, object]]:
+    return [
+        {
+            "name": info.name,
+            "pid": info.pid,
+            "alive": info.alive,
+            "uptime_s": None if info.uptime is None else round(info.uptime, 1),
+            "log": str(info.log),
+        }
+        for info in survey
+    ]
+
+
+def status(console: Console, supervisor: Supervisor, client: ApiClient, as_json: bool) -> int:
+    """Processes, health, queues and workers. Exit 0 when the API answers healthy and every
+    process with a PID file is alive; 1 otherwise, the API not answering included."""
     survey = supervisor.survey()
+    code: int | None = None
+    body: Record = {}
+    stats: Record = {}
+    error = None
+    try:
+        code, body = client.health()
+        stats = client.stats().get("statistics") or {}
+    except ApiError as exc:
+        error = str(exc)
+    ok = error is None and code == 200 and all(info.alive for info in survey)
+    if as_json:
+        report = {
+            "success": ok,
+            "api_url": client.base_url,
+            "processes": _process_rows(survey),
+            "health": None if code is None else {"http_status": code, **body},
+            "statistics": stats or None,
+            "error": error,
+        }
+        console.out(json.dumps(report, ensure_ascii=False, indent=2), highlight=False)
+        return 0 if ok else 1
     if survey:
         console.print(render.processes_table(survey))
     else:
         console.print(f"no processes running (state in {supervisor.layout.var_dir})")
-    try:
-        with ApiClient(base_url, key=api_key(settings)) as client:
-            code, body = client.health()
-            console.print("health:", render.health_line(code, body))
-            stats = client.stats().get("statistics") or {}
-    except ApiError as exc:
-        console.print(f"[red]{escape(str(exc))}[/]")
+    if code is not None:
+        console.print("health:", render.health_line(code, body))
+    if error is not None:
+        console.print(f"[red]{escape(error)}[/]")
         return 1
     console.print(render.queues_table(stats))
     console.print(render.workers_table(stats))
     console.print(render.jobs_line(stats))
-    return 0 if code == 200 and all(info.alive for info in survey) else 1
+    return 0 if ok else 1

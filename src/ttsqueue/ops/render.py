@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from rich.markup import escape
@@ -91,20 +92,84 @@ def jobs_line(stats: Mapping[str, Any]) -> str:
     return f"jobs: {jobs.get('total', 0)} total" + (f" ({counts})" if counts else "")
 
 
-def job_line(record: Mapping[str, Any]) -> str:
-    """One line per status change: status, worker, call outcome or error."""
-    status = str(record.get("status", "?"))
-    line = f"[{STATUS_STYLES.get(status, 'white')}]{_e(status)}[/]"
+def _clock(at: object) -> str:
+    """The time of day of an ISO-8601 timestamp (UTC, as the API gives it)."""
+    try:
+        return datetime.fromisoformat(str(at)).strftime("%H:%M:%S")
+    except ValueError:
+        return str(at)
+
+
+def _job_facts(record: Mapping[str, Any]) -> str:
+    """Worker, call outcome and error of a job, as ` key=value` pairs."""
+    facts = ""
     if record.get("worker_id"):
-        line += f" worker={_e(record['worker_id'])}"
+        facts += f" worker={_e(record['worker_id'])}"
     call = record.get("call") or {}
     if call.get("outcome"):
-        line += f" outcome={_e(call['outcome'])}"
+        facts += f" outcome={_e(call['outcome'])}"
         if call.get("simulated"):
-            line += " (simulated)"
+            facts += " (simulated)"
     if record.get("error"):
-        line += f" error={_e(record['error'])}"
-    return line
+        facts += f" error={_e(record['error'])}"
+    return facts
+
+
+def step_line(step: Mapping[str, Any], record: Mapping[str, Any] | None = None) -> str:
+    """One line per state a job went through: status, time and detail; with `record` (the
+    job at its end) also its worker, call outcome and error."""
+    status = str(step.get("status", "?"))
+    line = f"[{STATUS_STYLES.get(status, 'white')}]{_e(status)}[/]"
+    if step.get("at"):
+        line += f" {_e(_clock(step['at']))}"
+    if step.get("detail"):
+        line += f" {_e(step['detail'])}"
+    return line + (_job_facts(record) if record is not None else "")
+
+
+# (header, width) of each column of `ttsqueue jobs`; a negative width aligns right.
+JOB_COLUMNS = (
+    ("job_id", 36),
+    ("status", 10),
+    ("priority", 8),
+    ("number", 15),
+    ("attempts", -8),
+    ("outcome", 10),
+    ("created_at", 0),
+)
+
+
+def _cells(values: Iterable[object]) -> list[str]:
+    cells = []
+    for value, (_, width) in zip(values, JOB_COLUMNS, strict=True):
+        text = str(value)
+        cells.append(text.rjust(-width) if width < 0 else text.ljust(width))
+    return cells
+
+
+def jobs_lines(jobs: Iterable[Mapping[str, Any]]) -> list[str]:
+    """A page of `GET /tts/jobs`, newest first: a header, then one line per job, whole
+    (never squeezed to the terminal's width: ids are there to be copied, columns to be cut)."""
+    lines = ["  ".join(_cells(name for name, _ in JOB_COLUMNS)).rstrip()]
+    for job in jobs:
+        status = str(job.get("status", ""))
+        cells = [
+            _e(cell)
+            for cell in _cells(
+                (
+                    job.get("job_id", ""),
+                    status,
+                    job.get("priority", ""),
+                    job.get("phone_number", ""),
+                    job.get("attempts", 0),
+                    job.get("outcome") or "-",
+                    job.get("created_at", ""),
+                )
+            )
+        ]
+        cells[1] = f"[{STATUS_STYLES.get(status, 'white')}]{cells[1]}[/]"
+        lines.append("  ".join(cells).rstrip())
+    return lines
 
 
 def job_table(record: Mapping[str, Any]) -> Table:
