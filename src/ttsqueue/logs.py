@@ -1,13 +1,99 @@
-"""Structured logging: one JSON object per line (or console text), with context such as job_id."""
+"""Structured logging: one JSON object per line (or console text), with context such as job_id.
+
+No secret reaches a log line (SPEC §8): the last step before rendering masks every configured
+secret value (API keys, the RabbitMQ and Redis passwords, the AMI secret, the webhook secret,
+the dashboard password) wherever it appears, in the message, in any field, nested or not,
+and in the text of exceptions and tracebacks; and it masks the password of any URL written
+as `scheme://user:password@host`. It applies to the product's own events and to every
+standard-library record (uvicorn, aio-pika, redis-py, httpx).
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import structlog
 
 from ttsqueue.config import LogFormat, Settings
+
+MASK = "********"
+_MAX_DEPTH = 8
+# scheme://user:password@ -> the password masked (greedy up to the last @ of the authority).
+_URL_USERINFO = re.compile(
+    r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*:)(?P<password>[^\s/]*)(?P<tail>@)"
+)
+_URL_PASSWORD_PARAM = re.compile(r"(?P<head>[?&]password=)(?P<password>[^&#\s]+)", re.IGNORECASE)
+_PLAIN = (int, float, bool, type(None))
+
+
+def _url_passwords(url: str) -> list[str]:
+    """The password of a URL's userinfo and of a `password=` parameter, raw and decoded."""
+    parts = urlsplit(url)
+    found = []
+    if parts.password:
+        found += [parts.password, unquote(parts.password)]
+    for item in parts.query.split("&"):
+        key, _, raw = item.partition("=")
+        if key.lower() == "password" and raw:
+            found.append(raw)
+    found += [value for key, value in parse_qsl(parts.query) if key.lower() == "password"]
+    return found
+
+
+def configured_secrets(settings: Settings) -> list[str]:
+    """Every secret value the settings hold, in the forms it may be written in."""
+    values = [
+        *settings.API_KEYS,
+        settings.ASTERISK_AMI_SECRET,
+        settings.WEBHOOK_SECRET,
+        settings.DASHBOARD_PASSWORD,
+        *_url_passwords(settings.RABBITMQ_URL),
+        *_url_passwords(settings.REDIS_URL),
+    ]
+    return sorted({value for value in values if value}, key=len, reverse=True)
+
+
+class SecretMasker:
+    """A structlog processor that masks secrets in every value of the event."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        ordered = sorted(set(filter(None, secrets)), key=len, reverse=True)
+        self._secrets = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def mask(self, text: str) -> str:
+        if self._secrets is not None:
+            text = self._secrets.sub(MASK, text)
+        if "://" in text:
+            text = _URL_USERINFO.sub(rf"\g<head>{MASK}\g<tail>", text)
+        if "password=" in text.lower():
+            text = _URL_PASSWORD_PARAM.sub(rf"\g<head>{MASK}", text)
+        return text
+
+    def _value(self, value: Any, depth: int) -> Any:
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, _PLAIN):
+            return value
+        if depth < _MAX_DEPTH and isinstance(value, Mapping):
+            return {self._value(k, depth + 1): self._value(v, depth + 1) for k, v in value.items()}
+        if depth < _MAX_DEPTH and isinstance(value, list | tuple | set | frozenset):
+            return [self._value(item, depth + 1) for item in value]
+        # Anything else is rendered through its repr: mask that, keep the object if clean.
+        shown = repr(value)
+        masked = self.mask(shown)
+        return value if masked == shown else masked
+
+    def __call__(
+        self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key, value in list(event_dict.items()):
+            event_dict[key] = self._value(value, 0)
+        return event_dict
 
 
 def configure_logging(settings: Settings, *, process: str) -> None:
@@ -27,6 +113,8 @@ def configure_logging(settings: Settings, *, process: str) -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            # After exceptions are text, before anything is rendered.
+            SecretMasker(configured_secrets(settings)),
             renderer,
         ],
     )

@@ -65,3 +65,96 @@ def test_level_filters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     get_logger("ttsqueue.test").warning("shown")
     events = [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
     assert events == ["shown"]
+
+
+SECRETS = {
+    "API_KEYS": "key-alpha-7f3e,key-beta-91c2",
+    "RABBITMQ_URL": "amqp://tts:rabbit-pw-4d1a@rabbit:5672/",
+    "REDIS_URL": "redis://:redis-pw-8b2c@redis:6379/0",
+    "ASTERISK_AMI_SECRET": "ami-secret-5e6f",
+    "WEBHOOK_SECRET": "whsec-0a9b",
+    "DASHBOARD_PASSWORD": "dash-pw-3c7d",
+}
+SECRET_VALUES = [
+    "key-alpha-7f3e",
+    "key-beta-91c2",
+    "rabbit-pw-4d1a",
+    "redis-pw-8b2c",
+    "ami-secret-5e6f",
+    "whsec-0a9b",
+    "dash-pw-3c7d",
+]
+
+
+def _log_every_secret_everywhere() -> None:
+    log = get_logger("ttsqueue.test")
+    for secret in SECRET_VALUES:
+        log.warning(f"message text {secret}")
+        log.warning("in a field", value=secret, nested={"deep": [("tuple", secret)]})
+        log.warning("in an object", obj=ValueError(f"wrapped {secret}"))
+        try:
+            raise RuntimeError(f"login failed with {secret}")
+        except RuntimeError:
+            log.exception("in an exception")
+        logging.getLogger("aiormq.connection").error("stdlib argument: %s", secret)
+        try:
+            raise ConnectionError(f"stdlib exception {secret}")
+        except ConnectionError:
+            logging.getLogger("uvicorn.error").exception("stdlib traceback")
+    log.warning("settings", rabbitmq=SECRETS["RABBITMQ_URL"], redis=SECRETS["REDIS_URL"])
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_no_configured_secret_reaches_a_log_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], log_format: str
+) -> None:
+    settings = make_settings(tmp_path, LOG_FORMAT=log_format, LOG_LEVEL="INFO", **SECRETS)
+    configure_logging(settings, process="worker")
+    _log_every_secret_everywhere()
+    output = capsys.readouterr().err
+    # Everything was logged (with its tracebacks), only the secrets are gone.
+    assert output.count("in an exception") == len(SECRET_VALUES)
+    assert output.count("stdlib argument") == len(SECRET_VALUES)
+    assert "RuntimeError: login failed with ********" in output
+    assert "ConnectionError: stdlib exception ********" in output
+    assert "amqp://tts:********@rabbit:5672/" in output
+    for secret in SECRET_VALUES:
+        assert secret not in output
+
+
+def test_json_lines_stay_json_with_secrets_masked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings(tmp_path, LOG_FORMAT="json", LOG_LEVEL="INFO", **SECRETS)
+    configure_logging(settings, process="api")
+    get_logger("ttsqueue.test").info("key used", key="key-beta-91c2", attempt=2, ok=True)
+    event = json.loads(capsys.readouterr().err)
+    assert (event["key"], event["attempt"], event["ok"]) == ("********", 2, True)
+
+
+def test_passwords_in_any_url_are_masked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging(make_settings(tmp_path, LOG_FORMAT="json"), process="worker")
+    log = get_logger("ttsqueue.test")
+    log.warning("posting", url="https://bob:hunter2-pw@hooks.example.com/x?y=1")
+    log.warning("odd password", url="amqp://ops:p@ss-w0rd@rabbit/")
+    log.warning("query", url="redis://redis:6379/0?password=q-pw-77&db=1")
+    log.warning("no password", url="http://hooks.example.com:8080/x")
+    output = capsys.readouterr().err
+    for secret in ("hunter2-pw", "p@ss-w0rd", "ss-w0rd", "q-pw-77"):
+        assert secret not in output
+    assert "https://bob:********@hooks.example.com/x?y=1" in output
+    assert "password=********&db=1" in output
+    assert "http://hooks.example.com:8080/x" in output
+
+
+def test_percent_encoded_passwords_are_masked_in_both_forms(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "amqp://tts:s3cr%40t%2Fpw@rabbit/"
+    configure_logging(make_settings(tmp_path, LOG_FORMAT="json", RABBITMQ_URL=url), process="api")
+    get_logger("ttsqueue.test").warning("as given", url=url, decoded="login s3cr@t/pw refused")
+    output = capsys.readouterr().err
+    assert "s3cr%40t%2Fpw" not in output
+    assert "s3cr@t/pw" not in output
