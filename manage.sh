@@ -43,7 +43,8 @@ Usage: ./manage.sh <command> [args]
   test                        submit a test call and follow it to its outcome
   logs [api|dashboard|worker] follow the logs
   clean [-y] [--queues]       stop, purge queues (--queues: delete them), Redis keys, audio, logs
-  check                       lint, type-check and run the whole test suite (CI runs this)
+  check                       install what the tests need (as root), lint, type-check and run
+                              the whole test suite (CI runs this)
   dashboard                   run only the dashboard
 
 Any other command goes to the Python CLI: ./manage.sh config | call | stats | ...
@@ -163,13 +164,33 @@ run_step() { # label command...
     return 1
 }
 
+# The dashboard reads unacked counts from the management plugin: enable it on a local node.
+enable_management() {
+    if ! as_root || ! command -v rabbitmq-plugins >/dev/null; then return 0; fi
+    local service host port
+    while read -r service host port; do
+        if [[ "$service" != rabbitmq ]] || ! is_local "$host"; then continue; fi
+        # (stdin closed: the tool would otherwise read the rest of the list)
+        timeout 60 rabbitmq-plugins -q is_enabled rabbitmq_management </dev/null >/dev/null 2>&1 &&
+            continue
+        say "enabling the RabbitMQ management plugin"
+        if ! timeout 120 rabbitmq-plugins -q enable rabbitmq_management </dev/null >/dev/null; then
+            warn "could not enable rabbitmq_management: the dashboard will show no unacked counts"
+        fi
+    done <<<"$ENDPOINTS"
+}
+
 cmd_check() {
     cmd_setup
+    # The fault suite runs private RabbitMQ and Redis nodes from these binaries, wherever
+    # the configured servers are.
+    install_packages rabbitmq-server redis-server
     # The dashboard's tests drive a real headless browser.
     install_packages chromium
     # Deployment checks: compose file, shell scripts, systemd units.
     install_packages docker-compose shellcheck systemd
     ensure_services
+    enable_management
     local failed=0
     run_step "ruff check" "$VENV/bin/ruff" check . || failed=1
     run_step "ruff format --check" "$VENV/bin/ruff" format --check . || failed=1

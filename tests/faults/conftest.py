@@ -21,6 +21,15 @@ from tests.faults.servers import RabbitServer, RedisServer, port_open, rabbitmq_
 from tests.faults.stack import Stack
 
 
+def missing(binary: str) -> str:
+    """Why the fault suite cannot run: it never skips, since `./manage.sh check` installs
+    what it needs."""
+    return (
+        f"the fault suite needs {binary} to start private servers, and it is not installed: "
+        f"run `./manage.sh check` as root (it installs it with apt), or `apt-get install {binary}`"
+    )
+
+
 @pytest.fixture(scope="session")
 def fault_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="ttsq-faults-"))
@@ -33,7 +42,7 @@ def fault_dir() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def rabbit_server(fault_dir: Path) -> Iterator[RabbitServer]:
     if rabbitmq_tool("rabbitmq-server") is None:
-        pytest.skip("rabbitmq-server is not installed (./manage.sh setup installs it)")
+        pytest.fail(missing("rabbitmq-server"), pytrace=False)
     base = fault_dir / "rabbitmq"
     base.mkdir()
     server = RabbitServer(base)
@@ -47,7 +56,7 @@ def rabbit_server(fault_dir: Path) -> Iterator[RabbitServer]:
 @pytest.fixture(scope="session")
 def redis_server(fault_dir: Path) -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (./manage.sh setup installs it)")
+        pytest.fail(missing("redis-server"), pytrace=False)
     base = fault_dir / "redis"
     base.mkdir()
     server = RedisServer(base)
