@@ -19,7 +19,8 @@ class TcpProxy:
         self._pumps: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        """Listen (again, on the same port after a `cut()`)."""
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
     def url_for(self, url: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -9,6 +11,7 @@ import httpx
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
+from tests.doubles.tcp_proxy import tcp_proxy
 from ttsqueue.api.app import create_app
 from ttsqueue.config import Settings
 
@@ -75,3 +78,51 @@ async def test_idempotency_keys_are_scoped_per_api_key(api: httpx.AsyncClient) -
     )
     assert (one.status_code, two.status_code) == (202, 202)
     assert one.json()["job_id"] != two.json()["job_id"]
+
+
+async def until_limited(api: httpx.AsyncClient, key: dict[str, str]) -> list[int]:
+    """Statuses of reads made in a row until one is rate limited (for at most 20 s)."""
+    statuses: list[int] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and 429 not in statuses:
+        statuses.append((await api.get("/tts/jobs", headers=key)).status_code)
+    return statuses
+
+
+@contextlib.asynccontextmanager
+async def serving_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            yield client
+
+
+async def test_without_redis_reads_pass_unlimited_and_writes_get_503(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> None:
+    key = {"X-API-Key": "key-one"}
+    body = {"text": "Hola", "phone_number": "3005050149"}
+    async with tcp_proxy(settings.REDIS_URL) as redis:
+        through = settings.model_copy(update={"REDIS_URL": redis.url_for(settings.REDIS_URL)})
+        async with serving_app(through) as api:
+            assert (await api.get("/tts/jobs", headers=key)).status_code == 200
+            await redis.cut()
+            # More than the burst of ten, none limited: the limiter fails open for reads.
+            docs = [(await api.get("/openapi.json", headers=key)).status_code for _ in range(15)]
+            jobs = await api.get("/tts/jobs", headers=key)
+            submit = await api.post("/tts/call", json=body, headers=key)
+            cancel = await api.delete(f"/tts/call/{'0' * 32}", headers=key)
+            anonymous = await api.post("/tts/call", json=body)
+            await redis.start()
+            back = await until_limited(api, key)
+    assert docs == [200] * 15
+    assert anonymous.status_code == 401  # keys are checked without Redis
+    for reply in (jobs, submit, cancel):
+        assert reply.status_code == 503, reply.text
+        assert reply.json()["code"] == "service_unavailable"
+        assert "Redis" in reply.json()["error"]
+        assert int(reply.headers["retry-after"]) > 0
+    # Redis is back: the limit holds again.
+    assert back[-1] == 429
+    assert set(back) <= {200, 429}

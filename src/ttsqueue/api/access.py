@@ -3,6 +3,16 @@
 With `API_KEYS` set, every route but `/health` and `/metrics` needs `Authorization: Bearer
 <key>` or `X-API-Key: <key>`, and each key may make `RATE_LIMIT_PER_MINUTE` requests a minute
 (shared by every API process through Redis). Without keys (development) nothing is checked.
+
+While Redis cannot run the limiter (unreachable, timing out, loading, refusing writes), keys
+are still checked (they need no Redis) and then:
+- reads (GET, HEAD, OPTIONS) pass without a limit: they either need no Redis (`/docs`,
+  `/openapi.json`) or answer 503 themselves, and a read-only Redis may still serve them;
+- everything else (submissions, cancellations) gets 503 with Retry-After at once: the job
+  record could not be written anyway, and no write is attempted against a failing Redis.
+Never a 500. After a failed call, Redis is not asked again for a second (requests do not
+each pay the client's retries). One warning is logged when the limiter stops, one line when
+it is back.
 """
 
 from __future__ import annotations
@@ -10,16 +20,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import time
 from collections.abc import Callable, Sequence
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ttsqueue.api.errors import error_response
-from ttsqueue.store.connection import REDIS_DOWN_ERRORS
+from ttsqueue.api.errors import RETRY_AFTER_UNAVAILABLE, error_response
+from ttsqueue.logs import get_logger
+
+log = get_logger("ttsqueue.api")
 
 OPEN_PATHS = frozenset({"/health", "/metrics"})
+# Requests let through without a limit while the limiter's Redis is unavailable.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# After a failed limiter call, how long requests go on as "limiter unavailable" untried.
+RETRY_LIMITER_S = 1.0
 
 # GCRA: one key per API key; the stored value is the theoretical arrival time in ms.
 _GCRA = """
@@ -71,6 +89,8 @@ class AccessControl:
         # Resolved per request: the client is created in the lifespan, after this middleware.
         self.redis = redis
         self.prefix = prefix
+        self._limiter_down = False
+        self._retry_at = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.keys or scope["path"] in OPEN_PATHS:
@@ -87,7 +107,16 @@ class AccessControl:
             await response(scope, receive, send)
             return
         wait_ms = await self._wait_ms(key)
-        if wait_ms > 0:
+        if wait_ms is None and scope["method"] not in SAFE_METHODS:
+            response = error_response(
+                503,
+                "service_unavailable",
+                "the job store (Redis) is unavailable; retry later",
+                headers={"Retry-After": RETRY_AFTER_UNAVAILABLE},
+            )
+            await response(scope, receive, send)
+            return
+        if wait_ms is not None and wait_ms > 0:
             response = error_response(
                 429,
                 "rate_limited",
@@ -98,15 +127,29 @@ class AccessControl:
             return
         await self.app(scope, receive, send)
 
-    async def _wait_ms(self, key: str) -> float:
+    async def _wait_ms(self, key: str) -> float | None:
+        """Milliseconds until this key may make a request (0: now); None when the limiter
+        cannot run."""
         client = self.redis()
-        if client is None:
+        if client is None:  # before the lifespan has connected: nothing is served yet
             return 0.0
+        if self._limiter_down and time.monotonic() < self._retry_at:
+            return None
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]
         try:
             reply = await client.eval(
                 _GCRA, 1, f"{self.prefix}ratelimit:{digest}", self.interval_ms, self.burst
             )
-        except REDIS_DOWN_ERRORS:
-            return 0.0  # the limiter fails open; the routes report Redis being down
+        except (RedisError, OSError) as exc:
+            self._retry_at = time.monotonic() + RETRY_LIMITER_S
+            if not self._limiter_down:
+                self._limiter_down = True
+                log.warning(
+                    "rate limiter unavailable: reads pass unlimited, writes get 503",
+                    error=repr(exc),
+                )
+            return None
+        if self._limiter_down:
+            self._limiter_down = False
+            log.info("rate limiter available again")
         return float(reply)
