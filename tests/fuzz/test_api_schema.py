@@ -2,11 +2,12 @@
 Redis: generated valid and invalid requests for every operation (Hypothesis, deterministic,
 MAX_EXAMPLES each).
 
-Checked on every response: no 5xx; the body matches the schema where one is declared; the
-content type is the declared one; an invalid request (negative mode) is refused with a 4xx;
-every error has the product's error shape. Not checked: that schema-valid bodies are accepted
-(the schema cannot say which phone numbers exist) and that every status code is declared
-(the document lists only 200/202/422: see docs/reliability.md).
+Checked on every response: no 5xx; the status code is one the operation declares (the
+document lists 200/202 and the error answers 400/401/404/409/413/422/429/503, per operation);
+the body matches the schema where one is declared; the content type is the declared one; an
+invalid request (negative mode) is refused with a 4xx; every error has the product's error
+shape. Not checked: that schema-valid bodies are accepted (the schema cannot say which phone
+numbers exist).
 """
 
 from __future__ import annotations
