@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from ttsqueue.config import Settings
 from ttsqueue.dialer.base import CallRequest, CallResult, DialerHealth
 from ttsqueue.domain import CallOutcome
+from ttsqueue.logs import get_logger
+
+log = get_logger("ttsqueue.dialer.simulator")
 
 # What the dialplan does before hanging up: Answer, Wait(1), Playback(...).
 ANSWER_WAIT_S = 1.0
@@ -48,7 +51,11 @@ class SimulatorDialer:
         self._scale = settings.SIMULATOR_TIME_SCALE
 
     async def originate(self, call: CallRequest) -> None:
-        """Nothing to hand over: the call exists only as a function of its request."""
+        """Nothing to hand over: the call exists only as a function of its request. Each
+        origination received is logged with its call id, as a switch's call records would
+        show it: the dialer's own account of how often it was asked to dial each attempt."""
+        script = _script_for(call.number)
+        log.info("simulated call placed", call_id=call.call_id, scripted=script.outcome.value)
 
     async def wait_outcome(self, call: CallRequest) -> CallResult:
         result = self.outcome_of(call)
