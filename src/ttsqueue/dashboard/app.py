@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from ttsqueue import __version__
+from ttsqueue.broker.management import ManagementClient, ManagementTarget
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
 from ttsqueue.dashboard.api_proxy import ApiProxy
@@ -22,6 +23,7 @@ from ttsqueue.dashboard.auth import DashboardAuth
 from ttsqueue.dashboard.broker_link import BrokerLink
 from ttsqueue.dashboard.context import DashboardContext
 from ttsqueue.dashboard.hub import Hub
+from ttsqueue.dashboard.management_view import ManagementView
 from ttsqueue.dashboard.routes import router
 from ttsqueue.dashboard.snapshot import SnapshotBuilder
 from ttsqueue.logs import configure_logging, get_logger
@@ -55,8 +57,16 @@ def create_app(settings: Settings, *, api_url: str | None = None) -> FastAPI:
             prefix=prefix,
             call_limit=settings.MAX_CONCURRENT_CALLS,
         )
-        broker = BrokerLink(settings.RABBITMQ_URL, QueueNames.from_prefix(settings.QUEUE_PREFIX))
-        hub = Hub(SnapshotBuilder(settings, sources, broker), redis, Keys(prefix).events)
+        names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+        broker = BrokerLink(settings.RABBITMQ_URL, names)
+        management = ManagementView(
+            ManagementClient(
+                ManagementTarget.from_urls(settings.RABBITMQ_URL, settings.RABBITMQ_MANAGEMENT_URL)
+            ),
+            names.by_label(),
+        )
+        builder = SnapshotBuilder(settings, sources, broker, management)
+        hub = Hub(builder, redis, Keys(prefix).events)
         proxy = ApiProxy(api_base_url(settings, api_url), api_key(settings))
         app.state.ctx = DashboardContext(settings, redis, store, broker, hub, proxy)
         broker.start()
@@ -66,6 +76,7 @@ def create_app(settings: Settings, *, api_url: str | None = None) -> FastAPI:
             yield
         finally:
             await hub.stop()
+            await management.close()
             await broker.close()
             await proxy.aclose()
             await redis.aclose()

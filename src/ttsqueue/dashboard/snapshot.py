@@ -3,19 +3,23 @@
 RabbitMQ and Redis are read side by side; whichever is down is reported as such and its
 last good figures are kept (marked stale), so the page never goes blank. Nothing here walks
 all jobs: counts are ZCARDs, the recent list is one bounded page of an index.
+
+Queues: ready messages and consumers come from passive declares (exact at this instant);
+unacknowledged counts and rates from the management API when it answers, else they are
+reported as unavailable (None), never estimated.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import deque
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ttsqueue.api.schemas import job_summary
+from ttsqueue.broker.management import QueueFigures, QueueRates
 from ttsqueue.config import Settings
 from ttsqueue.dashboard.broker_link import BrokerLink
+from ttsqueue.dashboard.management_view import Figures, ManagementView
 from ttsqueue.dialer.factory import describe_dialer
 from ttsqueue.domain import Job, JobStatus, Priority, iso, utcnow
 from ttsqueue.errors import BrokerUnavailableError
@@ -24,7 +28,7 @@ from ttsqueue.store.connection import REDIS_DOWN_ERRORS
 
 RECENT_LIMIT = 25
 REDIS_TIMEOUT_S = 2.0
-RATE_WINDOW_S = 10.0
+IDLE_QUEUE = QueueFigures(ready=0, unacked=0, consumers=0, rates=QueueRates(0.0, 0.0, 0.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,36 +41,34 @@ def job_row(job: Job) -> dict[str, Any]:
     return {**job_summary(job), "worker_id": job.worker_id}
 
 
-class DepthRates:
-    """Net change per second of each queue's ready count over the last few seconds."""
-
-    def __init__(self, window_s: float = RATE_WINDOW_S) -> None:
-        self.window_s = window_s
-        self._seen: deque[tuple[float, dict[str, int]]] = deque()
-
-    def add(self, now: float, ready: dict[str, int]) -> dict[str, float]:
-        self._seen.append((now, ready))
-        while len(self._seen) > 1 and now - self._seen[0][0] > self.window_s:
-            self._seen.popleft()
-        then, old = self._seen[0]
-        elapsed = now - then
-        if elapsed <= 0:
-            return {label: 0.0 for label in ready}
-        return {label: round((n - old.get(label, n)) / elapsed, 2) for label, n in ready.items()}
+def queue_row(ready: int, consumers: int, figures: Figures | None, label: str) -> dict[str, Any]:
+    """One queue for the page; `unacked` and `rates` are None without the management API."""
+    row: dict[str, Any] = {"ready": ready, "consumers": consumers, "unacked": None, "rates": None}
+    if figures is not None:
+        # A queue the management API does not know (yet) holds nothing and moves nothing.
+        found = figures.get(label) or IDLE_QUEUE
+        row.update(unacked=found.unacked, rates=asdict(found.rates))
+    return row
 
 
 class SnapshotBuilder:
-    def __init__(self, settings: Settings, sources: StatsSources, broker: BrokerLink) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sources: StatsSources,
+        broker: BrokerLink,
+        management: ManagementView,
+    ) -> None:
         self.settings = settings
         self.sources = sources
         self.broker = broker
-        self.rates = DepthRates()
+        self.management = management
         self.dialer_name, _ = describe_dialer(settings)
         self._figures: RedisFigures | None = None
         self._figures_at: str | None = None
 
     async def build(self) -> dict[str, Any]:
-        queues, redis_up = await asyncio.gather(self._queues(), self._refresh_figures())
+        (queues, managed), redis_up = await asyncio.gather(self._queues(), self._refresh_figures())
         fig = self._figures
         return {
             "at": iso(utcnow()),
@@ -76,6 +78,7 @@ class SnapshotBuilder:
             },
             "stale_since": None if redis_up else self._figures_at,
             "queues": queues,
+            "management": {"available": managed, "url": self.management.base_url},
             "in_flight": sum(len(w.current_jobs) for w in fig.workers) if fig else None,
             "statistics": redis_statistics(fig, self.settings.MAX_CONCURRENT_CALLS)
             if fig
@@ -104,13 +107,19 @@ class SnapshotBuilder:
         self._figures_at = iso(utcnow())
         return True
 
-    async def _queues(self) -> dict[str, dict[str, Any]] | None:
-        try:
-            counts = await self.broker.counts()
-        except BrokerUnavailableError:
-            return None
-        rates = self.rates.add(time.monotonic(), {k: ready for k, (ready, _) in counts.items()})
-        return {
-            label: {"ready": ready, "consumers": consumers, "rate_per_s": rates[label]}
+    async def _queues(self) -> tuple[dict[str, dict[str, Any]] | None, bool]:
+        """The queue rows (None while RabbitMQ is down) and whether the management API answered."""
+        figures, counts = await asyncio.gather(self.management.latest(), self._counts())
+        if counts is None:
+            return None, figures is not None
+        rows = {
+            label: queue_row(ready, consumers, figures, label)
             for label, (ready, consumers) in counts.items()
         }
+        return rows, figures is not None
+
+    async def _counts(self) -> dict[str, tuple[int, int]] | None:
+        try:
+            return await self.broker.counts()
+        except BrokerUnavailableError:
+            return None

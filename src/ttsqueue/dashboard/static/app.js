@@ -148,22 +148,35 @@
   }
 
   function renderQueues(s) {
+    const managed = Boolean(s.management && s.management.available);
+    // A cell of a queue RabbitMQ reported; unacked counts and rates are null without the
+    // management API: shown as unavailable, never guessed.
+    const cell = (className, q, value, digits = 0) => {
+      const unknown = q !== null && (value === null || value === undefined);
+      return el("td", {
+        className: `num ${className}${unknown ? " na" : ""}`,
+        textContent: q === null ? "–" : unknown ? t("na") : fmt(value, digits),
+        title: unknown ? t("na_title") : "",
+      });
+    };
     const rows = QUEUES.map((label) => {
-      const q = s.queues ? s.queues[label] : null;
+      const q = (s.queues && s.queues[label]) || null;
+      const rates = (q && q.rates) || {};
       const row = el(
         "tr",
         {},
         el("td", { textContent: t(`q_${label}`) }),
-        el("td", { className: "num ready", textContent: q ? fmt(q.ready) : "–" }),
-        el("td", { className: "num", textContent: "–", title: t("queues_note", { n: "" }) }),
-        el("td", { className: "num", textContent: q ? fmt(q.consumers) : "–" }),
-        el("td", { className: "num", textContent: q ? fmt(q.rate_per_s, 1) : "–" }),
+        cell("ready", q, q && q.ready),
+        cell("unacked", q, q && q.unacked),
+        cell("consumers", q, q && q.consumers),
+        ...["publish", "deliver", "ack"].map((name) => cell(`rate-${name}`, q, rates[name], 1)),
       );
       row.dataset.queue = label;
       return row;
     });
     $("queues-body").replaceChildren(...rows);
-    $("queues-note").textContent = t("queues_note", { n: fmt(s.in_flight) });
+    const url = (s.management && s.management.url) || "";
+    $("queues-note").textContent = t(managed ? "queues_note" : "queues_note_na", { n: fmt(s.in_flight), url });
   }
 
   function renderChart(s) {
@@ -247,7 +260,7 @@
     const now = Date.parse(s.at);
     const rows = w.list.map((worker) => {
       const age = worker.last_heartbeat ? Math.max(0, Math.round((now - Date.parse(worker.last_heartbeat)) / 1000)) : null;
-      const current = el("td");
+      const current = el("td", { className: "current" });
       for (const id of worker.current_jobs.slice(0, MAX_CURRENT_SHOWN)) {
         const link = el("a", { href: "#", textContent: id.slice(0, 8), title: id });
         link.addEventListener("click", (event) => {
@@ -261,12 +274,12 @@
       return el(
         "tr",
         {},
-        el("td", { textContent: worker.worker_id }),
+        el("td", { className: "worker-id", textContent: worker.worker_id, title: worker.worker_id }),
         el("td", {}, el("span", { className: `st st-${worker.status}`, textContent: t(worker.status) })),
         el("td", { className: "num", textContent: fmt(worker.processed) }),
         el("td", { className: "num", textContent: fmt(worker.failed) }),
         current,
-        el("td", { textContent: age === null ? "–" : t("ago", { n: age }) }),
+        el("td", { className: "heartbeat", textContent: age === null ? "–" : t("ago", { n: age }) }),
       );
     });
     $("workers-body").replaceChildren(...rows);

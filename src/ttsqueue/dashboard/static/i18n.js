@@ -27,15 +27,26 @@ window.TTSQ_I18N = {
     ready: "ready",
     unacked: "unacked",
     consumers: "consumers",
-    rate: "Δ ready/s",
+    rate_publish: "in/s",
+    rate_publish_title: "messages published per second",
+    rate_deliver: "out/s",
+    rate_deliver_title: "messages delivered to consumers per second",
+    rate_ack: "ack/s",
+    rate_ack_title: "messages acknowledged per second",
+    na: "n/a",
     q_normal: "normal",
     q_priority: "priority",
     q_results: "results",
     q_retry: "retry",
     q_dead: "dead",
     queues_note:
-      "Unacked counts per queue need RabbitMQ's management API, which this deployment does not use. " +
-      "Jobs in flight in workers (from their heartbeats): {n}. Δ ready/s is the net change of ready messages.",
+      "Ready and consumers: now. Unacked and rates: RabbitMQ's management API (sampled every few seconds). " +
+      "Jobs in flight in workers (from their heartbeats): {n}.",
+    queues_note_na:
+      "Unacked counts and rates need RabbitMQ's management plugin, which does not answer at {url} " +
+      "(rabbitmq-plugins enable rabbitmq_management, or set RABBITMQ_MANAGEMENT_URL). " +
+      "Jobs in flight in workers (from their heartbeats): {n}.",
+    na_title: "unavailable: RabbitMQ's management API does not answer",
     throughput: "Throughput, last 15 minutes",
     finished_jobs: "finished jobs",
     by_status: "Jobs by status",
@@ -129,15 +140,26 @@ window.TTSQ_I18N = {
     ready: "listos",
     unacked: "sin confirmar",
     consumers: "consumidores",
-    rate: "Δ listos/s",
+    rate_publish: "entran/s",
+    rate_publish_title: "mensajes publicados por segundo",
+    rate_deliver: "salen/s",
+    rate_deliver_title: "mensajes entregados a consumidores por segundo",
+    rate_ack: "confirm./s",
+    rate_ack_title: "mensajes confirmados por segundo",
+    na: "n/d",
     q_normal: "normal",
     q_priority: "prioritaria",
     q_results: "resultados",
     q_retry: "reintentos",
     q_dead: "muertos",
     queues_note:
-      "Los mensajes sin confirmar por cola requieren la API de gestión de RabbitMQ, que este despliegue no usa. " +
-      "Trabajos en curso en los workers (según sus latidos): {n}. Δ listos/s es el cambio neto de mensajes listos.",
+      "Listos y consumidores: ahora. Sin confirmar y tasas: API de gestión de RabbitMQ (muestreada cada pocos segundos). " +
+      "Trabajos en curso en los workers (según sus latidos): {n}.",
+    queues_note_na:
+      "Los mensajes sin confirmar y las tasas requieren el plugin de gestión de RabbitMQ, que no responde en {url} " +
+      "(rabbitmq-plugins enable rabbitmq_management, o defina RABBITMQ_MANAGEMENT_URL). " +
+      "Trabajos en curso en los workers (según sus latidos): {n}.",
+    na_title: "no disponible: la API de gestión de RabbitMQ no responde",
     throughput: "Rendimiento, últimos 15 minutos",
     finished_jobs: "trabajos terminados",
     by_status: "Trabajos por estado",
