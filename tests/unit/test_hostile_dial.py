@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import make_settings
@@ -148,3 +148,94 @@ def test_an_ami_action_is_refused_or_reads_back_the_same(fields: list[tuple[str,
     tried("encode_action_accepted")
     assert wire.count(b"\r\n") == len(action) + 1
     assert list(parse_message(wire).headers) == action
+
+
+# What must be accepted ---------------------------------------------------------------------
+# Refusing everything would satisfy the properties above: a valid call must go through, with
+# every value written exactly as the job holds it.
+SAFE_TEMPLATES = [(i, t) for i, t in enumerate(TEMPLATES) if not set(t) & FORBIDDEN_IN_CHANNEL]
+ACCEPT = settings(PROPERTY, max_examples=400)
+NAME = st.text(
+    alphabet=st.one_of(st.characters(categories=["Lu", "Ll"]), st.sampled_from(".-'")),
+    min_size=1,
+    max_size=40,
+)
+
+
+@st.composite
+def valid_calls(draw: st.DrawFn) -> tuple[CallRequest, str | None]:
+    """A call a job could hold, and the caller id Asterisk must get for it."""
+    if draw(st.booleans()):
+        number = draw(st.from_regex(r"[1-9][0-9]{6,11}", fullmatch=True))
+        e164 = f"+{draw(st.integers(1, 999))}{number}"
+        assume(len(e164) <= 16)
+    else:
+        number = e164 = draw(st.from_regex(r"[0-9]{2,6}", fullmatch=True))  # an extension
+    caller = draw(st.from_regex(r"\+57601[0-9]{7}", fullmatch=True))
+    name = draw(st.one_of(st.none(), NAME))
+    given_id, expected = {
+        0: (None, None),
+        1: (caller, f"<{caller}>"),
+        2: (f'"{name}" <{caller}>', f'"{name}" <{caller}>'),
+        3: (f"{name} <{caller}>", f'"{name}" <{caller}>'),
+    }[draw(st.integers(0, 1)) if name is None else draw(st.integers(2, 3))]
+    call = CallRequest(
+        job_id=str(draw(st.uuids())),
+        attempt=draw(st.integers(1, 99)),
+        number=number,
+        e164=e164,
+        caller_id=given_id,
+        audio_path="/var/lib/asterisk/sounds/tts/"
+        + draw(st.from_regex(r"[A-Za-z0-9_-]{1,60}", fullmatch=True)),
+        audio_duration_s=3.0,
+        ring_timeout_s=draw(st.integers(5, 300)),
+        originated_at=time.time(),
+    )
+    return call, expected
+
+
+@ACCEPT
+@given(valid=valid_calls(), template=st.sampled_from(SAFE_TEMPLATES))
+def test_a_valid_call_is_written_exactly(
+    valid: tuple[CallRequest, str | None], template: tuple[int, str]
+) -> None:
+    call, caller_id = valid
+    index, channel_template = template
+    values = dial_values(SETTINGS[index], call)
+    channel = (
+        channel_template.replace("{number}", call.number)
+        .replace("{e164_digits}", call.e164.removeprefix("+"))
+        .replace("{e164}", call.e164)
+    )
+    assert values == DialValues(
+        channel=channel,
+        caller_id=caller_id,
+        context="tts-playback",
+        tts_file=call.audio_path,
+        job_id=call.job_id,
+        call_id=call.call_id,
+        ring_timeout_s=call.ring_timeout_s,
+    )
+    text = render_call_file(values)
+    assert text.startswith(f"Channel: {channel}\n")
+    assert f"Set: TTS_FILE={call.audio_path}\n" in text
+    assert f"Set: TTS_JOB_ID={call.job_id}\n" in text
+    assert (f"CallerID: {caller_id}\n" in text) is (caller_id is not None)
+    fields = originate_action(values)
+    assert ("Channel", channel) in fields
+    assert parse_message(encode_action(fields)).headers == tuple(fields)
+
+
+@ACCEPT
+@given(
+    fields=st.lists(
+        st.tuples(
+            st.sampled_from(["Channel", "CallerID", "Variable", "Context"]),
+            st.text().filter(lambda value: not LINE_BREAKERS & set(value)),
+        ),
+        max_size=6,
+    )
+)
+def test_an_action_without_line_breaks_is_encoded(fields: list[tuple[str, str]]) -> None:
+    action = [("Action", "Originate"), *fields]
+    assert list(parse_message(encode_action(action)).headers) == action
