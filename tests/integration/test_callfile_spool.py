@@ -1,35 +1,43 @@
-"""The `callfile` dialer against the recorded spool: placement (atomic, owned, never twice),
-every recorded outcome, the dialplan's report in either order, and files that never come back."""
+"""The `callfile` dialer against the recorded spool: placement (renamed in, owned, never twice,
+never over another file), scheduling by mtime, every recorded outcome, the dialplan's report in
+either order, and files that never come back."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import os
 import re
 import stat
+import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from tests.conftest import make_settings
+from tests.doubles.inotify import Watch
 from tests.doubles.recordings import callfile_record
 from tests.doubles.spool import SpoolDouble, running_spool_double
 from tests.doubles.spool_timeline import appended, timeline
 from ttsqueue.config import Settings
+from ttsqueue.dialer import callfile
 from ttsqueue.dialer.base import CallRequest, DialerHealth
-from ttsqueue.dialer.callfile import CallfileDialer, place_call_file
+from ttsqueue.dialer.callfile import CallfileDialer, place_call_file, prepare_spool
 from ttsqueue.dialer.callfile_format import (
     call_file_name,
     parse_report,
     parse_spool_file,
     spool_result,
 )
+from ttsqueue.dialer.rename_noreplace import rename_noreplace
 from ttsqueue.dialer.spool_watcher import SpoolPaths
 from ttsqueue.domain import CallOutcome
+from ttsqueue.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(45)
 
@@ -79,6 +87,34 @@ def make_call(number: str = "3005050149", ring_timeout_s: int = 10) -> CallReque
         ring_timeout_s=ring_timeout_s,
         originated_at=time.time(),
     )
+
+
+async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+def epochs_hidden(text: str) -> str:
+    return re.sub(r"\(\d+\)", "(t)", text)
+
+
+def recorded_final(source: str, name: str) -> str:
+    event = callfile_record(source, name)["events"][-1]
+    assert event[1] == "appeared in outgoing_done/"
+    return str(event[2])
+
+
+def rename_in(spool: Path, name: str, body: str, mtime: float | None = None) -> float:
+    """Stage a file, optionally with an mtime, and rename it into outgoing/ (no dialer)."""
+    staged = spool / f"{name}.tmp"
+    staged.write_text(body)
+    if mtime is not None:
+        os.utime(staged, (mtime, mtime))
+    os.rename(staged, spool / "outgoing" / name)
+    return time.time()
 
 
 async def place(dialer: CallfileDialer, call: CallRequest) -> tuple[CallOutcome, str | None]:
@@ -266,6 +302,214 @@ def test_reports_merge_lines_and_keep_the_first_value() -> None:
     }
 
 
-def test_staging_must_share_the_spool_filesystem(tmp_path: Path) -> None:
-    paths = SpoolPaths.under(tmp_path)
-    assert paths.staging.parent == paths.outgoing.parent
+def _mount_tmpfs(target: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(target)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+
+
+@pytest.fixture
+def staging_elsewhere(tmp_path: Path) -> Iterator[SpoolPaths]:
+    """A spool whose staging directory is a filesystem of its own."""
+    paths = SpoolPaths.under(tmp_path / "spool")
+    paths.outgoing.mkdir(parents=True)
+    paths.staging.mkdir()
+    _mount_tmpfs(paths.staging)
+    try:
+        yield paths
+    finally:
+        with contextlib.suppress(subprocess.SubprocessError):
+            subprocess.run(["umount", "-l", str(paths.staging)], check=True, timeout=30)
+
+
+def test_staging_must_share_the_spool_filesystem(staging_elsewhere: SpoolPaths) -> None:
+    paths = staging_elsewhere
+    assert paths.staging.stat().st_dev != paths.outgoing.stat().st_dev
+    with pytest.raises(ConfigError, match="on different filesystems"):
+        prepare_spool(paths)
+    # Without the check a rename could not work at all: it cannot cross filesystems.
+    (paths.staging / "x.call").write_text("Channel: Local/1@x\n")
+    with pytest.raises(OSError, match="cross-device"):
+        rename_noreplace(paths.staging / "x.call", paths.outgoing / "x.call")
+    subprocess.run(["umount", "-l", str(paths.staging)], check=True, timeout=30)
+    prepare_spool(paths)  # one filesystem again: accepted
+
+
+async def test_the_call_file_arrives_by_rename_and_is_dialed_at_once(
+    dialer: CallfileDialer, double: SpoolDouble
+) -> None:
+    """pbx_spool acts on IN_MOVED_TO at once; an IN_CREATE nobody opens (a hard link) waits."""
+    call = make_call()
+    name = call_file_name(call)
+    with Watch(double.outgoing) as watch:
+        placed = time.time()
+        await dialer.originate(call)
+        await until(lambda: name in double.dialed)
+        seen = [event.kind for event in watch.read() if event.name == name]
+    assert seen[0] == "moved_to", seen
+    assert "create" not in seen
+    assert double.arrived[name] == "moved_to"
+    assert double.dialed[name] - placed < double.create_wait_s / 2
+    result = await asyncio.wait_for(dialer.wait_outcome(call), 10)
+    assert result.outcome is CallOutcome.ANSWERED
+
+
+async def test_a_hard_linked_file_waits_as_pbx_spool_makes_it(
+    double: SpoolDouble, tmp_path: Path
+) -> None:
+    source = tmp_path / "linked.call"
+    source.write_text(callfile_record("callees", "tts-answer.call")["body"])
+    linked = time.time()
+    os.link(source, double.outgoing / "linked.call")
+    await until(lambda: "linked.call" in double.dialed)
+    assert double.arrived["linked.call"] == "create"
+    assert double.dialed["linked.call"] - linked >= double.create_wait_s - 0.01
+
+
+async def test_a_file_placed_meanwhile_by_someone_else_is_never_replaced(
+    dialer: CallfileDialer, double: SpoolDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the existence check and the rename another worker places the same name: the
+    rename refuses to replace it (RENAME_NOREPLACE), and nothing is left in staging."""
+    double.paused = True
+    name = "race-1.call"
+    target = double.outgoing / name
+    write = callfile._write_staged
+
+    def racing_write(staged: Path, content: str, owner: os.stat_result) -> None:
+        write(staged, content, owner)
+        target.write_text("placed by the other worker\n")
+
+    monkeypatch.setattr(callfile, "_write_staged", racing_write)
+    assert place_call_file(dialer.paths, name, "Channel: Local/1@x\n") is False
+    assert target.read_text() == "placed by the other worker\n"
+    assert not list(dialer.paths.staging.iterdir())
+
+
+async def test_a_file_asterisk_already_has_is_left_alone(
+    dialer: CallfileDialer, double: SpoolDouble
+) -> None:
+    double.paused = True
+    call = make_call()
+    target = double.outgoing / call_file_name(call)
+    target.write_text("Channel: PJSIP/3005050149@trunk\n\nStartRetry: 1 1 (1)\n")
+    await dialer.originate(call)
+    assert target.read_text() == "Channel: PJSIP/3005050149@trunk\n\nStartRetry: 1 1 (1)\n"
+    assert not list(dialer.paths.staging.iterdir())
+
+
+async def test_a_scheduled_attempt_is_dialed_at_its_instant_not_when_delivered(
+    dialer: CallfileDialer, double: SpoolDouble
+) -> None:
+    """The broker hands a scheduled message over up to a few ms early; the call file carries
+    the instant itself as its mtime, and Asterisk dials it then."""
+    due = time.time() + 0.8
+    call = dataclasses.replace(make_call(), not_before=due)
+    name = call_file_name(call)
+    await dialer.originate(call)
+    assert abs((double.outgoing / name).stat().st_mtime - due) < 0.001
+    await asyncio.sleep(max(0.0, due - time.time() - 0.2))
+    assert name not in double.dialed
+    result = await asyncio.wait_for(dialer.wait_outcome(call), 10)
+    assert result.outcome is CallOutcome.ANSWERED
+    assert due <= double.dialed[name] < due + 0.5
+
+
+async def test_an_instant_already_past_is_dialed_now(
+    dialer: CallfileDialer, double: SpoolDouble
+) -> None:
+    double.paused = True
+    call = dataclasses.replace(make_call(), not_before=time.time() - 3600)
+    before = time.time()
+    await dialer.originate(call)
+    mtime = (double.outgoing / call_file_name(call)).stat().st_mtime
+    assert before - 0.01 <= mtime <= time.time()
+
+
+async def test_the_recorded_future_file_waits_for_its_mtime(
+    double: SpoolDouble, spool: Path
+) -> None:
+    """future.json: moved in with mtime now+15 s, untouched until then, dialed at that instant
+    (the double keeps the time but shortens the wait), StartRetry carrying the dial time plus
+    RetryTime, then Completed as an answered call."""
+    record = callfile_record("future", "tts-future.call")
+    assert "mtime=now+15s" in record["events"][1][1]
+    name = record["name"]
+    paths = SpoolPaths.under(spool)
+    paths.staging.mkdir()
+    due = time.time() + 1.0
+    assert place_call_file(paths, name, record["body"], not_before=due)
+    await asyncio.sleep(max(0.0, due - time.time() - 0.25))
+    assert name not in double.dialed
+    assert (double.outgoing / name).read_text() == record["body"]
+    await until(lambda: (double.done / name).exists())
+    assert due <= double.dialed[name] < due + 0.5
+    archived = (double.done / name).read_text()
+    assert epochs_hidden(archived) == epochs_hidden(recorded_final("future", name))
+    epoch = int(re.findall(r"StartRetry: \d+ 1 \((\d+)\)", archived)[0])
+    assert abs(epoch - (double.dialed[name] + 5)) <= 1.5  # RetryTime: 5
+    spool_file = parse_spool_file(archived)
+    assert (spool_file.status, spool_file.attempts) == ("Completed", 1)
+    assert spool_result(spool_file, {}, 1.0).outcome is CallOutcome.ANSWERED
+
+
+async def test_the_recorded_past_file_is_dialed_at_once(double: SpoolDouble, spool: Path) -> None:
+    record = callfile_record("past", "tts-past.call")
+    assert record["events"][1][0] < 0.01  # StartRetry 3 ms after the move
+    name = record["name"]
+    moved = rename_in(spool, name, record["body"], mtime=time.time() - 3600)
+    await until(lambda: (double.done / name).exists())
+    assert double.dialed[name] - moved < 0.5
+    archived = (double.done / name).read_text()
+    assert epochs_hidden(archived) == epochs_hidden(recorded_final("past", name))
+    assert parse_spool_file(archived).status == "Completed"
+
+
+async def test_the_recorded_in_place_write_is_read_only_once_closed(double: SpoolDouble) -> None:
+    """inplace.json: a file written in outgoing/ itself (0.5 s between creating and closing
+    it) was dialed 50 ms after it was closed, never half-written."""
+    record = callfile_record("inplace", "tts-inplace.call")
+    name, body = record["name"], record["body"]
+    written = next(e[0] for e in record["events"] if "content changed" in e[1])
+    started = next(e[0] for e in record["events"] if "StartRetry" in (e[2:] or [""])[0])
+    assert 0 < started - written < 0.1
+    with (double.outgoing / name).open("w") as handle:
+        handle.write(body[: len(body) // 2])
+        handle.flush()
+        await asyncio.sleep(written)
+        assert name not in double.dialed
+        handle.write(body[len(body) // 2 :])
+    closed = time.time()
+    await until(lambda: (double.done / name).exists())
+    assert double.arrived[name] == "close_write"
+    assert closed <= double.dialed[name] < closed + 0.5
+    assert double.received[name] == body
+    archived = (double.done / name).read_text()
+    assert epochs_hidden(archived) == epochs_hidden(recorded_final("inplace", name))
+
+
+async def test_the_recorded_file_without_archive_leaves_no_trace_and_is_lost_track(
+    dialer: CallfileDialer, double: SpoolDouble, spool: Path
+) -> None:
+    """noarchive.json: without `Archive: yes` the file is removed from outgoing/ and never
+    appears in outgoing_done/. Our files always say `Archive: yes`; one without it ends as
+    `lost_track`, the only honest answer."""
+    record = callfile_record("noarchive", "tts-noarchive.call")
+    assert record["events"][-1][1] == "removed from outgoing/ and NOT in outgoing_done/"
+    assert "Archive" not in record["body"]
+    call = make_call()
+    name = call_file_name(call)
+    rename_in(spool, name, record["body"])
+    result = await asyncio.wait_for(dialer.wait_outcome(call), 15)
+    assert (result.outcome, result.reason) == (CallOutcome.FAILED, "lost_track")
+    assert double.handovers[name] == 1
+    assert not (double.outgoing / name).exists()
+    assert not (double.done / name).exists()

@@ -34,6 +34,9 @@ class CallRequest:
     ring_timeout_s: int
     # Epoch seconds when the attempt was originated (known again after a redelivery).
     originated_at: float
+    # Epoch seconds the attempt is scheduled for (send_at, retry_delay): the broker delivers
+    # it at most a few ms early; a backend that can schedule (call files) holds it until then.
+    not_before: float = 0.0
 
     @property
     def call_id(self) -> str:

@@ -1,10 +1,15 @@
 """The `callfile` dialer: a call file renamed into Asterisk's spool, the outcome from the spool.
 
-Placing: the file is written in `<spool>/tts-staging` (same filesystem as `outgoing/`, checked
-at start), flushed, given the owner of `outgoing/` (when we run as root) and a group-writable
-mode (Asterisk rewrites it while retrying), its mtime set to now (a future mtime would schedule
-it), then hard-linked into `outgoing/` (atomic, and never replaces a file Asterisk is already
-working on) and unlinked from staging. Its name is `<job_id>-<attempt>.call`.
+Placing: the file is written under a unique name in `<spool>/tts-staging` (same filesystem as
+`outgoing/`, checked at start), flushed, given the owner of `outgoing/` (when we run as root)
+and a group-writable mode (Asterisk rewrites it while retrying), its mtime set to the attempt's
+scheduled instant or now, whichever is later (Asterisk dials a file once its mtime has come, to
+the second), then renamed into `outgoing/` as `<job_id>-<attempt>.call` with RENAME_NOREPLACE
+(`rename_noreplace.py`): atomic, and it never replaces a file Asterisk is already working on.
+
+A rename is what Asterisk's pbx_spool expects: it acts on IN_MOVED_TO at once. A hard link
+(IN_CREATE with no IN_OPEN) is only picked up after about 2 s, and a file written in place
+waits for its writer to close it (or, where pbx_spool polls instead, may be read half-written).
 
 Following: see `spool_watcher.py` and `callfile_format.py`. Everything is on disk, so any
 worker can follow a call another worker placed before it died.
@@ -17,6 +22,8 @@ import contextlib
 import logging
 import os
 import time
+import uuid
+from pathlib import Path
 
 import redis.asyncio as aioredis
 
@@ -33,6 +40,7 @@ from ttsqueue.dialer.callfile_format import (
 )
 from ttsqueue.dialer.dial_values import check_dial_settings, dial_values
 from ttsqueue.dialer.presence import DialerPresence, PresenceReport, presence_loop
+from ttsqueue.dialer.rename_noreplace import rename_noreplace
 from ttsqueue.dialer.spool_watcher import (
     Sighting,
     SpoolPaths,
@@ -64,14 +72,30 @@ def prepare_spool(paths: SpoolPaths) -> None:
         raise ConfigError(f"{paths.staging} and {paths.outgoing} are on different filesystems")
 
 
-def place_call_file(paths: SpoolPaths, name: str, content: str) -> bool:
-    """Hand the file to Asterisk; False when it was already handed over."""
+def place_call_file(paths: SpoolPaths, name: str, content: str, not_before: float = 0.0) -> bool:
+    """Hand the file to Asterisk; False when it was already handed over.
+
+    `not_before` (epoch seconds) is when Asterisk may dial it: the file's mtime is set to it,
+    or to now when it has passed."""
     target = paths.outgoing / name
     if target.exists() or (paths.done / name).exists():
         return False
-    staged = paths.staging / name
-    owner = paths.outgoing.stat()
-    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    staged = paths.staging / f"{name}.{uuid.uuid4().hex[:12]}.staged"
+    try:
+        _write_staged(staged, content, paths.outgoing.stat())
+        now_ns = time.time_ns()
+        os.utime(staged, ns=(now_ns, max(now_ns, int(not_before * 1e9))))
+        rename_noreplace(staged, target)
+    except FileExistsError:
+        return False
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staged)  # only still there when the rename did not happen
+    return True
+
+
+def _write_staged(staged: Path, content: str, owner: os.stat_result) -> None:
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
         os.write(fd, content.encode("utf-8"))
         os.fsync(fd)
@@ -83,16 +107,6 @@ def place_call_file(paths: SpoolPaths, name: str, content: str) -> bool:
         os.fchmod(fd, FILE_MODE)
     finally:
         os.close(fd)
-    now = time.time()
-    os.utime(staged, (now, now))
-    try:
-        os.link(staged, target)
-    except FileExistsError:
-        return False
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(staged)
-    return True
 
 
 class CallfileDialer:
@@ -125,7 +139,9 @@ class CallfileDialer:
         content = render_call_file(dial_values(self._settings, call))
         name = call_file_name(call)
         try:
-            placed = await asyncio.to_thread(place_call_file, self.paths, name, content)
+            placed = await asyncio.to_thread(
+                place_call_file, self.paths, name, content, call.not_before
+            )
         except OSError as exc:
             raise DialerError(f"call file {name} not placed: {exc!r}") from None
         if not placed:
@@ -181,7 +197,11 @@ class CallfileDialer:
             return None
 
     async def _withdraw(self, name: str) -> bool:
-        withdrawn = await asyncio.to_thread(withdraw_if_unstarted, self.paths, name)
+        try:
+            withdrawn = await asyncio.to_thread(withdraw_if_unstarted, self.paths, name)
+        except OSError as exc:
+            log.error("call file %s could not be withdrawn: %r", name, exc)
+            return False
         if withdrawn:
             log.error("Asterisk never started call file %s: withdrawn", name)
         return withdrawn

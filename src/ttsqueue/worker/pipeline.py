@@ -87,7 +87,7 @@ class JobHandler:
             return Disposition.ACK  # canceled meanwhile, or another copy moved it on
         try:
             audio = await self._prepare_audio(job, msg.attempt)
-            await self._call(job, msg.attempt, audio, work_queue)
+            await self._call(job, msg, audio, work_queue)
         except PermanentJobError as exc:
             await fail_job(
                 self.ctx,
@@ -120,12 +120,13 @@ class JobHandler:
             await self.ctx.metrics.observe_synthesis(audio.engine, audio.synth_s)
         return audio
 
-    async def _call(self, job: Job, attempt: int, audio: PreparedAudio, work_queue: str) -> None:
+    async def _call(self, job: Job, msg: JobMessage, audio: PreparedAudio, work_queue: str) -> None:
         ctx = self.ctx
+        attempt = msg.attempt
         call_id = _call_id(job.job_id, attempt)
         async with ctx.trunk.slot(call_id):
             originated_at = time.time()
-            call = self._call_request(job, attempt, audio, originated_at)
+            call = self._call_request(job, attempt, audio, originated_at, msg.not_before_ms)
             if await ctx.store.claim_attempt(
                 job.job_id, attempt, f"{ctx.worker_id}@{originated_at}"
             ):
@@ -201,7 +202,7 @@ class JobHandler:
         await finish_attempt(ctx, job, attempt, result, work_queue)
 
     def _call_request(
-        self, job: Job, attempt: int, audio: PreparedAudio, originated_at: float
+        self, job: Job, attempt: int, audio: PreparedAudio, originated_at: float, due_ms: int
     ) -> CallRequest:
         return CallRequest(
             job_id=job.job_id,
@@ -213,6 +214,7 @@ class JobHandler:
             audio_duration_s=audio.duration_s,
             ring_timeout_s=self.ctx.settings.CALL_RING_TIMEOUT,
             originated_at=originated_at,
+            not_before=due_ms / 1000,
         )
 
     async def _technical_retry(
