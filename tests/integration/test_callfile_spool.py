@@ -1,6 +1,6 @@
 """The `callfile` dialer against the recorded spool: placement (renamed in, owned, never twice,
 never over another file), scheduling by mtime, every recorded outcome, the dialplan's report in
-either order, and files that never come back."""
+either order, files that never come back, and taking back a file Asterisk has not started."""
 
 from __future__ import annotations
 
@@ -513,3 +513,39 @@ async def test_the_recorded_file_without_archive_leaves_no_trace_and_is_lost_tra
     assert double.handovers[name] == 1
     assert not (double.outgoing / name).exists()
     assert not (double.done / name).exists()
+
+
+async def test_abandon_takes_back_a_file_asterisk_has_not_started(
+    dialer: CallfileDialer, double: SpoolDouble
+) -> None:
+    double.paused = True  # Asterisk down
+    call = make_call()
+    name = call_file_name(call)
+    await dialer.originate(call)
+    assert await dialer.abandon(call) is True
+    assert not (double.outgoing / name).exists()
+    assert (dialer.paths.staging / f"{name}.withdrawn").exists()
+    assert await dialer.abandon(call) is False  # nothing left to take back
+    double.paused = False
+    await asyncio.sleep(0.3)
+    assert name not in double.handovers
+
+
+async def test_abandon_leaves_a_call_asterisk_is_dialing(
+    dialer: CallfileDialer, double: SpoolDouble
+) -> None:
+    call = make_call("3005550002", ring_timeout_s=60)  # rings about 3 s at this time scale
+    name = call_file_name(call)
+    await dialer.originate(call)
+    await until(lambda: "StartRetry" in _text_or_empty(double.outgoing / name))
+    assert await dialer.abandon(call) is False
+    assert (double.outgoing / name).exists()
+    result = await asyncio.wait_for(dialer.wait_outcome(call), 15)
+    assert result.outcome is CallOutcome.NO_ANSWER
+
+
+def _text_or_empty(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""

@@ -163,6 +163,12 @@ class AmiDialer:
         self.start()
         return await self._tracker.wait(call)
 
+    async def abandon(self, call: CallRequest) -> bool:
+        """Nothing to take back: an Originate once sent cannot be withdrawn, and hanging the
+        channel up would need `write = call`, which the least-privilege AMI user does not have
+        (deploy/asterisk/manager_tts.conf). Asterisk ends the call itself at its ring timeout."""
+        return False
+
     def health(self) -> DialerHealth:
         if self.session.state is SessionState.CONNECTED:
             return DialerHealth.CONNECTED

@@ -2,7 +2,9 @@
 
 Backends (simulator, callfile, ami) implement `Dialer`. The worker calls `originate` once per
 attempt (guarded by a Redis `SET NX`), then `wait_outcome`, which may also be called by a
-different worker after a redelivery: it must re-attach to the call, never dial again.
+different worker after a redelivery: it must re-attach to the call, never dial again. When
+the system gives up on a call (the reaper, CALL_MAX_DURATION), `abandon` takes back whatever
+the backend has not started yet, so that the callee is not rung after the job has failed.
 """
 
 from __future__ import annotations
@@ -64,6 +66,10 @@ class Dialer(Protocol):
 
     async def wait_outcome(self, call: CallRequest) -> CallResult:
         """Wait for the call's final outcome; safe to call after a worker restart."""
+
+    async def abandon(self, call: CallRequest) -> bool:
+        """Stop `call` from starting later, if the backend can; True when something was taken
+        back. Safe to call for a call that ended, never started, or was abandoned already."""
 
     def health(self) -> DialerHealth:
         """What `/health` reports as `asterisk`."""

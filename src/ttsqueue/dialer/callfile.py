@@ -173,6 +173,10 @@ class CallfileDialer:
             if seen.in_outgoing and seen.at > withdraw_at and await self._withdraw(names[0]):
                 return CallResult(CallOutcome.FAILED, reason="lost_track", ended_at=seen.at)
 
+    async def abandon(self, call: CallRequest) -> bool:
+        """Take the call file back from `outgoing/` unless Asterisk has started dialing it."""
+        return await self._withdraw(call_file_name(call))
+
     def health(self) -> DialerHealth:
         if os.access(self.paths.outgoing, os.W_OK | os.X_OK):
             return DialerHealth.CONNECTED

@@ -91,6 +91,10 @@ class SimulatorDialer:
             simulated=True,
         )
 
+    async def abandon(self, call: CallRequest) -> bool:
+        """No call exists anywhere: nothing to take back."""
+        return False
+
     def health(self) -> DialerHealth:
         return DialerHealth.NOT_CONFIGURED
 

@@ -26,6 +26,7 @@ from ttsqueue.worker.context import WorkerContext
 from ttsqueue.worker.lifecycle import advance_to_processing, give_up
 from ttsqueue.worker.outcomes import fail_job, finish_attempt, park_retry
 from ttsqueue.worker.plan import Plan, plan_for
+from ttsqueue.worker.reaper import abandon_call
 from ttsqueue.worker.retry import technical_delay, technical_exhausted
 from ttsqueue.worker.settle import Disposition, settle
 
@@ -194,6 +195,7 @@ class JobHandler:
             async with asyncio.timeout(max(left, 0.001)):
                 result = await ctx.dialer.wait_outcome(call)
         except TimeoutError:
+            await abandon_call(ctx, call)
             await fail_job(ctx, job, "lost_track", outcome=CallOutcome.FAILED)
             return
         finally:

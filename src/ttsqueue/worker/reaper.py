@@ -1,6 +1,8 @@
 """Resolves jobs stuck in `calling` beyond CALL_MAX_DURATION (outcome failed, lost_track).
 
-Every worker runs it; a short Redis lock lets one of them act at a time.
+Every worker runs it; a short Redis lock lets one of them act at a time. Before a job is
+failed, the dialer takes back what it has not started yet (`Dialer.abandon`: a call file still
+waiting in `outgoing/`), so that the callee is not rung after the job has ended.
 """
 
 from __future__ import annotations
@@ -9,7 +11,10 @@ import asyncio
 import time
 from datetime import datetime
 
-from ttsqueue.domain import CallOutcome, JobStatus
+import structlog
+
+from ttsqueue.dialer.base import CallRequest
+from ttsqueue.domain import CallOutcome, Job, JobStatus
 from ttsqueue.logs import get_logger
 from ttsqueue.worker.context import WorkerContext
 from ttsqueue.worker.outcomes import fail_job
@@ -17,6 +22,32 @@ from ttsqueue.worker.outcomes import fail_job
 log = get_logger("ttsqueue.worker.reaper")
 
 REAP_INTERVAL_S = 10.0
+
+
+def lost_call(ctx: WorkerContext, job: Job, originated_at: float) -> CallRequest:
+    """The request of the job's current attempt, rebuilt from its record."""
+    return CallRequest(
+        job_id=job.job_id,
+        attempt=job.attempts,
+        number=job.dial_number,
+        e164=job.e164,
+        caller_id=job.caller_id,
+        audio_path=(job.audio.path or "").removesuffix(".wav"),
+        audio_duration_s=job.audio.duration_s or 0.0,
+        ring_timeout_s=ctx.settings.CALL_RING_TIMEOUT,
+        originated_at=originated_at,
+    )
+
+
+async def abandon_call(ctx: WorkerContext, call: CallRequest) -> None:
+    """Ask the dialer to take the call back; a failure is logged, never raised."""
+    try:
+        withdrawn = await ctx.dialer.abandon(call)
+    except Exception as exc:
+        log.error("call not withdrawn before giving up", call_id=call.call_id, error=repr(exc))
+        return
+    if withdrawn:
+        log.warning("call withdrawn before the backend started it", call_id=call.call_id)
 
 
 async def reap_once(ctx: WorkerContext) -> int:
@@ -30,8 +61,11 @@ async def reap_once(ctx: WorkerContext) -> int:
         started = datetime.fromisoformat(job.call.started_at or job.updated_at).timestamp()
         if job.status is not JobStatus.CALLING or started >= horizon:
             continue
-        if await fail_job(ctx, job, "lost_track", outcome=CallOutcome.FAILED):
-            reaped += 1
+        with structlog.contextvars.bound_contextvars(job_id=job.job_id, attempt=job.attempts):
+            if job.attempts >= 1:
+                await abandon_call(ctx, lost_call(ctx, job, started))
+            if await fail_job(ctx, job, "lost_track", outcome=CallOutcome.FAILED):
+                reaped += 1
     return reaped
 
 
