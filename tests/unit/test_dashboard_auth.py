@@ -1,16 +1,28 @@
-"""Who may open the dashboard: API keys (headers, `?key=`, cookie) or basic auth (SPEC §2.8)."""
+"""Who may open the dashboard: API keys (headers, `?key=`, cookie) or basic auth (SPEC §2.8).
+
+The middleware is tested on a small app for its rules, then on the real dashboard app served
+by uvicorn (real Redis and RabbitMQ behind it) so that removing its wiring fails a test.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from ttsqueue.config import Settings
+from ttsqueue.dashboard.app import create_app
 from ttsqueue.dashboard.auth import COOKIE, DashboardAuth
 
 
@@ -90,3 +102,98 @@ async def test_keys_and_basic_auth_both_work_when_both_are_set() -> None:
         by_user = await http.get("/", headers=basic("ops", "pw"))
         refused = await http.get("/", headers=basic("ops", "k1"))
     assert (by_key.status_code, by_user.status_code, refused.status_code) == (200, 200, 401)
+
+
+# The real dashboard app, served by uvicorn: the middleware must be wired in front of every route.
+@contextlib.asynccontextmanager
+async def real_dashboard(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(20):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.02)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            yield http
+    finally:
+        server.should_exit = True
+        await asyncio.wait({task}, timeout=20)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def first_event_bytes(
+    http: httpx.AsyncClient, headers: dict[str, str]
+) -> tuple[int, str, bytes]:
+    async with http.stream("GET", "/events", headers=headers) as reply:
+        if reply.status_code != 200:
+            return reply.status_code, reply.headers.get("content-type", ""), await reply.aread()
+        chunk = b""
+        async with asyncio.timeout(10):
+            async for piece in reply.aiter_bytes():
+                chunk += piece
+                if b"\n\n" in chunk:
+                    break
+        return reply.status_code, reply.headers["content-type"], chunk
+
+
+PROTECTED = ["/", "/api/snapshot", "/api/jobs", "/static/app.js", "/static/vendor/chart.umd.min.js"]
+
+
+@pytest.mark.settings(DASHBOARD_USER="ops", DASHBOARD_PASSWORD="s3cret")
+async def test_the_real_dashboard_asks_for_basic_auth_everywhere(
+    settings: Settings, redis_client: Any
+) -> None:
+    right, wrong, other_user = basic("ops", "s3cret"), basic("ops", "s3cre"), basic("op", "s3cret")
+    async with real_dashboard(settings) as http:
+        for path in PROTECTED:
+            for headers in ({}, wrong, other_user, {"X-API-Key": "s3cret"}):
+                reply = await http.get(path, headers=headers)
+                assert reply.status_code == 401, (path, headers)
+                assert reply.headers["www-authenticate"].startswith("Basic "), path
+                assert "queues-panel" not in reply.text, path
+            allowed = await http.get(path, headers=right)
+            assert allowed.status_code == 200, path
+        page = await http.get("/", headers=right)
+        assert 'id="queues-panel"' in page.text
+        assert (await http.get("/api/snapshot", headers=right)).json()["health"]["redis"] == "up"
+
+        # The event stream: refused without (or with wrong) credentials, streaming with them.
+        for headers in ({}, wrong):
+            status, _, body = await first_event_bytes(http, headers)
+            assert status == 401
+            assert b"retry:" not in body
+        status, content_type, body = await first_event_bytes(http, right)
+        assert (status, content_type.split(";")[0]) == (200, "text/event-stream")
+        assert body.startswith(b"retry: 1000")
+
+        # Only the liveness probe is open.
+        assert (await http.get("/healthz")).status_code == 200
+
+
+@pytest.mark.settings(API_KEYS="dash-key")
+async def test_the_real_dashboard_takes_the_api_keys_on_the_stream(
+    settings: Settings, redis_client: Any
+) -> None:
+    async with real_dashboard(settings) as http:
+        assert (await first_event_bytes(http, {}))[0] == 401
+        assert (await first_event_bytes(http, {"X-API-Key": "dash-keys"}))[0] == 401
+        status, _, body = await first_event_bytes(http, {"Authorization": "Bearer dash-key"})
+        assert status == 200
+        assert body.startswith(b"retry: 1000")
