@@ -2,9 +2,10 @@
 
 What it reproduces, each from a recording in `recordings/ami/`:
 - the banner; Login accepted (`answer.log`) or refused after 1 s then closed
-  (`auth_wrongsecret.log`, `auth_nouser.log`); actions before login: `Permission denied`
-  (`auth_unauth_action.log`); Ping, Logoff, unknown actions and Originate's synchronous
-  errors (`misc.log`);
+  (`auth_wrongsecret.log`, `auth_nouser.log`, `badlogin.log`); actions before login:
+  `Permission denied` (`auth_unauth_action.log`); Ping, Logoff, unknown actions and
+  Originate's synchronous errors (`misc.log`). These answers are the recorded responses
+  themselves (`ami_answers.py`), sent after the recorded delay (scaled);
 - event classes: only those in both the user's read permissions and the `Events:` of the
   login (`Events: off` hides OriginateResponse too: `filter_events_off.log`);
 - async Originate: the recorded call of the callee the number picks (`scenarios.py`), its
@@ -26,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.doubles import ami_answers
+from tests.doubles.ami_answers import Answer, answer
 from tests.doubles.ami_replay import Adapter, Originate
 from tests.doubles.recordings import ami_session
 from tests.doubles.scenarios import call_script, scenario_for
@@ -169,66 +172,61 @@ class AmiServerDouble:
     async def _act(self, session: Session, headers: list[tuple[str, str]]) -> None:
         fields = {k.lower(): v for k, v in reversed(headers)}
         action = fields.get("action", "").lower()
-        action_id = fields.get("actionid", "")
-        reply = _Reply(session, action_id)
+        reply = _Reply(session, fields.get("actionid", ""), self.time_scale)
         if action == "login":
             await self._login(session, fields, reply)
         elif action == "logoff":
-            reply.send("Goodbye", "Message: Thanks for all the fish.")
-            session.writer.close()
+            await reply.send(answer(ami_answers.GOODBYE))
         elif not session.logged_in:
-            reply.error("Permission denied")
+            await reply.send(answer(ami_answers.PERMISSION_DENIED))
         elif action == "ping":
-            reply.send("Success", "Ping: Pong", f"Timestamp: {time.time():.6f}")
+            await reply.send(answer(ami_answers.PONG), Timestamp=f"{time.time():.6f}")
         elif action == "originate":
-            self._originate(session, headers, reply)
+            await self._originate(headers, reply)
         else:
-            name = fields.get("action", "")
-            reply.error(
-                f"Invalid/unknown command: {name}. "
-                "Use Action: ListCommands to show available commands."
-            )
+            unknown = answer(ami_answers.UNKNOWN_ACTION)
+            message = (unknown.get("Message") or "").replace("NoSuchAction", fields["action"])
+            await reply.send(unknown, Message=message)
 
     async def _login(self, session: Session, fields: dict[str, str], reply: _Reply) -> None:
         ok = fields.get("username") == self.username and fields.get("secret") == self.secret
         self.logins.append((fields.get("username", ""), ok))
         if not ok:
-            await asyncio.sleep(1.0 * self.time_scale)
-            reply.error("Authentication failed")
-            session.writer.close()
+            await reply.send(answer(ami_answers.LOGIN_REFUSED))
             return
         session.logged_in = True
         session.mask = self.read & _classes(fields.get("events"))
-        reply.send("Success", "Message: Authentication accepted")
+        await reply.send(answer(ami_answers.LOGIN_ACCEPTED))
         for entry in ami_session("answer"):
             if entry.event not in ("FullyBooted", "SuccessfulAuth"):
                 continue
             if self._visible(session, entry.get("Privilege")):
                 session.send(entry.wire())
 
-    def _originate(self, session: Session, headers: list[tuple[str, str]], reply: _Reply) -> None:
+    async def _originate(self, headers: list[tuple[str, str]], reply: _Reply) -> None:
         request = Originate.parse(headers)
-        problem = self._refusal(request)
-        if problem:
-            reply.error(problem)
+        refusal = self._refusal(request)
+        if refusal is not None:
+            await reply.send(refusal)
+            return
+        if request.get("Async").lower() != "true":
+            reply.error("this double replays async originates only")
             return
         if self.ack_originates:
-            reply.send("Success", "Message: Originate successfully queued")
+            await reply.send(answer(ami_answers.ORIGINATE_QUEUED))
         task = asyncio.create_task(self._run_call(request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _refusal(self, request: Originate) -> str | None:
+    def _refusal(self, request: Originate) -> Answer | None:
         if "originate" not in self.write:
-            return "Permission denied"
+            return answer(ami_answers.PERMISSION_DENIED)
         if not request.get("Channel"):
-            return "Channel not specified"
+            return answer(ami_answers.NO_CHANNEL)
         if request.get("Timeout") and not request.get("Timeout").isdigit():
-            return "Invalid timeout"
+            return answer(ami_answers.BAD_TIMEOUT)
         if request.get("Context") not in self.contexts or request.get("Exten") != "s":
-            return "Extension does not exist."
-        if request.get("Async").lower() != "true":
-            return "this double replays async originates only"
+            return answer(ami_answers.NO_SUCH_EXTENSION)
         return None
 
     def _scenario(self, request: Originate) -> str:
@@ -298,15 +296,21 @@ class AmiServerDouble:
 class _Reply:
     session: Session
     action_id: str
+    time_scale: float
 
-    def send(self, response: str, *lines: str) -> None:
-        head = [f"Response: {response}"]
-        if self.action_id:
-            head.append(f"ActionID: {self.action_id}")
-        self.session.send(_message(*head, *lines))
+    async def send(self, recorded: Answer, **values: str) -> None:
+        """The recorded answer, after the recorded delay when it is noticeable (a refused
+        login's 1 s); the connection closed after it when Asterisk closed it."""
+        if recorded.delay_s >= 0.1:
+            await asyncio.sleep(recorded.delay_s * self.time_scale)
+        self.session.send(recorded.wire(self.action_id, **values))
+        if recorded.closes:
+            self.session.writer.close()
 
     def error(self, message: str) -> None:
-        self.send("Error", f"Message: {message}")
+        """An answer no recording holds (a limit of the double, not Asterisk behaviour)."""
+        head = ["Response: Error", *([f"ActionID: {self.action_id}"] if self.action_id else [])]
+        self.session.send(_message(*head, f"Message: {message}"))
 
 
 def _headers(block: bytes) -> list[tuple[str, str]]:

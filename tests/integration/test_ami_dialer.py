@@ -1,5 +1,6 @@
-"""The `ami` dialer on real Redis against the recorded AMI server: every recorded case, a
-50-call burst, a second process following a call it did not place, and AMI links that drop."""
+"""The `ami` dialer on real Redis against the recorded AMI server: every recorded case, 50-call
+bursts (answered and busy), a call recorded with only the event classes we ask for, a second
+process following a call it did not place, AMI links that drop, and giving a call up."""
 
 from __future__ import annotations
 
@@ -252,3 +253,81 @@ async def test_an_originate_asterisk_refuses_is_a_dialer_error(
         setattr(double, name, value)
     with pytest.raises(DialerError, match=message):
         await dialer.originate(make_call())
+
+
+async def _originate_responses(double: AmiServerDouble, recording: str) -> dict[str, str]:
+    """Send the recorded client's Originates as recorded; `{Uniqueid: Reason}` of the answers."""
+    recorded = ami_session(recording)
+    reader, writer = await asyncio.open_connection("127.0.0.1", double.port)
+    await reader.readline()
+    sent = [e for e in recorded if e.sent_by_client and e.get("Action") != "Logoff"]
+    payload = b"".join(e.wire() for e in sent)
+    writer.write(payload.replace(b"Context: tts-out", b"Context: tts-playback"))
+    responses: dict[str, str] = {}
+    try:
+        while len(responses) < sum(1 for e in sent if e.get("Action") == "Originate"):
+            block = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).decode()
+            if block.startswith("Event: OriginateResponse"):
+                fields = dict(line.split(": ", 1) for line in block.strip().split("\r\n"))
+                responses[fields["Uniqueid"]] = fields["Reason"]
+    finally:
+        writer.close()
+    return responses
+
+
+async def test_the_recorded_busy_burst_fails_every_call_busy(double: AmiServerDouble) -> None:
+    """burst_busy50.log: 50 Originates at once to a busy callee, fixed-length ChannelIds
+    (`bbusy50-0000`..): every one answered Failure / Reason 5 under its own ChannelId."""
+    recorded = {
+        e.get("Uniqueid"): e.get("Reason")
+        for e in ami_session("burst_busy50")
+        if e.event == "OriginateResponse"
+    }
+    assert len(recorded) == 50
+    assert set(recorded.values()) == {"5"}
+    double.scenario_of = lambda channel: "busy" if "busy" in channel else "answer"
+    assert await _originate_responses(double, "burst_busy50") == recorded
+    assert len(double.calls) == 50
+
+
+async def test_a_50_call_busy_burst_on_one_session(
+    dialer: AmiDialer, double: AmiServerDouble
+) -> None:
+    calls = [make_call("3005550001") for _ in range(50)]
+    results = await asyncio.gather(*(place(dialer, call) for call in calls))
+    assert results == [(CallOutcome.BUSY, "5")] * 50
+    assert sorted(o.get("ChannelId") for o in double.originates) == sorted(c.call_id for c in calls)
+    assert double.live == 0
+
+
+async def test_a_call_recorded_with_events_call_user_is_understood(
+    dialer: AmiDialer, double: AmiServerDouble
+) -> None:
+    """filter_events_call_user.log: what a real Asterisk sends for an answered call when the
+    session asked for `call,user` only (no VarSet PLAYBACKSTATUS): OriginateResponse, the
+    TTSDone UserEvent and the Hangup are enough to tell the message was played."""
+    double.scenario_of = lambda channel: "filter_events_call_user"
+    call = make_call()
+    await dialer.originate(call)
+    result = await asyncio.wait_for(dialer.wait_outcome(call), 10)
+    assert (result.outcome, result.reason, result.hangup_cause) == (
+        CallOutcome.ANSWERED,
+        "played",
+        "16",
+    )
+    assert result.talk_s is not None
+    assert result.channel is not None
+    assert result.channel.startswith("PJSIP/3005050149@trunk-")
+
+
+async def test_abandon_sends_nothing_and_the_call_goes_on(
+    dialer: AmiDialer, double: AmiServerDouble
+) -> None:
+    """An Originate cannot be taken back, and the least-privilege user may not hang up."""
+    call = make_call()
+    await dialer.originate(call)
+    sent = len(double.actions)
+    assert await dialer.abandon(call) is False
+    result = await asyncio.wait_for(dialer.wait_outcome(call), 10)
+    assert result.outcome is CallOutcome.ANSWERED
+    assert {dict(a).get("Action") for a in double.actions[sent:]} <= {"Ping"}

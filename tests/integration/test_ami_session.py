@@ -1,16 +1,22 @@
 """The AMI session against the recorded server over TCP: login and its failure modes, event
-classes, Shutdown, EOF and dropped connections, reconnect with backoff, secrets kept out of logs."""
+classes, Shutdown, EOF and dropped connections, reconnect with backoff, secrets kept out of logs.
+The double's answers are checked against the recorded sessions they come from (the recorded
+client's bytes in, the recorded server's messages out)."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from tests.doubles import ami_answers
 from tests.doubles.ami_server import AmiServerDouble, running_ami_double
+from tests.doubles.recordings import Entry, ami_session
+from tests.doubles.scenarios import call_script
 from ttsqueue.dialer.ami import (
     AmiCredentials,
     AmiMessage,
@@ -20,6 +26,7 @@ from ttsqueue.dialer.ami import (
     SessionTimings,
 )
 from ttsqueue.dialer.ami.connection import AmiConnection
+from ttsqueue.dialer.ami.protocol import read_banner, read_message
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -130,7 +137,8 @@ async def _originate_and_collect(double: AmiServerDouble, events_header: str) ->
         assert (await conn.request(originate, 2)).get("Message") == (
             "Originate successfully queued"
         )
-        await asyncio.sleep(0.5)
+        await until(lambda: bool(double.calls) and double.calls[-1].ended is not None)
+        await asyncio.sleep(0.05)  # the call's last events are on their way
     finally:
         await conn.close()
     return [m.name for m in seen]
@@ -180,3 +188,101 @@ async def test_a_lost_connection_is_noticed_and_rebuilt(double: AmiServerDouble,
         assert await session.wait_connected(5)
     finally:
         await session.close()
+
+
+def lines_of(message: AmiMessage) -> list[str]:
+    return [f"{key}: {value}" for key, value in message.headers]
+
+
+async def replay_client(
+    double: AmiServerDouble, entries: tuple[Entry, ...], expect: int
+) -> tuple[list[AmiMessage], bool, float]:
+    """Send the recorded client's actions as recorded, in one go; collect up to `expect`
+    messages. Returns them, whether the server closed the connection, and the time taken."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", double.port)
+    received: list[AmiMessage] = []
+    closed = False
+    try:
+        await read_banner(reader)
+        started = time.monotonic()
+        writer.write(b"".join(e.wire() for e in entries if e.sent_by_client and e.lines))
+        while len(received) < expect:
+            try:
+                received.append(await asyncio.wait_for(read_message(reader), 5))
+            except asyncio.IncompleteReadError:
+                closed = True
+                break
+        if not closed:
+            try:
+                await asyncio.wait_for(read_message(reader), 0.2)
+            except asyncio.IncompleteReadError:
+                closed = True
+            except TimeoutError:
+                pass
+        return received, closed, time.monotonic() - started
+    finally:
+        writer.close()
+
+
+def recorded_server_messages(entries: tuple[Entry, ...]) -> list[Entry]:
+    return [e for e in entries if not e.sent_by_client and e.lines]
+
+
+@pytest.mark.parametrize("recorded", ami_answers.LOGIN_REFUSALS, ids=lambda r: r[0])
+async def test_a_refused_login_is_answered_as_recorded(
+    double: AmiServerDouble, recorded: tuple[str, str]
+) -> None:
+    """auth_wrongsecret, auth_nouser, badlogin: `Authentication failed` after about 1 s, then
+    EOF; in badlogin.log the client's Ping and second Login, sent after that, get nothing."""
+    entries = ami_session(recorded[0])
+    assert any(e.note.startswith("EOF") for e in entries)
+    answers, closed, took = await replay_client(double, entries, expect=5)
+    expected = recorded_server_messages(entries)
+    assert [lines_of(m) for m in answers] == [list(e.lines) for e in expected]
+    assert closed
+    assert took >= ami_answers.answer(recorded).delay_s * double.time_scale * 0.9
+    assert ami_answers.answer(recorded).delay_s >= 1.0
+    assert all(not ok for _, ok in double.logins)
+
+
+async def test_actions_before_login_are_answered_as_recorded() -> None:
+    """auth_unauth_action.log: Originate and Ping before login get `Permission denied`; the
+    login after them succeeds and the session then gets the login events."""
+    entries = ami_session("auth_unauth_action")
+    expected = recorded_server_messages(entries)
+    async with running_ami_double(secret="tts_secret", time_scale=0.05) as server:
+        answers, _, _ = await replay_client(server, entries, expect=len(expected))
+    responses = [lines_of(m) for m in answers if m.kind == "response"]
+    assert responses == [list(e.lines) for e in expected if e.lines[0].startswith("Response:")]
+    assert [m.name for m in answers if m.kind == "event"] == [e.event for e in expected if e.event]
+    assert not server.originates
+
+
+async def test_ping_unknown_actions_and_logoff_are_answered_as_recorded(
+    double: AmiServerDouble,
+) -> None:
+    """The end of misc.log: Ping, an unknown action, Logoff (then EOF)."""
+    entries = ami_session("misc")
+    tail = entries[next(i for i, e in enumerate(entries) if e.get("ActionID") == "ping-1") :]
+    login = Entry(0.0, True, ("Action: Login", "Username: tts", f"Secret: {SECRET}"))
+    answers, closed, _ = await replay_client(double, (login, *tail), expect=10)
+    responses = [lines_of(m) for m in answers if m.kind == "response"]
+    recorded = [list(e.lines) for e in tail if e.lines and e.lines[0].startswith("Response:")]
+    assert responses[0] == ["Response: Success", "Message: Authentication accepted"]
+    stamp = next(i for i, line in enumerate(recorded[0]) if line.startswith("Timestamp: "))
+    assert responses[1][stamp].startswith("Timestamp: ")
+    responses[1][stamp] = recorded[0][stamp]
+    assert responses[1:] == recorded
+    assert closed
+
+
+async def test_events_call_user_are_what_asterisk_sent(double: AmiServerDouble) -> None:
+    """filter_events_call_user.log: with `Events: call,user` a real Asterisk sent these events
+    for an answered call (no VarSet, Newexten or Cdr); the double's replay of answer.log,
+    filtered by the same classes, sends the same ones (the order of some differs: Asterisk
+    gives none)."""
+    recorded = collections.Counter(e.event for _, e in call_script("filter_events_call_user").steps)
+    assert "VarSet" not in recorded
+    assert recorded["OriginateResponse"] == 1
+    sent = collections.Counter(await _originate_and_collect(double, "call,user"))
+    assert sent == recorded
