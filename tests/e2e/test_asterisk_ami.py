@@ -7,6 +7,7 @@ the AMI server double on a local port; real RabbitMQ and Redis.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -26,7 +27,9 @@ from tests.doubles.api_checks import (
 )
 from tests.integration.test_pipeline import api, publish_job, running_worker
 from ttsqueue.config import DialerName, Settings
+from ttsqueue.dialer.presence import DialerPresence
 from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.keys import Keys
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.settings(WORKER_CONCURRENCY=4)]
 __all__ = ["api"]
@@ -110,22 +113,41 @@ async def test_every_recorded_case_ends_as_asterisk_said(
     assert body["attempts"] == 1
 
 
-async def test_busy_is_retried_max_retries_times_then_fails(
+RETRIED = [
+    ("3005550001", "busy", "5"),
+    ("3005550002", "no_answer", "3"),
+    ("3005550003", "congestion", "8"),
+]
+
+
+@pytest.mark.parametrize(("number", "outcome", "reason"), RETRIED)
+async def test_telephony_failures_are_retried_max_retries_times_then_fail(
     api: httpx.AsyncClient,
     settings: Settings,
     broker: AbstractRobustConnection,
     redis_client: Any,
     double: AmiServerDouble,
+    number: str,
+    outcome: str,
+    reason: str,
 ) -> None:
     store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
-    job_id = await publish_job(
-        broker, settings, store, phone="3005550001", max_retries=2, retry_delay=1
-    )
+    job_id = await publish_job(broker, settings, store, phone=number, max_retries=2, retry_delay=1)
     async with running_worker(settings):
         body = await finished(api, job_id)
-    assert (body["status"], body["call"]["outcome"], body["attempts"]) == ("failed", "busy", 3)
+    call = body["call"]
+    assert (body["status"], call["outcome"], call["reason"], body["attempts"]) == (
+        "failed",
+        outcome,
+        reason,
+        3,
+    )
+    retries = [h["detail"] for h in body["history"] if h["status"] == "retrying"]
+    assert retries == [f"{outcome}: retry in 1s"] * 2
     ids = [o.get("ChannelId") for o in double.originates]
     assert ids == [job_id.replace("-", "") + f"{n:02d}" for n in (1, 2, 3)]
+    starts = [c.started for c in double.calls]
+    assert all(later - earlier >= 1.0 for earlier, later in itertools.pairwise(starts))
 
 
 async def test_hostile_input_never_reaches_the_ami(
@@ -150,14 +172,22 @@ async def test_a_wrong_secret_is_reported_and_the_worker_keeps_running(
     api: httpx.AsyncClient,
     settings: Settings,
     double: AmiServerDouble,
+    redis_client: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     wrong = settings.model_copy(update={"ASTERISK_AMI_SECRET": "not-the-secret"})
     caplog.set_level(logging.INFO, logger="ttsqueue.dialer")
+    presence = DialerPresence(redis_client, Keys(settings.REDIS_PREFIX))
     async with running_worker(wrong):
         await asyncio.sleep(2.5)
         health = (await api.get("/health")).json()
         logins = len(double.logins)
+        reports = await presence.alive()
+    # What /health says comes from the worker's own report, not from the API's fallback
+    # (which says `disconnected` too when no worker reports anything).
+    assert [(r.worker_id, r.backend, r.state, r.error) for r in reports] == [
+        (settings.WORKER_ID, "ami", "disconnected", "authentication failed: Authentication failed")
+    ]
     assert health["connections"]["asterisk"] == "disconnected"
     assert health["status"] == "healthy"
     assert 1 <= logins <= 3, double.logins

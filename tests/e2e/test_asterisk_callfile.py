@@ -6,6 +6,7 @@ from `outgoing/` to `outgoing_done/` as the recordings show; real RabbitMQ and R
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -88,28 +89,44 @@ async def test_every_recorded_case_ends_as_asterisk_said(
     assert archived.endswith("Status: Completed\n" if answered else "Status: Expired\n")
 
 
-async def test_no_answer_is_retried_max_retries_times_then_fails(
+@pytest.mark.parametrize(
+    ("number", "outcome", "reason"),
+    [
+        ("3005550001", "busy", "5"),
+        ("3005550002", "no_answer", "3"),
+        ("3005550003", "congestion", "8"),
+    ],
+)
+async def test_telephony_failures_are_retried_max_retries_times_then_fail(
     api: httpx.AsyncClient,
     settings: Settings,
     broker: AbstractRobustConnection,
     redis_client: Any,
     double: SpoolDouble,
+    number: str,
+    outcome: str,
+    reason: str,
 ) -> None:
     store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
-    job_id = await publish_job(
-        broker, settings, store, phone="3005550002", max_retries=2, retry_delay=1
-    )
+    job_id = await publish_job(broker, settings, store, phone=number, max_retries=2, retry_delay=1)
     async with running_worker(settings):
         body = await finished(api, job_id)
-    assert (body["status"], body["call"]["outcome"], body["attempts"]) == (
+    call = body["call"]
+    assert (body["status"], call["outcome"], call["reason"], body["attempts"]) == (
         "failed",
-        "no_answer",
+        outcome,
+        reason,
         3,
     )
-    assert sorted(double.handovers) == [f"{job_id}-{n}.call" for n in (1, 2, 3)]
+    retries = [h["detail"] for h in body["history"] if h["status"] == "retrying"]
+    assert retries == [f"{outcome}: retry in 1s"] * 2
+    names = [f"{job_id}-{n}.call" for n in (1, 2, 3)]
+    assert sorted(double.handovers) == names
     assert set(double.handovers.values()) == {1}
-    for n in (1, 2, 3):
-        assert (double.done / f"{job_id}-{n}.call").read_text().endswith("Status: Expired\n")
+    for name in names:
+        assert (double.done / name).read_text().endswith("Status: Expired\n")
+    dialed = [double.dialed[name] for name in names]
+    assert all(later - earlier >= 1.0 for earlier, later in itertools.pairwise(dialed))
 
 
 async def test_hostile_input_never_reaches_a_call_file(
