@@ -260,10 +260,7 @@ async def delete_broker_objects(queues: Sequence[str], exchanges: Sequence[str] 
 
 async def cleanup(iso: Isolation) -> None:
     names = iso.names
-    await delete_broker_objects(
-        [names.calls, names.priority, names.results, names.retry, names.dead],
-        [names.retry_exchange],
-    )
+    await delete_broker_objects(names.queues(), names.exchanges())
     await delete_redis_prefix(REDIS_URL, iso.redis_prefix)
 
 

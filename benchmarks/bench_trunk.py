@@ -121,9 +121,10 @@ async def cleanup(redis: aioredis.Redis, tag: str) -> None:
     connection = await aio_pika.connect_robust(RABBITMQ_URL)
     channel = await connection.channel()
     names = QueueNames.from_prefix(f"bench{tag}_")
-    for queue in (names.calls, names.priority, names.results, names.retry, names.dead):
+    for queue in names.queues():
         await channel.queue_delete(queue)
-    await channel.exchange_delete(names.retry_exchange)
+    for exchange in names.exchanges():
+        await channel.exchange_delete(exchange)
     await connection.close()
 
 

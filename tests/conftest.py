@@ -80,7 +80,8 @@ async def broker(settings: Settings) -> AsyncIterator[AbstractRobustConnection]:
 
 async def delete_topology(connection: AbstractRobustConnection, names: QueueNames) -> None:
     channel = await connection.channel()
-    for queue in (names.calls, names.priority, names.results, names.retry, names.dead):
+    for queue in names.queues():
         await channel.queue_delete(queue)
-    await channel.exchange_delete(names.retry_exchange)
+    for exchange in names.exchanges():
+        await channel.exchange_delete(exchange)
     await channel.close()

@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     # Longest single stay in tts_retry; longer delays hop through it several times. Bounds
     # how late a short delay can be when queued behind a longer one (expiry is head-only).
     RETRY_HOP_SECONDS: int = Field(default=15, ge=1, le=3600)
+    # Waits at least this long (schedules days ahead, long retry delays) go through tts_hold,
+    # whose messages all live exactly this long: no head-of-line blocking, few hops.
+    # A queue argument: changing it on an existing broker needs `./manage.sh clean --queues`.
+    DELAY_HOLD_SECONDS: int = Field(default=600, ge=2, le=86400)
 
     # Speech
     TTS_ENGINE: EngineName = EngineName.GTTS

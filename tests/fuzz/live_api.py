@@ -64,11 +64,12 @@ async def _remove_traces(settings: Settings) -> None:
     names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
     connection = await connect_broker(settings.RABBITMQ_URL, name="fuzz-cleanup")
     try:
-        for queue in (names.calls, names.priority, names.results, names.retry, names.dead):
+        for queue in names.queues():
             channel = await connection.channel()
             await channel.queue_delete(queue)
         channel = await connection.channel()
-        await channel.exchange_delete(names.retry_exchange)
+        for exchange in names.exchanges():
+            await channel.exchange_delete(exchange)
     finally:
         await connection.close()
     redis = connect_redis(settings.REDIS_URL, client_name="fuzz-cleanup")

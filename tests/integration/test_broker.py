@@ -13,7 +13,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from tests.conftest import delete_topology, make_settings
 from ttsqueue.broker.consumer import PriorityConsumer
-from ttsqueue.broker.delays import is_due, park
+from ttsqueue.broker.delays import DelayQueues, is_due, park
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueInspector, QueueNames, declare_topology
 from ttsqueue.config import Settings
@@ -71,7 +71,7 @@ async def test_delayed_message_returns_to_its_work_queue(
     due = int(time.time() * 1000) + 400
     message = JobMessage(job_id=job_id, attempt=2, not_before_ms=due)
     started = time.monotonic()
-    await park(Publisher(broker, names), names.priority, message, hop_cap_s=15)
+    await park(Publisher(broker, names), names.priority, message, DelayQueues(15, 600))
     depths = await QueueInspector(broker, names).depths()
     assert depths["retry"] == 1
     assert depths["priority"] == 0
@@ -86,10 +86,39 @@ async def test_long_delay_hops_and_is_not_due_early(
 ) -> None:
     names = names_of(settings)
     message = JobMessage(job_id=str(uuid.uuid4()), not_before_ms=int(time.time() * 1000) + 60_000)
-    await park(Publisher(broker, names), names.calls, message, hop_cap_s=1)
+    await park(Publisher(broker, names), names.calls, message, DelayQueues(1, 600))
     back = JobMessage.decode((await get_one(broker, names.calls, timeout=5)).body)
     # Back after one capped hop, still far from due: a worker parks it again.
     assert not is_due(back)
+
+
+@pytest.mark.settings(DELAY_HOLD_SECONDS=2)
+async def test_long_waits_go_through_the_hold_queue_and_are_never_late(
+    broker: AbstractRobustConnection, settings: Settings
+) -> None:
+    names = names_of(settings)
+    publisher = Publisher(broker, names)
+    delays = DelayQueues.of(settings)
+    far = JobMessage(job_id=str(uuid.uuid4()), not_before_ms=int(time.time() * 1000) + 3_000)
+    started = time.monotonic()
+    await park(publisher, names.priority, far, delays)
+    # A shorter wait queued after it must not be held back behind it.
+    near = JobMessage(job_id=str(uuid.uuid4()), not_before_ms=int(time.time() * 1000) + 300)
+    await park(publisher, names.priority, near, delays)
+    depths = await QueueInspector(broker, names).depths()
+    assert (depths["hold"], depths["retry"]) == (1, 1)
+    first = JobMessage.decode((await get_one(broker, names.priority, timeout=3)).body)
+    assert first.job_id == near.job_id
+    # The held one comes back after exactly one hold, still 1 s early: parked for the rest.
+    back = JobMessage.decode((await get_one(broker, names.priority, timeout=4)).body)
+    assert back.job_id == far.job_id
+    assert 1.9 <= time.monotonic() - started < 3.0
+    assert not is_due(back)
+    await park(publisher, names.priority, back, delays)
+    assert (await QueueInspector(broker, names).depths())["retry"] == 1
+    due = JobMessage.decode((await get_one(broker, names.priority, timeout=3)).body)
+    assert is_due(due)
+    assert time.monotonic() - started >= 2.95
 
 
 async def test_rejected_message_is_dead_lettered(

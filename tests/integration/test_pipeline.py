@@ -172,6 +172,27 @@ async def test_send_at_starts_on_time(api: httpx.AsyncClient, settings: Settings
     assert 0 <= lateness < 1.5, lateness
 
 
+@pytest.mark.settings(RETRY_HOP_SECONDS=1, DELAY_HOLD_SECONDS=3, MAX_DELIVERIES=2)
+@pytest.mark.timeout(40)
+async def test_a_call_scheduled_far_ahead_waits_many_hops_and_starts_on_time(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    # 8 s ahead: twice through tts_hold, then twice through tts_retry; none of these trips
+    # counts as a delivery of the due message (MAX_DELIVERIES=2 would otherwise fail it).
+    send_at = datetime.now(UTC) + timedelta(seconds=8)
+    reply = await api.post(
+        "/tts/call",
+        json={"text": "Cita mañana", "phone_number": "3005050149", "send_at": send_at.isoformat()},
+    )
+    assert reply.status_code == 202, reply.text
+    async with running_worker(settings):
+        body = await wait_for(api, reply.json()["job_id"], terminal, timeout=30)
+    assert body["status"] == "completed", body
+    started = next(h for h in body["history"] if h["status"] == "processing")
+    lateness = (datetime.fromisoformat(started["at"]) - send_at).total_seconds()
+    assert 0 <= lateness < 1.5, lateness
+
+
 async def test_canceled_job_is_never_called(api: httpx.AsyncClient, settings: Settings) -> None:
     reply = await api.post("/tts/call", json={"text": "Cancelar", "phone_number": "3005050149"})
     job_id = reply.json()["job_id"]

@@ -8,6 +8,8 @@ from ttsqueue.api.errors import ApiError
 from ttsqueue.broker.topology import QueueInspector
 
 REFRESH_S = 1.0
+# What counts as backlog: jobs waiting for a worker and jobs waiting for their time.
+BACKLOG = ("normal", "priority", "retry", "hold")
 RETRY_AFTER_FULL_S = 30
 
 
@@ -23,7 +25,7 @@ class BacklogGate:
         if now - self._read_at >= REFRESH_S:
             depths = await self.inspector.depths()
             # Only a successful read is cached: while RabbitMQ is down every call probes again.
-            self._depth = depths["normal"] + depths["priority"] + depths["retry"]
+            self._depth = sum(depths[label] for label in BACKLOG)
             self._read_at = now
         return self._depth
 

@@ -17,7 +17,7 @@ import orjson
 from ttsqueue.api.context import ApiContext
 from ttsqueue.api.errors import ApiError
 from ttsqueue.api.schemas import ValidatedCall
-from ttsqueue.broker.delays import park
+from ttsqueue.broker.delays import DelayQueues, park
 from ttsqueue.domain import Job, JobMessage, JobStatus, iso, utcnow
 from ttsqueue.errors import BrokerUnavailableError
 from ttsqueue.store.jobs import IdempotencyClaim
@@ -76,7 +76,7 @@ async def submit(
     try:
         if job.status is JobStatus.SCHEDULED and call.send_at is not None:
             message.not_before_ms = int(call.send_at.timestamp() * 1000)
-            await park(ctx.publisher, queue, message, ctx.settings.RETRY_HOP_SECONDS)
+            await park(ctx.publisher, queue, message, DelayQueues.of(ctx.settings))
         else:
             await ctx.publisher.to_work_queue(queue, message.encode(), job.job_id)
     except BrokerUnavailableError:

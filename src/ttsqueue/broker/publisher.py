@@ -81,6 +81,12 @@ class Publisher:
             expiration_s=max(delay_s, 0.001),
         )
 
+    async def to_hold(self, work_queue: str, body: bytes, message_id: str) -> None:
+        """Park a message in tts_hold; it returns to `work_queue` after DELAY_HOLD_SECONDS."""
+        await self.publish(
+            body, exchange=self.names.hold_exchange, routing_key=work_queue, message_id=message_id
+        )
+
     async def to_results(self, body: bytes, message_id: str) -> None:
         await self.publish(body, routing_key=self.names.results, message_id=message_id)
 

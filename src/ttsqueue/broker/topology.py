@@ -4,6 +4,9 @@ tts_priority / tts_calls   work queues; rejected messages dead-letter to tts_dea
 tts_retry                  bound to the retry exchange under each work queue's name; messages
                            carry their own expiration and dead-letter (default exchange, same
                            routing key) back to the work queue they were published for
+tts_hold                   the same for long waits, bound to the hold exchange; every message
+                           lives exactly DELAY_HOLD_SECONDS (a queue TTL), so expiry order is
+                           arrival order and none waits behind another
 tts_results                audit of terminal states, bounded, drop-head
 tts_dead                   dead letters
 """
@@ -28,8 +31,10 @@ class QueueNames:
     priority: str
     results: str
     retry: str
+    hold: str
     dead: str
     retry_exchange: str
+    hold_exchange: str
 
     @classmethod
     def from_prefix(cls, prefix: str) -> QueueNames:
@@ -38,22 +43,31 @@ class QueueNames:
             priority=f"{prefix}tts_priority",
             results=f"{prefix}tts_results",
             retry=f"{prefix}tts_retry",
+            hold=f"{prefix}tts_hold",
             dead=f"{prefix}tts_dead",
             retry_exchange=f"{prefix}tts.retry",
+            hold_exchange=f"{prefix}tts.hold",
         )
 
     def work_queue(self, priority: Priority) -> str:
         return self.priority if priority is Priority.HIGH else self.calls
 
     def by_label(self) -> dict[str, str]:
-        """The names `/queue/stats` reports them under."""
+        """Every queue, under the name `/queue/stats` reports it."""
         return {
             "normal": self.calls,
             "priority": self.priority,
             "results": self.results,
             "retry": self.retry,
+            "hold": self.hold,
             "dead": self.dead,
         }
+
+    def queues(self) -> list[str]:
+        return list(self.by_label().values())
+
+    def exchanges(self) -> list[str]:
+        return [self.retry_exchange, self.hold_exchange]
 
 
 def queue_arguments(settings: Settings, names: QueueNames) -> dict[str, dict[str, Any]]:
@@ -68,6 +82,11 @@ def queue_arguments(settings: Settings, names: QueueNames) -> dict[str, dict[str
         names.priority: work,
         names.calls: work,
         names.retry: {**base, "x-dead-letter-exchange": ""},
+        names.hold: {
+            **base,
+            "x-dead-letter-exchange": "",
+            "x-message-ttl": settings.DELAY_HOLD_SECONDS * 1000,
+        },
         names.results: {
             **base,
             "x-max-length": settings.RESULTS_MAX_LENGTH,
@@ -80,17 +99,19 @@ def queue_arguments(settings: Settings, names: QueueNames) -> dict[str, dict[str
 async def declare_topology(channel: AbstractChannel, settings: Settings) -> QueueNames:
     """Declare exchanges, queues and bindings; raise TopologyMismatchError on conflicts."""
     names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
-    retry_exchange = await channel.declare_exchange(
-        names.retry_exchange, ExchangeType.DIRECT, durable=True
-    )
     for name, arguments in queue_arguments(settings, names).items():
         try:
             await channel.declare_queue(name, durable=True, arguments=arguments)
         except ChannelPreconditionFailed as exc:
             raise TopologyMismatchError(name, str(exc)) from None
-    retry_queue = await channel.get_queue(names.retry, ensure=False)
-    for work in (names.calls, names.priority):
-        await retry_queue.bind(retry_exchange, routing_key=work)
+    for exchange_name, queue_name in (
+        (names.retry_exchange, names.retry),
+        (names.hold_exchange, names.hold),
+    ):
+        exchange = await channel.declare_exchange(exchange_name, ExchangeType.DIRECT, durable=True)
+        queue = await channel.get_queue(queue_name, ensure=False)
+        for work in (names.calls, names.priority):
+            await queue.bind(exchange, routing_key=work)
     return names
 
 

@@ -28,7 +28,7 @@ async def _delete_exchange(connection: AbstractConnection, name: str) -> None:
 
 
 async def clear_queues(settings: Settings, *, delete: bool) -> dict[str, int | None]:
-    """Purge each queue, or delete the queues and the retry exchange whatever their arguments.
+    """Purge each queue, or delete the queues and the delay exchanges whatever their arguments.
 
     Returns queue name -> number of ready messages removed (None: the queue did not exist).
     """
@@ -39,8 +39,9 @@ async def clear_queues(settings: Settings, *, delete: bool) -> dict[str, int | N
     )
     async with connection:
         if delete:
-            await _delete_exchange(connection, names.retry_exchange)
-        for name in names.by_label().values():
+            for exchange in names.exchanges():
+                await _delete_exchange(connection, exchange)
+        for name in names.queues():
             # A failed passive declare closes its channel, so each queue gets a fresh one.
             channel = await connection.channel()
             try:

@@ -321,20 +321,17 @@ class JobStore:
         except (IndexError, ValueError):
             return time.time()
 
-    async def load_for_delivery(self, job_id: str, attempt: int) -> tuple[Job | None, int]:
-        """The job and how many times this attempt's message has now been delivered."""
-        deliveries = self.keys.deliveries(job_id, attempt)
+    async def load_for_delivery(
+        self, job_id: str, counter: tuple[int, int] | None
+    ) -> tuple[Job | None, int]:
+        """The job, and how many times the message `counter` = (attempt, technical retry) has
+        now been delivered (0 when `counter` is None: a delivery that is not counted)."""
+        if counter is None:
+            return await self.get(job_id), 0
+        deliveries = self.keys.deliveries(job_id, *counter)
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.hgetall(self.keys.job(job_id))
             pipe.incr(deliveries)
             pipe.expire(deliveries, self.ttl_seconds)
             raw, count, _ = await pipe.execute()
         return (Job.from_redis(raw) if raw else None), int(count)
-
-    async def count_delivery(self, job_id: str, attempt: int) -> int:
-        key = self.keys.deliveries(job_id, attempt)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, self.ttl_seconds)
-            count, _ = await pipe.execute()
-        return int(count)

@@ -88,8 +88,10 @@ class Keys:
         """Set once, before the attempt's call is originated: at most one dial per attempt."""
         return f"{self.prefix}attempt:{job_id}:{attempt}"
 
-    def deliveries(self, job_id: str, attempt: int) -> str:
-        return f"{self.prefix}deliveries:{job_id}:{attempt}"
+    def deliveries(self, job_id: str, attempt: int, tech_retry: int = 0) -> str:
+        """How many times one message (an attempt, after `tech_retry` technical retries) was
+        delivered when due: more than MAX_DELIVERIES means it keeps killing its worker."""
+        return f"{self.prefix}deliveries:{job_id}:{attempt}:{tech_retry}"
 
     @property
     def workers(self) -> str:

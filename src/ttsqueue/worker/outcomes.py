@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from ttsqueue.broker.delays import park
+from ttsqueue.broker.delays import DelayQueues, park
 from ttsqueue.dialer.base import CallResult
 from ttsqueue.domain import (
     CallInfo,
@@ -141,7 +141,7 @@ async def park_retry(
     ctx: WorkerContext, job_id: str, attempt: int, due_ms: int, work_queue: str
 ) -> None:
     message = JobMessage(job_id=job_id, attempt=attempt, not_before_ms=due_ms)
-    await park(ctx.publisher, work_queue, message, ctx.settings.RETRY_HOP_SECONDS)
+    await park(ctx.publisher, work_queue, message, DelayQueues.of(ctx.settings))
 
 
 async def fail_job(

@@ -10,7 +10,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
-from ttsqueue.broker.delays import is_due, park
+from ttsqueue.broker.delays import DelayQueues, is_due, park
 from ttsqueue.dialer.base import CallRequest
 from ttsqueue.domain import CallOutcome, Job, JobMessage, JobStatus, Priority, iso
 from ttsqueue.errors import (
@@ -48,7 +48,12 @@ class JobHandler:
         structlog.contextvars.bind_contextvars(
             job_id=msg.job_id, attempt=msg.attempt, worker_id=self.ctx.worker_id
         )
-        job, deliveries = await self.ctx.store.load_for_delivery(msg.job_id, msg.attempt)
+        # Only deliveries of a due message count towards MAX_DELIVERIES: a call scheduled
+        # days ahead comes back many times on its way, and that is not a crash loop.
+        due = is_due(msg)
+        job, deliveries = await self.ctx.store.load_for_delivery(
+            msg.job_id, (msg.attempt, msg.tech_retries) if due else None
+        )
         if job is None:
             raise PoisonMessageError(f"no job record for {msg.job_id}")
         if job.priority is not priority:
@@ -56,12 +61,12 @@ class JobHandler:
         if job.status.terminal:
             return Disposition.ACK
         work_queue = self.ctx.names.work_queue(priority)
+        if not due:
+            await park(self.ctx.publisher, work_queue, msg, DelayQueues.of(self.ctx.settings))
+            return Disposition.ACK
         if deliveries > self.ctx.settings.MAX_DELIVERIES:
             await give_up(self.ctx, job, f"delivered {deliveries - 1} times without finishing")
             return Disposition.DEAD
-        if not is_due(msg):
-            await park(self.ctx.publisher, work_queue, msg, self.ctx.settings.RETRY_HOP_SECONDS)
-            return Disposition.ACK
         plan = plan_for(job, msg.attempt)
         self.in_flight.add(job.job_id)
         try:
@@ -245,7 +250,7 @@ class JobHandler:
                     "not_before_ms": int((time.time() + delay) * 1000),
                 }
             )
-            await park(self.ctx.publisher, work_queue, retry, settings.RETRY_HOP_SECONDS)
+            await park(self.ctx.publisher, work_queue, retry, DelayQueues.of(settings))
         log.warning("technical retry", error=str(exc), delay_s=delay)
         return Disposition.ACK
 
