@@ -128,7 +128,7 @@ async def snapshot_cost(
     await builder.build()
     await builder.recent(RecentFilter())
     await builder.recent(RecentFilter(status=JobStatus.QUEUED, priority=Priority.HIGH))
-    info: dict[str, Any] = await admin.execute_command("INFO", "commandstats", "stats")
+    info: dict[str, Any] = await admin.info("everything")
     calls = Counter(
         {
             name.removeprefix("cmdstat_"): int(stats["calls"])
