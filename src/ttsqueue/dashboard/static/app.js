@@ -5,7 +5,7 @@
 
 (() => {
   const STATUSES = ["scheduled", "queued", "processing", "calling", "retrying", "completed", "failed", "canceled"];
-  const QUEUES = ["normal", "priority", "results", "retry", "dead"];
+  const QUEUES = ["normal", "priority", "results", "retry", "hold", "dead"];
   const TERMINAL = new Set(["completed", "failed", "canceled"]);
   const MAX_LATENCIES = 50000;
   const MAX_CURRENT_SHOWN = 3;

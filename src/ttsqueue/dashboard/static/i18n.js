@@ -38,6 +38,7 @@ window.TTSQ_I18N = {
     q_priority: "priority",
     q_results: "results",
     q_retry: "retry",
+    q_hold: "hold (long waits)",
     q_dead: "dead",
     queues_note:
       "Ready and consumers: now. Unacked and rates: RabbitMQ's management API (sampled every few seconds). " +
@@ -151,6 +152,7 @@ window.TTSQ_I18N = {
     q_priority: "prioritaria",
     q_results: "resultados",
     q_retry: "reintentos",
+    q_hold: "espera larga",
     q_dead: "muertos",
     queues_note:
       "Listos y consumidores: ahora. Sin confirmar y tasas: API de gestión de RabbitMQ (muestreada cada pocos segundos). " +
