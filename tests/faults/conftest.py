@@ -8,6 +8,7 @@ removes the test's queues and keys, and stops every process the test started.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -97,14 +98,17 @@ async def fault_redis(stack: Stack) -> AsyncIterator[aioredis.Redis]:
 async def _delete_queues(stack: Stack) -> None:
     names = stack.names
     connection = await aio_pika.connect(stack.rabbit.url)
+    # Every queue and every exchange the topology names, whatever this version declares.
+    exchanges = [getattr(names, f.name) for f in dataclasses.fields(names) if "exchange" in f.name]
     async with connection:
-        for queue in (names.calls, names.priority, names.results, names.retry, names.dead):
+        for queue in names.by_label().values():
             channel = await connection.channel()
             with contextlib.suppress(aio_pika.exceptions.AMQPError):
                 await channel.queue_delete(queue)
-        channel = await connection.channel()
-        with contextlib.suppress(aio_pika.exceptions.AMQPError):
-            await channel.exchange_delete(names.retry_exchange)
+        for exchange in exchanges:
+            channel = await connection.channel()
+            with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                await channel.exchange_delete(exchange)
 
 
 async def _delete_keys(stack: Stack) -> None:

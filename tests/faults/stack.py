@@ -229,13 +229,22 @@ async def outage(
     return codes
 
 
-def originations(logs: Iterable[Path]) -> collections.Counter[str]:
-    """`originating call` log lines by call id, across every log given."""
+# The worker's line just before it asks the dialer, and the simulator's record of each
+# origination it receives.
+WORKER_ORIGINATES = "originating call"
+DIALER_PLACED = "simulated call placed"
+
+
+def originations(logs: Iterable[Path], event: str = WORKER_ORIGINATES) -> collections.Counter[str]:
+    """Log lines of `event` by call id, across every log given."""
     counts: collections.Counter[str] = collections.Counter()
+    needle = orjson.dumps(event)
     for log in logs:
         for line in log.read_bytes().splitlines():
-            if b'"originating call"' in line:
-                counts[orjson.loads(line)["call_id"]] += 1
+            if needle in line:
+                entry = orjson.loads(line)
+                if entry.get("event") == event:
+                    counts[entry["call_id"]] += 1
     return counts
 
 

@@ -1,11 +1,11 @@
 """Fault e: poison published straight to the work queues of a running worker process.
 
-tests/integration/test_worker_edges.py::test_poison_messages_go_to_dead_and_work_goes_on
-already covers a body that is not JSON, a wrong schema, an unknown job and a message id
-that does not match its job, with an in-process worker. Here the other shapes hit a real
-`ttsqueue worker` process while good jobs flow: each goes to `tts_dead`, the same process
-keeps going (never restarted), every good job completes, and a stray copy of a finished
-job's message is acknowledged without dialing again.
+Malformed bodies, wrong schemas, a well-formed message for a job that has no record, a
+message whose id names another job than its body, and a job's message on the queue of the
+other priority hit a real `ttsqueue worker` process while good jobs flow: each goes to
+`tts_dead`, the same process keeps going (never restarted), every good job submitted after
+them completes, and a stray copy of a finished job's message is acknowledged without
+dialing again.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.faults.stack import (
+    DIALER_PLACED,
     Stack,
     accepted_ids,
     depths,
@@ -35,10 +36,13 @@ pytestmark = pytest.mark.timeout(120)
 GOOD_JOBS = 40
 
 
-def poison_bodies(known_job: str) -> list[tuple[str, bytes, str | None]]:
-    """(label, body, message id) of messages no worker can act on."""
-    fake = str(uuid.uuid4())
+def poison_bodies(known_job: str, other_job: str) -> list[tuple[str, bytes, str | None]]:
+    """(label, body, message id) of messages no worker can act on. `known_job` is finished:
+    a valid message for it would be acknowledged, not dead-lettered."""
+    fake, unknown = str(uuid.uuid4()), str(uuid.uuid4())
     return [
+        ("unknown job", JobMessage(job_id=unknown).encode(), unknown),
+        ("message id of another job", JobMessage(job_id=known_job).encode(), other_job),
         ("empty body", b"", None),
         ("invalid UTF-8", b"\xff\xfe\x00garbage", None),
         ("JSON array", b'["job_id", 1]', None),
@@ -63,7 +67,7 @@ async def test_poison_on_a_running_worker(stack: Stack, fault_redis: aioredis.Re
         connection = await aio_pika.connect(stack.rabbit.url)
         async with connection:
             channel = await connection.channel()
-            poison = poison_bodies(known)
+            poison = poison_bodies(known, first[1])
             for label, body, message_id in poison:
                 await channel.default_exchange.publish(
                     aio_pika.Message(body, message_id=message_id, headers={"case": label}),
@@ -99,6 +103,8 @@ async def test_poison_on_a_running_worker(stack: Stack, fault_redis: aioredis.Re
     dialed = originations(stack.worker_logs())
     assert len(dialed) == len(ids)
     assert set(dialed.values()) == {1}
+    # The dialer itself was asked for exactly those calls, once each: no poison reached it.
+    assert originations(stack.worker_logs(), DIALER_PLACED) == dialed
     record(
         "e_poison_messages",
         poison_kinds=expected_dead + 1,

@@ -1,7 +1,8 @@
 """Fault a: a random worker SIGKILLed every 2 s through a 500-job run, always re-spawned.
 
-Every accepted job must end completed, none lost, and no attempt dialed twice: the
-`originating call` lines of every worker log, counted per call id, are all 1.
+Every accepted job must end completed, none lost, and no attempt dialed twice, counted from
+both sides: the workers' `originating call` lines and the dialer's own record of the calls
+it received (`simulated call placed`), per call id, are never more than 1.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.faults.stack import (
+    DIALER_PLACED,
     Proc,
     Stack,
     accepted_ids,
@@ -73,6 +75,12 @@ async def test_sigkill_a_random_worker_every_two_seconds(
     dialed = originations(stack.worker_logs())
     twice = {call_id: n for call_id, n in dialed.items() if n > 1}
     assert twice == {}, f"calls originated more than once: {twice}"
+    placed = originations(stack.worker_logs(), DIALER_PLACED)
+    placed_twice = {call_id: n for call_id, n in placed.items() if n > 1}
+    assert placed_twice == {}, f"the dialer received these calls more than once: {placed_twice}"
+    # Each call the dialer received was logged by the worker first; a kill can fall between.
+    assert set(placed) <= set(dialed)
+    assert len(placed) >= len(dialed) - kills
     assert set(final.values()) == {"completed"}
     # The kills did land in the middle of jobs: some attempts were delivered again.
     redelivered = 0
@@ -94,7 +102,9 @@ async def test_sigkill_a_random_worker_every_two_seconds(
         redelivered=redelivered,
         jobs_lost=JOBS - counts["completed"],
         duplicate_originations=len(twice),
+        duplicate_originations_dialer=len(placed_twice),
         originations=sum(dialed.values()),
+        originations_dialer=sum(placed.values()),
         http_5xx=sum(r.status_code >= 500 for r in replies),
         seconds=round(elapsed, 1),
     )
