@@ -47,7 +47,7 @@ Usage: ./manage.sh <command> [args]
                               the whole test suite (CI runs this)
   dashboard                   run only the dashboard
 
-Any other command goes to the Python CLI: ./manage.sh config | call | stats | ...
+Any other command goes to the Python CLI: ./manage.sh config | call | stats | jobs | ...
 EOF
 }
 
