@@ -1,8 +1,7 @@
 """Fault f: a queue that already exists on the broker with other arguments (an older version,
 another tool, a hand-made queue). Each process refuses to start (exit 2) with a message that
 names the queue and the fix, `./manage.sh clean --queues`; after that fix the same processes
-start and jobs complete. The API says so without a traceback; the worker still logs one
-before its message (marked xfail below until it closes its connection on that path).
+start and jobs complete. Neither the API nor the worker prints a traceback on that path.
 """
 
 from __future__ import annotations
@@ -90,21 +89,7 @@ async def test_a_conflicting_queue_stops_each_process_with_the_fix(
     )
 
 
-@pytest.mark.parametrize(
-    "role",
-    [
-        "api",
-        pytest.param(
-            "worker",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="ttsqueue.worker.main.serve leaves its RabbitMQ connection open when "
-                "declare_topology fails: asyncio.run then logs the pending aiormq task's "
-                "PRECONDITION_FAILED with a traceback before the clear message",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("role", ["api", "worker"])
 async def test_the_refusal_carries_no_traceback(stack: Stack, role: str) -> None:
     connection = await aio_pika.connect(stack.rabbit.url)
     async with connection:

@@ -10,7 +10,7 @@ from ttsqueue.config import Settings
 
 MASK = "********"
 SECRET_FIELDS = frozenset({"ASTERISK_AMI_SECRET", "WEBHOOK_SECRET", "DASHBOARD_PASSWORD"})
-URL_FIELDS = frozenset({"RABBITMQ_URL", "REDIS_URL"})
+URL_FIELDS = frozenset({"RABBITMQ_URL", "REDIS_URL", "RABBITMQ_MANAGEMENT_URL"})
 
 
 def mask_url(url: str) -> str:

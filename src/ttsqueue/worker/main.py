@@ -35,9 +35,16 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run one worker until `stop` is set (or SIGTERM/SIGINT when run as a process)."""
     redis = await wait_for_redis(settings, client_name=f"worker:{settings.WORKER_ID}")
     connection = await wait_for_broker(settings, name=f"worker:{settings.WORKER_ID}")
-    channel = await connection.channel()
-    names = await declare_topology(channel, settings)
-    await channel.close()
+    try:
+        channel = await connection.channel()
+        names = await declare_topology(channel, settings)
+        await channel.close()
+    except BaseException:
+        # A conflicting queue (TopologyMismatchError) must leave no connection behind, or its
+        # pending tasks print a traceback over the clear message the CLI gives.
+        await connection.close()
+        await redis.aclose()
+        raise
     engines = await build_engines(settings)
     dialer = build_dialer(settings, redis)
     ctx = WorkerContext(
