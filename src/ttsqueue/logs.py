@@ -96,9 +96,21 @@ class SecretMasker:
         return event_dict
 
 
+def _process_name(process: str) -> structlog.types.Processor:
+    """Adds which process wrote the line. A processor, not a context variable: each job
+    clears its context when it starts, and the process name must survive that."""
+
+    def add(_: Any, __: str, event_dict: structlog.types.EventDict) -> structlog.types.EventDict:
+        event_dict.setdefault("process", process)
+        return event_dict
+
+    return add
+
+
 def configure_logging(settings: Settings, *, process: str) -> None:
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        _process_name(process),
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -131,7 +143,6 @@ def configure_logging(settings: Settings, *, process: str) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    structlog.contextvars.bind_contextvars(process=process)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -1,6 +1,7 @@
 """The log of a real `ttsqueue worker` process (LOG_FORMAT=json, LOG_LEVEL=INFO) through an
 answered job and a busy one: one JSON object per line; every line about a job carries its
-`job_id`, the `worker_id` and the `attempt`; no line carries the message text (SPEC §8)."""
+`job_id`, the `worker_id`, the `attempt` and the process; each call's end is logged with its
+outcome; no line carries the message text (SPEC §8)."""
 
 from __future__ import annotations
 
@@ -121,10 +122,24 @@ async def test_job_lines_carry_the_context_and_never_the_text(
 
     for job_id, mentions in about.items():
         events = {line["event"] for line in mentions}
-        assert {"originating call", "simulated call placed"} <= events, (job_id, events)
+        assert {"originating call", "simulated call placed", "call ended"} <= events, (
+            job_id,
+            events,
+        )
         for line in mentions:
             assert line.get("job_id") == job_id, line
             assert line.get("worker_id") == WORKER_ID, line
             assert line.get("attempt") == 1, line
+            assert line.get("process") == "worker", line
+    ended = {
+        job_id: [
+            (line["outcome"], line["next"]) for line in mentions if line["event"] == "call ended"
+        ]
+        for job_id, mentions in about.items()
+    }
+    assert ended == {
+        answered.job_id: [("answered", "completed")],
+        busy.job_id: [("busy", "failed")],
+    }
     placed = [line for line in about[busy.job_id] if line["event"] == "simulated call placed"]
     assert [line["scripted"] for line in placed] == ["busy"]

@@ -115,6 +115,16 @@ async def finish_attempt(
     """Record the attempt's outcome and move the job on. Only the CAS winner acts."""
     info = call_info(job, result, ctx.dialer.name)
     decision = telephony_decision(job, attempt, result.outcome)
+    log.info(
+        "call ended",
+        outcome=result.outcome.value,
+        reason=result.reason,
+        hangup_cause=result.hangup_cause,
+        talk_s=result.talk_s,
+        next="completed"
+        if result.outcome is CallOutcome.ANSWERED
+        else ("retrying" if decision.retry else "failed"),
+    )
     if result.outcome is CallOutcome.ANSWERED:
         await end_job(ctx, job, JobStatus.COMPLETED, info, detail="answered")
     elif decision.retry:
