@@ -137,6 +137,12 @@ def configure_logging(settings: Settings, *, process: str) -> None:
     root.setLevel(settings.LOG_LEVEL.upper())
     for noisy in ("aio_pika", "aiormq", "gtts", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # uvicorn's own logging configuration, if it was ever applied in this process, gives its
+    # loggers their own handlers: those lines would skip the formatter and its masking.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        server_logger = logging.getLogger(name)
+        server_logger.handlers.clear()
+        server_logger.propagate = True
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

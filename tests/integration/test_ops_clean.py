@@ -28,12 +28,14 @@ async def test_purge_empties_queues_and_keeps_them(
     names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
     await publish(broker, names.calls, 3)
     await publish(broker, names.dead, 1)
+    await publish(broker, names.hold, 2)
     removed = await clear_queues(settings, delete=False)
     assert removed == {
         names.calls: 3,
         names.priority: 0,
         names.results: 0,
         names.retry: 0,
+        names.hold: 2,
         names.dead: 1,
     }
     channel = await broker.channel()
