@@ -12,25 +12,26 @@ from tests.integration.test_pipeline import terminal, wait_for
 # SPEC §2.6: none of these may reach Asterisk. Each is refused by the API (422), or, for the
 # fields that are never written into a dial string (text, metadata), accepted but kept away.
 HOSTILE_REFUSED: list[dict[str, Any]] = [
-    {"phone_number": "3005050149\r\nAction: Originate\r\nChannel: Local/666@evil"},
-    {"phone_number": "3005050149&PJSIP/666@evil"},
-    {"phone_number": "3005050149,666"},
-    {"phone_number": "3005050149;666"},
-    {"phone_number": "3005050149|666"},
+    {"phone_number": "3005050149\r\nAction: Originate\r\nChannel: Local/66606660@evil"},
+    {"phone_number": "3005050149&PJSIP/66606660@evil"},
+    {"phone_number": "3005050149,66606660"},
+    {"phone_number": "3005050149;66606660"},
+    {"phone_number": "3005050149|66606660"},
     {"phone_number": "3005050149@evil"},
     {"phone_number": "300/505/0149"},
     {"phone_number": "3005050149\nAction: Hangup"},
     {"caller_id": '"Evil\r\nAction: Command" <5550100>'},
-    {"caller_id": "5550100&666"},
+    {"caller_id": "5550100&66606660"},
     {"caller_id": '"a,b" <5550100>'},
     {"voice": "es\r\nAction: Command"},
 ]
 HOSTILE_ACCEPTED: list[dict[str, Any]] = [
-    {"text": "Hola\nAction: Originate\nChannel: Local/666@evil\n\nAction: Command evil"},
-    {"text": "Aviso & Local/666@evil , ; | @evil"},
-    {"metadata": {"x": "\r\nAction: Hangup\r\nChannel: Local/666@evil", "y": "a&b,c;d|e"}},
+    {"text": "Hola\nAction: Originate\nChannel: Local/66606660@evil\n\nAction: Command evil"},
+    {"text": "Aviso & Local/66606660@evil , ; | @evil"},
+    {"metadata": {"x": "\r\nAction: Hangup\r\nChannel: Local/66606660@evil", "y": "a&b,c;d|e"}},
 ]
-MARKERS = [b"evil", b"666", b"Action: Hangup", b"Action: Command"]
+# Long enough never to turn up by chance in a job id or a channel id (hex).
+MARKERS = [b"evil", b"66606660", b"Action: Hangup", b"Action: Command"]
 
 
 async def submit(api: httpx.AsyncClient, number: str, **extra: Any) -> str:
