@@ -14,7 +14,8 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from ttsqueue.api.app import create_app
-from ttsqueue.broker.topology import QueueNames
+from ttsqueue.api.backpressure import BacklogGate
+from ttsqueue.broker.topology import QueueInspector, QueueNames
 from ttsqueue.config import Settings
 from ttsqueue.store.jobs import JobStore
 
@@ -72,3 +73,33 @@ async def test_full_backlog_is_refused_with_retry_after(
     queue = await channel.get_queue(QueueNames.from_prefix(settings.QUEUE_PREFIX).calls)
     await queue.purge()
     assert (await until_accepted(api)).status_code == 202
+
+
+class CountingInspector(QueueInspector):
+    """The real inspector on the real broker, counting how often it is asked."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.reads = 0
+
+    async def depths(self) -> dict[str, int]:
+        self.reads += 1
+        return await super().depths()
+
+
+async def test_a_burst_of_requests_shares_one_backlog_read(
+    settings: Settings, broker: AbstractRobustConnection
+) -> None:
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    inspector = CountingInspector(broker, names)
+    gate = BacklogGate(inspector, settings.MAX_QUEUE_DEPTH)
+    try:
+        assert set(await asyncio.gather(*(gate.backlog() for _ in range(200)))) == {0}
+        assert inspector.reads == 1
+        assert await gate.backlog() == 0  # fresh: no read at all
+        assert inspector.reads == 1
+        await asyncio.sleep(1.05)
+        await asyncio.gather(*(gate.backlog() for _ in range(200)))
+        assert inspector.reads == 2
+    finally:
+        await inspector.close()

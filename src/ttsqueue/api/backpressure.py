@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from ttsqueue.api.errors import ApiError
@@ -19,15 +20,33 @@ class BacklogGate:
         self.max_depth = max_depth
         self._depth = 0
         self._read_at = 0.0
+        self._reading: asyncio.Future[None] | None = None
 
     async def backlog(self) -> int:
-        now = time.monotonic()
-        if now - self._read_at >= REFRESH_S:
-            depths = await self.inspector.depths()
-            # Only a successful read is cached: while RabbitMQ is down every call probes again.
-            self._depth = sum(depths[label] for label in BACKLOG)
-            self._read_at = now
+        """The backlog, read from RabbitMQ at most once a second however many ask at once.
+
+        When the value is due for a refresh, one read goes out and every concurrent caller
+        waits for that same read (a burst of requests must not queue hundreds of probes on
+        the broker). Only a successful read is cached: while RabbitMQ is down each caller
+        gets the failure, and the next one probes again.
+        """
+        if time.monotonic() - self._read_at >= REFRESH_S:
+            if self._reading is None:
+                self._reading = asyncio.ensure_future(self._read())
+                self._reading.add_done_callback(self._read_done)
+            # Shielded: a caller that goes away must not cancel the read the others await.
+            await asyncio.shield(self._reading)
         return self._depth
+
+    async def _read(self) -> None:
+        depths = await self.inspector.depths()
+        self._depth = sum(depths[label] for label in BACKLOG)
+        self._read_at = time.monotonic()
+
+    def _read_done(self, reading: asyncio.Future[None]) -> None:
+        self._reading = None
+        if not reading.cancelled():
+            reading.exception()  # retrieved here: its callers were given it already
 
     async def is_full(self) -> bool:
         """SPEC §2.8: refused when the backlog *exceeds* MAX_QUEUE_DEPTH; at it, still open."""
