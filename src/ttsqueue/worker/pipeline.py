@@ -11,7 +11,6 @@ from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
 from ttsqueue.broker.delays import DelayQueues, is_due, park
-from ttsqueue.dialer.base import CallRequest
 from ttsqueue.domain import CallOutcome, Job, JobMessage, JobStatus, Priority, iso
 from ttsqueue.errors import (
     DialerError,
@@ -21,7 +20,7 @@ from ttsqueue.errors import (
 )
 from ttsqueue.logs import get_logger
 from ttsqueue.store.jobs import Effects
-from ttsqueue.tts.service import PreparedAudio
+from ttsqueue.worker.call_request import call_request
 from ttsqueue.worker.context import WorkerContext
 from ttsqueue.worker.lifecycle import advance_to_processing, give_up
 from ttsqueue.worker.outcomes import fail_job, finish_attempt, park_retry
@@ -92,8 +91,8 @@ class JobHandler:
         if job.status is not JobStatus.PROCESSING:
             return Disposition.ACK  # canceled meanwhile, or another copy moved it on
         try:
-            audio = await self._prepare_audio(job, msg.attempt)
-            await self._call(job, msg, audio, work_queue)
+            await self._prepare_audio(job, msg.attempt)
+            await self._call(job, msg, work_queue)
         except PermanentJobError as exc:
             await fail_job(
                 self.ctx,
@@ -106,7 +105,8 @@ class JobHandler:
             return await self._technical_retry(job, msg, work_queue, exc)
         return Disposition.ACK
 
-    async def _prepare_audio(self, job: Job, attempt: int) -> PreparedAudio:
+    async def _prepare_audio(self, job: Job, attempt: int) -> None:
+        """Speech for the job, from the cache or an engine; recorded in `job.audio`."""
         # Pinned under the call's id from now until the call ends: never evicted meanwhile.
         audio = await self.ctx.speech.prepare(
             job.text, job.language, job.voice, job.engine, lease_id=_call_id(job.job_id, attempt)
@@ -124,15 +124,20 @@ class JobHandler:
         job.audio = info  # stored with the move to `calling`
         if not audio.cached:
             await self.ctx.metrics.observe_synthesis(audio.engine, audio.synth_s)
-        return audio
 
-    async def _call(self, job: Job, msg: JobMessage, audio: PreparedAudio, work_queue: str) -> None:
+    async def _call(self, job: Job, msg: JobMessage, work_queue: str) -> None:
         ctx = self.ctx
         attempt = msg.attempt
         call_id = _call_id(job.job_id, attempt)
         async with ctx.trunk.slot(call_id):
             originated_at = time.time()
-            call = self._call_request(job, attempt, audio, originated_at, msg.not_before_ms)
+            call = call_request(
+                job,
+                attempt,
+                ring_timeout_s=ctx.settings.CALL_RING_TIMEOUT,
+                originated_at=originated_at,
+                not_before=msg.not_before_ms / 1000,
+            )
             if await ctx.store.claim_attempt(
                 job.job_id, attempt, f"{ctx.worker_id}@{originated_at}"
             ):
@@ -183,17 +188,8 @@ class JobHandler:
     async def _follow(self, job: Job, attempt: int, work_queue: str, originated_at: float) -> None:
         """Wait for the call's outcome (bounded by CALL_MAX_DURATION) and record it."""
         ctx = self.ctx
-        audio_path = job.audio.path or ""
-        call = CallRequest(
-            job_id=job.job_id,
-            attempt=attempt,
-            number=job.dial_number,
-            e164=job.e164,
-            caller_id=job.caller_id,
-            audio_path=audio_path.removesuffix(".wav"),
-            audio_duration_s=job.audio.duration_s or 0.0,
-            ring_timeout_s=ctx.settings.CALL_RING_TIMEOUT,
-            originated_at=originated_at,
+        call = call_request(
+            job, attempt, ring_timeout_s=ctx.settings.CALL_RING_TIMEOUT, originated_at=originated_at
         )
         left = originated_at + ctx.settings.CALL_MAX_DURATION - time.time()
         try:
@@ -207,22 +203,6 @@ class JobHandler:
             if job.audio.cache_key:
                 await ctx.speech.unpin(job.audio.cache_key, call.call_id)
         await finish_attempt(ctx, job, attempt, result, work_queue)
-
-    def _call_request(
-        self, job: Job, attempt: int, audio: PreparedAudio, originated_at: float, due_ms: int
-    ) -> CallRequest:
-        return CallRequest(
-            job_id=job.job_id,
-            attempt=attempt,
-            number=job.dial_number,
-            e164=job.e164,
-            caller_id=job.caller_id,
-            audio_path=str(audio.playback_path),
-            audio_duration_s=audio.duration_s,
-            ring_timeout_s=self.ctx.settings.CALL_RING_TIMEOUT,
-            originated_at=originated_at,
-            not_before=due_ms / 1000,
-        )
 
     async def _technical_retry(
         self, job: Job, msg: JobMessage, work_queue: str, exc: TransientJobError

@@ -14,29 +14,15 @@ from datetime import datetime
 import structlog
 
 from ttsqueue.dialer.base import CallRequest
-from ttsqueue.domain import CallOutcome, Job, JobStatus
+from ttsqueue.domain import CallOutcome, JobStatus
 from ttsqueue.logs import get_logger
+from ttsqueue.worker.call_request import call_request
 from ttsqueue.worker.context import WorkerContext
 from ttsqueue.worker.outcomes import fail_job
 
 log = get_logger("ttsqueue.worker.reaper")
 
 REAP_INTERVAL_S = 10.0
-
-
-def lost_call(ctx: WorkerContext, job: Job, originated_at: float) -> CallRequest:
-    """The request of the job's current attempt, rebuilt from its record."""
-    return CallRequest(
-        job_id=job.job_id,
-        attempt=job.attempts,
-        number=job.dial_number,
-        e164=job.e164,
-        caller_id=job.caller_id,
-        audio_path=(job.audio.path or "").removesuffix(".wav"),
-        audio_duration_s=job.audio.duration_s or 0.0,
-        ring_timeout_s=ctx.settings.CALL_RING_TIMEOUT,
-        originated_at=originated_at,
-    )
 
 
 async def abandon_call(ctx: WorkerContext, call: CallRequest) -> None:
@@ -63,7 +49,13 @@ async def reap_once(ctx: WorkerContext) -> int:
             continue
         with structlog.contextvars.bound_contextvars(job_id=job.job_id, attempt=job.attempts):
             if job.attempts >= 1:
-                await abandon_call(ctx, lost_call(ctx, job, started))
+                lost = call_request(
+                    job,
+                    job.attempts,
+                    ring_timeout_s=ctx.settings.CALL_RING_TIMEOUT,
+                    originated_at=started,
+                )
+                await abandon_call(ctx, lost)
             if await fail_job(ctx, job, "lost_track", outcome=CallOutcome.FAILED):
                 reaped += 1
     return reaped
