@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,9 +13,9 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
-import uvicorn
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
+from tests.http_servers import free_port, quiet_server
 from ttsqueue.api.app import create_app as create_api
 from ttsqueue.config import Settings
 from ttsqueue.dashboard.app import create_app as create_dashboard
@@ -33,25 +32,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _server(app: object, port: int) -> uvicorn.Server:
-    config = uvicorn.Config(
-        app,  # type: ignore[arg-type]
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=1,
-    )
-    return uvicorn.Server(config)
 
 
 class LiveStack:
@@ -88,9 +68,9 @@ class LiveStack:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         dashboard = create_dashboard(self.settings, api_url=self.api_url)
-        servers = [_server(dashboard, _port(self.dashboard_url))]
+        servers = [quiet_server(dashboard, _port(self.dashboard_url))]
         if self.with_api:
-            servers.append(_server(create_api(self.settings), _port(self.api_url)))
+            servers.append(quiet_server(create_api(self.settings), _port(self.api_url)))
         tasks = [asyncio.create_task(server.serve()) for server in servers]
         worker_stop = asyncio.Event()
         if self.with_worker:

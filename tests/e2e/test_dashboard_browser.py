@@ -25,10 +25,10 @@ from tests.e2e.live_stack import (
     ConsoleErrors,
     LiveStack,
     chromium,
-    free_port,
     wait_for_snapshot,
 )
 from tests.faults.servers import RabbitServer, rabbitmq_tool
+from tests.http_servers import free_port
 from ttsqueue.broker.management import ManagementTarget
 from ttsqueue.config import Settings
 from ttsqueue.store.connection import connect_redis

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
 
 import httpx
-import uvicorn
 
+from tests.http_servers import free_port, quiet_server
 from ttsqueue.api.app import create_app
 from ttsqueue.broker.connection import connect_broker
 from ttsqueue.broker.topology import QueueNames
@@ -20,27 +19,12 @@ from ttsqueue.config import Settings
 from ttsqueue.store.connection import connect_redis
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def serve_api(settings: Settings, timeout: float = 30.0) -> Iterator[str]:
     """Yields the base URL once /health answers; stops the server and removes the queues
     and keys the run created afterwards."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
+    server = quiet_server(create_app(settings), port)
     thread = threading.Thread(target=server.run, name="fuzz-api", daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

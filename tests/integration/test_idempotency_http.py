@@ -4,15 +4,14 @@ connections) creates exactly one job and one message; every reply names that job
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from aio_pika.abc import AbstractRobustConnection
 
+from tests.http_servers import serving
 from ttsqueue.api.app import create_app
 from ttsqueue.broker.topology import QueueInspector, QueueNames
 from ttsqueue.config import Settings
@@ -24,37 +23,12 @@ SENDS = 50
 BODY = {"text": "Su código es 4 8 1 5", "phone_number": "3005050149"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 async def api_url(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any
 ) -> AsyncIterator[str]:
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings),
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if serving.done():
-                serving.result()
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await serving
+    async with serving(create_app(settings)) as url:
+        yield url
 
 
 async def send_at_once(url: str, bodies: list[dict[str, Any]], key: str) -> list[httpx.Response]:
