@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.conftest import RABBITMQ_URL, REDIS_URL
+from tests.http_servers import free_port
 from ttsqueue.ops import processes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,12 +30,6 @@ MANAGE = ROOT / "manage.sh"
 TTSQUEUE = ROOT / ".venv" / "bin" / "ttsqueue"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -17,14 +17,10 @@ import time
 import uuid
 from pathlib import Path
 
+from tests.http_servers import free_port
+
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 BOOT_TIMEOUT_S = 90.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def port_open(port: int) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from aio_pika.abc import AbstractRobustConnection
 
 from tests.factories import make_job
 from tests.faults.servers import RedisServer
+from tests.http_servers import free_port
 from ttsqueue.broker.management import ManagementClient, ManagementTarget
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
@@ -32,12 +32,6 @@ from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.stats import StatsReader
 from ttsqueue.store.workers import WorkerInfo, WorkerRegistry
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def sources(redis: aioredis.Redis, settings: Settings) -> StatsSources:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +12,7 @@ from typing import Any, ClassVar
 import pytest
 from rich.console import Console
 
+from tests.http_servers import free_port
 from ttsqueue.ops import calls
 from ttsqueue.ops.client import (
     ApiClient,
@@ -86,12 +86,6 @@ def api_url() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_submit_sends_the_key_and_returns_the_job(api_url: str) -> None:
