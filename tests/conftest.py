@@ -3,15 +3,18 @@ and real Redis clients that wipe their keys afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
 
+from ttsqueue.api.app import create_app as create_api
 from ttsqueue.broker.connection import connect_broker
 from ttsqueue.broker.topology import QueueNames, declare_topology
 from ttsqueue.config import Settings, load_settings
@@ -85,3 +88,13 @@ async def delete_topology(connection: AbstractRobustConnection, names: QueueName
     for exchange in names.exchanges():
         await channel.exchange_delete(exchange)
     await channel.close()
+
+
+@contextlib.asynccontextmanager
+async def in_process_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The real API app with its lifespan run, and a client that calls it without a socket."""
+    app = create_api(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            yield client

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,8 +10,8 @@ import httpx
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
+from tests.conftest import in_process_api
 from tests.doubles.tcp_proxy import tcp_proxy
-from ttsqueue.api.app import create_app
 from ttsqueue.config import Settings
 
 pytestmark = [
@@ -25,11 +24,8 @@ pytestmark = [
 async def api(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            yield client
+    async with in_process_api(settings) as client:
+        yield client
 
 
 async def test_health_is_open_everything_else_needs_a_key(api: httpx.AsyncClient) -> None:
@@ -89,15 +85,6 @@ async def until_limited(api: httpx.AsyncClient, key: dict[str, str]) -> list[int
     return statuses
 
 
-@contextlib.asynccontextmanager
-async def serving_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            yield client
-
-
 async def test_without_redis_reads_pass_unlimited_and_writes_get_503(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any
 ) -> None:
@@ -105,7 +92,7 @@ async def test_without_redis_reads_pass_unlimited_and_writes_get_503(
     body = {"text": "Hola", "phone_number": "3005050149"}
     async with tcp_proxy(settings.REDIS_URL) as redis:
         through = settings.model_copy(update={"REDIS_URL": redis.url_for(settings.REDIS_URL)})
-        async with serving_app(through) as api:
+        async with in_process_api(through) as api:
             assert (await api.get("/tts/jobs", headers=key)).status_code == 200
             await redis.cut()
             # More than the burst of ten, none limited: the limiter fails open for reads.

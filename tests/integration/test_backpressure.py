@@ -13,7 +13,7 @@ import httpx
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
-from ttsqueue.api.app import create_app
+from tests.conftest import in_process_api
 from ttsqueue.api.backpressure import BacklogGate
 from ttsqueue.broker.topology import QueueInspector, QueueNames
 from ttsqueue.config import Settings
@@ -28,11 +28,8 @@ BODY = {"text": "Aviso", "phone_number": "3005050149"}
 async def api(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            yield client
+    async with in_process_api(settings) as client:
+        yield client
 
 
 async def until_accepted(api: httpx.AsyncClient) -> httpx.Response:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -11,9 +9,9 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import in_process_api
 from tests.doubles.tcp_proxy import tcp_proxy
 from tests.integration.test_pipeline import api, publish_job, running_worker, terminal, wait_for
-from ttsqueue.api.app import create_app
 from ttsqueue.config import Settings
 from ttsqueue.store.jobs import JobStore
 
@@ -82,15 +80,6 @@ async def test_metrics_count_a_known_run(
     assert after[("ttsq_queue_depth", (("queue", "normal"),))] == 0
 
 
-@contextlib.asynccontextmanager
-async def serving_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            yield client
-
-
 async def test_metrics_without_the_broker_keep_every_redis_series(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any
 ) -> None:
@@ -99,7 +88,7 @@ async def test_metrics_without_the_broker_keep_every_redis_series(
         through = settings.model_copy(
             update={"RABBITMQ_URL": rabbit.url_for(settings.RABBITMQ_URL)}
         )
-        async with serving_app(through) as api:
+        async with in_process_api(through) as api:
             assert (await api.post("/tts/call", json=body)).status_code == 202
             up = samples((await api.get("/metrics")).text)
             await rabbit.cut()  # RabbitMQ is gone: resets, and the port refuses connections
@@ -131,7 +120,7 @@ async def test_metrics_without_redis_are_503(
                 "REDIS_URL": redis.url_for(settings.REDIS_URL),
             }
         )
-        async with serving_app(through) as api:
+        async with in_process_api(through) as api:
             assert (await api.get("/metrics")).status_code == 200
             await redis.cut()
             redis_down = await api.get("/metrics")

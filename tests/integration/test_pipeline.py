@@ -17,9 +17,8 @@ import pytest
 import soundfile
 from aio_pika.abc import AbstractRobustConnection
 
-from tests.conftest import make_settings
+from tests.conftest import in_process_api, make_settings
 from tests.factories import make_job
-from ttsqueue.api.app import create_app
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
@@ -50,11 +49,8 @@ async def running_worker(settings: Settings) -> AsyncIterator[None]:
 async def api(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            yield client
+    async with in_process_api(settings) as client:
+        yield client
 
 
 async def wait_for(

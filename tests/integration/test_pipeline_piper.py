@@ -11,8 +11,8 @@ import pytest
 import soundfile
 from aio_pika.abc import AbstractRobustConnection
 
+from tests.conftest import in_process_api
 from tests.integration.test_pipeline import running_worker, terminal, wait_for
-from ttsqueue.api.app import create_app
 from ttsqueue.config import Settings
 
 pytest.importorskip("piper", reason="piper-tts is not installed (pip install 'ttsqueue[piper]')")
@@ -28,11 +28,8 @@ pytestmark = pytest.mark.timeout(90)
 async def api(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            yield client
+    async with in_process_api(settings) as client:
+        yield client
 
 
 @pytest.mark.settings(TTS_ENGINE="piper", PIPER_MODEL=MODEL, DEFAULT_LANGUAGE="en")
