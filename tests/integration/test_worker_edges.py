@@ -146,23 +146,18 @@ async def test_a_message_that_keeps_killing_its_worker_is_given_up(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any
 ) -> None:
     store = store_of(redis_client, settings)
-    job = make_job()
-    await store.create(job)
+    job_id = await submit(broker, settings, store)
     # Two earlier deliveries of this very message died with their workers.
-    await redis_client.set(store.keys.deliveries(job.job_id, 1, 0), 2)
-    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
-    await Publisher(broker, names).to_work_queue(
-        names.calls, JobMessage(job_id=job.job_id).encode(), job.job_id
-    )
-    inspector = QueueInspector(broker, names)
+    await redis_client.set(store.keys.deliveries(job_id, 1, 0), 2)
+    inspector = QueueInspector(broker, QueueNames.from_prefix(settings.QUEUE_PREFIX))
     async with running_worker(settings):
-        await until(lambda: _status_is(store, job.job_id, JobStatus.FAILED))
+        await until(lambda: _status_is(store, job_id, JobStatus.FAILED))
         await until(lambda: _depth_is(inspector, "dead", 1))
-    failed = await store.get(job.job_id)
+    failed = await store.get(job_id)
     assert failed is not None
     assert failed.error is not None
     assert "delivered 2 times" in failed.error
-    assert "calling" not in [h.status for h in await store.history(job.job_id)]
+    assert "calling" not in [h.status for h in await store.history(job_id)]
 
 
 async def test_heartbeat_registers_and_deregisters(
