@@ -26,7 +26,11 @@ async def espeak() -> EspeakEngine:
 def _children() -> set[int]:
     pids: set[int] = set()
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        pids.update(int(pid) for pid in (task / "children").read_text().split())
+        try:
+            listed = (task / "children").read_text()
+        except FileNotFoundError:
+            continue  # a thread (e.g. of the executor) that ended while we looked
+        pids.update(int(pid) for pid in listed.split())
     return pids
 
 
