@@ -146,12 +146,15 @@ LISTEN = [
 
 
 # A caller for the fixture's own tests (not tts-queue's dialplan): what Read() and AMD() make
-# of each fake phone. Results come back as UserEvent FakeProbe (the AMI `user` class).
+# of each fake phone. Results come back as UserEvent FakeProbe (the AMI `user` class); Read's
+# carries how long it took, by Asterisk's clock.
 PROBE_CONTEXT = [
     "[fake-probe]",
     "exten => hangup,1,Hangup()",
-    "exten => read,1,Read(DIGITS,${TTS_FILE},${PROBE_DIGITS},,1,4)",
-    " same => n,UserEvent(FakeProbe,Probe: ${PROBE},Digits: ${DIGITS},Status: ${READSTATUS})",
+    "exten => read,1,Set(T0=${STRFTIME(,,%s.%3q)})",
+    " same => n,Read(DIGITS,${TTS_FILE},${PROBE_DIGITS},,1,4)",
+    " same => n,UserEvent(FakeProbe,Probe: ${PROBE},Digits: ${DIGITS},Status: ${READSTATUS},"
+    "Seconds: $[${STRFTIME(,,%s.%3q)} - ${T0}])",
     " same => n,Hangup()",
     "exten => amd,1,AMD()",
     " same => n,UserEvent(FakeProbe,Probe: ${PROBE},Status: ${AMDSTATUS},Cause: ${AMDCAUSE})",

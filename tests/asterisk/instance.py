@@ -38,9 +38,8 @@ from typing import Any
 from tests.asterisk.fake_phones import CHANNEL_TEMPLATE, dialplan
 from tests.asterisk.install import AsteriskInstall
 from tests.asterisk.sounds import write_sounds
-from tests.conftest import make_settings
 from tests.http_servers import free_port
-from ttsqueue.config import DialerName
+from ttsqueue.config import DialerName, Settings
 from ttsqueue.ops.asterisk_setup import install_snippets
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "asterisk"
@@ -147,8 +146,8 @@ class PrivateAsterisk:
 
     def _install_project_snippets(self) -> None:
         """deploy/asterisk as `ttsqueue asterisk-setup` installs it (dialplan unchanged)."""
-        settings = make_settings(
-            self.root, ASTERISK_AMI_USER=self.ami_user, ASTERISK_AMI_SECRET=self.ami_secret
+        settings = Settings.model_construct(
+            ASTERISK_AMI_USER=self.ami_user, ASTERISK_AMI_SECRET=self.ami_secret
         )
         report = install_snippets(settings, etc_dir=self.etc, source=DEPLOY_DIR, reload=False)
         if not report.ok:

@@ -23,11 +23,9 @@ _NUMBER = re.compile(r"Local/(\d+)@")
 class AmiProbe:
     pbx: PrivateAsterisk
     events: list[AmiMessage] = field(default_factory=list)
-    seen_at: dict[int, float] = field(default_factory=dict)  # id(event) -> monotonic time
     session: AmiSession | None = None
 
     def on_event(self, event: AmiMessage) -> None:
-        self.seen_at[id(event)] = time.monotonic()
         self.events.append(event)
 
     async def originate(

@@ -49,3 +49,9 @@ def test_the_endings_of_spec_12_are_there_for_calls_that_listen() -> None:
     assert "presses 1" in behaviour["0004"]
     assert "answering machine" in behaviour["0005"]
     assert "presses nothing" in behaviour["0006"]
+
+
+def test_docs_list_every_fake_phone() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "asterisk.md").read_text()
+    for callee in fake_phones.CALLEES:
+        assert f"| `{callee.ending}` | {callee.behaviour} |" in docs, callee.ending
