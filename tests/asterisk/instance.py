@@ -21,6 +21,7 @@ a failed test) kills whatever is left and removes the tree. Several instances ca
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import os
@@ -50,12 +51,22 @@ _RING = re.compile(r"\] NOTICE\[[^ ]* Ext\. \d+: FAKE-PHONE rings number=(\d+) c
 _live: set[PrivateAsterisk] = set()
 
 
+# Unwanted even where installed (BUILD.md), and, for an Asterisk from a distribution with all
+# its modules, the channel drivers that listen on fixed ports: instances run side by side.
+NOLOAD = (
+    "res_config_sqlite3.so",
+    "res_musiconhold.so",
+    "chan_iax2.so",
+    "chan_mgcp.so",
+    "chan_skinny.so",
+    "chan_unistim.so",
+    "chan_ooh323.so",
+    "pbx_dundi.so",
+)
+
+
 def _modules_conf() -> str:
-    return (
-        "[modules]\nautoload = yes\n"
-        # Not built, or not wanted: a console channel and its sound card.
-        "noload = res_config_sqlite3.so\nnoload = res_musiconhold.so\n"
-    )
+    return "[modules]\nautoload = yes\n" + "".join(f"noload = {name}\n" for name in NOLOAD)
 
 
 class PrivateAsterisk:
@@ -315,6 +326,9 @@ class PrivateAsterisk:
 
 
 def close_all() -> None:
-    """Last resort (session end): no instance outlives the test run."""
+    """Last resort (session end, interpreter exit): no instance outlives the test run."""
     for pbx in list(_live):
         pbx.close()
+
+
+atexit.register(close_all)
