@@ -35,6 +35,14 @@ if name == "rabbitmq-plugins" and "enable" in args:
     sys.exit(70 if os.environ.get("FAKE_PLUGIN_FAILS") else 0)
 if name == "ttsqueue" and args == ["endpoints"]:
     print(os.environ["FAKE_ENDPOINTS"])
+if name == "pytest":
+    with open(os.environ["FAKE_LOG"] + ".pytest-env", "w") as env:
+        json.dump({{k: os.environ.get(k) for k in ("ASTERISK_BIN", "ASTERISK_SRC")}}, env)
+if name == "build-asterisk.sh":
+    print("building from " + os.environ["ASTERISK_SRC"], file=sys.stderr)
+    if os.environ.get("FAKE_BUILD_FAILS"):
+        sys.exit(1)
+    print(os.environ["FAKE_PREFIX"])
 """
 EVERYTHING = (
     "espeak-ng sox libsndfile1 rabbitmq-server redis-server chromium docker-compose "
@@ -78,6 +86,11 @@ class Checkout:
         lines = self.log.read_text().splitlines() if self.log.exists() else []
         return [json.loads(line)[0] for line in lines]
 
+    def pytest_env(self) -> dict[str, str | None]:
+        """ASTERISK_BIN / ASTERISK_SRC as pytest saw them; {} when pytest did not run."""
+        path = Path(f"{self.log}.pytest-env")
+        return dict(json.loads(path.read_text())) if path.exists() else {}
+
     def installed(self) -> list[str]:
         return [pkg for call in self.calls("apt-get") if "install" in call for pkg in call[4:]]
 
@@ -103,6 +116,8 @@ def checkout(tmp_path: Path) -> Iterator[Checkout]:
     shutil.copy2(ROOT / "pyproject.toml", root / "pyproject.toml")
     for name in ("python", "ttsqueue", "ruff", "mypy", "pytest"):
         fake(venv_bin / name)
+    (root / "scripts").mkdir()
+    fake(root / "scripts" / "build-asterisk.sh")
     stamp = root / "var" / ".venv-installed"
     stamp.parent.mkdir()
     stamp.touch()
@@ -169,3 +184,69 @@ def test_a_remote_rabbitmq_gets_the_package_but_no_plugin_call(checkout: Checkou
     assert checkout.calls("rabbitmq-plugins") == []
     if AS_ROOT:
         assert "rabbitmq-server" in checkout.installed()
+
+
+def test_without_an_asterisk_the_real_asterisk_tests_are_skipped_and_it_says_so(
+    checkout: Checkout,
+) -> None:
+    done = checkout.check(FAKE_INSTALLED=EVERYTHING, FAKE_PLUGIN_ENABLED="1")
+    assert done.returncode == 0, done.stderr
+    assert "real-Asterisk tests: SKIPPED" in done.stderr
+    assert "the real-Asterisk tests were SKIPPED" in done.stderr.splitlines()[-1]
+    assert checkout.calls("build-asterisk.sh") == []
+    assert checkout.pytest_env() == {"ASTERISK_BIN": None, "ASTERISK_SRC": None}
+
+
+def test_ci_fails_when_the_real_asterisk_tests_would_be_skipped(checkout: Checkout) -> None:
+    done = checkout.check(
+        FAKE_INSTALLED=EVERYTHING, FAKE_PLUGIN_ENABLED="1", TTSQ_REQUIRE_ASTERISK="1"
+    )
+    assert done.returncode != 0
+    assert "TTSQ_REQUIRE_ASTERISK=1 but neither ASTERISK_SRC nor ASTERISK_BIN" in done.stderr
+    assert "check failed" in done.stderr
+
+
+def test_asterisk_src_is_built_and_the_tests_get_its_binary(
+    checkout: Checkout, tmp_path: Path
+) -> None:
+    tarball = tmp_path / "asterisk-22.10.1.tar.gz"
+    tarball.write_bytes(b"not really")
+    done = checkout.check(
+        FAKE_INSTALLED=EVERYTHING,
+        FAKE_PLUGIN_ENABLED="1",
+        ASTERISK_SRC=str(tarball),
+        FAKE_PREFIX="/cache/asterisk/abc",
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"building from {tarball}" in done.stderr
+    assert "against /cache/asterisk/abc/sbin/asterisk" in done.stderr
+    assert "SKIPPED" not in done.stderr
+    env = checkout.pytest_env()
+    assert env["ASTERISK_BIN"] == "/cache/asterisk/abc/sbin/asterisk"
+    # Built before the tests ran.
+    order = checkout.order()
+    assert order.index("build-asterisk.sh") < order.index("pytest")
+
+
+def test_a_failed_asterisk_build_fails_the_check(checkout: Checkout, tmp_path: Path) -> None:
+    tarball = tmp_path / "asterisk-22.10.1.tar.gz"
+    tarball.write_bytes(b"not really")
+    done = checkout.check(
+        FAKE_INSTALLED=EVERYTHING,
+        FAKE_PLUGIN_ENABLED="1",
+        ASTERISK_SRC=str(tarball),
+        FAKE_BUILD_FAILS="1",
+    )
+    assert done.returncode != 0
+    assert "could not build Asterisk" in done.stderr
+    # The tests do not try the build again.
+    assert checkout.pytest_env() == {"ASTERISK_BIN": None, "ASTERISK_SRC": None}
+
+
+def test_asterisk_bin_is_used_as_given(checkout: Checkout) -> None:
+    done = checkout.check(
+        FAKE_INSTALLED=EVERYTHING, FAKE_PLUGIN_ENABLED="1", ASTERISK_BIN="/opt/ast/sbin/asterisk"
+    )
+    assert done.returncode == 0, done.stderr
+    assert checkout.calls("build-asterisk.sh") == []
+    assert checkout.pytest_env()["ASTERISK_BIN"] == "/opt/ast/sbin/asterisk"

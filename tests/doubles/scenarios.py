@@ -1,8 +1,11 @@
 """Which recorded callee a dialed number plays, and the recorded call scripts themselves.
 
-Both doubles pick the recorded case from the last four digits of the dialed number, like the
-simulator does: 0001 busy, 0002 no answer, 0003 congestion, 0004 late answer, 0005 callee
-hangs up mid-message, 0006 missing sound file, 0007 silent (never rings); anything else answers.
+Both doubles pick the recorded case from the last four digits of the dialed number, with the
+endings of the simulator (SPEC §7) and of the real Asterisk's fake phones
+(tests/asterisk/fake_phones.py), so a number means the same callee everywhere: 0001 busy,
+0002 no answer, 0003 congestion, 0007 callee hangs up mid-message, 0008 broken audio path
+(missing sound file), 0009 silent (never rings), 0010 late answer; anything else answers
+(0004-0006 press keys or are machines on the fake phones: the recordings here have none).
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ BY_ENDING = {
     "0001": "busy",
     "0002": "noanswer",
     "0003": "congestion",
-    "0004": "lateanswer",
-    "0005": "shorthangup",
-    "0006": "missingfile",
-    "0007": "silent",
+    "0007": "shorthangup",
+    "0008": "missingfile",
+    "0009": "silent",
+    "0010": "lateanswer",
 }
 CALL_SCENARIOS = ("answer", *BY_ENDING.values())
 _LAST_DIGITS = re.compile(r"([0-9]{4,})(?!.*[0-9]{4,})")

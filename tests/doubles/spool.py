@@ -230,11 +230,13 @@ class SpoolDouble:
             return None
         if step.status == "Expired":
             return f"reason={REASON_CODES.get(scenario, '0')}"
-        answered = int(wall_start)
+        answered = f"{wall_start:.3f}"
         playback = "FAILED" if scenario == "missingfile" else "SUCCESS"
         done = "" if scenario == "shorthangup" else "1"
+        # The dialplan's line at answer time, then its line at the end (written together here).
         return (
-            f"answered={answered} ended={int(time.time())} playback={playback} done={done} cause=16"
+            f"answered={answered}\n"
+            f"answered={answered} ended={time.time():.3f} playback={playback} done={done} cause=16"
         )
 
     def _write_report(self, fields: dict[str, str], line: str) -> None:

@@ -89,9 +89,9 @@ async def test_an_answered_call_completes_with_what_asterisk_reported(
         ("3005550001", "failed", "busy", "5"),
         ("3005550002", "failed", "no_answer", "3"),
         ("3005550003", "failed", "congestion", "8"),
-        ("3005550004", "completed", "answered", "played"),
-        ("3005550005", "completed", "answered", "hangup_during_playback"),
-        ("3005550006", "failed", "failed", "playback_failed"),
+        ("3005550010", "completed", "answered", "played"),
+        ("3005550007", "completed", "answered", "hangup_during_playback"),
+        ("3005550008", "failed", "failed", "playback_failed"),
     ],
 )
 async def test_every_recorded_case_ends_as_asterisk_said(

@@ -94,13 +94,13 @@ async def place(dialer: AmiDialer, call: CallRequest) -> tuple[CallOutcome, str 
     ("number", "outcome", "reason"),
     [
         ("3005050149", CallOutcome.ANSWERED, "played"),
-        ("3005550004", CallOutcome.ANSWERED, "played"),
-        ("3005550005", CallOutcome.ANSWERED, "hangup_during_playback"),
-        ("3005550006", CallOutcome.FAILED, "playback_failed"),
+        ("3005550010", CallOutcome.ANSWERED, "played"),
+        ("3005550007", CallOutcome.ANSWERED, "hangup_during_playback"),
+        ("3005550008", CallOutcome.FAILED, "playback_failed"),
         ("3005550001", CallOutcome.BUSY, "5"),
         ("3005550003", CallOutcome.CONGESTION, "8"),
         ("3005550002", CallOutcome.NO_ANSWER, "3"),
-        ("3005550007", CallOutcome.NO_ANSWER, "3"),
+        ("3005550009", CallOutcome.NO_ANSWER, "3"),
     ],
 )
 async def test_each_recorded_callee(

@@ -26,16 +26,18 @@ from tests.doubles.spool import SpoolDouble, running_spool_double
 from tests.doubles.spool_timeline import appended, timeline
 from ttsqueue.config import Settings
 from ttsqueue.dialer import callfile
+from ttsqueue.dialer.ami_outcome import Deadlines
 from ttsqueue.dialer.base import CallRequest, DialerHealth
 from ttsqueue.dialer.callfile import CallfileDialer, place_call_file, prepare_spool
 from ttsqueue.dialer.callfile_format import (
     call_file_name,
     parse_report,
     parse_spool_file,
+    report_complete,
     spool_result,
 )
 from ttsqueue.dialer.rename_noreplace import rename_noreplace
-from ttsqueue.dialer.spool_watcher import SpoolPaths
+from ttsqueue.dialer.spool_watcher import SpoolPaths, overdue_unstarted
 from ttsqueue.domain import CallOutcome
 from ttsqueue.errors import ConfigError
 
@@ -127,8 +129,8 @@ async def place(dialer: CallfileDialer, call: CallRequest) -> tuple[CallOutcome,
     ("number", "outcome", "reason"),
     [
         ("3005050149", CallOutcome.ANSWERED, "played"),
-        ("3005550005", CallOutcome.ANSWERED, "hangup_during_playback"),
-        ("3005550006", CallOutcome.FAILED, "playback_failed"),
+        ("3005550007", CallOutcome.ANSWERED, "hangup_during_playback"),
+        ("3005550008", CallOutcome.FAILED, "playback_failed"),
         ("3005550001", CallOutcome.BUSY, "5"),
         ("3005550003", CallOutcome.CONGESTION, "8"),
         ("3005550002", CallOutcome.NO_ANSWER, "3"),
@@ -239,11 +241,57 @@ async def test_a_file_asterisk_never_starts_is_taken_back_before_the_reaper(
         call = make_call()
         await dialer.originate(call)
         result = await asyncio.wait_for(dialer.wait_outcome(call), 10)
-        assert (result.outcome, result.reason) == (CallOutcome.FAILED, "lost_track")
+        # Never rung: said so, and /health keeps saying Asterisk does not take call files.
+        assert (result.outcome, result.reason) == (CallOutcome.FAILED, "not_dialed")
         assert not (double.outgoing / call_file_name(call)).exists()
+        assert dialer.health() is DialerHealth.DISCONNECTED
         double.paused = False
         await asyncio.sleep(0.1)
         assert call_file_name(call) not in double.handovers
+        # Until Asterisk archives a call again.
+        answered = make_call()
+        await dialer.originate(answered)
+        assert (await asyncio.wait_for(dialer.wait_outcome(answered), 10)).reason == "played"
+        assert dialer.health() is DialerHealth.CONNECTED
+    finally:
+        await dialer.aclose()
+
+
+async def test_health_says_when_asterisk_does_not_take_the_files(
+    double: SpoolDouble, cf_settings: Settings, redis_client: aioredis.Redis
+) -> None:
+    double.paused = True  # Asterisk is down
+    dialer = CallfileDialer(cf_settings, redis_client, stalled_after_s=0.5)
+    try:
+        call = make_call()
+        await dialer.originate(call)
+        await until(lambda: dialer.health() is DialerHealth.DISCONNECTED, timeout=10)
+        double.paused = False  # back: it dials what waited in outgoing/
+        assert (await asyncio.wait_for(dialer.wait_outcome(call), 10)).reason == "played"
+        await until(lambda: dialer.health() is DialerHealth.CONNECTED, timeout=10)
+    finally:
+        await dialer.aclose()
+
+
+async def test_an_answered_call_whose_end_never_came_is_settled_once_it_must_be_over(
+    double: SpoolDouble, cf_settings: Settings, redis_client: aioredis.Redis
+) -> None:
+    """Asterisk died mid-call (SIGKILL, measured on a real one): the file stays in outgoing/
+    with its StartRetry line, the status file has only the line written at answer time."""
+    double.paused = True
+    dialer = CallfileDialer(cf_settings, redis_client, deadlines=Deadlines(talk_grace_s=0.5))
+    try:
+        call = dataclasses.replace(make_call(), audio_duration_s=1.0)
+        await dialer.originate(call)
+        path = double.outgoing / call_file_name(call)
+        answered = time.time()
+        with path.open("a") as handle:
+            handle.write(f"StartRetry: 4242 1 ({int(answered)})\n")
+        (double.done / f"{call.call_id}.status").write_text(f"answered={answered:.3f}\n")
+        result = await asyncio.wait_for(dialer.wait_outcome(call), 10)
+        assert (result.outcome, result.reason) == (CallOutcome.ANSWERED, "hangup_not_seen")
+        assert result.answered_at == pytest.approx(answered, abs=0.01)
+        assert time.time() >= answered + 0.5 + 1.0 + 0.5  # not before the message was over
     finally:
         await dialer.aclose()
 
@@ -287,6 +335,40 @@ def test_recorded_archives_parse_to_their_status(
     assert spool.status == status
     result = spool_result(spool, {}, 1.0)
     assert (result.outcome, result.reason) == (outcome, reason)
+
+
+def test_an_answered_call_archived_expired_after_a_restart_stays_answered() -> None:
+    """pbx_spool, back after dying mid-call, archives the half-done file as Expired (without
+    dialing again): the status file's line written at answer time says what happened."""
+    report = parse_report("answered=1700000000.250\n")
+    spool = parse_spool_file("Channel: Local/1@x\nStartRetry: 1 1 (1)\nStatus: Expired\n")
+    assert report_complete("Expired", report)
+    result = spool_result(spool, report, 1700000400.0)
+    assert (result.outcome, result.reason) == (CallOutcome.ANSWERED, "hangup_not_seen")
+    assert result.answered_at == 1700000000.25
+
+
+def test_overdue_unstarted_files_tell_that_asterisk_does_not_take_them(tmp_path: Path) -> None:
+    paths = SpoolPaths.under(tmp_path)
+    paths.outgoing.mkdir()
+    now = time.time()
+    files = {
+        "late.call": ("Channel: Local/1@x\n", now - 30),
+        "started.call": ("Channel: Local/1@x\nStartRetry: 1 1 (1)\n", now - 60),
+        "scheduled.call": ("Channel: Local/1@x\n", now + 600),
+        "fresh.call": ("Channel: Local/1@x\n", now - 1),
+        "later.call": ("Channel: Local/1@x\n", now - 10),
+    }
+    for name, (text, mtime) in files.items():
+        (paths.outgoing / name).write_text(text)
+        os.utime(paths.outgoing / name, (mtime, mtime))
+    found = overdue_unstarted(paths, now, 5.0)
+    assert found is not None
+    assert found[0] == "late.call"
+    assert found[1] == pytest.approx(30, abs=0.1)
+    (paths.outgoing / "late.call").unlink()
+    (paths.outgoing / "later.call").unlink()
+    assert overdue_unstarted(paths, now, 5.0) is None
 
 
 def test_reports_merge_lines_and_keep_the_first_value() -> None:

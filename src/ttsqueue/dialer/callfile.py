@@ -11,8 +11,12 @@ A rename is what Asterisk's pbx_spool expects: it acts on IN_MOVED_TO at once. A
 (IN_CREATE with no IN_OPEN) is only picked up after about 2 s, and a file written in place
 waits for its writer to close it (or, where pbx_spool polls instead, may be read half-written).
 
-Following: see `spool_watcher.py` and `callfile_format.py`. Everything is on disk, so any
-worker can follow a call another worker placed before it died.
+Following: see `spool_watcher.py`, `callfile_progress.py` and `callfile_format.py`.
+Everything is on disk, so any worker can follow a call another worker placed before it died.
+
+Health: a spool cannot say whether Asterisk runs, only whether it takes the files it is given.
+`disconnected` when `outgoing/` is not writable, while a due file waits there unstarted, and
+after a file had to be taken back unstarted, until Asterisk archives a call again.
 """
 
 from __future__ import annotations
@@ -28,23 +32,18 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from ttsqueue.config import Settings
+from ttsqueue.dialer.ami_outcome import Deadlines
 from ttsqueue.dialer.base import CallRequest, CallResult, DialerHealth
-from ttsqueue.dialer.callfile_format import (
-    call_file_name,
-    parse_report,
-    parse_spool_file,
-    render_call_file,
-    report_complete,
-    report_file_name,
-    spool_result,
-)
+from ttsqueue.dialer.callfile_format import call_file_name, render_call_file, report_file_name
+from ttsqueue.dialer.callfile_progress import NOT_DIALED, CallFileProgress
 from ttsqueue.dialer.dial_values import check_dial_settings, dial_values
-from ttsqueue.dialer.presence import DialerPresence, PresenceReport, presence_loop
+from ttsqueue.dialer.presence import BEAT_S, DialerPresence, PresenceReport, presence_loop
 from ttsqueue.dialer.rename_noreplace import rename_noreplace
 from ttsqueue.dialer.spool_watcher import (
     Sighting,
     SpoolPaths,
     SpoolWatcher,
+    overdue_unstarted,
     withdraw_if_unstarted,
 )
 from ttsqueue.domain import CallOutcome
@@ -54,12 +53,10 @@ from ttsqueue.store.keys import Keys
 log = logging.getLogger("ttsqueue.dialer.callfile")
 
 FILE_MODE = 0o664
-# How long to wait for the dialplan's status file once the call file is archived.
-REPORT_GRACE_S = 2.0
-# A call file gone from outgoing/ and absent from outgoing_done/ this long was deleted.
-VANISHED_S = 2.0
-# Before CALL_MAX_DURATION ends, a file Asterisk never started is taken back.
-WITHDRAW_MARGIN_S = 5.0
+# pbx_spool starts a renamed-in file at once (inotify), and a file left while it was down
+# about 1 s after boot: one due this long ago and still not started means Asterisk is not
+# taking call files.
+STALLED_AFTER_S = 5.0
 
 
 def prepare_spool(paths: SpoolPaths) -> None:
@@ -113,7 +110,13 @@ class CallfileDialer:
     name = "callfile"
 
     def __init__(
-        self, settings: Settings, redis: aioredis.Redis, *, owns_redis: bool = False
+        self,
+        settings: Settings,
+        redis: aioredis.Redis,
+        *,
+        owns_redis: bool = False,
+        deadlines: Deadlines | None = None,
+        stalled_after_s: float = STALLED_AFTER_S,
     ) -> None:
         check_dial_settings(settings)
         self.paths = SpoolPaths.under(settings.ASTERISK_SPOOL_DIR)
@@ -121,18 +124,28 @@ class CallfileDialer:
         self._settings = settings
         self._redis = redis
         self._owns_redis = owns_redis
+        self._deadlines = deadlines or Deadlines()
+        self._stalled_after_s = stalled_after_s
         self._watcher = SpoolWatcher(self.paths)
         self._presence = DialerPresence(redis, Keys(settings.REDIS_PREFIX))
-        self._presence_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        # (name, seconds late) of a call file Asterisk does not start, from the last look;
+        # and the last file taken back unstarted, until Asterisk archives one again.
+        self._stalled: tuple[str, float] | None = None
+        self._not_dialing: str | None = None
 
     def start(self) -> None:
-        if self._presence_task is not None:
+        if self._tasks:
             return
         with contextlib.suppress(RuntimeError):
-            self._presence_task = asyncio.get_running_loop().create_task(
-                presence_loop(self._presence, self._report, asyncio.Event()),
-                name="callfile-presence",
-            )
+            loop = asyncio.get_running_loop()
+            self._tasks = [
+                loop.create_task(
+                    presence_loop(self._presence, self._report, asyncio.Event()),
+                    name="callfile-presence",
+                ),
+                loop.create_task(self._watch_pickup(), name="callfile-pickup"),
+            ]
 
     async def originate(self, call: CallRequest) -> None:
         self.start()
@@ -150,43 +163,59 @@ class CallfileDialer:
     async def wait_outcome(self, call: CallRequest) -> CallResult:
         self.start()
         names = (call_file_name(call), report_file_name(call))
-        finished_at: float | None = None
-        missing_since: float | None = None
-        withdraw_at = call.originated_at + self._settings.CALL_MAX_DURATION - WITHDRAW_MARGIN_S
+        progress = CallFileProgress(call, self._settings.CALL_MAX_DURATION, self._deadlines)
         while True:
             seen = await self._sight(*names)
             if seen is None:
                 continue
-            spool = parse_spool_file(seen.done_text) if seen.done_text is not None else None
-            if spool is not None and spool.status:
-                report = parse_report(seen.report_text or "")
-                finished_at = finished_at or seen.at
-                if report_complete(spool.status, report) or seen.at > finished_at + REPORT_GRACE_S:
-                    return spool_result(spool, report, finished_at)
-                continue
-            if seen.done_text is None and not seen.in_outgoing:
-                missing_since = missing_since or seen.at
-                if seen.at > missing_since + VANISHED_S:
-                    return CallResult(CallOutcome.FAILED, reason="lost_track", ended_at=seen.at)
-                continue
-            missing_since = None
-            if seen.in_outgoing and seen.at > withdraw_at and await self._withdraw(names[0]):
-                return CallResult(CallOutcome.FAILED, reason="lost_track", ended_at=seen.at)
+            result = progress.result(seen)
+            if result is not None:
+                if seen.done_text is not None:
+                    self._not_dialing = None  # Asterisk archived a call: it takes files again
+                return result
+            if progress.may_withdraw(seen) and await self._withdraw(names[0]):
+                self._not_dialing = names[0]
+                return CallResult(CallOutcome.FAILED, reason=NOT_DIALED, ended_at=seen.at)
 
     async def abandon(self, call: CallRequest) -> bool:
         """Take the call file back from `outgoing/` unless Asterisk has started dialing it."""
         return await self._withdraw(call_file_name(call))
 
     def health(self) -> DialerHealth:
-        if os.access(self.paths.outgoing, os.W_OK | os.X_OK):
+        """Connected while we can hand files over and Asterisk takes the ones it is given.
+        Whether Asterisk runs shows only once a call file waits: a spool says nothing else."""
+        if self._problem() is None:
             return DialerHealth.CONNECTED
         return DialerHealth.DISCONNECTED
 
+    def _problem(self) -> str | None:
+        if not self._writable():
+            return f"{self.paths.outgoing} not writable"
+        if self._stalled is not None:
+            name, late = self._stalled
+            return f"Asterisk has not started {name} ({late:.0f} s past due): is it running?"
+        if self._not_dialing is not None:
+            return f"Asterisk never started {self._not_dialing}: is it running?"
+        return None
+
+    def _writable(self) -> bool:
+        return os.access(self.paths.outgoing, os.W_OK | os.X_OK)
+
+    async def _watch_pickup(self) -> None:
+        while True:
+            try:
+                self._stalled = await asyncio.to_thread(
+                    overdue_unstarted, self.paths, time.time(), self._stalled_after_s
+                )
+            except OSError as exc:
+                log.warning("spool not readable: %r", exc)
+            await asyncio.sleep(min(BEAT_S, self._stalled_after_s))
+
     async def aclose(self) -> None:
-        task, self._presence_task = self._presence_task, None
-        if task is not None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self._watcher.aclose()
         with contextlib.suppress(Exception):
             await self._presence.remove(self._settings.WORKER_ID)
@@ -211,6 +240,6 @@ class CallfileDialer:
         return withdrawn
 
     def _report(self) -> PresenceReport:
-        health = self.health()
-        error = None if health is DialerHealth.CONNECTED else f"{self.paths.outgoing} not writable"
-        return PresenceReport(self._settings.WORKER_ID, self.name, health.value, time.time(), error)
+        error = self._problem()
+        state = DialerHealth.CONNECTED if error is None else DialerHealth.DISCONNECTED
+        return PresenceReport(self._settings.WORKER_ID, self.name, state.value, time.time(), error)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ttsqueue.dialer.ami_outcome import REASON_OUTCOMES
+from ttsqueue.dialer.ami_outcome import ANSWER_WAIT_S, REASON_OUTCOMES, Deadlines
 from ttsqueue.dialer.base import CallRequest, CallResult, answered_call
 from ttsqueue.dialer.dial_values import DialValues
 from ttsqueue.domain import CallOutcome
@@ -90,7 +90,7 @@ def report_complete(status: str, report: Mapping[str, str]) -> bool:
     if status == "Completed":
         return "ended" in report
     if status == "Expired":
-        return "reason" in report
+        return "reason" in report or "answered" in report
     return True
 
 
@@ -101,23 +101,40 @@ def _float(report: Mapping[str, str], key: str) -> float | None:
         return None
 
 
-def _completed(report: Mapping[str, str], seen_at: float) -> CallResult:
+def _completed(report: Mapping[str, str], seen_at: float, unknown_end: str) -> CallResult:
     return answered_call(
         playback_failed=report.get("playback", "").upper() == "FAILED",
         played_to_end=report.get("done") == "1",
         answered_at=_float(report, "answered"),
         ended_at=_float(report, "ended"),
-        unknown_end_reason="completed",
+        unknown_end_reason=unknown_end,
         hangup_cause=report.get("cause"),
         channel=None,
         fallback_end=seen_at,
     )
 
 
+def unfinished_answered_call(
+    report: Mapping[str, str], call: CallRequest, now: float, grace: Deadlines
+) -> CallResult | None:
+    """An answered call whose end Asterisk never reported (it died mid-call: the `h` line is
+    missing and the file stays in `outgoing/`), once the message must be over."""
+    answered = _float(report, "answered")
+    if answered is None or "ended" in report:
+        return None
+    if now <= answered + ANSWER_WAIT_S + call.audio_duration_s + grace.talk_grace_s:
+        return None
+    return _completed(report, now, "hangup_not_seen")
+
+
 def spool_result(spool: SpoolFile, report: Mapping[str, str], seen_at: float) -> CallResult:
     """The outcome of a call file Asterisk archived with a Status line."""
     if spool.status == "Completed":
-        return _completed(report, seen_at)
+        return _completed(report, seen_at, "completed")
+    if spool.status == "Expired" and "answered" in report:
+        # Answered, then Asterisk stopped before the end: pbx_spool archives such a file as
+        # Expired when it finds it again after a restart (RetryTime later), never redialing.
+        return _completed(report, seen_at, "hangup_not_seen")
     if spool.status == "Expired":
         code = report.get("reason")
         if code is None:

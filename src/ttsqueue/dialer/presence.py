@@ -77,8 +77,18 @@ async def presence_loop(
             await presence.publish(snapshot())
         except Exception as exc:  # Redis blip: the next beat tries again
             log.warning("dialer presence not published: %r", exc)
+        _end_if_cancelled()
         try:
             async with asyncio.timeout(BEAT_S):
                 await changed.wait()
         except TimeoutError:
             pass
+
+
+def _end_if_cancelled() -> None:
+    """redis-py's asyncio client can swallow a task's cancellation that lands mid-command
+    (redis/redis-py#2028; measured with 8.1: a dialer's aclose() then waited forever for this
+    loop). The task still knows it was cancelled: end it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -70,6 +70,25 @@ def withdraw_if_unstarted(paths: SpoolPaths, call_file: str) -> bool:
     return False
 
 
+def overdue_unstarted(paths: SpoolPaths, now: float, after_s: float) -> tuple[str, float] | None:
+    """The call file in `outgoing/` longest past its due time (its mtime) without a StartRetry
+    line, and by how many seconds, if more than `after_s`: Asterisk is not taking call files
+    (stopped, or pbx_spool not loaded). A file being dialed has its StartRetry line at once."""
+    worst: tuple[str, float] | None = None
+    with os.scandir(paths.outgoing) as entries:
+        for entry in entries:
+            try:
+                late = now - entry.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if not entry.name.endswith(".call") or late < max(after_s, worst[1] if worst else 0):
+                continue
+            text = _read(Path(entry.path))
+            if text is not None and "StartRetry" not in text:
+                worst = (entry.name, late)
+    return worst
+
+
 class SpoolWatcher:
     def __init__(self, paths: SpoolPaths, poll_s: float = 0.25) -> None:
         self.paths = paths
