@@ -108,3 +108,14 @@ async def test_concurrent_claimers_never_exceed_the_cap(settings: Settings, cap:
 async def test_a_cap_below_one_is_a_mistake(ledger: ContactLedger) -> None:
     with pytest.raises(ValueError, match="cap must be at least 1"):
         await ledger.claim(NUMBER, DAY, "job-a:1", 0, 3600)
+
+
+async def test_a_listed_number_is_never_claimed(
+    ledger: ContactLedger, redis_client: Any, settings: Settings
+) -> None:
+    await redis_client.zadd(Keys(settings.REDIS_PREFIX).dnc, {NUMBER: 0})
+    result = await ledger.claim(NUMBER, DAY, "job-a:1", 3, 3600)
+    assert (result.granted, result.listed, result.contacts) == (False, True, 0)
+    assert await ledger.contacts(NUMBER, DAY) == 0
+    other = await ledger.claim("+573005050150", DAY, "job-b:1", 3, 3600)
+    assert (other.granted, other.listed) == (True, False)

@@ -93,17 +93,17 @@ class CallingPolicy:
     async def check(
         self, e164: str, job: JobPolicy, *, claimant: str, now: datetime | None = None
     ) -> Decision:
-        """The decision for dialing `e164` now; takes a contact claim when a cap applies."""
+        """The decision for dialing `e164` now; takes a contact claim when a cap applies.
+        One Redis round trip: the do-not-call lookup, or (window open, cap on) the claim
+        script that also refuses listed numbers."""
         now = now or self.clock.now()
-        if await self.dnc.is_listed(e164):
-            return Suppressed()
-        wait = self.opening(e164, job, now)
-        if wait is not None:
-            return wait
         rules = rules_for_job(self.rules, job)
         zone = self.zone_for(e164, job).zone
-        if rules.max_contacts_per_day < 1:
-            return Open(zone.key)
+        wait = self.opening(e164, job, now)
+        if wait is not None or rules.max_contacts_per_day < 1:
+            if await self.dnc.is_listed(e164):
+                return Suppressed()
+            return wait or Open(zone.key)
         tomorrow = next_local_day(now, zone)
         result = await self.ledger.claim(
             e164,
@@ -112,6 +112,8 @@ class CallingPolicy:
             rules.max_contacts_per_day,
             (tomorrow - now).total_seconds(),
         )
+        if result.listed:
+            return Suppressed()
         if not result.granted:
             return WaitUntil(next_opening(tomorrow, rules.hours, zone), "contact_cap", zone.key)
         return Open(zone.key, result.claim)

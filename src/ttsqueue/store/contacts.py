@@ -1,8 +1,9 @@
 """The daily contact cap (MAX_CONTACTS_PER_DAY), shared by every worker through Redis.
 
 One sorted set per number and local day. Before dialing, a worker claims a contact: the
-script counts that day's answered contacts plus the calls under way, and grants the claim
-only below the cap, so two workers can never both take the last contact. When the call ends
+script refuses a number on the do-not-call list, counts that day's answered contacts plus the
+calls under way, and grants the claim only below the cap, so two workers can never both take
+the last contact (and the worker learns both answers in one round trip). When the call ends
 the claim is settled: answered, it counts for the rest of the day; not answered, it is given
 back. A claim whose worker died expires with its lease. The key outlives the local day.
 """
@@ -38,6 +39,8 @@ class ClaimResult:
     # Contacts counted that day, this claim included when granted.
     contacts: int
     claim: ContactClaim
+    # The number is on the do-not-call list: nothing was claimed.
+    listed: bool = False
 
 
 class ContactLedger:
@@ -56,15 +59,17 @@ class ContactLedger:
     async def claim(
         self, e164: str, local_day: date, claimant: str, cap: int, seconds_left_in_day: float
     ) -> ClaimResult:
-        """Claim one of `cap` contacts of `e164` on its `local_day`."""
+        """Claim one of `cap` contacts of `e164` on its `local_day` (refused when listed)."""
         if cap < 1:
             raise ValueError("cap must be at least 1 (0 means no cap: do not claim)")
         ttl_s = int(max(seconds_left_in_day, 0) + KEY_SLACK_S + self._lease_ms / 1000)
         claim = ContactClaim(e164, local_day, claimant, ttl_s)
-        granted, contacts = await self._claim(
-            keys=[self._key(e164, local_day)], args=[claimant, cap, self._lease_ms, ttl_s]
+        verdict, contacts = await self._claim(
+            keys=[self._key(e164, local_day), self._keys.dnc],
+            args=[claimant, cap, self._lease_ms, ttl_s, e164],
         )
-        return ClaimResult(bool(int(granted)), int(contacts), claim)
+        verdict = int(verdict)
+        return ClaimResult(verdict == 1, int(contacts), claim, listed=verdict == -1)
 
     async def settle(self, claim: ContactClaim, *, answered: bool) -> None:
         """The call ended: count it (answered) or give the claim back."""
