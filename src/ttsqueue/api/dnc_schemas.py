@@ -72,12 +72,18 @@ class DncAuditPage(BaseModel):
     next_cursor: str | None
 
 
+_OWN_MEANINGS = {
+    404: "Not on the do-not-call list (or, with a `/` in the number, no such route)",
+    415: "Body is not JSON, CSV or multipart",
+}
+
+
 def dnc_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """Error answers of these routes (the shared ones, plus 415 for the import)."""
-    shared = [s for s in statuses if s != 415]
-    answers = error_responses(*shared)
-    if 415 in statuses:
-        answers[415] = {"model": ErrorBody, "description": "Body is not JSON, CSV or multipart"}
+    """Error answers of these routes, all in the error shape."""
+    answers = error_responses(*(s for s in statuses if s not in _OWN_MEANINGS))
+    for status in statuses:
+        if status in _OWN_MEANINGS:
+            answers[status] = {"model": ErrorBody, "description": _OWN_MEANINGS[status]}
     return answers
 
 

@@ -92,7 +92,7 @@ async def audit_trail(
     )
 
 
-@router.get("/dnc/{phone}", response_model=DncState, responses=dnc_errors(401, 422, 429, 503))
+@router.get("/dnc/{phone}", response_model=DncState, responses=dnc_errors(401, 404, 422, 429, 503))
 async def number_state(phone: str, ctx: Annotated[ApiContext, Depends(get_context)]) -> JsonBody:
     """Whether one number is listed, and since when."""
     e164 = _phone(ctx, phone)
@@ -105,7 +105,7 @@ async def number_state(phone: str, ctx: Annotated[ApiContext, Depends(get_contex
     status_code=201,
     responses={
         200: {"model": DncState, "description": "Already listed (entry unchanged)"},
-        **dnc_errors(401, 422, 429, 503),
+        **dnc_errors(401, 404, 422, 429, 503),
     },
 )
 async def add_number(
