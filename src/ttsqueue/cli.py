@@ -16,7 +16,7 @@ from rich.markup import escape
 from ttsqueue.config import Settings, load_settings
 from ttsqueue.domain import JobStatus, Priority
 from ttsqueue.errors import ConfigError, TopologyMismatchError
-from ttsqueue.ops import calls, housekeeping, operate, render
+from ttsqueue.ops import calls, dnc, housekeeping, operate, render
 from ttsqueue.ops.client import ApiClient, api_base_url, api_key
 from ttsqueue.ops.config_view import masked_config, service_endpoints
 from ttsqueue.ops.layout import Layout, env_value
@@ -257,6 +257,66 @@ def jobs(
             limit=limit,
             cursor=cursor,
             as_json=as_json,
+        )
+        raise typer.Exit(calls.guarded(_err(), action))
+
+
+# The do-not-call list (SPEC §13) -------------------------------------------------------------
+dnc_app = typer.Typer(
+    help="The do-not-call list: numbers never to be called (stored in E.164).",
+    no_args_is_help=True,
+)
+app.add_typer(dnc_app, name="dnc")
+Number = Annotated[str, typer.Argument(help="A phone number, e.g. 3005050149 or +57 300 505 0149.")]
+
+
+@dnc_app.command("add")
+def dnc_add(number: Number, as_json: AsJson = False, api_url: ApiUrl = None) -> None:
+    """List a number (PUT /dnc/{phone}). Exit 0 listed, 2 refused, 3 API unreachable."""
+    with _client(_settings(), api_url) as client:
+        raise typer.Exit(calls.guarded(_err(), lambda: dnc.add(_out(), client, number, as_json)))
+
+
+@dnc_app.command("remove")
+def dnc_remove(number: Number, as_json: AsJson = False, api_url: ApiUrl = None) -> None:
+    """Unlist a number (DELETE /dnc/{phone}). Exit 2 when it was not listed."""
+    with _client(_settings(), api_url) as client:
+        raise typer.Exit(calls.guarded(_err(), lambda: dnc.remove(_out(), client, number, as_json)))
+
+
+@dnc_app.command("import")
+def dnc_import(
+    file: Annotated[
+        str,
+        typer.Argument(
+            help="A CSV file (one number a line, or a phone_number column), a .json file "
+            '({"numbers": [...]}), or - for standard input.'
+        ),
+    ],
+    as_json: AsJson = False,
+    api_url: ApiUrl = None,
+) -> None:
+    """List every number of a file (POST /dnc); invalid lines are reported, not fatal.
+    Exit 0 imported, 2 refused (no valid number, unreadable file), 3 API unreachable."""
+    with _client(_settings(), api_url) as client:
+        action = partial(dnc.import_file, _out(), _err(), client, file, as_json)
+        raise typer.Exit(calls.guarded(_err(), action))
+
+
+@dnc_app.command("list")
+def dnc_list(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Numbers per page.")] = 100,
+    cursor: Annotated[
+        str | None, typer.Option(help="Continue after the page that gave this `next_cursor`.")
+    ] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every page, one after another.")] = False,
+    as_json: AsJson = False,
+    api_url: ApiUrl = None,
+) -> None:
+    """Listed numbers in number order, with when and by whom each was added (GET /dnc)."""
+    with _client(_settings(), api_url) as client:
+        action = partial(
+            dnc.listing, _out(), client, limit=limit, cursor=cursor, every=every, as_json=as_json
         )
         raise typer.Exit(calls.guarded(_err(), action))
 

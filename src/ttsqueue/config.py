@@ -10,13 +10,17 @@ import os
 import socket
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ttsqueue.errors import ConfigError
+from ttsqueue.policy.presets import check_calling_windows
+
+if TYPE_CHECKING:
+    from ttsqueue.policy.rules import CallingRules
 
 # The broker's built-in account and the seed's published password: known to everyone.
 DEFAULT_RABBITMQ_USERS = frozenset({"guest"})
@@ -137,6 +141,17 @@ class Settings(BaseSettings):
     # Multiplies every simulated ring and playback time; 0 makes simulated calls instant.
     SIMULATOR_TIME_SCALE: float = Field(default=1.0, ge=0)
 
+    # Calling policy (SPEC §13): when a callee may be contacted. See docs/campaigns.md.
+    # A spec (`mon-fri 07:00-19:00; sat 08:00-15:00`), a preset (`co-ley-2300`), or empty
+    # (any time).
+    CALLING_WINDOWS: str = ""
+    # Country codes whose public holidays close the windows (`CO`, `US-NY`, `CO,US`; `none`).
+    # Unset: the preset's (CO under co-ley-2300), else none.
+    CALLING_HOLIDAYS: str | None = None
+    # Answered contacts per number per local day. Unset: the preset's (1 under co-ley-2300),
+    # else no cap; 0 turns the cap off.
+    MAX_CONTACTS_PER_DAY: int | None = Field(default=None, ge=0, le=1000)
+
     # Webhooks, dashboard, logs
     WEBHOOKS_ENABLED: bool = True
     WEBHOOK_SECRET: str = ""
@@ -155,7 +170,7 @@ class Settings(BaseSettings):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
 
-    @field_validator("TTS_FALLBACK_ENGINE", "PIPER_MODEL", mode="before")
+    @field_validator("TTS_FALLBACK_ENGINE", "PIPER_MODEL", "MAX_CONTACTS_PER_DAY", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value in ("", "none") else value
@@ -176,6 +191,25 @@ class Settings(BaseSettings):
             raise ValueError("must not contain line breaks")
         return value
 
+    @field_validator("CALLING_WINDOWS")
+    @classmethod
+    def _calling_windows(cls, value: str) -> str:
+        check_calling_windows(value)  # raises ValueError naming the part at fault
+        return value.strip()
+
+    @field_validator("CALLING_HOLIDAYS", mode="before")
+    @classmethod
+    def _calling_holidays(cls, value: object) -> object:
+        # Empty is "not set" (the preset decides); `none` is "no holidays" even under a preset.
+        if not isinstance(value, str):
+            return value  # None, or a type error reported by pydantic
+        if not value.strip():
+            return None
+        # Imported here: the holidays package is only loaded where holidays are configured.
+        from ttsqueue.policy.closed_days import parse_holiday_codes
+
+        return ",".join(parse_holiday_codes(value)) or "none"
+
     @field_validator("DEFAULT_REGION")
     @classmethod
     def _upper_region(cls, value: str) -> str:
@@ -193,6 +227,14 @@ class Settings(BaseSettings):
         if self.WEBHOOKS_ENABLED and not self.WEBHOOK_SECRET:
             raise ValueError("TTSQ_ENV=production requires WEBHOOK_SECRET for webhooks")
         return self
+
+    def calling_rules(self) -> CallingRules:
+        """CALLING_WINDOWS, CALLING_HOLIDAYS and MAX_CONTACTS_PER_DAY combined (preset applied)."""
+        from ttsqueue.policy.rules import rules_from_settings
+
+        return rules_from_settings(
+            self.CALLING_WINDOWS, self.CALLING_HOLIDAYS, self.MAX_CONTACTS_PER_DAY
+        )
 
     @property
     def audio_cache_max_bytes(self) -> int:

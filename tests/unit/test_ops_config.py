@@ -112,3 +112,14 @@ def test_service_endpoints(tmp_path: Path) -> None:
     ]
     socket_redis = make_settings(tmp_path, REDIS_URL="unix:///run/redis.sock")
     assert [name for name, _, _ in service_endpoints(socket_redis)] == ["rabbitmq"]
+
+
+def test_calling_policy_shows_what_applies(tmp_path: Path) -> None:
+    rows = dict(
+        masked_config(make_settings(tmp_path, CALLING_WINDOWS="co-ley-2300", CALLING_HOLIDAYS="US"))
+    )
+    assert rows["CALLING_WINDOWS"] == "co-ley-2300 (mon-fri 07:00-19:00; sat 08:00-15:00)"
+    assert rows["CALLING_HOLIDAYS"] == "US"
+    assert rows["MAX_CONTACTS_PER_DAY"] == "1 (co-ley-2300)"
+    plain = dict(masked_config(make_settings(tmp_path)))
+    assert (plain["CALLING_WINDOWS"], plain["CALLING_HOLIDAYS"]) == ("", "")

@@ -12,10 +12,12 @@ from ttsqueue import __version__
 from ttsqueue.api.access import AccessControl
 from ttsqueue.api.backpressure import BacklogGate
 from ttsqueue.api.context import ApiContext
+from ttsqueue.api.dnc_import import MAX_IMPORT_BYTES
 from ttsqueue.api.errors import BodySizeLimitMiddleware, install_error_handlers
 from ttsqueue.api.routes_batch import batch_body_limit
 from ttsqueue.api.routes_batch import router as batch_router
 from ttsqueue.api.routes_calls import router as calls_router
+from ttsqueue.api.routes_dnc import router as dnc_router
 from ttsqueue.api.routes_jobs import router as jobs_router
 from ttsqueue.api.routes_metrics import router as metrics_router
 from ttsqueue.api.routes_system import router as system_router
@@ -25,7 +27,9 @@ from ttsqueue.config import Settings, load_settings
 from ttsqueue.dialer.factory import describe_dialer
 from ttsqueue.logs import configure_logging, get_logger
 from ttsqueue.startup import wait_for_broker, wait_for_redis
+from ttsqueue.store.dnc import DncList
 from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.keys import Keys
 from ttsqueue.store.metrics import MetricsStore
 from ttsqueue.store.stats import StatsReader
 from ttsqueue.store.workers import WorkerRegistry
@@ -62,6 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
             dialer_health=dialer_health,
             gate=BacklogGate(inspector, settings.MAX_QUEUE_DEPTH),
             metrics=MetricsStore(redis, settings.REDIS_PREFIX),
+            dnc=DncList(redis, Keys(settings.REDIS_PREFIX)),
         )
         log.info("api ready", host=settings.API_HOST, port=settings.API_PORT)
         try:
@@ -81,7 +86,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=MAX_BODY_BYTES,
-        per_path={"/tts/calls": batch_body_limit(settings.MAX_TEXT_LENGTH)},
+        per_path={
+            "/tts/calls": batch_body_limit(settings.MAX_TEXT_LENGTH),
+            "/dnc": MAX_IMPORT_BYTES,
+        },
     )
 
     def redis_of_app() -> Redis | None:
@@ -101,6 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(jobs_router)
     app.include_router(system_router)
     app.include_router(metrics_router)
+    app.include_router(dnc_router)
     return app
 
 

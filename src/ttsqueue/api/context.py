@@ -13,6 +13,7 @@ from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueInspector, QueueNames
 from ttsqueue.config import Settings
 from ttsqueue.dialer.base import DialerHealth
+from ttsqueue.store.dnc import DncList
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.metrics import MetricsStore
 from ttsqueue.store.stats import StatsReader
@@ -35,6 +36,7 @@ class ApiContext:
     dialer_health: DialerHealth
     gate: BacklogGate
     metrics: MetricsStore
+    dnc: DncList
 
 
 async def get_context(request: Request) -> ApiContext:

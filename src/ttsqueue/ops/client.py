@@ -6,7 +6,9 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -16,6 +18,14 @@ from ttsqueue.errors import TTSQueueError
 
 Record = dict[str, Any]
 TERMINAL = frozenset(str(status) for status in TERMINAL_STATUSES)
+# An import of 200,000 numbers takes seconds to normalize on the server.
+UPLOAD_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    data: bytes
+    media_type: str
 
 
 class ApiError(TTSQueueError):
@@ -80,8 +90,17 @@ class ApiClient:
         path: str,
         body: Record | None = None,
         params: Mapping[str, str | int] | None = None,
+        upload: Upload | None = None,
     ) -> httpx.Response:
         try:
+            if upload is not None:  # raw bytes of a file, sent as they are
+                return self._http.request(
+                    method,
+                    path,
+                    content=upload.data,
+                    headers={"Content-Type": upload.media_type},
+                    timeout=UPLOAD_TIMEOUT_S,
+                )
             return self._http.request(method, path, json=body, params=params)
         except httpx.TransportError as exc:
             raise ApiConnectionError(
@@ -95,8 +114,9 @@ class ApiClient:
         path: str,
         body: Record | None = None,
         params: Mapping[str, str | int] | None = None,
+        upload: Upload | None = None,
     ) -> Record:
-        response = self._send(method, path, body, params)
+        response = self._send(method, path, body, params, upload)
         try:
             data = response.json()
         except ValueError:
@@ -143,6 +163,21 @@ class ApiClient:
         wanted = {"status": status, "priority": priority, "limit": limit, "cursor": cursor}
         params = {name: value for name, value in wanted.items() if value is not None}
         return self._json("GET", "/tts/jobs", params=params)
+
+    # Do-not-call list (SPEC §13) -----------------------------------------------------------
+    def dnc_add(self, number: str) -> Record:
+        return self._json("PUT", f"/dnc/{quote(number, safe='')}")
+
+    def dnc_remove(self, number: str) -> Record:
+        return self._json("DELETE", f"/dnc/{quote(number, safe='')}")
+
+    def dnc_list(self, *, limit: int | None = None, cursor: str | None = None) -> Record:
+        wanted = {"limit": limit, "cursor": cursor}
+        return self._json("GET", "/dnc", params={k: v for k, v in wanted.items() if v is not None})
+
+    def dnc_import(self, data: bytes, media_type: str) -> Record:
+        """`POST /dnc` with a file's bytes (`text/csv` or `application/json`)."""
+        return self._json("POST", "/dnc", upload=Upload(data, media_type))
 
     def health(self) -> tuple[int, Record]:
         """Status code and body; 503 (unhealthy) is an answer, not an error."""

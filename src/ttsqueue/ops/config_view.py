@@ -39,7 +39,25 @@ def _render(value: object) -> str:
     return str(value)
 
 
+def effective_policy(settings: Settings) -> dict[str, str]:
+    """The calling-policy variables as they apply, a preset's values included."""
+    rules = settings.calling_rules()
+    windows = str(rules.windows) if rules.windows is not None else ""
+
+    def from_preset(value: object) -> str:
+        return f" ({rules.preset})" if rules.preset and value is None else ""
+
+    holidays = str(rules.holidays) if rules.holidays else ""
+    cap = str(rules.max_contacts_per_day) if rules.max_contacts_per_day else ""
+    return {
+        "CALLING_WINDOWS": f"{rules.preset} ({windows})" if rules.preset else windows,
+        "CALLING_HOLIDAYS": holidays and holidays + from_preset(settings.CALLING_HOLIDAYS),
+        "MAX_CONTACTS_PER_DAY": cap and cap + from_preset(settings.MAX_CONTACTS_PER_DAY),
+    }
+
+
 def masked_config(settings: Settings) -> list[tuple[str, str]]:
+    policy = effective_policy(settings)
     rows = []
     for name in type(settings).model_fields:
         value = getattr(settings, name)
@@ -49,6 +67,8 @@ def masked_config(settings: Settings) -> list[tuple[str, str]]:
             shown = ",".join(MASK for _ in value)
         elif name in SECRET_FIELDS:
             shown = MASK if value else ""
+        elif name in policy:
+            shown = policy[name]
         else:
             shown = _render(value)
         rows.append((name, shown))

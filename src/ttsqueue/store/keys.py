@@ -148,3 +148,25 @@ class Keys:
         """Hash: cache key -> identity (mtime, inode) of its files, so that eviction never
         deletes a newer copy written meanwhile by another worker."""
         return f"{self.prefix}cache:files"
+
+    # Calling policy (SPEC §13) -------------------------------------------------------------
+    @property
+    def dnc(self) -> str:
+        """Sorted set of the do-not-call numbers (E.164), all scored 0: listed in number order,
+        paged by value (ZRANGE BYLEX)."""
+        return f"{self.prefix}dnc"
+
+    @property
+    def dnc_meta(self) -> str:
+        """Hash: E.164 -> JSON of when, by whom and how the number was added."""
+        return f"{self.prefix}dnc:meta"
+
+    @property
+    def dnc_audit(self) -> str:
+        """Stream of every change to the do-not-call list (add, remove, import), capped."""
+        return f"{self.prefix}dnc:audit"
+
+    def contacts(self, e164: str, local_day: str) -> str:
+        """Sorted set of one number's contacts on one local day (YYYY-MM-DD): claimant ->
+        lease expiry (ms) while its call is under way, +inf once answered."""
+        return f"{self.prefix}contacts:{e164}:{local_day}"

@@ -13,6 +13,11 @@ def _source(name: str) -> str:
     return resources.files("ttsqueue.store").joinpath("lua", f"{name}.lua").read_text("utf-8")
 
 
+def lua_source(name: str) -> str:
+    """The text of `store/lua/<name>.lua`, for stores that register their own scripts."""
+    return _source(name)
+
+
 @dataclass(frozen=True, slots=True)
 class Scripts:
     create_job: AsyncScript

@@ -1,0 +1,141 @@
+"""The one question a worker asks just before dialing: may this number be called now?
+
+    decision = await policy.check(e164, job_policy, claimant=f"{job_id}:{attempt}")
+    Open(claim)           dial; when the call ends: await policy.settle(decision, answered=...)
+    WaitUntil(at, reason) do not dial; hold the job as `scheduled` until `at` (UTC)
+    Suppressed(reason)    never dial: the job ends `failed`, call.outcome `suppressed`
+
+Checked in this order: the do-not-call list (listed later than submission: suppressed), the
+calling window and holidays in the callee's zone (wait for the next opening), the daily
+contact cap (wait for the next local day's first opening). `opening()` answers the window
+question alone, without I/O, for submission (`scheduled_for`) and for telephony retries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis.asyncio as aioredis
+
+from ttsqueue.config import Settings
+from ttsqueue.policy.clock import Clock, SystemClock
+from ttsqueue.policy.opening import closed_reason, local_date, next_local_day, next_opening
+from ttsqueue.policy.rules import CallingRules, JobPolicy, rules_for_job
+from ttsqueue.policy.zones import ZoneChoice, callee_zone
+from ttsqueue.store.contacts import ContactClaim, ContactLedger
+from ttsqueue.store.dnc import DncList
+from ttsqueue.store.keys import Keys
+
+# A contact claim outlives the longest call (ring + talk) by this much before it expires.
+CLAIM_MARGIN_S = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Open:
+    """Dial now. `claim` (with a contact cap) must be settled when the call ends."""
+
+    zone: str
+    claim: ContactClaim | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WaitUntil:
+    """Do not dial before `at` (UTC). reason: outside_calling_window, holiday, contact_cap."""
+
+    at: datetime
+    reason: str
+    zone: str
+
+
+@dataclass(frozen=True, slots=True)
+class Suppressed:
+    """Never dial this job."""
+
+    reason: str = "do_not_call"
+
+
+Decision = Open | WaitUntil | Suppressed
+
+
+class CallingPolicy:
+    def __init__(
+        self,
+        rules: CallingRules,
+        dnc: DncList,
+        ledger: ContactLedger,
+        *,
+        default_region: str,
+        clock: Clock | None = None,
+    ) -> None:
+        self.rules = rules
+        self.dnc = dnc
+        self.ledger = ledger
+        self.clock = clock or SystemClock()
+        self._region = default_region
+
+    def zone_for(self, e164: str, job: JobPolicy) -> ZoneChoice:
+        return callee_zone(e164, job.timezone, self._region)
+
+    def opening(self, e164: str, job: JobPolicy, at: datetime | None = None) -> WaitUntil | None:
+        """None when `at` (default now) is inside the job's calling window; otherwise when
+        the window next opens. Pure: no do-not-call or cap check."""
+        at = at or self.clock.now()
+        rules = rules_for_job(self.rules, job)
+        if rules.hours.unrestricted:
+            return None
+        zone = self.zone_for(e164, job).zone
+        reason = closed_reason(at, rules.hours, zone)
+        if reason is None:
+            return None
+        return WaitUntil(next_opening(at, rules.hours, zone), reason, zone.key)
+
+    async def check(
+        self, e164: str, job: JobPolicy, *, claimant: str, now: datetime | None = None
+    ) -> Decision:
+        """The decision for dialing `e164` now; takes a contact claim when a cap applies.
+        One Redis round trip: the do-not-call lookup, or (window open, cap on) the claim
+        script that also refuses listed numbers."""
+        now = now or self.clock.now()
+        rules = rules_for_job(self.rules, job)
+        zone = self.zone_for(e164, job).zone
+        wait = self.opening(e164, job, now)
+        if wait is not None or rules.max_contacts_per_day < 1:
+            if await self.dnc.is_listed(e164):
+                return Suppressed()
+            return wait or Open(zone.key)
+        tomorrow = next_local_day(now, zone)
+        result = await self.ledger.claim(
+            e164,
+            local_date(now, zone),
+            claimant,
+            rules.max_contacts_per_day,
+            (tomorrow - now).total_seconds(),
+        )
+        if result.listed:
+            return Suppressed()
+        if not result.granted:
+            return WaitUntil(next_opening(tomorrow, rules.hours, zone), "contact_cap", zone.key)
+        return Open(zone.key, result.claim)
+
+    async def settle(self, decision: Open, *, answered: bool) -> None:
+        """The call of an `Open` decision ended: count the contact if it was answered."""
+        if decision.claim is not None:
+            await self.ledger.settle(decision.claim, answered=answered)
+
+
+def claim_lease_s(settings: Settings) -> float:
+    return float(settings.CALL_RING_TIMEOUT + settings.CALL_MAX_DURATION + CLAIM_MARGIN_S)
+
+
+def build_calling_policy(
+    settings: Settings, redis: aioredis.Redis, clock: Clock | None = None
+) -> CallingPolicy:
+    keys = Keys(settings.REDIS_PREFIX)
+    return CallingPolicy(
+        settings.calling_rules(),
+        DncList(redis, keys, clock),
+        ContactLedger(redis, keys, claim_lease_s(settings)),
+        default_region=settings.DEFAULT_REGION,
+        clock=clock,
+    )
