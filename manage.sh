@@ -37,9 +37,11 @@ Usage: ./manage.sh <command> [args]
   setup                       install what is missing (Debian packages as root, Python env)
   start                       start RabbitMQ/Redis if local and stopped, then api, dashboard
                               and WORKERS (default 3) workers in the background; prints the URLs
-  stop                        stop every process gracefully
+  stop                        stop every process gracefully (forgets the recorded configuration)
+  restart                     stop, then start with the current environment and .env
   status                      processes, health, queue depths, workers
-  scale N                     bring the number of workers to N
+  scale N                     bring the number of workers to N (with the configuration
+                              recorded at start, whatever this shell's environment)
   test                        submit a test call and follow it to its outcome
   logs [api|dashboard|worker] follow the logs
   clean [-y] [--queues]       stop, purge queues (--queues: delete them), Redis keys, audio, logs
@@ -207,10 +209,10 @@ main() {
     help | -h | --help) usage ;;
     setup) cmd_setup ;;
     check) cmd_check ;;
-    start)
+    start | restart)
         cmd_setup
         ensure_services
-        exec "$TTSQ" start "$@"
+        exec "$TTSQ" "$cmd" "$@"
         ;;
     *)
         ensure_venv

@@ -113,11 +113,32 @@ def start(
     settings = _settings()
     supervisor = _supervisor()
     if workers is None:
-        raw = env_value("WORKERS", supervisor.layout.root) or str(DEFAULT_WORKERS)
-        if not raw.isdigit():
-            _fail(f"WORKERS must be a whole number, got {raw!r}")
-        workers = int(raw)
+        workers = _configured_workers(supervisor)
     raise typer.Exit(operate.start(_out(), supervisor, settings, workers, timeout))
+
+
+def _configured_workers(supervisor: Supervisor) -> int:
+    raw = env_value("WORKERS", supervisor.layout.root) or str(DEFAULT_WORKERS)
+    if not raw.isdigit():
+        _fail(f"WORKERS must be a whole number, got {raw!r}")
+    return int(raw)
+
+
+@app.command()
+def restart(
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", "-w", min=0, help="Default: as many as are running now."),
+    ] = None,
+    timeout: StopTimeout = 30.0,
+) -> None:
+    """Stop everything, then start again with the current environment and .env (the way to
+    change the configuration the processes were started with)."""
+    settings = _settings()
+    supervisor = _supervisor()
+    if workers is None:
+        workers = len(supervisor.live_workers()) or _configured_workers(supervisor)
+    raise typer.Exit(operate.restart(_out(), supervisor, settings, workers, timeout))
 
 
 @app.command()
@@ -131,7 +152,8 @@ def scale(
     count: Annotated[int, typer.Argument(min=0, help="Number of workers to keep running.")],
     timeout: StopTimeout = 30.0,
 ) -> None:
-    """Bring the number of running workers to COUNT."""
+    """Bring the number of running workers to COUNT (new ones get the configuration recorded
+    at start)."""
     raise typer.Exit(operate.scale(_out(), _supervisor(), count, timeout))
 
 

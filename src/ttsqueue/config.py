@@ -22,6 +22,10 @@ from ttsqueue.errors import ConfigError
 DEFAULT_RABBITMQ_USERS = frozenset({"guest"})
 DEFAULT_RABBITMQ_PASSWORDS = frozenset({"guest", "tts_password_2024"})
 
+# Set by the supervisor in the processes it starts: their settings were recorded at `start`
+# and are all in the environment, so `.env` is not read again (see ops/recorded.py).
+RECORDED_MARKER = "TTSQ_CONFIG_RECORDED"
+
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
@@ -224,6 +228,8 @@ def rabbitmq_login_problem(url: str) -> str | None:
 
 def load_settings(**overrides: object) -> Settings:
     """Build settings or raise `ConfigError` whose message names each bad variable."""
+    if os.environ.get(RECORDED_MARKER) == "1":
+        overrides = {"_env_file": None, **overrides}
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
