@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     TECH_RETRY_BASE_SECONDS: float = Field(default=1.0, gt=0, le=60)
     MAX_DELIVERIES: int = Field(default=5, ge=1, le=100)
     CALL_MAX_DURATION: int = Field(default=600, ge=1)
+    # A queued or processing job with neither a message nor a live owner for this long gets
+    # its message again from the workers' sweeper (worker/sweeper.py), failed after 3 tries.
+    SWEEP_AFTER_SECONDS: int = Field(default=600, ge=2, le=86400)
     # Longest single stay in tts_retry; longer delays hop through it several times. Bounds
     # how late a short delay can be when queued behind a longer one (expiry is head-only).
     RETRY_HOP_SECONDS: int = Field(default=15, ge=1, le=3600)

@@ -70,14 +70,22 @@ class QueueNames:
         return [self.retry_exchange, self.hold_exchange]
 
 
+def delivery_limit(settings: Settings) -> int | None:
+    """The work queues' `x-delivery-limit` (quorum queues only)."""
+    if settings.RABBITMQ_QUEUE_TYPE is QueueType.QUORUM:
+        return settings.MAX_DELIVERIES
+    return None
+
+
 def queue_arguments(settings: Settings, names: QueueNames) -> dict[str, dict[str, Any]]:
     """The arguments of every queue; any change here is a migration for existing brokers."""
     quorum = settings.RABBITMQ_QUEUE_TYPE is QueueType.QUORUM
     base: dict[str, Any] = {"x-queue-type": "quorum"} if quorum else {}
     to_dead = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.dead}
     work = {**base, **to_dead}
-    if quorum:
-        work["x-delivery-limit"] = settings.MAX_DELIVERIES
+    limit = delivery_limit(settings)
+    if limit is not None:
+        work["x-delivery-limit"] = limit
     return {
         names.priority: work,
         names.calls: work,
