@@ -22,6 +22,7 @@ from ttsqueue.config import Settings
 from ttsqueue.domain import HistoryEntry, Job, JobStatus, Priority, utcnow
 from ttsqueue.phone import InvalidPhoneNumber, PhoneNumber, parse_phone, sanitize_caller_id
 from ttsqueue.webhooks.addresses import literal_target_refused
+from ttsqueue.webhooks.delivery import check_webhook_url
 
 METADATA_MAX_BYTES = 2048
 SEND_AT_MAX_AHEAD = timedelta(days=30)
@@ -86,6 +87,8 @@ class CallRequestIn(BaseModel):
         if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
             raise ValueError("must be an http or https URL with a host")
         _ = parts.port  # raises ValueError for a malformed port
+        # The parser the webhook client itself uses: what it cannot send is refused now.
+        check_webhook_url(value)
         return value
 
     @field_validator("metadata")
