@@ -11,8 +11,8 @@ import asyncio
 import hashlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Request
-from pydantic import ValidationError
+from fastapi import APIRouter, Depends, Header, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ttsqueue.api.access import presented_key
 from ttsqueue.api.context import ApiContext, get_context
@@ -82,6 +82,14 @@ def _validate(index: int, item: Any, ctx: ApiContext) -> ValidatedCall | dict[st
 UNAVAILABLE = "service_unavailable"
 
 
+class BatchIn(BaseModel):
+    """`{"calls": [...]}`; each item is checked on its own (per-item errors)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    calls: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+
+
 async def _accept(
     index: int, call: ValidatedCall, ctx: ApiContext, claim: IdempotencyClaim | None
 ) -> dict[str, Any]:
@@ -119,13 +127,14 @@ def _item_claims(
 async def create_calls(
     request: Request,
     ctx: Annotated[ApiContext, Depends(get_context)],
-    calls: Annotated[list[dict[str, Any]], Body(embed=True, min_length=1, max_length=MAX_BATCH)],
+    batch: BatchIn,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JsonBody:
     """Each item is a `POST /tts/call` body. Valid items are queued even when others are
     rejected; their confirms are awaited together. The body may take up to 1000 × (4 ×
     MAX_TEXT_LENGTH + 2 KB of metadata + 3 KB for the other fields) + 1 KB bytes, 9,121,024
     with the default MAX_TEXT_LENGTH; a larger body gets 413."""
+    calls = batch.calls
     claims = _item_claims(request, idempotency_key, calls)
     await ctx.gate.admit()
     checked = [_validate(i, item, ctx) for i, item in enumerate(calls)]

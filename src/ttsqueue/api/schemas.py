@@ -37,9 +37,10 @@ def _control_char(text: str, allowed: str = "") -> str | None:
 
 
 class CallRequestIn(BaseModel):
-    """Body of `POST /tts/call` (and of each item of `POST /tts/calls`)."""
+    """Body of `POST /tts/call` (and of each item of `POST /tts/calls`). Any other field is
+    refused by name (SPEC §2.8: a misspelt option is never silently ignored)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     text: str = Field(description="1..MAX_TEXT_LENGTH characters after trimming")
     phone_number: str = Field(examples=["3005050149"])
@@ -75,6 +76,17 @@ class CallRequestIn(BaseModel):
         if value is not None and not isinstance(value, str | datetime):
             raise ValueError("must be an ISO-8601 datetime string with an offset")
         return value
+
+    @field_validator("send_at")
+    @classmethod
+    def _send_at_in_range(cls, value: datetime | None) -> datetime | None:
+        # 0001-01-01T00:00+05:00 or 9999-12-31T23:00-05:00 parse, but have no UTC time.
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise ValueError("is outside the range of dates that can be scheduled") from None
 
     @field_validator("callback_url")
     @classmethod
