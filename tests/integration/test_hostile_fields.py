@@ -126,3 +126,18 @@ async def test_the_dashboard_refuses_a_huge_chunked_body_without_reading_it(
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
     assert status_line.split()[1] == b"413"
+
+
+async def test_a_gtts_voice_must_be_a_google_domain(api: httpx.AsyncClient) -> None:
+    """The voice becomes the host a worker fetches speech from."""
+    for voice in ("attacker.example", "com.attacker", "evil", "localhost"):
+        single = await api.post("/tts/call", json={**CALL, "engine": "gtts", "voice": voice})
+        assert single.status_code == 422, voice
+        assert single.json()["details"][0]["field"] == "voice"
+        batch = await api.post(
+            "/tts/calls", json={"calls": [{**CALL, "voice": voice, "engine": "gtts"}, CALL]}
+        )
+        assert [r["success"] for r in batch.json()["results"]] == [False, True]
+    for voice in ("com.mx", "es", "us", "co.uk"):
+        ok = await api.post("/tts/call", json={**CALL, "engine": "gtts", "voice": voice})
+        assert ok.status_code == 202, (voice, ok.text)

@@ -21,6 +21,7 @@ from ttsqueue.api.errors import FieldError
 from ttsqueue.config import Settings
 from ttsqueue.domain import HistoryEntry, Job, JobStatus, Priority, utcnow
 from ttsqueue.phone import InvalidPhoneNumber, PhoneNumber, parse_phone, sanitize_caller_id
+from ttsqueue.tts.gtts_engine import valid_tld
 from ttsqueue.webhooks.addresses import literal_target_refused
 from ttsqueue.webhooks.delivery import check_webhook_url
 
@@ -172,6 +173,11 @@ def validate_call_request(
         raise FieldError("phone_number", str(exc), code="invalid_phone_number") from None
     engine = body.engine or settings.TTS_ENGINE.value
     language = _supported_language(body.language or settings.DEFAULT_LANGUAGE, engine, languages)
+    if engine == "gtts" and body.voice is not None and not valid_tld(body.voice):
+        raise FieldError(
+            "voice",
+            f"{body.voice!r} is not a Google domain gTTS uses (such as com, com.mx, es, us)",
+        )
     send_at = body.send_at.astimezone(UTC) if body.send_at is not None else None
     if send_at is not None and send_at - (now or utcnow()) > SEND_AT_MAX_AHEAD:
         raise FieldError("send_at", f"must be at most {SEND_AT_MAX_AHEAD.days} days ahead")
