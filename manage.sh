@@ -72,17 +72,21 @@ install_packages() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-ensure_venv() {
+# What the running system needs (start, setup and every other command): the package and its
+# runtime dependencies; `check` adds the test and lint tools (extra "dev"). Piper stays an
+# opt-in extra (docs/piper.md). One stamp per set, renewed when pyproject.toml changes.
+ensure_venv() { # [pip requirement] [stamp suffix]
+    local requirement=${1:-.} stamp="$STAMP${2:-}"
     if [[ ! -x "$VENV/bin/python" ]]; then
         "$PYTHON" -c 'import ensurepip' 2>/dev/null || install_packages python3-venv
         say "creating the Python environment in .venv"
         "$PYTHON" -m venv "$VENV" || die "could not create .venv with $PYTHON (needs Python >= 3.11)"
     fi
-    if [[ ! -x "$TTSQ" || ! -f "$STAMP" || pyproject.toml -nt "$STAMP" ]]; then
-        say "installing the package and its dependencies into .venv"
-        "$VENV/bin/python" -m pip install -q -e '.[dev]' || die "pip install failed"
-        mkdir -p "$(dirname "$STAMP")"
-        touch "$STAMP"
+    if [[ ! -x "$TTSQ" || ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
+        say "installing $requirement and its dependencies into .venv"
+        "$VENV/bin/python" -m pip install -q -e "$requirement" || die "pip install failed"
+        mkdir -p "$(dirname "$stamp")"
+        touch "$stamp"
     fi
 }
 
@@ -184,6 +188,7 @@ enable_management() {
 
 cmd_check() {
     cmd_setup
+    ensure_venv '.[dev]' -dev
     # The fault suite runs private RabbitMQ and Redis nodes from these binaries, wherever
     # the configured servers are.
     install_packages rabbitmq-server redis-server

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -22,6 +23,7 @@ from ttsqueue.api.errors import (
     FieldError,
     describe_validation_errors,
 )
+from ttsqueue.api.rate_limit import TOO_LARGE, RateLimiter
 from ttsqueue.api.responses import JsonBody
 from ttsqueue.api.routes_calls import check_idempotency_key
 from ttsqueue.api.schemas import (
@@ -112,6 +114,32 @@ async def _accept(
     }
 
 
+async def _charge_items(request: Request, ctx: ApiContext, count: int) -> None:
+    """A batch counts as its number of items against the key's rate limit (the access
+    middleware has charged the request itself: one)."""
+    api_key = request.scope.get("state", {}).get("api_key")
+    if api_key is None or count <= 1:
+        return
+    limiter = RateLimiter(ctx.settings.RATE_LIMIT_PER_MINUTE, ctx.settings.REDIS_PREFIX)
+    wait_ms = TOO_LARGE if count > limiter.per_minute else 0
+    if wait_ms == 0:
+        wait_ms = await limiter.charge(ctx.redis, api_key, count - 1)
+    if wait_ms == TOO_LARGE:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"a batch of {count} calls is more than RATE_LIMIT_PER_MINUTE "
+            f"({limiter.per_minute}) allows in a minute: split it",
+        )
+    if wait_ms > 0:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"rate limit exceeded for this API key: {count} calls do not fit in the last minute",
+            headers={"Retry-After": str(max(1, math.ceil(wait_ms / 1000)))},
+        )
+
+
 def _item_claims(
     request: Request, key: str | None, items: list[dict[str, Any]]
 ) -> list[IdempotencyClaim | None]:
@@ -135,6 +163,7 @@ async def create_calls(
     MAX_TEXT_LENGTH + 2 KB of metadata + 3 KB for the other fields) + 1 KB bytes, 9,121,024
     with the default MAX_TEXT_LENGTH; a larger body gets 413."""
     calls = batch.calls
+    await _charge_items(request, ctx, len(calls))
     claims = _item_claims(request, idempotency_key, calls)
     await ctx.gate.admit()
     checked = [_validate(i, item, ctx) for i, item in enumerate(calls)]
