@@ -41,6 +41,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # After a failed limiter call, how long requests go on as "limiter unavailable" untried.
 RETRY_LIMITER_S = 1.0
 
+
 def presented_key(headers: Headers) -> str | None:
     authorization = headers.get("authorization", "")
     scheme, _, token = authorization.partition(" ")
