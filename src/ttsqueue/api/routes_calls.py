@@ -48,7 +48,13 @@ def check_idempotency_key(key: str) -> None:
             422,
             "validation_error",
             "Idempotency-Key: must be 1..128 printable ASCII characters",
-            details=[{"field": "Idempotency-Key", "message": "1..128 printable ASCII characters"}],
+            details=[
+                {
+                    "loc": ["header", "Idempotency-Key"],
+                    "field": "Idempotency-Key",
+                    "message": "1..128 printable ASCII characters",
+                }
+            ],
         )
 
 
