@@ -56,6 +56,19 @@ def _settings() -> Settings:
         _fail(str(exc))
 
 
+def _running_settings() -> Settings:
+    """The settings the local processes run with (recorded at `start`) when there is such a
+    record, else the caller's: `status` and `test` reach the API with the port and key it was
+    started with, even from a shell that does not have them."""
+    recorded = _supervisor().recorded()
+    if recorded is None:
+        return _settings()
+    try:
+        return load_settings(_env_file=None, **recorded)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
 def _supervisor() -> Supervisor:
     return Supervisor(Layout.discover())
 
@@ -165,7 +178,7 @@ def status(
 ) -> None:
     """Processes, health, queues and workers (exit 0 all healthy, 1 not); or one job's status
     with JOB_ID (exit 0 found, 2 unknown job, 3 API unreachable)."""
-    settings = _settings()
+    settings = _running_settings()
     with _client(settings, api_url) as client:
         if job_id is not None:
             action = partial(calls.job_status, _out(), client, job_id, as_json)
@@ -243,7 +256,7 @@ def smoke_test(
     api_url: ApiUrl = None,
 ) -> None:
     """Submit a Spanish test call to 3005050149 and follow it to its outcome."""
-    with _client(_settings(), api_url) as client:
+    with _client(_running_settings(), api_url) as client:
         raise typer.Exit(
             calls.guarded(_err(), lambda: calls.run_test_call(_out(), client, timeout))
         )

@@ -218,6 +218,9 @@ async def test_every_worker_runs_with_the_recorded_configuration(
         started = await asyncio.to_thread(deployment.run, "start", "--timeout", "90", env=start_env)
         assert started.returncode == 0, started.stdout + started.stderr
         assert (root / "var" / "run" / "config.json").stat().st_mode & 0o777 == 0o600
+        # A plain shell reaches the API with the recorded port and key.
+        status = await asyncio.to_thread(deployment.run, "status", "--json")
+        assert status.returncode == 0, status.stdout + status.stderr
         began = time.monotonic()
         # The kills start with the submissions, so that they land on jobs in progress.
         killing = asyncio.create_task(kill_loop(deployment, case.kills, rng))
