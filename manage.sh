@@ -37,9 +37,11 @@ Usage: ./manage.sh <command> [args]
   setup                       install what is missing (Debian packages as root, Python env)
   start                       start RabbitMQ/Redis if local and stopped, then api, dashboard
                               and WORKERS (default 3) workers in the background; prints the URLs
-  stop                        stop every process gracefully
+  stop                        stop every process gracefully (forgets the recorded configuration)
+  restart                     stop, then start with the current environment and .env
   status                      processes, health, queue depths, workers
-  scale N                     bring the number of workers to N
+  scale N                     bring the number of workers to N (with the configuration
+                              recorded at start, whatever this shell's environment)
   test                        submit a test call and follow it to its outcome
   logs [api|dashboard|worker] follow the logs
   clean [-y] [--queues]       stop, purge queues (--queues: delete them), Redis keys, audio, logs
@@ -72,17 +74,21 @@ install_packages() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-ensure_venv() {
+# What the running system needs (start, setup and every other command): the package and its
+# runtime dependencies; `check` adds the test and lint tools (extra "dev"). Piper stays an
+# opt-in extra (docs/piper.md). One stamp per set, renewed when pyproject.toml changes.
+ensure_venv() { # [pip requirement] [stamp suffix]
+    local requirement=${1:-.} stamp="$STAMP${2:-}"
     if [[ ! -x "$VENV/bin/python" ]]; then
         "$PYTHON" -c 'import ensurepip' 2>/dev/null || install_packages python3-venv
         say "creating the Python environment in .venv"
         "$PYTHON" -m venv "$VENV" || die "could not create .venv with $PYTHON (needs Python >= 3.11)"
     fi
-    if [[ ! -x "$TTSQ" || ! -f "$STAMP" || pyproject.toml -nt "$STAMP" ]]; then
-        say "installing the package and its dependencies into .venv"
-        "$VENV/bin/python" -m pip install -q -e '.[dev]' || die "pip install failed"
-        mkdir -p "$(dirname "$STAMP")"
-        touch "$STAMP"
+    if [[ ! -x "$TTSQ" || ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
+        say "installing $requirement and its dependencies into .venv"
+        "$VENV/bin/python" -m pip install -q -e "$requirement" || die "pip install failed"
+        mkdir -p "$(dirname "$stamp")"
+        touch "$stamp"
     fi
 }
 
@@ -211,6 +217,7 @@ prepare_asterisk() {
 
 cmd_check() {
     cmd_setup
+    ensure_venv '.[dev]' -dev
     # The fault suite runs private RabbitMQ and Redis nodes from these binaries, wherever
     # the configured servers are.
     install_packages rabbitmq-server redis-server
@@ -242,10 +249,10 @@ main() {
     help | -h | --help) usage ;;
     setup) cmd_setup ;;
     check) cmd_check ;;
-    start)
+    start | restart)
         cmd_setup
         ensure_services
-        exec "$TTSQ" start "$@"
+        exec "$TTSQ" "$cmd" "$@"
         ;;
     *)
         ensure_venv

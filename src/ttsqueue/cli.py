@@ -56,6 +56,19 @@ def _settings() -> Settings:
         _fail(str(exc))
 
 
+def _running_settings() -> Settings:
+    """The settings the local processes run with (recorded at `start`) when there is such a
+    record, else the caller's: `status` and `test` reach the API with the port and key it was
+    started with, even from a shell that does not have them."""
+    recorded = _supervisor().recorded()
+    if recorded is None:
+        return _settings()
+    try:
+        return load_settings(_env_file=None, **recorded)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
 def _supervisor() -> Supervisor:
     return Supervisor(Layout.discover())
 
@@ -113,11 +126,32 @@ def start(
     settings = _settings()
     supervisor = _supervisor()
     if workers is None:
-        raw = env_value("WORKERS", supervisor.layout.root) or str(DEFAULT_WORKERS)
-        if not raw.isdigit():
-            _fail(f"WORKERS must be a whole number, got {raw!r}")
-        workers = int(raw)
+        workers = _configured_workers(supervisor)
     raise typer.Exit(operate.start(_out(), supervisor, settings, workers, timeout))
+
+
+def _configured_workers(supervisor: Supervisor) -> int:
+    raw = env_value("WORKERS", supervisor.layout.root) or str(DEFAULT_WORKERS)
+    if not raw.isdigit():
+        _fail(f"WORKERS must be a whole number, got {raw!r}")
+    return int(raw)
+
+
+@app.command()
+def restart(
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", "-w", min=0, help="Default: as many as are running now."),
+    ] = None,
+    timeout: StopTimeout = 30.0,
+) -> None:
+    """Stop everything, then start again with the current environment and .env (the way to
+    change the configuration the processes were started with)."""
+    settings = _settings()
+    supervisor = _supervisor()
+    if workers is None:
+        workers = len(supervisor.live_workers()) or _configured_workers(supervisor)
+    raise typer.Exit(operate.restart(_out(), supervisor, settings, workers, timeout))
 
 
 @app.command()
@@ -131,7 +165,8 @@ def scale(
     count: Annotated[int, typer.Argument(min=0, help="Number of workers to keep running.")],
     timeout: StopTimeout = 30.0,
 ) -> None:
-    """Bring the number of running workers to COUNT."""
+    """Bring the number of running workers to COUNT (new ones get the configuration recorded
+    at start)."""
     raise typer.Exit(operate.scale(_out(), _supervisor(), count, timeout))
 
 
@@ -143,7 +178,7 @@ def status(
 ) -> None:
     """Processes, health, queues and workers (exit 0 all healthy, 1 not); or one job's status
     with JOB_ID (exit 0 found, 2 unknown job, 3 API unreachable)."""
-    settings = _settings()
+    settings = _running_settings()
     with _client(settings, api_url) as client:
         if job_id is not None:
             action = partial(calls.job_status, _out(), client, job_id, as_json)
@@ -221,7 +256,7 @@ def smoke_test(
     api_url: ApiUrl = None,
 ) -> None:
     """Submit a Spanish test call to 3005050149 and follow it to its outcome."""
-    with _client(_settings(), api_url) as client:
+    with _client(_running_settings(), api_url) as client:
         raise typer.Exit(
             calls.guarded(_err(), lambda: calls.run_test_call(_out(), client, timeout))
         )

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 DEFAULT_RABBITMQ_USERS = frozenset({"guest"})
 DEFAULT_RABBITMQ_PASSWORDS = frozenset({"guest", "tts_password_2024"})
 
+# Set by the supervisor in the processes it starts: their settings were recorded at `start`
+# and are all in the environment, so `.env` is not read again (see ops/recorded.py).
+RECORDED_MARKER = "TTSQ_CONFIG_RECORDED"
+
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
@@ -105,6 +109,9 @@ class Settings(BaseSettings):
     TECH_RETRY_BASE_SECONDS: float = Field(default=1.0, gt=0, le=60)
     MAX_DELIVERIES: int = Field(default=5, ge=1, le=100)
     CALL_MAX_DURATION: int = Field(default=600, ge=1)
+    # A queued or processing job with neither a message nor a live owner for this long gets
+    # its message again from the workers' sweeper (worker/sweeper.py), failed after 3 tries.
+    SWEEP_AFTER_SECONDS: int = Field(default=600, ge=2, le=86400)
     # Longest single stay in tts_retry; longer delays hop through it several times. Bounds
     # how late a short delay can be when queued behind a longer one (expiry is head-only).
     RETRY_HOP_SECONDS: int = Field(default=15, ge=1, le=3600)
@@ -266,6 +273,8 @@ def rabbitmq_login_problem(url: str) -> str | None:
 
 def load_settings(**overrides: object) -> Settings:
     """Build settings or raise `ConfigError` whose message names each bad variable."""
+    if os.environ.get(RECORDED_MARKER) == "1":
+        overrides = {"_env_file": None, **overrides}
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

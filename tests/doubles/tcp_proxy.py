@@ -1,6 +1,7 @@
 """A TCP forwarder that a test can cut: the app under test reaches RabbitMQ or Redis through
 it, and `cut()` makes the service vanish (open connections reset, the port refusing new ones)
-without touching the shared server."""
+without touching the shared server; `blackhole()` makes it drop every byte instead, with the
+connections left open (a network that loses packets: nothing fails, nothing answers)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,11 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._pumps: set[asyncio.Task[None]] = set()
+        self.dropping = False
+
+    def blackhole(self) -> None:
+        """From now on every byte, either way, is read and dropped; connections stay open."""
+        self.dropping = True
 
     async def start(self) -> None:
         """Listen (again, on the same port after a `cut()`)."""
@@ -31,6 +37,12 @@ class TcpProxy:
         return urlunsplit(parts._replace(netloc=netloc))
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.dropping:
+            self._writers.add(writer)
+            task = asyncio.create_task(self._swallow(reader))
+            self._pumps.add(task)
+            task.add_done_callback(self._pumps.discard)
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -45,9 +57,16 @@ class TcpProxy:
     async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError):
             while data := await source.read(65536):
+                if self.dropping:
+                    continue
                 sink.write(data)
                 await sink.drain()
         sink.transport.abort()
+
+    async def _swallow(self, source: asyncio.StreamReader) -> None:
+        with contextlib.suppress(OSError):
+            while await source.read(65536):
+                pass
 
     async def cut(self) -> None:
         """Stop listening and reset every forwarded connection."""

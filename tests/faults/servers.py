@@ -135,6 +135,22 @@ class RabbitServer:
         self.stop()
         self.start()
 
+    def ctl(self, *args: str, timeout: float = 60.0) -> str:
+        """`rabbitmqctl -n <node> <args>` against this node; its output."""
+        ctl = rabbitmq_tool("rabbitmqctl")
+        if ctl is None:
+            raise RuntimeError("rabbitmqctl is not installed")
+        done = subprocess.run(
+            [ctl, "-n", self.node, *args],
+            env=self._env(),
+            cwd=self.base,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+        )
+        return done.stdout
+
     def tail(self, lines: int = 20) -> str:
         out = self.base / f"server-{self.starts}.out"
         text = out.read_text(errors="replace") if out.exists() else ""

@@ -165,8 +165,10 @@ class Stack:
 
 
 class Submitter:
-    """POSTs until `target` jobs are accepted (a few more, from requests in flight); keeps
-    every status code, those answered while `outage` was set, and the accepted job ids."""
+    """POSTs until `target` jobs are accepted (a few more, from requests in flight) and any
+    outage begun meanwhile is over; keeps every status code, those answered while `outage` was
+    set, and the accepted job ids. (On a loaded machine stopping a server can take longer than
+    the rest of the submissions: they must not be over before the server is down.)"""
 
     def __init__(self, client: httpx.AsyncClient, target: int) -> None:
         self.client = client
@@ -190,7 +192,7 @@ class Submitter:
             await self._progress.wait()
 
     async def _loop(self, pause_s: float) -> None:
-        while len(self.accepted) < self.target:
+        while len(self.accepted) < self.target or self.outage:
             outage = self.outage
             try:
                 reply = await self.client.post("/tts/call", json=CALL_BODY)

@@ -5,11 +5,14 @@ the failure once it is open."""
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import redis.asyncio as aioredis
+import soundfile
 
 from tests.conftest import make_settings
 from ttsqueue.config import Settings
@@ -94,21 +97,21 @@ async def test_unreachable_google_falls_back_then_breaker_skips_it(
     espeak = CountingEngine(await EspeakEngine.create())
     service = SpeechService(config, redis_client, {"gtts": gtts, "espeak": espeak})
 
-    first = await service.prepare("Primer aviso de prueba.", "es", voice="com.mx")
+    first = await service.prepare("Primer aviso de prueba.", "es")
     assert (first.engine, first.cached, fetch.calls) == ("espeak", False, 1)
     assert service.health() == "ok"
 
-    await service.prepare("Segundo aviso de prueba.", "es", voice="com.mx")
+    await service.prepare("Segundo aviso de prueba.", "es")
     assert fetch.calls == 2
     assert gtts.breaker.state is BreakerState.OPEN
     assert service.health() == "degraded"
 
-    third = await service.prepare("Tercer aviso de prueba.", "es", voice="com.mx")
+    third = await service.prepare("Tercer aviso de prueba.", "es")
     assert (third.engine, third.cached) == ("espeak", False)
     assert fetch.calls == 2  # the open circuit kept the job off the network
 
     # The fallback's audio is cached under the fallback engine and reused.
-    again = await service.prepare("Primer aviso de prueba.", "es", voice="com.mx")
+    again = await service.prepare("Primer aviso de prueba.", "es")
     assert (again.engine, again.cached, again.cache_key) == ("espeak", True, first.cache_key)
     assert espeak.calls == 3
     assert fetch.calls == 2
@@ -148,8 +151,9 @@ async def test_hanging_network_hits_the_timeout_once(
 async def test_bad_requests_never_reach_the_network(settings: Settings, tmp_path: Path) -> None:
     fetch = CountingFetch()
     gtts = GttsEngine.from_settings(_gtts_settings(settings, tmp_path), fetch=fetch)
-    with pytest.raises(PermanentJobError, match="invalid gtts voice"):
-        await gtts.synthesize(SpeechRequest("Hola", "es", voice="evil.com/x?"))
+    for voice in ("evil.com/x?", "attacker.example", "com.attacker.example", "COM"):
+        with pytest.raises(PermanentJobError, match="invalid gtts voice"):
+            await gtts.synthesize(SpeechRequest("Hola", "es", voice=voice))
     with pytest.raises(PermanentJobError, match="does not speak"):
         await gtts.synthesize(SpeechRequest("Hola", "xx"))
     assert fetch.calls == 0
@@ -157,3 +161,38 @@ async def test_bad_requests_never_reach_the_network(settings: Settings, tmp_path
     assert gtts.supports("es")
     assert gtts.supports("fr-ca")
     assert not gtts.supports("xx")
+
+
+async def test_one_voice_failing_never_opens_the_breaker_for_everyone(
+    settings: Settings, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    """A client's voice whose Google domain keeps failing opens that voice's circuit only:
+    everyone else's speech still reaches Google, and the engine is not reported degraded."""
+    calls: list[str] = []
+
+    def by_domain(text: str, lang: str, tld: str, timeout_s: float) -> bytes:
+        calls.append(tld)
+        if tld == "com.mx":
+            raise OSError("this domain is down")
+        return mp3
+
+    mp3 = _silent_mp3()
+    config = _gtts_settings(settings, tmp_path, TTS_FALLBACK_ENGINE="")
+    gtts = GttsEngine.from_settings(config, fetch=by_domain)
+    service = SpeechService(config, redis_client, {"gtts": gtts})
+    for n in range(3):
+        with pytest.raises(TTSError, match="gtts"):
+            await service.prepare(f"Aviso {n}", "es", voice="com.mx")
+    assert calls == ["com.mx", "com.mx"]  # the third was kept off the network
+    assert gtts.breaker_for("com.mx").state is BreakerState.OPEN
+    spoken = await service.prepare("Aviso para todos", "es")
+    assert spoken.engine == "gtts"
+    assert calls[-1] == "com"
+    assert gtts.breaker.state is BreakerState.CLOSED
+    assert service.health() == "ok"
+
+
+def _silent_mp3(seconds: float = 0.5) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros(int(24000 * seconds), np.float32), 24000, format="MP3")
+    return buffer.getvalue()

@@ -108,3 +108,17 @@ def test_production_accepts_a_real_rabbitmq_login(url: str) -> None:
 
 def test_development_keeps_the_default_rabbitmq_login() -> None:
     assert load_settings(RABBITMQ_URL="amqp://rabbit/").TTSQ_ENV == "development"
+
+
+def test_a_supervised_process_ignores_dotenv(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its settings were recorded at start and are all in its environment (ops/recorded.py):
+    a `.env` edited since must not reach it."""
+    monkeypatch.chdir(str(tmp_path))
+    monkeypatch.delenv("WORKER_CONCURRENCY", raising=False)
+    with open(".env", "w") as handle:
+        handle.write("WORKER_CONCURRENCY=9\n")
+    assert load_settings().WORKER_CONCURRENCY == 9
+    monkeypatch.setenv("TTSQ_CONFIG_RECORDED", "1")
+    assert load_settings().WORKER_CONCURRENCY == 1

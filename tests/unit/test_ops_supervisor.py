@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import sys
@@ -10,23 +11,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
-from ttsqueue.ops import processes
+from ttsqueue.ops import operate, processes
 from ttsqueue.ops.layout import Layout
 from ttsqueue.ops.supervisor import Supervisor, plan_scale
 
 # Stands in for `ttsqueue <role>`: logs its identity, exits on SIGTERM like the real ones.
 STAND_IN = """# ttsqueue stand-in
 import os, signal, sys, time
-print("role", sys.argv[1], "worker_id", os.environ.get("WORKER_ID"), "cwd", os.getcwd(), flush=True)
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-time.sleep(60)
+print("role", sys.argv[1], "worker_id", os.environ.get("WORKER_ID"), "cwd", os.getcwd(), flush=True)
+print("settings", {k: v for k, v in sorted(os.environ.items()) if k.isupper()
+                   and k not in ("PATH", "WORKER_ID")}, flush=True)
+time.sleep(600)
 """
 STUBBORN = """# ttsqueue stand-in that ignores SIGTERM
 import signal, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 print("ready", flush=True)
-time.sleep(60)
+time.sleep(600)
 """
 
 
@@ -173,3 +177,96 @@ def test_survey_reports_a_crashed_process_once(supervisor: Supervisor) -> None:
     assert report["worker-1"].pid == pid
     assert report["api"].alive is True
     assert [info.name for info in supervisor.survey()] == ["api"]
+
+
+def stop_all(*sups: Supervisor) -> None:
+    """Stop everything, and let each supervisor collect the children it started."""
+    sups[0].stop(timeout=5)
+    for sup in sups:
+        sup.stop(timeout=5)
+
+
+def settings_seen(sup: Supervisor, name: str) -> dict[str, str]:
+    """The settings a stand-in process was started with (its `settings` log line)."""
+    rows = wait_for_log(sup, name, "settings").splitlines()
+    line = next(row for row in rows if row.startswith("settings"))
+    seen: dict[str, str] = ast.literal_eval(line.removeprefix("settings "))
+    return seen
+
+
+def test_scale_reuses_the_configuration_recorded_at_start(tmp_path: Path) -> None:
+    """`KEYS=... start`, then a plain `scale`: the new workers run with what start was given,
+    the record is private, and scale names (never shows) the settings that differ."""
+    starter = make_supervisor(
+        tmp_path, WORKER_CONCURRENCY="4", API_KEYS="s3cret", SIMULATOR_TIME_SCALE="0.05"
+    )
+    plain = make_supervisor(tmp_path)
+    try:
+        starter.start(1, dashboard=False)
+        record = starter.layout.config_record
+        assert record.stat().st_mode & 0o777 == 0o600
+        assert plain.drift() == ["API_KEYS", "SIMULATOR_TIME_SCALE", "WORKER_CONCURRENCY"]
+        console = Console(record=True, width=300)
+        assert operate.scale(console, plain, 3, timeout=10) == 0
+        shown = console.export_text()
+        assert "differs from the configuration recorded at start" in shown
+        assert "API_KEYS, SIMULATOR_TIME_SCALE, WORKER_CONCURRENCY" in shown
+        assert "s3cret" not in shown
+        for name in ("worker-1", "worker-2", "worker-3"):
+            seen = settings_seen(plain, name)
+            assert seen["WORKER_CONCURRENCY"] == "4"
+            assert seen["API_KEYS"] == "s3cret"
+            assert seen["TTSQ_CONFIG_RECORDED"] == "1"
+        # A worker killed and replaced by a plain `scale` gets it as well.
+        processes.send_signal(plain.live_workers()[2], signal.SIGKILL)
+        processes.wait_exit([plain.pid_of("worker-2") or 0], 10, poll=plain.reap)
+        plain.layout.log_file("worker-2").unlink()
+        plain.scale(3)
+        assert settings_seen(plain, "worker-2")["WORKER_CONCURRENCY"] == "4"
+    finally:
+        stop_all(starter, plain)
+
+
+def test_a_later_dotenv_edit_does_not_reach_new_workers(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("WORKER_CONCURRENCY=4\n")
+    sup = make_supervisor(tmp_path)
+    later = make_supervisor(tmp_path)
+    try:
+        sup.start(1, dashboard=False)
+        (tmp_path / ".env").write_text("WORKER_CONCURRENCY=9\n")
+        later.scale(2)
+        assert settings_seen(sup, "worker-2")["WORKER_CONCURRENCY"] == "4"
+        assert later.drift() == ["WORKER_CONCURRENCY"]
+    finally:
+        stop_all(sup, later)
+
+
+def test_a_setting_the_starter_lacked_is_not_taken_from_a_later_caller(tmp_path: Path) -> None:
+    sup = make_supervisor(tmp_path)
+    later = make_supervisor(tmp_path, WORKER_CONCURRENCY="8")
+    try:
+        sup.start(1, dashboard=False)
+        later.scale(2)
+        assert "WORKER_CONCURRENCY" not in settings_seen(sup, "worker-2")
+    finally:
+        stop_all(sup, later)
+
+
+def test_stop_forgets_and_restart_records_anew(tmp_path: Path) -> None:
+    first = make_supervisor(tmp_path, WORKER_CONCURRENCY="4")
+    first.start(1, dashboard=False)
+    first.stop(timeout=5)
+    assert not first.layout.config_record.exists()
+    second = make_supervisor(tmp_path, WORKER_CONCURRENCY="2")
+    third = make_supervisor(tmp_path, WORKER_CONCURRENCY="6")
+    try:
+        second.start(1, dashboard=False)
+        assert settings_seen(second, "worker-1")["WORKER_CONCURRENCY"] == "2"
+        second.layout.log_file("worker-1").unlink()
+        stopped, started = third.restart(1, dashboard=False, timeout=5)
+        assert sorted(stopped.stopped) == ["api", "worker-1"]
+        assert all(new for _, new in started.values())
+        assert settings_seen(third, "worker-1")["WORKER_CONCURRENCY"] == "6"
+        assert third.drift() == []
+    finally:
+        stop_all(second, third)

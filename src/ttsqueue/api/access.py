@@ -1,8 +1,10 @@
 """API keys and the per-key rate limit (SPEC §2.8), as one pure ASGI middleware.
 
 With `API_KEYS` set, every route but `/health` and `/metrics` needs `Authorization: Bearer
-<key>` or `X-API-Key: <key>`, and each key may make `RATE_LIMIT_PER_MINUTE` requests a minute
-(shared by every API process through Redis). Without keys (development) nothing is checked.
+<key>` or `X-API-Key: <key>`, and each key gets `RATE_LIMIT_PER_MINUTE` requests in any minute,
+a burst of that size included (api/rate_limit.py, shared by every API process through Redis;
+the batch route charges its other items itself). Without keys (development) nothing is
+checked.
 
 While Redis cannot run the limiter (unreachable, timing out, loading, refusing writes), keys
 are still checked (they need no Redis) and then:
@@ -17,7 +19,6 @@ it is back.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import math
 import time
@@ -29,6 +30,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ttsqueue.api.errors import RETRY_AFTER_UNAVAILABLE, error_response
+from ttsqueue.api.rate_limit import RateLimiter
 from ttsqueue.logs import get_logger
 
 log = get_logger("ttsqueue.api")
@@ -38,22 +40,6 @@ OPEN_PATHS = frozenset({"/health", "/metrics"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # After a failed limiter call, how long requests go on as "limiter unavailable" untried.
 RETRY_LIMITER_S = 1.0
-
-# GCRA: one key per API key; the stored value is the theoretical arrival time in ms.
-_GCRA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local allowed_at = tat - (burst - 1) * interval
-if now < allowed_at then
-  return allowed_at - now
-end
-redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(burst * interval + interval))
-return 0
-"""
 
 
 def presented_key(headers: Headers) -> str | None:
@@ -84,8 +70,7 @@ class AccessControl:
     ) -> None:
         self.app = app
         self.keys = list(keys)
-        self.interval_ms = 60_000 / per_minute
-        self.burst = max(1, per_minute // 6)  # up to ten seconds' worth at once
+        self.limiter = RateLimiter(per_minute, prefix)
         # Resolved per request: the client is created in the lifespan, after this middleware.
         self.redis = redis
         self.prefix = prefix
@@ -106,6 +91,8 @@ class AccessControl:
             )
             await response(scope, receive, send)
             return
+        # The batch route charges its other items under the same key.
+        scope.setdefault("state", {})["api_key"] = key
         wait_ms = await self._wait_ms(key)
         if wait_ms is None and scope["method"] not in SAFE_METHODS:
             response = error_response(
@@ -135,11 +122,8 @@ class AccessControl:
             return 0.0
         if self._limiter_down and time.monotonic() < self._retry_at:
             return None
-        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
         try:
-            reply = await client.eval(
-                _GCRA, 1, f"{self.prefix}ratelimit:{digest}", self.interval_ms, self.burst
-            )
+            reply = await self.limiter.charge(client, key)
         except (RedisError, OSError) as exc:
             self._retry_at = time.monotonic() + RETRY_LIMITER_S
             if not self._limiter_down:

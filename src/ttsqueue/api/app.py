@@ -37,6 +37,9 @@ from ttsqueue.tts.service import build_engines, supported_languages
 
 log = get_logger("ttsqueue.api")
 
+# A client gets its 503 within 5 s when RabbitMQ drops packets: at most ADMIT_WAIT_S for the
+# backlog read, then this for the publish (channel opening and confirm included).
+PUBLISH_DEADLINE_S = 3.5
 # SPEC §2.8: 64 KB for every body but the batch's, which holds up to 1000 calls.
 MAX_BODY_BYTES = 64 * 1024
 
@@ -57,7 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
             broker=broker,
             names=names,
             store=JobStore(redis, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS),
-            publisher=Publisher(broker, names),
+            publisher=Publisher(broker, names, deadline_s=PUBLISH_DEADLINE_S),
             inspector=inspector,
             registry=WorkerRegistry(redis, settings.REDIS_PREFIX),
             stats=StatsReader(redis, settings.REDIS_PREFIX),

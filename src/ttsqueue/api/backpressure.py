@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from ttsqueue.api.errors import ApiError
 from ttsqueue.broker.topology import QueueInspector
 
 REFRESH_S = 1.0
+# How long a request waits for a fresh backlog read before it goes on with the last one: a
+# broker that drops packets must not hold every request (the publish has its own deadline).
+ADMIT_WAIT_S = 1.0
 # What counts as backlog: jobs waiting for a worker and jobs waiting for their time.
 BACKLOG = ("normal", "priority", "retry", "hold")
 RETRY_AFTER_FULL_S = 30
@@ -34,8 +38,11 @@ class BacklogGate:
             if self._reading is None:
                 self._reading = asyncio.ensure_future(self._read())
                 self._reading.add_done_callback(self._read_done)
-            # Shielded: a caller that goes away must not cancel the read the others await.
-            await asyncio.shield(self._reading)
+            # Shielded: a caller that goes away (or stops waiting) must not cancel the read
+            # the others await.
+            # Still reading after ADMIT_WAIT_S: judged on the last value read.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._reading), ADMIT_WAIT_S)
         return self._depth
 
     async def _read(self) -> None:

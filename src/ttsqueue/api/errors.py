@@ -100,6 +100,8 @@ def describe_validation_errors(
         named = loc[1:] if len(loc) > 1 and loc[0] in _LOCATIONS else loc
         field = ".".join(str(part) for part in named) or "body"
         message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        if err.get("type") == "extra_forbidden":
+            message = "unknown field (check its spelling: unknown fields are never ignored)"
         details.append({"loc": loc, "field": field, "message": message[:_MAX_MESSAGE]})
     shown = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
     if len(errors) > 5:

@@ -42,13 +42,19 @@ def accepted_body(job: Job, message: str) -> dict[str, Any]:
     }
 
 
-def _check_idempotency_key(key: str) -> None:
+def check_idempotency_key(key: str) -> None:
     if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX or not all(" " <= ch <= "~" for ch in key):
         raise ApiError(
             422,
             "validation_error",
             "Idempotency-Key: must be 1..128 printable ASCII characters",
-            details=[{"field": "Idempotency-Key", "message": "1..128 printable ASCII characters"}],
+            details=[
+                {
+                    "loc": ["header", "Idempotency-Key"],
+                    "field": "Idempotency-Key",
+                    "message": "1..128 printable ASCII characters",
+                }
+            ],
         )
 
 
@@ -68,7 +74,7 @@ async def create_call(
     await ctx.gate.admit()
     claim = None
     if idempotency_key is not None:
-        _check_idempotency_key(idempotency_key)
+        check_idempotency_key(idempotency_key)
         # Keys are scoped per API key: two clients never share an idempotency key.
         client_key = presented_key(request.headers) or ""
         scope = hashlib.sha256(client_key.encode()).hexdigest()

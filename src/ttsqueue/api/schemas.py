@@ -21,7 +21,9 @@ from ttsqueue.api.errors import FieldError
 from ttsqueue.config import Settings
 from ttsqueue.domain import HistoryEntry, Job, JobStatus, Priority, utcnow
 from ttsqueue.phone import InvalidPhoneNumber, PhoneNumber, parse_phone, sanitize_caller_id
+from ttsqueue.tts.gtts_engine import valid_tld
 from ttsqueue.webhooks.addresses import literal_target_refused
+from ttsqueue.webhooks.delivery import check_webhook_url
 
 METADATA_MAX_BYTES = 2048
 SEND_AT_MAX_AHEAD = timedelta(days=30)
@@ -36,9 +38,10 @@ def _control_char(text: str, allowed: str = "") -> str | None:
 
 
 class CallRequestIn(BaseModel):
-    """Body of `POST /tts/call` (and of each item of `POST /tts/calls`)."""
+    """Body of `POST /tts/call` (and of each item of `POST /tts/calls`). Any other field is
+    refused by name (SPEC §2.8: a misspelt option is never silently ignored)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     text: str = Field(description="1..MAX_TEXT_LENGTH characters after trimming")
     phone_number: str = Field(examples=["3005050149"])
@@ -75,6 +78,17 @@ class CallRequestIn(BaseModel):
             raise ValueError("must be an ISO-8601 datetime string with an offset")
         return value
 
+    @field_validator("send_at")
+    @classmethod
+    def _send_at_in_range(cls, value: datetime | None) -> datetime | None:
+        # 0001-01-01T00:00+05:00 or 9999-12-31T23:00-05:00 parse, but have no UTC time.
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise ValueError("is outside the range of dates that can be scheduled") from None
+
     @field_validator("callback_url")
     @classmethod
     def _callback_url(cls, value: str | None) -> str | None:
@@ -86,6 +100,8 @@ class CallRequestIn(BaseModel):
         if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
             raise ValueError("must be an http or https URL with a host")
         _ = parts.port  # raises ValueError for a malformed port
+        # The parser the webhook client itself uses: what it cannot send is refused now.
+        check_webhook_url(value)
         return value
 
     @field_validator("metadata")
@@ -157,6 +173,11 @@ def validate_call_request(
         raise FieldError("phone_number", str(exc), code="invalid_phone_number") from None
     engine = body.engine or settings.TTS_ENGINE.value
     language = _supported_language(body.language or settings.DEFAULT_LANGUAGE, engine, languages)
+    if engine == "gtts" and body.voice is not None and not valid_tld(body.voice):
+        raise FieldError(
+            "voice",
+            f"{body.voice!r} is not a Google domain gTTS uses (such as com, com.mx, es, us)",
+        )
     send_at = body.send_at.astimezone(UTC) if body.send_at is not None else None
     if send_at is not None and send_at - (now or utcnow()) > SEND_AT_MAX_AHEAD:
         raise FieldError("send_at", f"must be at most {SEND_AT_MAX_AHEAD.days} days ahead")

@@ -2,12 +2,18 @@
 
 A job is acknowledged to the client only once RabbitMQ has confirmed its message and the
 record exists in Redis. If the publish fails the record is removed again, so nothing is left
-in a non-terminal state for a job the client was told failed.
+in a non-terminal state for a job the client was told failed. Until the confirm, the job sits
+in the unconfirmed set and its Idempotency-Key is "pending" (a repeat gets 409
+`idempotency_in_progress`); if this process dies in between, the workers' sweeper sends the
+message and confirms the key.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,11 +23,19 @@ import orjson
 from ttsqueue.api.context import ApiContext
 from ttsqueue.api.errors import ApiError
 from ttsqueue.api.schemas import ValidatedCall
-from ttsqueue.broker.delays import DelayQueues, park
-from ttsqueue.domain import Job, JobMessage, JobStatus, iso, utcnow
+from ttsqueue.broker.delays import DelayQueues
+from ttsqueue.broker.job_messages import send_first_message
+from ttsqueue.domain import Job, JobStatus, iso, utcnow
 from ttsqueue.errors import BrokerUnavailableError
-from ttsqueue.store.jobs import IdempotencyClaim
+from ttsqueue.logs import get_logger
+from ttsqueue.store.connection import REDIS_DOWN_ERRORS
+from ttsqueue.store.jobs import CreateResult, IdempotencyClaim
 
+log = get_logger("ttsqueue.api")
+
+# How long a repeated Idempotency-Key waits for the first request's confirm before 409.
+PENDING_WAIT_S = 5.0
+PENDING_POLL_S = 0.05
 # A send_at closer than this to now is treated as "now".
 SCHEDULE_THRESHOLD = timedelta(seconds=1)
 
@@ -34,7 +48,11 @@ class Submitted:
 
 def idempotency_claim(key: str, body: dict[str, object], scope: str = "") -> IdempotencyClaim:
     key_digest = hashlib.sha256(f"{scope}\x00{key}".encode()).hexdigest()
-    body_digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    try:
+        canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # an unvalidated batch item (integers beyond 64 bits)
+        canonical = json.dumps(body, sort_keys=True, default=repr).encode()
+    body_digest = hashlib.sha256(canonical).hexdigest()
     return IdempotencyClaim(key_digest=key_digest, body_digest=body_digest)
 
 
@@ -68,33 +86,44 @@ async def submit(
     ctx: ApiContext, call: ValidatedCall, claim: IdempotencyClaim | None = None
 ) -> Submitted:
     job = build_job(call)
-    created = await ctx.store.create(job, claim=claim)
+    created = await _create(ctx, job, claim)
     if not created.created:
-        return await _existing(ctx, created.job_id, created.original_body_digest, claim)
-    queue = ctx.names.work_queue(job.priority)
-    message = JobMessage(job_id=job.job_id, attempt=1)
+        return await _existing(ctx, created, claim)
     try:
-        if job.status is JobStatus.SCHEDULED and call.send_at is not None:
-            message.not_before_ms = int(call.send_at.timestamp() * 1000)
-            await park(ctx.publisher, queue, message, DelayQueues.of(ctx.settings))
-        else:
-            await ctx.publisher.to_work_queue(queue, message.encode(), job.job_id)
+        await send_first_message(ctx.publisher, DelayQueues.of(ctx.settings), job)
     except BrokerUnavailableError:
         await ctx.store.discard(job.job_id, claim=claim)
         raise
+    try:
+        await ctx.store.confirm(job.job_id, claim.key_digest if claim else None)
+    except REDIS_DOWN_ERRORS as exc:
+        # The job is queued and durable: accepted. Its key stays pending until the sweeper
+        # confirms it (and sends a second, harmless copy of the message).
+        log.warning("job queued but not marked confirmed", job_id=job.job_id, error=repr(exc))
     return Submitted(job, True)
 
 
+async def _create(ctx: ApiContext, job: Job, claim: IdempotencyClaim | None) -> CreateResult:
+    """Create the record; a repeat of a request still waiting for its confirm waits with it
+    (briefly): it then gets that job, or creates its own if the first one failed."""
+    deadline = time.monotonic() + PENDING_WAIT_S
+    while True:
+        created = await ctx.store.create(job, claim=claim)
+        if created.created or not created.pending or time.monotonic() >= deadline:
+            return created
+        await asyncio.sleep(PENDING_POLL_S)
+
+
 async def _existing(
-    ctx: ApiContext, job_id: str, body_digest: str | None, claim: IdempotencyClaim | None
+    ctx: ApiContext, created: CreateResult, claim: IdempotencyClaim | None
 ) -> Submitted:
-    if claim is not None and body_digest != claim.body_digest:
+    if claim is not None and created.original_body_digest != claim.body_digest:
         raise ApiError(
             409,
             "idempotency_conflict",
             "Idempotency-Key was already used with a different request body",
         )
-    job = await ctx.store.get(job_id)
+    job = None if created.pending else await ctx.store.get(created.job_id)
     if job is None:
         raise ApiError(
             409,

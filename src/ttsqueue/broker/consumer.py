@@ -21,15 +21,23 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from ttsqueue.broker.recycle import Recycler
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.domain import Priority
 
 
 class PriorityConsumer:
     def __init__(
-        self, connection: AbstractRobustConnection, names: QueueNames, concurrency: int
+        self,
+        connection: AbstractRobustConnection,
+        names: QueueNames,
+        concurrency: int,
+        recycler: Recycler | None = None,
     ) -> None:
         self.connection = connection
+        # Buffered messages handed back at stop go as fresh copies where a requeue would
+        # dead-letter them (quorum queues: broker/recycle.py).
+        self.recycler = recycler
         self.names = names
         self.concurrency = concurrency
         self._buffers: dict[Priority, deque[AbstractIncomingMessage]] = {
@@ -84,11 +92,15 @@ class PriorityConsumer:
         for queue, tag in self._consumers:
             with contextlib.suppress(Exception):
                 await queue.cancel(tag)
-        for buffer in self._buffers.values():
+        for priority, buffer in self._buffers.items():
             while buffer:
                 message = buffer.popleft()
                 with contextlib.suppress(Exception):
-                    await message.nack(requeue=True)
+                    target = self.names.work_queue(priority)
+                    if self.recycler is not None and await self.recycler.hand_back(message, target):
+                        await message.ack()
+                    else:
+                        await message.nack(requeue=True)
 
     async def close(self) -> None:
         for channel in self._channels:

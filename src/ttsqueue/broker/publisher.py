@@ -1,4 +1,9 @@
-"""Publishing with publisher confirms: a call returns only once RabbitMQ has the message."""
+"""Publishing with publisher confirms: a call returns only once RabbitMQ has the message.
+
+Each publish has one overall deadline, channel opening included: a broker that drops packets
+costs the caller that long and then a BrokerUnavailableError, never a hang (the API uses a
+short one, so that a client gets its 503 within 5 s).
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,16 @@ PUBLISH_TIMEOUT_S = 10.0
 
 
 class Publisher:
-    def __init__(self, connection: AbstractRobustConnection, names: QueueNames) -> None:
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        names: QueueNames,
+        *,
+        deadline_s: float = PUBLISH_TIMEOUT_S,
+    ) -> None:
         self.connection = connection
         self.names = names
+        self.deadline_s = deadline_s
         self._channel: AbstractChannel | None = None
         self._lock = asyncio.Lock()
 
@@ -50,20 +62,26 @@ class Publisher:
             headers=headers or {},
         )
         try:
-            channel = await self._get_channel()
-            target = (
-                channel.default_exchange
-                if exchange == ""
-                else await channel.get_exchange(exchange, ensure=False)
-            )
-            await target.publish(
-                message, routing_key=routing_key, mandatory=True, timeout=PUBLISH_TIMEOUT_S
-            )
+            async with asyncio.timeout(self.deadline_s):
+                channel = await self._get_channel()
+                target = (
+                    channel.default_exchange
+                    if exchange == ""
+                    else await channel.get_exchange(exchange, ensure=False)
+                )
+                await target.publish(
+                    message, routing_key=routing_key, mandatory=True, timeout=self.deadline_s
+                )
+        except TimeoutError as exc:
+            # The channel may be half open: the next publish opens another.
+            self._channel = None
+            raise BrokerUnavailableError(
+                f"RabbitMQ did not confirm the message within {self.deadline_s:g}s"
+            ) from exc
         except (
             aio_pika.exceptions.AMQPError,
             ConnectionError,
             OSError,
-            TimeoutError,
             RuntimeError,
         ) as exc:
             raise BrokerUnavailableError(f"RabbitMQ did not confirm the message: {exc!r}") from exc

@@ -13,6 +13,7 @@ tts_dead                   dead letters
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,14 +71,22 @@ class QueueNames:
         return [self.retry_exchange, self.hold_exchange]
 
 
+def delivery_limit(settings: Settings) -> int | None:
+    """The work queues' `x-delivery-limit` (quorum queues only)."""
+    if settings.RABBITMQ_QUEUE_TYPE is QueueType.QUORUM:
+        return settings.MAX_DELIVERIES
+    return None
+
+
 def queue_arguments(settings: Settings, names: QueueNames) -> dict[str, dict[str, Any]]:
     """The arguments of every queue; any change here is a migration for existing brokers."""
     quorum = settings.RABBITMQ_QUEUE_TYPE is QueueType.QUORUM
     base: dict[str, Any] = {"x-queue-type": "quorum"} if quorum else {}
     to_dead = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": names.dead}
     work = {**base, **to_dead}
-    if quorum:
-        work["x-delivery-limit"] = settings.MAX_DELIVERIES
+    limit = delivery_limit(settings)
+    if limit is not None:
+        work["x-delivery-limit"] = limit
     return {
         names.priority: work,
         names.calls: work,
@@ -115,12 +124,23 @@ async def declare_topology(channel: AbstractChannel, settings: Settings) -> Queu
     return names
 
 
-class QueueInspector:
-    """Reads ready-message counts with passive declares on one reusable channel."""
+INSPECT_DEADLINE_S = 2.0
 
-    def __init__(self, connection: aio_pika.abc.AbstractConnection, names: QueueNames) -> None:
+
+class QueueInspector:
+    """Reads ready-message counts with passive declares on one reusable channel, within one
+    overall deadline (channel opening included)."""
+
+    def __init__(
+        self,
+        connection: aio_pika.abc.AbstractConnection,
+        names: QueueNames,
+        *,
+        deadline_s: float = INSPECT_DEADLINE_S,
+    ) -> None:
         self.connection = connection
         self.names = names
+        self.deadline_s = deadline_s
         self._channel: AbstractChannel | None = None
 
     async def _open(self) -> AbstractChannel:
@@ -136,8 +156,14 @@ class QueueInspector:
         """(ready messages, consumers) by label; a queue that does not exist yet counts 0."""
         counts: dict[str, tuple[int, int]] = {}
         try:
-            for label, name in self.names.by_label().items():
-                counts[label] = await self._counts(name)
+            async with asyncio.timeout(self.deadline_s):
+                for label, name in self.names.by_label().items():
+                    counts[label] = await self._counts(name)
+        except TimeoutError as exc:
+            self._channel = None  # maybe half open: the next read opens another
+            raise BrokerUnavailableError(
+                f"queue depths not read within {self.deadline_s:g}s"
+            ) from exc
         except (aio_pika.exceptions.AMQPError, ConnectionError, OSError, RuntimeError) as exc:
             raise BrokerUnavailableError(f"cannot read queue depths: {exc!r}") from exc
         return counts

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from ttsqueue import __version__
+from ttsqueue.api.errors import BodySizeLimitMiddleware
 from ttsqueue.broker.management import ManagementClient, ManagementTarget
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
@@ -24,7 +25,7 @@ from ttsqueue.dashboard.broker_link import BrokerLink
 from ttsqueue.dashboard.context import DashboardContext
 from ttsqueue.dashboard.hub import Hub
 from ttsqueue.dashboard.management_view import ManagementView
-from ttsqueue.dashboard.routes import router
+from ttsqueue.dashboard.routes import MAX_CALL_BODY, router
 from ttsqueue.dashboard.snapshot import SnapshotBuilder
 from ttsqueue.logs import configure_logging, get_logger
 from ttsqueue.ops.client import api_base_url, api_key
@@ -92,6 +93,8 @@ def create_app(settings: Settings, *, api_url: str | None = None) -> FastAPI:
     app.state.page = (HERE / "templates" / "index.html").read_bytes()
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    # The same limit as the API's, before any route reads a body: 413 without reading the rest.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_CALL_BODY)
     app.add_middleware(
         DashboardAuth,
         keys=settings.API_KEYS,

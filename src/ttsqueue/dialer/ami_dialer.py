@@ -37,6 +37,7 @@ from ttsqueue.dialer.presence import DialerPresence, PresenceReport, presence_lo
 from ttsqueue.errors import ConfigError, DialerError
 from ttsqueue.store.connection import REDIS_DOWN_ERRORS
 from ttsqueue.store.keys import Keys
+from ttsqueue.supervised import keep_running
 
 log = logging.getLogger("ttsqueue.dialer.ami")
 
@@ -120,7 +121,7 @@ class AmiDialer:
             return
         self.session.start()
         self._tasks = [
-            asyncio.create_task(self._tracker.run(), name="ami-tracker"),
+            asyncio.create_task(keep_running("ami-tracker", self._tracker.run), name="ami-tracker"),
             asyncio.create_task(
                 presence_loop(self._presence, self._report, self._presence_changed),
                 name="ami-presence",

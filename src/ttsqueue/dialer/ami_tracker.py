@@ -5,6 +5,11 @@ in arrival order, to the calls' records (`call_records.py`), and local waiters a
 once. `wait` reads the record until `ami_outcome.resolve` can tell the result: it works the
 same in the process that dialed and in one that took the job over after a crash (that one is
 woken by its own session's events, or by polling when another worker's session saw them).
+
+Redis may refuse writes for a while (down, READONLY after a failover, OOM, timeouts): facts
+then wait, in order, and are retried until Redis takes them. What bounds the buffer is a
+count (MAX_PENDING_FACTS), never a time: only when that many facts wait are the oldest given
+up, each one logged.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
+
+from redis.exceptions import RedisError
 
 from ttsqueue.dialer.ami.protocol import AmiMessage
 from ttsqueue.dialer.ami_events import Facts, call_facts
@@ -24,27 +32,59 @@ from ttsqueue.store.connection import REDIS_DOWN_ERRORS
 log = logging.getLogger("ttsqueue.dialer.ami")
 
 POLL_S = 0.5
-RECORD_RETRIES_S = (0.1, 0.5, 1.0, 2.0)
+MAX_PENDING_FACTS = 50_000
+RETRY_FIRST_S = 0.1
+RETRY_MAX_S = 2.0
+# Whatever Redis answers instead of storing: connection errors, timeouts, READONLY, OOM...
+_STORE_ERRORS: tuple[type[Exception], ...] = (*REDIS_DOWN_ERRORS, RedisError)
 
 
 class CallTracker:
-    def __init__(self, records: CallRecords, deadlines: Deadlines | None = None) -> None:
+    def __init__(
+        self,
+        records: CallRecords,
+        deadlines: Deadlines | None = None,
+        *,
+        max_pending: int = MAX_PENDING_FACTS,
+    ) -> None:
         self.records = records
         self.deadlines = deadlines or Deadlines()
-        self._queue: asyncio.Queue[tuple[str, Facts]] = asyncio.Queue()
+        self._pending: deque[tuple[str, Facts]] = deque()
+        self._max_pending = max_pending
+        self._arrived = asyncio.Event()
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        self.dropped = 0
+
+    def pending(self) -> int:
+        return len(self._pending)
 
     def on_event(self, event: AmiMessage) -> None:
         """Called by the session's reader for every event: must not block."""
         found = call_facts(event, time.time())
-        if found is not None:
-            self._queue.put_nowait(found)
+        if found is None:
+            return
+        if len(self._pending) >= self._max_pending:
+            call_id, _ = self._pending.popleft()
+            self.dropped += 1
+            log.error(
+                "facts about call %s given up: %d facts wait for Redis", call_id, self._max_pending
+            )
+        self._pending.append(found)
+        self._arrived.set()
 
     async def run(self) -> None:
-        """Write queued facts to Redis, in order, and wake whoever waits for that call."""
+        """Write pending facts to Redis, in order, and wake whoever waits for that call.
+        A fact is removed only once Redis has it (or the buffer overflowed)."""
         while True:
-            call_id, facts = await self._queue.get()
+            if not self._pending:
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            head = self._pending[0]
+            call_id, facts = head
             await self._record(call_id, facts)
+            if self._pending and self._pending[0] is head:  # not dropped meanwhile
+                self._pending.popleft()
             for wake in self._waiters.get(call_id, ()):
                 wake.set()
 
@@ -69,19 +109,23 @@ class CallTracker:
                 self._waiters.pop(call.call_id, None)
 
     async def _record(self, call_id: str, facts: Facts) -> None:
-        for delay in (*RECORD_RETRIES_S, None):
+        """Until Redis takes it; a failure that is not Redis's (a bug) drops this fact only."""
+        delay = RETRY_FIRST_S
+        while True:
             try:
                 await self.records.record(call_id, facts)
                 return
-            except REDIS_DOWN_ERRORS as exc:
-                if delay is None:
-                    log.error("facts about call %s lost: %r", call_id, exc)
-                    return
-                await asyncio.sleep(delay)
+            except _STORE_ERRORS as exc:
+                log.warning("facts about call %s wait for Redis: %r", call_id, exc)
+            except Exception as exc:
+                log.error("facts about call %s not recorded: %r", call_id, exc)
+                return
+            await asyncio.sleep(delay)
+            delay = min(RETRY_MAX_S, delay * 2)
 
     async def _read(self, call_id: str) -> dict[str, str] | None:
         try:
             return await self.records.read(call_id)
-        except REDIS_DOWN_ERRORS as exc:
+        except _STORE_ERRORS as exc:
             log.warning("call record %s not readable: %r", call_id, exc)
             return None

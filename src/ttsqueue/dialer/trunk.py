@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from ttsqueue.dialer.trunk_lua import ACQUIRE, ACTIVE, RENEW
 from ttsqueue.store.connection import REDIS_DOWN_ERRORS
@@ -23,6 +24,8 @@ from ttsqueue.store.keys import Keys
 
 log = logging.getLogger("ttsqueue.dialer")
 
+# Redis down, timing out, or refusing the write (READONLY, OOM): the lease just expires.
+_RELEASE_ERRORS: tuple[type[Exception], ...] = (*REDIS_DOWN_ERRORS, RedisError)
 POLL_MIN_S = 0.02
 POLL_MAX_S = 0.1
 
@@ -116,16 +119,18 @@ class TrunkGuard:
     async def _release_quietly(self, lease_id: str) -> None:
         try:
             await self.release(lease_id)
-        except REDIS_DOWN_ERRORS as exc:
+        except _RELEASE_ERRORS as exc:
             log.warning("trunk lease %s not released (%s); it will expire", lease_id, exc)
 
     async def _keep_alive(self, lease: Lease) -> None:
+        """Renew until cancelled. Any failure (Redis down, READONLY, OOM, a timeout, anything
+        else) is logged and the next renewal tried: this task must outlive the call."""
         while True:
             await asyncio.sleep(self._lease_s / 3)
             try:
                 held = await self.renew(lease.lease_id)
-            except REDIS_DOWN_ERRORS as exc:
-                log.warning("trunk lease %s not renewed: %s", lease.lease_id, exc)
+            except Exception as exc:
+                log.warning("trunk lease %s not renewed: %r", lease.lease_id, exc)
                 continue
             if not held and not lease.lost:
                 log.warning("trunk lease %s expired and its slot was taken", lease.lease_id)

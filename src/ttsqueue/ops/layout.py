@@ -1,4 +1,5 @@
-"""Where the supervisor keeps its state: PID files under `var/run`, logs under `var/log`.
+"""Where the supervisor keeps its state: PID files and the configuration recorded at `start`
+under `var/run`, logs under `var/log`.
 
 The var directory defaults to `<root>/var` and can be moved with `TTSQ_VAR_DIR` (tests use
 this so they never touch the checkout's own processes).
@@ -52,6 +53,11 @@ class Layout:
     @property
     def lock_file(self) -> Path:
         return self.run_dir / "supervisor.lock"
+
+    @property
+    def config_record(self) -> Path:
+        """The configuration recorded at `start` (ops/recorded.py), mode 0600."""
+        return self.run_dir / "config.json"
 
     def pid_file(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"

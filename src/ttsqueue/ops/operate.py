@@ -41,6 +41,18 @@ def _report_dead(console: Console, supervisor: Supervisor, names: list[str]) -> 
     return bool(dead)
 
 
+def drift_line(console: Console, supervisor: Supervisor) -> None:
+    """One line when the caller's settings differ from the recorded ones (names, never values)."""
+    names = supervisor.drift()
+    if names:
+        console.print(
+            "[yellow]note:[/] your environment differs from the configuration recorded at start "
+            f"({', '.join(names)}); processes use the recorded one. To change it: "
+            "./manage.sh restart (or stop, then start)",
+            highlight=False,
+        )
+
+
 def start(
     console: Console, supervisor: Supervisor, settings: Settings, workers: int, timeout: float
 ) -> int:
@@ -55,6 +67,7 @@ def start(
     for name, (pid, started) in result.items():
         state = "[green]started[/]" if started else "already running"
         console.print(f"{name:<10} pid {pid:<8} {state}")
+    drift_line(console, supervisor)
     base_url = api_base_url(settings)
     with ApiClient(base_url, key=api_key(settings)) as client:
         health = wait_for_health(
@@ -89,7 +102,16 @@ def stop(console: Console, supervisor: Supervisor, timeout: float) -> int:
     return 0
 
 
+def restart(
+    console: Console, supervisor: Supervisor, settings: Settings, workers: int, timeout: float
+) -> int:
+    """Stop everything, then start with the caller's configuration (recorded anew)."""
+    _print_stop(console, supervisor.stop(timeout=timeout))
+    return start(console, supervisor, settings, workers, timeout)
+
+
 def scale(console: Console, supervisor: Supervisor, target: int, timeout: float) -> int:
+    drift_line(console, supervisor)
     started, stopped = supervisor.scale(target, timeout=timeout)
     for name in started:
         console.print(f"{name:<10} [green]started[/]")

@@ -54,12 +54,21 @@ def command_line(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
+# A process that has just been exec'd shows an empty command line for a moment (the kernel
+# fills it in after the point where our spawn returns): worth this long a wait, not a verdict.
+ARGV_SETTLE_S = 1.0
+
+
 def is_ours(pid: int, role: str) -> bool:
     """Alive, and running a `ttsqueue` command whose arguments include `role`."""
-    if not is_alive(pid):
-        return False
-    argv = command_line(pid)
-    return any("ttsqueue" in part for part in argv) and role in argv[1:]
+    deadline = time.monotonic() + ARGV_SETTLE_S
+    while True:
+        if not is_alive(pid):
+            return False
+        argv = command_line(pid)
+        if argv or time.monotonic() >= deadline:
+            return any("ttsqueue" in part for part in argv) and role in argv[1:]
+        time.sleep(0.01)
 
 
 def live_pid(pid_file: Path, role: str) -> int | None:
@@ -122,6 +131,10 @@ def wait_exit(
             poll()
         remaining = {pid for pid in remaining if is_alive(pid)}
         if not remaining or time.monotonic() >= deadline:
+            if poll is not None:
+                # A child that exited between the reap above and the check is a zombie now:
+                # reaped here, or it would be left for the garbage collector to complain about.
+                poll()
             return remaining
         time.sleep(interval)
 

@@ -1,9 +1,13 @@
 """Start, stop, scale and list the product's processes on this machine.
 
-Each process is `ttsqueue <role>` started detached with the checkout as working directory
-and the caller's environment (so `.env` and exported variables reach it). Names are `api`,
-`dashboard` and `worker-<n>`; worker `n` gets `WORKER_ID=<base>-w<n>`, where the base is
-an explicitly configured `WORKER_ID` or the host name, so ids stay stable and readable.
+Each process is `ttsqueue <role>` started detached with the checkout as working directory.
+Its settings are the ones recorded when the system was started (ops/recorded.py): `start`
+with nothing running records the caller's configuration (environment and `.env`), and every
+later spawn (`start` again, `scale`, a restart) reuses that record, whatever the caller's
+environment is then. `stop` forgets it; `restart` is `stop` then `start`, recording anew.
+Names are `api`, `dashboard` and `worker-<n>`; worker `n` gets `WORKER_ID=<base>-w<n>`,
+where the base is an explicitly configured `WORKER_ID` or the host name, so ids stay stable
+and readable.
 """
 
 from __future__ import annotations
@@ -21,7 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ttsqueue.ops import processes
-from ttsqueue.ops.layout import Layout, env_value
+from ttsqueue.ops.layout import Layout
+from ttsqueue.ops.recorded import (
+    child_environment,
+    drifted,
+    effective_values,
+    read_record,
+    write_record,
+)
 
 CommandBuilder = Callable[[str], list[str]]
 
@@ -100,10 +111,32 @@ class Supervisor:
         self.layout = layout
         self._env = dict(os.environ if env is None else env)
         self._command = command
-        self._worker_base = env_value("WORKER_ID", layout.root, self._env) or (
-            hostname or socket.gethostname()
-        )
+        self._hostname = hostname or socket.gethostname()
+        # The configuration the processes run with, once `_adopt_record` has settled it.
+        self._recorded: dict[str, str] | None = None
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    def caller_values(self) -> dict[str, str]:
+        """The settings of whoever runs this command (environment, else `.env`)."""
+        return effective_values(self.layout.root, self._env)
+
+    def recorded(self) -> dict[str, str] | None:
+        return read_record(self.layout.config_record)
+
+    def drift(self) -> list[str]:
+        """Names of the settings in which the caller differs from the recorded configuration."""
+        record = self.recorded()
+        return [] if record is None else drifted(record, self.caller_values())
+
+    def _adopt_record(self, fresh: bool) -> dict[str, str]:
+        """The configuration for the processes about to start: the caller's when nothing is
+        running (`fresh`) or nothing was recorded, the recorded one otherwise."""
+        record = None if fresh else self.recorded()
+        if record is None:
+            record = self.caller_values()
+            write_record(self.layout.config_record, record)
+        self._recorded = record
+        return record
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -144,11 +177,12 @@ class Supervisor:
         }
 
     def worker_id(self, index: int) -> str:
-        return f"{self._worker_base}-w{index}"
+        values = self._recorded if self._recorded is not None else self.caller_values()
+        return f"{values.get('WORKER_ID') or self._hostname}-w{index}"
 
     def _spawn(self, name: str) -> int:
         self.layout.ensure_dirs()
-        env = dict(self._env)
+        env = child_environment(self._env, self._recorded or self._adopt_record(fresh=False))
         if role_of(name) == "worker":
             env["WORKER_ID"] = self.worker_id(int(name.split("-", 1)[1]))
         child = processes.spawn(
@@ -174,6 +208,7 @@ class Supervisor:
         extra workers (from an earlier `scale`) are kept.
         """
         with self.locked():
+            self._adopt_record(fresh=not self.running())
             result: dict[str, tuple[int, bool]] = {}
             names = ["api", "dashboard"] if dashboard else ["api"]
             for name in names:
@@ -189,6 +224,9 @@ class Supervisor:
     def scale(self, target: int, *, timeout: float = 30.0) -> tuple[list[str], StopResult]:
         """Bring the live worker count to `target`; stopped workers exit gracefully first."""
         with self.locked():
+            # Even with nothing left running (all crashed), the recorded configuration holds
+            # until a `stop`.
+            self._adopt_record(fresh=False)
             plan = plan_scale(self.live_workers(), target)
             started = [worker_name(index) for index in plan.start]
             for name in started:
@@ -197,8 +235,20 @@ class Supervisor:
             return started, stopped
 
     def stop(self, *, timeout: float = 30.0) -> StopResult:
+        """Stop every process and forget the recorded configuration (the next `start`
+        records the caller's)."""
         with self.locked():
-            return self._stop([info.name for info in self.running()], timeout)
+            result = self._stop([info.name for info in self.running()], timeout)
+            self.layout.config_record.unlink(missing_ok=True)
+            self._recorded = None
+            return result
+
+    def restart(
+        self, workers: int, *, dashboard: bool, timeout: float = 30.0
+    ) -> tuple[StopResult, dict[str, tuple[int, bool]]]:
+        """`stop` then `start` with the caller's configuration: how a change is applied."""
+        stopped = self.stop(timeout=timeout)
+        return stopped, self.start(workers, dashboard=dashboard)
 
     def _stop(self, names: list[str], timeout: float) -> StopResult:
         """SIGTERM, wait up to `timeout` (in-flight jobs finish or are requeued), then SIGKILL."""

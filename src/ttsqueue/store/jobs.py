@@ -42,6 +42,19 @@ class CreateResult:
     job_id: str
     # Set when the idempotency key was already used: the body digest it was first sent with.
     original_body_digest: str | None = None
+    # The first request with that key is still waiting for RabbitMQ's confirm.
+    pending: bool = False
+
+
+# The job hash field naming its idempotency key digest (so the sweeper can confirm it).
+IDEMPOTENCY_FIELD = "idempotency_key"
+
+
+def idempotency_value(job_id: str, body_digest: str, *, pending: bool) -> str:
+    value: dict[str, object] = {"job_id": job_id, "body": body_digest}
+    if pending:
+        value["pending"] = True
+    return orjson.dumps(value).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +109,7 @@ class JobStore:
         k = self.keys
         created_ms = int(time.time() * 1000)
         entry = HistoryEntry(status=job.status, at=job.created_at, detail="accepted")
-        idem_value = (
-            orjson.dumps({"job_id": job.job_id, "body": claim.body_digest}).decode()
-            if claim
-            else ""
-        )
+        idem_value = idempotency_value(job.job_id, claim.body_digest, pending=True) if claim else ""
         event = {
             "job_id": job.job_id,
             "status": job.status.value,
@@ -110,6 +119,8 @@ class JobStore:
         flat: list[str] = []
         for name, value in job.to_redis().items():
             flat += [name, value]
+        if claim:
+            flat += [IDEMPOTENCY_FIELD, claim.key_digest]
         reply = await self._scripts.create_job(
             keys=[
                 k.job(job.job_id),
@@ -138,7 +149,12 @@ class JobStore:
         if reply[0] == "duplicate":
             original = orjson.loads(reply[1])
             if original["job_id"] != job.job_id:
-                return CreateResult(False, str(original["job_id"]), str(original["body"]))
+                return CreateResult(
+                    False,
+                    str(original["job_id"]),
+                    str(original["body"]),
+                    pending=bool(original.get("pending")),
+                )
         # "created"; or "exists" / the key holding this very id: the script already ran for
         # this fresh UUID and its reply was lost before redis-py retried. Still created, so the
         # caller publishes the message instead of reporting a job that would never run.
@@ -151,6 +167,22 @@ class JobStore:
         if job.scheduled_for:
             ahead = max(0.0, datetime.fromisoformat(job.scheduled_for).timestamp() - now_s)
         return self.ttl_seconds + math.ceil(ahead)
+
+    async def confirm(self, job_id: str, idempotency_digest: str | None = None) -> bool:
+        """The job's first message is confirmed by RabbitMQ: only now does its idempotency key
+        lead to it. True when the job was still waiting for this."""
+        key = self.keys.idempotency(idempotency_digest or "-")
+        reply = await self._scripts.confirm_job(
+            keys=[self.keys.unconfirmed, key], args=[job_id, "1" if idempotency_digest else "0"]
+        )
+        return bool(reply)
+
+    async def unconfirmed_before(self, created_ms: int, limit: int = 500) -> list[str]:
+        """Jobs created before `created_ms` whose first message was never confirmed."""
+        ids = await self.client.zrangebyscore(
+            self.keys.unconfirmed, "-inf", created_ms, start=0, num=limit
+        )
+        return [str(job_id) for job_id in ids]
 
     async def discard(self, job_id: str, *, claim: IdempotencyClaim | None = None) -> None:
         """Forget a job whose message never reached RabbitMQ."""

@@ -38,6 +38,22 @@ class Keys:
         return f"{self.prefix}jobs:expiry"
 
     @property
+    def unconfirmed(self) -> str:
+        """Sorted set of the jobs whose first message RabbitMQ has not confirmed yet, scored by
+        creation time (epoch ms): an entry that stays there means the accepting process died
+        between the record and the publish, and the sweeper sends the message."""
+        return f"{self.prefix}jobs:unconfirmed"
+
+    def swept(self, job_id: str) -> str:
+        """How many times the sweeper has sent a job a new message (bounded)."""
+        return f"{self.prefix}swept:{job_id}"
+
+    @property
+    def sweeper_lock(self) -> str:
+        """Held by the one worker sweeping at a time."""
+        return f"{self.prefix}sweeper:lock"
+
+    @property
     def outcomes(self) -> str:
         """Hash: call outcome -> number of finished attempts with that outcome."""
         return f"{self.prefix}stats:outcomes"

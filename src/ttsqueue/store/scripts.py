@@ -24,6 +24,7 @@ class Scripts:
     transition: AsyncScript
     delete_job: AsyncScript
     update_job: AsyncScript
+    confirm_job: AsyncScript
 
     @classmethod
     def register(cls, client: aioredis.Redis) -> Scripts:
@@ -32,4 +33,5 @@ class Scripts:
             transition=client.register_script(_source("transition")),
             delete_job=client.register_script(_source("delete_job")),
             update_job=client.register_script(_source("update_job")),
+            confirm_job=client.register_script(_source("confirm_job")),
         )

@@ -36,6 +36,10 @@ class CircuitBreaker:
         self._opened_at: float | None = None
         self._trial_running = False
 
+    def twin(self) -> CircuitBreaker:
+        """A fresh breaker with the same threshold, cooldown and clock."""
+        return CircuitBreaker(self.threshold, self.cooldown, clock=self._clock)
+
     @property
     def state(self) -> BreakerState:
         if self._opened_at is None:

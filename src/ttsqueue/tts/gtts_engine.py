@@ -2,6 +2,12 @@
 
 gTTS is blocking (requests) and has no timeout or retry of its own, so it runs in a thread,
 with a per-request timeout plus an overall deadline, paced by `GTTS_MAX_RPS`.
+
+The `voice` is the Google domain gTTS fetches from (`translate.google.<voice>`), so it is a
+host a client would otherwise choose for the worker: only the Google domains gTTS itself
+lists (`gtts.accents`, plus `us`, which its documentation names for English and Spanish) are
+accepted. Each voice other than the default `com` has its own circuit breaker: a domain that
+fails for one client's jobs never stops everyone else's speech.
 """
 
 from __future__ import annotations
@@ -9,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import io
 import math
-import re
 from collections.abc import Callable
 
 from gtts import gTTS, gTTSError
+from gtts.accents import accents
 from gtts.lang import tts_langs
 
 from ttsqueue.config import Settings
@@ -24,9 +30,9 @@ from ttsqueue.tts.throttle import Throttle
 # Blocking fetch: (text, lang, tld, timeout_s) -> MP3 bytes. Swappable to observe calls.
 Fetch = Callable[[str, str, str, float], bytes]
 
-_TLD = re.compile(
-    r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?){0,2}$"
-)
+DEFAULT_VOICE = "com"
+# Every Google Translate domain gTTS knows; `us` is in its documentation's accent table.
+GTTS_VOICES = frozenset(accents) | {"us"}
 _CHARS_PER_REQUEST = 100  # gTTS splits text into requests of about this size
 
 
@@ -37,8 +43,8 @@ def fetch_mp3(text: str, lang: str, tld: str, timeout_s: float) -> bytes:
 
 
 def valid_tld(tld: str) -> bool:
-    """A plain host suffix such as `com` or `com.mx`: nothing that could redirect the URL."""
-    return bool(_TLD.match(tld))
+    """One of the Google domains gTTS lists, such as `com` or `com.mx` (exact, lower case)."""
+    return tld in GTTS_VOICES
 
 
 def _describe(exc: Exception) -> str:
@@ -66,7 +72,10 @@ class GttsEngine:
         fetch: Fetch = fetch_mp3,
     ) -> None:
         self.timeout_s = timeout_s
+        # The default domain's breaker (what engine health reports); other voices get their
+        # own, alike, on first use.
         self.breaker = breaker
+        self._voice_breakers: dict[str, CircuitBreaker] = {DEFAULT_VOICE: breaker}
         self.throttle = Throttle(max_rps)
         self._fetch = fetch
         self._langs = {code.lower(): code for code in tts_langs()}
@@ -91,18 +100,26 @@ class GttsEngine:
     def supports_voice(self, voice: str) -> bool:
         return valid_tld(voice)
 
+    def breaker_for(self, voice: str) -> CircuitBreaker:
+        breaker = self._voice_breakers.get(voice)
+        if breaker is None:
+            breaker = self.breaker.twin()
+            self._voice_breakers[voice] = breaker
+        return breaker
+
     async def synthesize(self, request: SpeechRequest) -> SpeechAudio:
         lang = self._langs.get(request.language.lower())
         if lang is None:
             raise PermanentJobError(
                 f"gtts does not speak {request.language!r}", reason="unsupported_language"
             )
-        tld = request.voice or "com"
+        tld = request.voice or DEFAULT_VOICE
         if not valid_tld(tld):
             raise PermanentJobError(f"invalid gtts voice (tld) {tld!r}", reason="invalid_voice")
-        if not self.breaker.allow():
-            wait = self.breaker.retry_after()
-            raise TTSError(f"gtts: circuit open (retry in {wait:.0f} s)")
+        breaker = self.breaker_for(tld)
+        if not breaker.allow():
+            wait = breaker.retry_after()
+            raise TTSError(f"gtts: circuit open for {tld} (retry in {wait:.0f} s)")
         parts = max(1, math.ceil(len(request.text) / _CHARS_PER_REQUEST))
         try:
             await self.throttle.acquire(parts)
@@ -112,13 +129,13 @@ class GttsEngine:
                 self.timeout_s * parts + 1.0,
             )
         except Exception as exc:  # gTTS scrapes a web page: any failure is an engine failure
-            self.breaker.record_failure()
+            breaker.record_failure()
             raise TTSError(f"gtts: {_describe(exc)}") from exc
         except BaseException:
-            self.breaker.release()
+            breaker.release()
             raise
         if not data:
-            self.breaker.record_failure()
+            breaker.record_failure()
             raise TTSError("gtts: empty response")
-        self.breaker.record_success()
+        breaker.record_success()
         return SpeechAudio(data=data, engine=self.name)

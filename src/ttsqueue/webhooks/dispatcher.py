@@ -22,7 +22,7 @@ from ttsqueue.config import Settings
 from ttsqueue.logs import get_logger
 from ttsqueue.store.keys import Keys
 from ttsqueue.webhooks.addresses import RefusedTarget, Resolver, system_resolver
-from ttsqueue.webhooks.delivery import DeliveryFailed, deliver
+from ttsqueue.webhooks.delivery import DeliveryFailed, UndeliverableUrl, deliver
 from ttsqueue.webhooks.guard import webhook_client
 
 log = get_logger("ttsqueue.webhooks")
@@ -129,22 +129,36 @@ class WebhookDispatcher:
 
     async def _run_chain(self, job_id: str) -> None:
         chain = self._chains[job_id]
-        while chain:
-            entry_id, fields = chain[0]
-            await self._deliver_with_retries(job_id, fields)
-            await self.redis.xack(self.keys.webhooks, GROUP, entry_id)
-            await self.redis.xdel(self.keys.webhooks, entry_id)
-            chain.popleft()
-        del self._chains[job_id]
+        try:
+            while chain:
+                entry_id, fields = chain[0]
+                try:
+                    await self._deliver_with_retries(job_id, fields)
+                except Exception as exc:  # whatever it was, this delivery is over
+                    log.error("webhook failed", job_id=job_id, error=repr(exc))
+                await self.redis.xack(self.keys.webhooks, GROUP, entry_id)
+                await self.redis.xdel(self.keys.webhooks, entry_id)
+                chain.popleft()
+        finally:
+            # Even if Redis failed above: a later entry of this job starts a new chain (the
+            # unacknowledged ones go to the next leader).
+            if self._chains.get(job_id) is chain:
+                del self._chains[job_id]
 
     async def _deliver_with_retries(self, job_id: str, fields: dict[str, str]) -> None:
         body = fields.get("body", "").encode()
         url = fields.get("url", "")
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                await deliver(self._client, url, body, secret=self.settings.WEBHOOK_SECRET)
+                await deliver(
+                    self._client,
+                    url,
+                    body,
+                    secret=self.settings.WEBHOOK_SECRET,
+                    deadline_s=self.settings.WEBHOOK_TIMEOUT,
+                )
                 return
-            except RefusedTarget as exc:
+            except (RefusedTarget, UndeliverableUrl) as exc:
                 log.warning("webhook refused", job_id=job_id, error=str(exc))
                 return
             except DeliveryFailed as exc:

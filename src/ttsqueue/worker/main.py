@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import signal
 
+from redis.asyncio import Redis
+
 from ttsqueue.broker.consumer import PriorityConsumer
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import declare_topology
@@ -25,10 +27,31 @@ from ttsqueue.worker.heartbeat import heartbeat_loop
 from ttsqueue.worker.pipeline import JobHandler
 from ttsqueue.worker.reaper import reaper_loop
 from ttsqueue.worker.runner import Runner
+from ttsqueue.worker.sweeper import sweeper_loop
 
 log = get_logger("ttsqueue.worker")
 
 SHUTDOWN_GRACE_S = 25.0
+
+
+async def build_context(settings: Settings, redis: Redis, publisher: Publisher) -> WorkerContext:
+    """Everything the pipeline needs, from settings and the two connections."""
+    return WorkerContext(
+        settings=settings,
+        redis=redis,
+        store=JobStore(redis, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS),
+        publisher=publisher,
+        names=publisher.names,
+        speech=SpeechService(settings, redis, await build_engines(settings)),
+        dialer=build_dialer(settings, redis),
+        trunk=TrunkGuard(
+            redis,
+            Keys(settings.REDIS_PREFIX),
+            settings.MAX_CONCURRENT_CALLS,
+            settings.CALLS_PER_SECOND,
+        ),
+        metrics=MetricsStore(redis, settings.REDIS_PREFIX),
+    )
 
 
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
@@ -45,28 +68,12 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         await connection.close()
         await redis.aclose()
         raise
-    engines = await build_engines(settings)
-    dialer = build_dialer(settings, redis)
-    ctx = WorkerContext(
-        settings=settings,
-        redis=redis,
-        store=JobStore(redis, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS),
-        publisher=Publisher(connection, names),
-        names=names,
-        speech=SpeechService(settings, redis, engines),
-        dialer=dialer,
-        trunk=TrunkGuard(
-            redis,
-            Keys(settings.REDIS_PREFIX),
-            settings.MAX_CONCURRENT_CALLS,
-            settings.CALLS_PER_SECOND,
-        ),
-        metrics=MetricsStore(redis, settings.REDIS_PREFIX),
-    )
+    ctx = await build_context(settings, redis, Publisher(connection, names))
+    dialer = ctx.dialer
     handler = JobHandler(ctx)
     registry = WorkerRegistry(redis, settings.REDIS_PREFIX)
     runner = Runner(
-        PriorityConsumer(connection, names, settings.WORKER_CONCURRENCY),
+        PriorityConsumer(connection, names, settings.WORKER_CONCURRENCY, handler.recycler),
         handler,
         settings.WORKER_CONCURRENCY,
         SHUTDOWN_GRACE_S,
@@ -82,6 +89,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             )
         ),
         asyncio.create_task(reaper_loop(ctx)),
+        asyncio.create_task(sweeper_loop(ctx)),
     ]
     if settings.WEBHOOKS_ENABLED:
         dispatcher = WebhookDispatcher(redis, settings, consumer=settings.WORKER_ID)

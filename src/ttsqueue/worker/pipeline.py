@@ -11,6 +11,8 @@ from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
 from ttsqueue.broker.delays import DelayQueues, is_due, park
+from ttsqueue.broker.recycle import Recycler
+from ttsqueue.broker.topology import delivery_limit
 from ttsqueue.domain import CallOutcome, Job, JobMessage, JobStatus, Priority, iso
 from ttsqueue.errors import (
     DialerError,
@@ -36,10 +38,16 @@ class JobHandler:
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
         self.in_flight: set[str] = set()
+        self.recycler = Recycler(ctx.publisher, delivery_limit(ctx.settings))
 
     async def handle(self, message: AbstractIncomingMessage, priority: Priority) -> None:
         structlog.contextvars.clear_contextvars()
-        async with settle(message) as settlement:
+        queue = self.ctx.names.work_queue(priority)
+
+        async def hand_back(msg: AbstractIncomingMessage) -> bool:
+            return await self.recycler.hand_back(msg, queue)
+
+        async with settle(message, hand_back) as settlement:
             settlement.set(await self._process(message, priority))
 
     async def _process(self, message: AbstractIncomingMessage, priority: Priority) -> Disposition:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from enum import StrEnum
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -36,8 +36,19 @@ class Settlement:
         self.disposition = disposition
 
 
+# Hands a message back as a fresh copy instead of a requeue; True when it did (see
+# broker/recycle.py: a quorum queue would dead-letter the requeued message).
+HandBack = Callable[[AbstractIncomingMessage], Awaitable[bool]]
+
+
+async def _no_hand_back(message: AbstractIncomingMessage) -> bool:
+    return False
+
+
 @contextlib.asynccontextmanager
-async def settle(message: AbstractIncomingMessage) -> AsyncIterator[Settlement]:
+async def settle(
+    message: AbstractIncomingMessage, hand_back: HandBack = _no_hand_back
+) -> AsyncIterator[Settlement]:
     """Run the handler, then ack / requeue / dead-letter according to what happened."""
     settlement = Settlement()
     try:
@@ -51,13 +62,24 @@ async def settle(message: AbstractIncomingMessage) -> AsyncIterator[Settlement]:
         settlement.set(Disposition.REQUEUE)
     except asyncio.CancelledError:
         # Shutdown while the job was in flight: hand it back for another worker.
-        await _apply(message, Disposition.REQUEUE)
+        await _apply(message, await _requeue_or_copy(message, hand_back))
         raise
     except Exception:
         log.exception("unexpected error, message requeued")
         await asyncio.sleep(OUTAGE_PAUSE_S)
         settlement.set(Disposition.REQUEUE)
+    if settlement.disposition is Disposition.REQUEUE:
+        settlement.set(await _requeue_or_copy(message, hand_back))
     await _apply(message, settlement.disposition)
+
+
+async def _requeue_or_copy(message: AbstractIncomingMessage, hand_back: HandBack) -> Disposition:
+    try:
+        copied = await hand_back(message)
+    except Exception as exc:
+        log.warning("could not hand back a copy", error=repr(exc))
+        copied = False
+    return Disposition.ACK if copied else Disposition.REQUEUE
 
 
 async def _apply(message: AbstractIncomingMessage, disposition: Disposition) -> None:

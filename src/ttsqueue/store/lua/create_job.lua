@@ -6,6 +6,8 @@
 -- ARGV[5] idempotency value ("" = none), ARGV[6] idempotency ttl seconds,
 -- ARGV[7] events channel, ARGV[8] event json, ARGV[9] key prefix, ARGV[10] priority,
 -- ARGV[11..] field/value pairs
+-- The job also enters the unconfirmed set (<prefix>jobs:unconfirmed) until its first message
+-- is confirmed (confirm_job.lua); the idempotency value says "pending" until then.
 -- Returns {"created"} | {"duplicate", <stored idempotency value>} | {"exists"}
 if ARGV[5] ~= "" then
   local existing = redis.call("GET", KEYS[6])
@@ -33,6 +35,7 @@ redis.call("ZADD", KEYS[4], created, id)
 redis.call("ZADD", KEYS[5], created, id)
 redis.call("ZADD", KEYS[7], created, id)
 redis.call("ZADD", KEYS[8], created + ttl * 1000, id)
+redis.call("ZADD", prefix .. "jobs:unconfirmed", created, id)
 if ARGV[5] ~= "" then
   redis.call("SET", KEYS[6], ARGV[5], "EX", tonumber(ARGV[6]))
 end
@@ -55,6 +58,7 @@ if redis.call("SET", prefix .. "jobs:prune", "1", "NX", "PX", 1000) then
       redis.call("ZREM", prefix .. "jobs:status:" .. s, old)
     end
     redis.call("ZREM", KEYS[8], old)
+    redis.call("ZREM", prefix .. "jobs:unconfirmed", old)
   end
 end
 redis.call("HINCRBY", prefix .. "stats:submitted", ARGV[10], 1)

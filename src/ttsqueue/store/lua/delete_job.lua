@@ -13,6 +13,7 @@ if status then
   end
 end
 redis.call("ZREM", ARGV[1] .. "jobs:expiry", ARGV[2])
+redis.call("ZREM", ARGV[1] .. "jobs:unconfirmed", ARGV[2])
 if priority then
   redis.call("ZREM", ARGV[1] .. "jobs:priority:" .. priority, ARGV[2])
 end

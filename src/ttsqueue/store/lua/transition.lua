@@ -95,12 +95,15 @@ if effects["event"] then
     local hook = {job_id = id, status = target, previous_status = current,
                   at = effects["event"]["at"],
                   attempts = tonumber(redis.call("HGET", KEYS[1], "attempts") or "0")}
-    local call = redis.call("HGET", KEYS[1], "call")
-    if call then hook["call"] = cjson.decode(call) end
-    local metadata = redis.call("HGET", KEYS[1], "metadata")
-    if metadata then hook["metadata"] = cjson.decode(metadata) end
+    -- `call` and the client's `metadata` are stored as JSON text and spliced in as they are:
+    -- cjson would turn [] into {} and an 18-digit integer into a float.
+    local body = string.sub(cjson.encode(hook), 1, -2)
+    for _, name in ipairs({"call", "metadata"}) do
+      local raw = redis.call("HGET", KEYS[1], name)
+      if raw then body = body .. ',"' .. name .. '":' .. raw end
+    end
     redis.call("XADD", prefix .. "webhooks", "MAXLEN", "~", "100000", "*",
-               "job_id", id, "url", callback, "body", cjson.encode(hook))
+               "job_id", id, "url", callback, "body", body .. "}")
   end
 end
 return {1, current}

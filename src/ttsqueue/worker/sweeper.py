@@ -1,0 +1,153 @@
+"""No job stays waiting without a message or an owner: the sweeper, run by every worker, one
+at a time (a short Redis lock).
+
+Each pass, for what has waited longer than SWEEP_AFTER_SECONDS:
+1. Jobs whose first message RabbitMQ never confirmed (`jobs:unconfirmed`: the accepting API
+   died between the record and the publish, or could not mark the confirm): the message is
+   sent, and the job's Idempotency-Key stops being "pending".
+2. `queued` jobs while their work queue holds no ready message, and `processing` jobs that no
+   live worker holds (its heartbeat lists its jobs): the message of the job's next attempt is
+   sent again, at most MAX_RESENDS times per job; after that the job is failed with a reason.
+
+Sending a message that may still exist somewhere is safe: the attempt claim (`SET NX` on
+`attempt:<job>:<n>`) still lets at most one delivery dial, and the plan drops stale copies.
+What cannot be known safely is never guessed: a job held by a live worker is left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from ttsqueue.broker.delays import DelayQueues
+from ttsqueue.broker.job_messages import send_first_message
+from ttsqueue.broker.topology import QueueInspector
+from ttsqueue.domain import Job, JobMessage, JobStatus, iso, utcnow
+from ttsqueue.logs import get_logger
+from ttsqueue.store.jobs import IDEMPOTENCY_FIELD
+from ttsqueue.store.workers import WorkerRegistry
+from ttsqueue.worker.context import WorkerContext
+from ttsqueue.worker.lifecycle import give_up
+
+log = get_logger("ttsqueue.worker.sweeper")
+
+SWEEP_INTERVAL_S = 10.0
+MAX_RESENDS = 3
+PASS_LIMIT = 500
+_FIRST_SENDABLE = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED})
+
+
+@dataclass(slots=True)
+class SweepReport:
+    confirmed: int = 0  # unconfirmed jobs whose first message was sent
+    resent: int = 0  # stuck jobs given their message again
+    failed: int = 0  # stuck jobs given up
+
+
+def sweep_interval(settings_grace_s: int) -> float:
+    """Passes are a fraction of the grace apart, never more than SWEEP_INTERVAL_S."""
+    return max(1.0, min(SWEEP_INTERVAL_S, settings_grace_s / 3))
+
+
+async def sweep_once(ctx: WorkerContext, inspector: QueueInspector) -> SweepReport:
+    report = SweepReport()
+    grace = ctx.settings.SWEEP_AFTER_SECONDS
+    lock_s = max(1, int(sweep_interval(grace)))
+    if not await ctx.redis.set(ctx.store.keys.sweeper_lock, ctx.worker_id, nx=True, ex=lock_s):
+        return report
+    horizon = time.time() - grace
+    report.confirmed = await _send_unconfirmed(ctx, int(horizon * 1000))
+    await _sweep_stuck(ctx, inspector, horizon, report)
+    return report
+
+
+async def _send_unconfirmed(ctx: WorkerContext, horizon_ms: int) -> int:
+    sent = 0
+    for job_id in await ctx.store.unconfirmed_before(horizon_ms, PASS_LIMIT):
+        job = await ctx.store.get(job_id)
+        digest = await ctx.redis.hget(ctx.store.keys.job(job_id), IDEMPOTENCY_FIELD)
+        if job is not None and job.status in _FIRST_SENDABLE and job.attempts == 0:
+            await send_first_message(ctx.publisher, DelayQueues.of(ctx.settings), job)
+            log.warning("first message sent by the sweeper", job_id=job_id)
+            sent += 1
+        # Sent now, or a worker has it already (the job moved on): either way confirmed.
+        await ctx.store.confirm(job_id, str(digest) if digest else None)
+    return sent
+
+
+async def _sweep_stuck(
+    ctx: WorkerContext, inspector: QueueInspector, horizon: float, report: SweepReport
+) -> None:
+    owned = {
+        job_id
+        for worker in await WorkerRegistry(ctx.redis, ctx.store.keys.prefix).alive()
+        for job_id in worker.current_jobs
+    }
+    ready = await inspector.depths()
+    for status in (JobStatus.QUEUED, JobStatus.PROCESSING):
+        ids = await ctx.redis.zrangebyscore(
+            ctx.store.keys.status_index(status), "-inf", int(horizon * 1000), 0, PASS_LIMIT
+        )
+        for job in await ctx.store.get_many([str(job_id) for job_id in ids]):
+            if _stuck(job, status, horizon, owned, ready):
+                await _resend_or_fail(ctx, job, report)
+
+
+def _stuck(
+    job: Job, status: JobStatus, horizon: float, owned: set[str], ready: dict[str, int]
+) -> bool:
+    if job.status is not status or datetime.fromisoformat(job.updated_at).timestamp() > horizon:
+        return False
+    if status is JobStatus.PROCESSING:
+        return job.job_id not in owned
+    # A queued job's message may be anywhere in a backlog: only an empty queue says it is not.
+    return ready.get(job.queue, 0) == 0
+
+
+async def _resend_or_fail(ctx: WorkerContext, job: Job, report: SweepReport) -> None:
+    swept = ctx.store.keys.swept(job.job_id)
+    count = int(await ctx.redis.incr(swept))
+    await ctx.redis.expire(swept, ctx.settings.JOB_TTL_SECONDS)
+    if count > MAX_RESENDS:
+        reason = f"lost: no message and no worker after {MAX_RESENDS} resends"
+        await give_up(ctx, job, reason)
+        log.warning("stuck job failed by the sweeper", job_id=job.job_id, status=job.status.value)
+        report.failed += 1
+        return
+    # The record is touched first: the next resend waits for another full grace period.
+    await ctx.store.update(job.job_id, {"updated_at": iso(utcnow()) or ""})
+    message = JobMessage(job_id=job.job_id, attempt=job.attempts + 1)
+    queue = ctx.names.work_queue(job.priority)
+    await ctx.publisher.to_work_queue(queue, message.encode(), job.job_id)
+    log.warning(
+        "stuck job given its message again",
+        job_id=job.job_id,
+        status=job.status.value,
+        resend=count,
+    )
+    report.resent += 1
+
+
+async def sweeper_loop(ctx: WorkerContext) -> None:
+    inspector = QueueInspector(ctx.publisher.connection, ctx.names)
+    interval = sweep_interval(ctx.settings.SWEEP_AFTER_SECONDS)
+    try:
+        while True:
+            try:
+                report = await sweep_once(ctx, inspector)
+                if report.confirmed or report.resent or report.failed:
+                    log.warning(
+                        "sweeper pass",
+                        first_messages=report.confirmed,
+                        resent=report.resent,
+                        failed=report.failed,
+                    )
+            except Exception as exc:
+                log.warning("sweeper pass failed", error=repr(exc))
+            await asyncio.sleep(interval)
+    finally:
+        with contextlib.suppress(Exception):
+            await inspector.close()

@@ -1,0 +1,114 @@
+"""`metadata` comes back exactly as sent: in the status, in every webhook and in the result
+message. Arbitrary JSON objects (nested empty arrays, 18-digit integers, floats, unicode)
+make the round trip through the API, Redis (the status script included) and RabbitMQ."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import in_process_api
+from ttsqueue.broker.publisher import Publisher
+from ttsqueue.broker.topology import QueueNames
+from ttsqueue.config import Settings
+from ttsqueue.domain import CallInfo, JobStatus
+from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.keys import Keys
+from ttsqueue.worker.main import build_context
+from ttsqueue.worker.outcomes import publish_result
+
+pytestmark = [
+    pytest.mark.timeout(180),
+    pytest.mark.settings(WEBHOOK_ALLOW_PRIVATE=True),
+]
+
+INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | INT64
+    | st.integers(min_value=10**17, max_value=10**18 - 1)  # 18 digits: no float may hold it
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+METADATA = st.dictionaries(st.text(max_size=8), VALUES, max_size=5)
+
+
+def exact(value: Any) -> str:
+    """The JSON text of `value`, key order kept: 1 and 1.0, [] and {} all differ."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+@pytest.fixture
+async def api(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with in_process_api(settings) as client:
+        yield client
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(metadata=METADATA)
+async def test_metadata_comes_back_exactly_as_sent(
+    api: httpx.AsyncClient,
+    settings: Settings,
+    broker: AbstractRobustConnection,
+    redis_client: Any,
+    metadata: dict[str, Any],
+) -> None:
+    body = {
+        "text": "Hola",
+        "phone_number": "3005050149",
+        "callback_url": "http://127.0.0.1:9/hook",
+        "metadata": metadata,
+    }
+    reply = await api.post("/tts/call", json=body)
+    assert reply.status_code == 202, reply.text
+    job_id = reply.json()["job_id"]
+    status = (await api.get(f"/tts/status/{job_id}")).json()
+    assert exact(status["metadata"]) == exact(metadata)
+    # A status change goes through the status script into the webhook stream.
+    assert (await api.delete(f"/tts/call/{job_id}")).status_code == 200
+    keys = Keys(settings.REDIS_PREFIX)
+    entries = await redis_client.xrange(keys.webhooks)
+    hooks = [json.loads(fields["body"]) for _, fields in entries if fields["job_id"] == job_id]
+    assert [hook["status"] for hook in hooks] == ["canceled"]
+    assert exact(hooks[0]["metadata"]) == exact(metadata)
+    # The audit message of a terminal state.
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    ctx = await build_context(settings, redis_client, Publisher(broker, names))
+    job = await JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS).get(job_id)
+    assert job is not None
+    await publish_result(ctx, job, JobStatus.CANCELED, CallInfo(), "2026-01-01T00:00:00.000Z")
+    channel = await broker.channel()
+    results = await channel.get_queue(names.results)
+    message = await results.get(no_ack=True, timeout=5)
+    assert exact(json.loads(message.body)["metadata"]) == exact(metadata)
+    await channel.close()
+
+
+async def test_top_level_metadata_must_be_an_object(api: httpx.AsyncClient) -> None:
+    for value in ([], [1], "text", 5):
+        reply = await api.post(
+            "/tts/call", json={"text": "Hola", "phone_number": "3005050149", "metadata": value}
+        )
+        assert reply.status_code == 422
+        assert "metadata" in reply.json()["error"]

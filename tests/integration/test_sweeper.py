@@ -1,0 +1,278 @@
+"""Accepted means durable, also across a crash: idempotency keys wait for the confirm, the
+workers' sweeper sends what a dead API never sent and gives stuck jobs their message back,
+and a quorum queue's delivery limit does not swallow a job the worker itself requeued."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import httpx
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+
+from tests.conftest import in_process_api, make_settings
+from tests.factories import make_job
+from tests.integration.test_pipeline import running_worker, terminal, wait_for
+from ttsqueue.api import submission
+from ttsqueue.broker.publisher import Publisher
+from ttsqueue.broker.topology import QueueInspector, QueueNames
+from ttsqueue.config import Settings
+from ttsqueue.domain import JobMessage, JobStatus, iso, utcnow
+from ttsqueue.errors import BrokerUnavailableError
+from ttsqueue.store.jobs import Effects, JobStore
+from ttsqueue.worker.main import build_context
+from ttsqueue.worker.pipeline import JobHandler
+from ttsqueue.worker.sweeper import MAX_RESENDS, sweep_once
+
+pytestmark = pytest.mark.timeout(90)
+
+BODY = {"text": "Su código es 4 8 1 5", "phone_number": "3005050149"}
+OLD = "2020-01-01T00:00:00.000Z"
+
+
+class Crash(BaseException):
+    """The API process dying between the job record and the publish."""
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path, SIMULATOR_TIME_SCALE=0.01, SWEEP_AFTER_SECONDS=2)
+
+
+@pytest.fixture
+async def api(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with in_process_api(settings) as client:
+        yield client
+
+
+def store_of(redis_client: Any, settings: Settings) -> JobStore:
+    return JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+
+
+async def test_a_crash_before_the_publish_is_repaired_and_the_key_waits_for_it(
+    api: httpx.AsyncClient,
+    settings: Settings,
+    redis_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def crash(*args: Any) -> None:
+        raise Crash
+
+    headers = {"Idempotency-Key": "otp-crash-1"}
+    with monkeypatch.context() as patch:
+        patch.setattr(submission, "send_first_message", crash)
+        with pytest.raises(Crash):
+            await api.post("/tts/call", json=BODY, headers=headers)
+    store = store_of(redis_client, settings)
+    jobs, _ = await store.list_recent()
+    assert [job.status for job in jobs] == [JobStatus.QUEUED]
+    job_id = jobs[0].job_id
+    # The key does not lead to a job that has no message yet.
+    monkeypatch.setattr(submission, "PENDING_WAIT_S", 0.3)
+    repeat = await api.post("/tts/call", json=BODY, headers=headers)
+    assert repeat.status_code == 409
+    assert repeat.json()["code"] == "idempotency_in_progress"
+    # The workers' sweeper sends the message the API never sent; the job runs.
+    async with running_worker(settings):
+        body = await wait_for(api, job_id, terminal, timeout=40)
+    assert body["status"] == "completed"
+    again = await api.post("/tts/call", json=BODY, headers=headers)
+    assert (again.status_code, again.json()["job_id"]) == (200, job_id)
+
+
+async def test_a_failed_publish_leaves_no_key_behind(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refuse(*args: Any) -> None:
+        raise BrokerUnavailableError("no confirm")
+
+    headers = {"Idempotency-Key": "otp-refused-1"}
+    with monkeypatch.context() as patch:
+        patch.setattr(submission, "send_first_message", refuse)
+        refused = await api.post("/tts/call", json=BODY, headers=headers)
+    assert refused.status_code == 503
+    retried = await api.post("/tts/call", json=BODY, headers=headers)
+    assert retried.status_code == 202
+
+
+async def test_a_repeat_during_the_publish_waits_for_the_same_job(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = submission.send_first_message
+
+    async def slow(*args: Any) -> None:
+        await asyncio.sleep(0.5)
+        await real(*args)
+
+    headers = {"Idempotency-Key": "otp-slow-1"}
+    monkeypatch.setattr(submission, "send_first_message", slow)
+    first, second = await asyncio.gather(
+        api.post("/tts/call", json=BODY, headers=headers),
+        api.post("/tts/call", json=BODY, headers=headers),
+    )
+    assert sorted([first.status_code, second.status_code]) == [200, 202]
+    assert first.json()["job_id"] == second.json()["job_id"]
+
+
+async def test_a_batch_with_a_key_returns_the_same_jobs_and_never_a_bare_503(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = [{**BODY, "text": f"Mensaje {n}"} for n in range(4)]
+    headers = {"Idempotency-Key": "batch-1"}
+    first = await api.post("/tts/calls", json={"calls": items}, headers=headers)
+    assert first.status_code == 202
+    again = await api.post("/tts/calls", json={"calls": items}, headers=headers)
+    assert again.status_code == 202
+    ids = [r["job_id"] for r in first.json()["results"]]
+    assert [r["job_id"] for r in again.json()["results"]] == ids
+    assert all(r["existing"] for r in again.json()["results"])
+    # RabbitMQ fails halfway through another batch: per-item results, never a bare 503.
+    real = submission.send_first_message
+    calls = 0
+
+    async def flaky(*args: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls % 2 == 0:
+            raise BrokerUnavailableError("connection lost")
+        await real(*args)
+
+    monkeypatch.setattr(submission, "send_first_message", flaky)
+    mixed = await api.post("/tts/calls", json={"calls": items})
+    assert mixed.status_code == 202
+    codes = [r.get("code") for r in mixed.json()["results"]]
+    assert codes.count("service_unavailable") == 2
+    assert mixed.json()["accepted"] == 2
+
+
+async def _sweep(settings: Settings, broker: AbstractRobustConnection, redis: Any) -> Any:
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    ctx = await build_context(settings, redis, Publisher(broker, names))
+    inspector = QueueInspector(broker, names)
+    try:
+        await redis.delete(ctx.store.keys.sweeper_lock)
+        return await sweep_once(ctx, inspector)
+    finally:
+        await inspector.close()
+
+
+async def test_a_processing_job_without_owner_or_message_is_resent_then_failed(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> None:
+    store = store_of(redis_client, settings)
+    job = make_job()
+    await store.create(job)
+    await store.confirm(job.job_id)
+    await store.transition(
+        job.job_id,
+        JobStatus.PROCESSING,
+        effects=Effects(set={"worker_id": "gone-worker", "processed_at": iso(utcnow()) or ""}),
+    )
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    channel = await broker.channel()
+    queue = await channel.get_queue(names.calls)
+    await asyncio.sleep(settings.SWEEP_AFTER_SECONDS + 0.5)  # older than the grace
+    for resend in range(1, MAX_RESENDS + 1):
+        await store.update(job.job_id, {"updated_at": OLD})
+        report = await _sweep(settings, broker, redis_client)
+        assert (report.resent, report.failed) == (1, 0)
+        message = await queue.get(no_ack=True, timeout=5)
+        assert JobMessage.decode(message.body).attempt == 1, resend
+        # Not again before another grace period.
+        assert (await _sweep(settings, broker, redis_client)).resent == 0
+    await store.update(job.job_id, {"updated_at": OLD})
+    report = await _sweep(settings, broker, redis_client)
+    assert report.failed == 1
+    failed = await store.get(job.job_id)
+    assert failed is not None
+    assert failed.status is JobStatus.FAILED
+    assert "no message and no worker" in (failed.error or "")
+    await channel.close()
+
+
+async def test_jobs_with_a_backlog_or_a_live_owner_are_left_alone(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> None:
+    store = store_of(redis_client, settings)
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    waiting = make_job()
+    await store.create(waiting)
+    await store.confirm(waiting.job_id)
+    await store.update(waiting.job_id, {"updated_at": OLD})
+    await Publisher(broker, names).to_work_queue(
+        names.calls, JobMessage(job_id=waiting.job_id).encode(), waiting.job_id
+    )
+    await asyncio.sleep(settings.SWEEP_AFTER_SECONDS + 0.5)
+    report = await _sweep(settings, broker, redis_client)
+    assert (report.confirmed, report.resent, report.failed) == (0, 0, 0)
+
+
+async def test_a_quorum_queue_does_not_dead_letter_what_the_worker_requeued(
+    tmp_path: Path, redis_client: Any
+) -> None:
+    """Deliveries the worker hands back (here: Redis unreachable) would hit x-delivery-limit
+    and vanish into tts_dead while the job stays queued; they go back as fresh copies."""
+    settings = make_settings(tmp_path, RABBITMQ_QUEUE_TYPE="quorum", MAX_DELIVERIES=2)
+    connection = await aio_pika.connect_robust(settings.RABBITMQ_URL)
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    from ttsqueue.broker.topology import declare_topology
+
+    try:
+        await declare_topology(await connection.channel(), settings)
+        store = store_of(redis_client, settings)
+        job = make_job()
+        await store.create(job)
+        publisher = Publisher(connection, names)
+        await publisher.to_work_queue(
+            names.calls, JobMessage(job_id=job.job_id).encode(), job.job_id
+        )
+        # A worker whose Redis is down: every delivery is requeued.
+        down = make_settings(tmp_path, REDIS_URL="redis://127.0.0.1:1/0", **_same(settings))
+        from ttsqueue.store.connection import connect_redis
+
+        dead_redis = connect_redis(down.REDIS_URL, client_name="down")
+        handler = JobHandler(await build_context(down, dead_redis, publisher))
+        channel = await connection.channel()
+        work = await channel.get_queue(names.calls)
+        for _ in range(6):
+            message = await _get(work)
+            await handler.handle(message, job.priority)
+        await dead_redis.aclose()
+        dead_queue = await channel.get_queue(names.dead)
+        assert await dead_queue.get(no_ack=True, fail=False) is None
+        message = await _get(work)
+        assert JobMessage.decode(message.body).job_id == job.job_id
+        await message.nack(requeue=True)
+    finally:
+        channel = await connection.channel()
+        for queue in names.queues():
+            await channel.queue_delete(queue)
+        for exchange in names.exchanges():
+            await channel.exchange_delete(exchange)
+        await connection.close()
+
+
+def _same(settings: Settings) -> dict[str, object]:
+    return {
+        "REDIS_PREFIX": settings.REDIS_PREFIX,
+        "QUEUE_PREFIX": settings.QUEUE_PREFIX,
+        "RABBITMQ_QUEUE_TYPE": "quorum",
+        "MAX_DELIVERIES": settings.MAX_DELIVERIES,
+    }
+
+
+async def _get(queue: aio_pika.abc.AbstractQueue) -> aio_pika.abc.AbstractIncomingMessage:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        message = await queue.get(no_ack=False, fail=False)
+        if message is not None:
+            return message
+        await asyncio.sleep(0.05)
+    raise AssertionError("no message in the work queue")
