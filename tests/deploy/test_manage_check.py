@@ -35,10 +35,12 @@ if name == "rabbitmq-plugins" and "enable" in args:
     sys.exit(70 if os.environ.get("FAKE_PLUGIN_FAILS") else 0)
 if name == "ttsqueue" and args == ["endpoints"]:
     print(os.environ["FAKE_ENDPOINTS"])
+if name == "compose-ci.sh":
+    sys.exit(1 if os.environ.get("FAKE_COMPOSE_FAILS") else 0)
 """
 EVERYTHING = (
     "espeak-ng sox libsndfile1 rabbitmq-server redis-server chromium docker-compose "
-    "shellcheck systemd"
+    "shellcheck systemd prometheus"
 )
 
 
@@ -103,6 +105,8 @@ def checkout(tmp_path: Path) -> Iterator[Checkout]:
     shutil.copy2(ROOT / "pyproject.toml", root / "pyproject.toml")
     for name in ("python", "ttsqueue", "ruff", "mypy", "pytest"):
         fake(venv_bin / name)
+    (root / "scripts").mkdir()
+    fake(root / "scripts" / "compose-ci.sh")
     stamp = root / "var" / ".venv-installed"
     stamp.parent.mkdir()
     stamp.touch()
@@ -169,3 +173,25 @@ def test_a_remote_rabbitmq_gets_the_package_but_no_plugin_call(checkout: Checkou
     assert checkout.calls("rabbitmq-plugins") == []
     if AS_ROOT:
         assert "rabbitmq-server" in checkout.installed()
+
+
+def test_the_compose_stack_step_runs_after_the_tests_and_its_failure_fails_the_check(
+    checkout: Checkout,
+) -> None:
+    done = checkout.check(FAKE_INSTALLED=EVERYTHING, FAKE_PLUGIN_ENABLED="1")
+    assert done.returncode == 0, done.stderr
+    order = checkout.order()
+    assert order.count("compose-ci.sh") == 1
+    assert order.index("compose-ci.sh") > order.index("pytest")
+    failed = checkout.check(
+        FAKE_INSTALLED=EVERYTHING, FAKE_PLUGIN_ENABLED="1", FAKE_COMPOSE_FAILS="1"
+    )
+    assert failed.returncode == 1
+    assert "compose stack failed" in failed.stderr
+    assert "check failed" in failed.stderr
+
+
+def test_ci_requires_the_compose_stack_step() -> None:
+    """`.ci/run` turns the step's skip (no Docker engine) into a failure."""
+    lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert lines.index("export TTSQ_REQUIRE_COMPOSE=1") < lines.index("./manage.sh check")
