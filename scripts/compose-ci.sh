@@ -160,7 +160,7 @@ base_tag() {
 build_base() {
     local tag=$1 rootfs="$WORK/rootfs" mirror file
     mirror=$(debian_mirror)
-    say "building $tag with debootstrap from $mirror (about 40 s)"
+    say "building $tag with debootstrap from $mirror"
     debootstrap --variant=minbase --include=ca-certificates "$SUITE" "$rootfs" "$mirror" \
         >"$WORK/debootstrap.log" 2>&1 || { tail -20 "$WORK/debootstrap.log" >&2 && die "debootstrap failed"; }
     # The host's Debian sources replace the ones debootstrap wrote (not both: apt warns).
@@ -185,9 +185,12 @@ build_standin() { # tag name context [build-arg...]
     ours_or_absent "$tag" || skip "$tag exists and is not a tts-queue stand-in: not overwriting it"
     local args=() arg
     for arg in "$@"; do args+=(--build-arg "$arg"); done
-    say "image $tag (stand-in: tests/compose/images/$name)"
+    local at=$SECONDS
+    # (explicit returns: callers run this in the background or after `||`, where set -e is off)
     DOCKER_BUILDKIT=1 docker build -q --label "$LABEL=$name" \
-        --build-arg "BASE=$BASE" "${args[@]}" -t "$tag" "$context" >/dev/null
+        --build-arg "BASE=$BASE" "${args[@]}" -t "$tag" "$context" >/dev/null ||
+        { say "image $tag did not build" && return 1; }
+    say "image $tag (stand-in: tests/compose/images/$name): $((SECONDS - at)) s"
 }
 
 # Shared libraries of an install tree -> the Debian packages that ship them on this host.
@@ -200,14 +203,13 @@ runtime_packages() { # dir
 
 build_asterisk() { # tag
     local tag=$1 prefix context="$WORK/asterisk-context"
-    [[ -f "$ASTERISK_SRC" ]] || skip "no Asterisk source tarball at $ASTERISK_SRC (set ASTERISK_SRC)"
-    prefix=$(ASTERISK_SRC="$ASTERISK_SRC" "$ROOT/scripts/build-asterisk.sh")
+    prefix=$(ASTERISK_SRC="$ASTERISK_SRC" "$ROOT/scripts/build-asterisk.sh") || return 1
     rm -rf "$context"
-    cp -a "$STANDINS/asterisk" "$context"
+    cp -a "$STANDINS/asterisk" "$context" || return 1
     # The build was configured for this prefix (its RUNPATH too): the image keeps the path.
-    cp -a "$prefix" "$context/prefix"
+    cp -a "$prefix" "$context/prefix" || return 1
     build_standin "$tag" asterisk "$context" "ASTERISK_PREFIX=$prefix" \
-        "RUNTIME_PACKAGES=$(runtime_packages "$prefix")"
+        "RUNTIME_PACKAGES=$(runtime_packages "$prefix")" || return 1
     rm -rf "$context"
 }
 
@@ -316,22 +318,45 @@ teardown() {
     exit "$status"
 }
 
-# Every image the compose file and the Dockerfile name, built here (see the header).
+# Every image the compose file and the Dockerfile name, built here (see the header). The
+# services' stand-ins build in the background while the project's image (on the Python one)
+# builds: much of it is waiting for the package mirrors.
 build_images() {
     BASE=$(base_tag)
-    image_exists "$BASE" || build_base "$BASE"
-    local old
+    if ! image_exists "$BASE"; then
+        local at=$SECONDS
+        build_base "$BASE"
+        say "image $BASE: $((SECONDS - at)) s"
+    fi
+    local old tag
     for old in $(docker images --format '{{ .Repository }}:{{ .Tag }}' tts-queue-ci/debian); do
         [[ "$old" == "$BASE" ]] || docker rmi "$old" >/dev/null 2>&1 || true
     done
     PYTHON_IMAGE=$(awk 'toupper($1) == "FROM" { print $2; exit }' Dockerfile)
-    build_standin "$PYTHON_IMAGE" python "$STANDINS/python"
-    build_standin "$(image_of rabbitmq)" rabbitmq "$STANDINS/rabbitmq"
-    build_standin "$(image_of redis)" redis "$STANDINS/redis"
-    build_asterisk "$(image_of asterisk)"
-    say "image $(image_of tts-api): the project's Dockerfile, built by docker-compose"
-    COMPOSE_DOCKER_CLI_BUILD=1 DOCKER_BUILDKIT=1 compose build tts-api >"$WORK/build.log" 2>&1 ||
-        { tail -40 "$WORK/build.log" >&2 && die "the project's image did not build"; }
+    [[ -f "$ASTERISK_SRC" ]] || skip "no Asterisk source tarball at $ASTERISK_SRC (set ASTERISK_SRC)"
+    for tag in "$PYTHON_IMAGE" "$(image_of rabbitmq)" "$(image_of redis)" "$(image_of asterisk)"; do
+        ours_or_absent "$tag" || skip "$tag exists and is not a tts-queue stand-in: not overwriting it"
+    done
+    local pids=() pid failed=0
+    build_standin "$(image_of rabbitmq)" rabbitmq "$STANDINS/rabbitmq" &
+    pids+=($!)
+    build_standin "$(image_of redis)" redis "$STANDINS/redis" &
+    pids+=($!)
+    build_asterisk "$(image_of asterisk)" &
+    pids+=($!)
+    build_standin "$PYTHON_IMAGE" python "$STANDINS/python" || failed=1
+    if ((!failed)); then
+        local at=$SECONDS
+        if COMPOSE_DOCKER_CLI_BUILD=1 DOCKER_BUILDKIT=1 compose build tts-api >"$WORK/build.log" 2>&1; then
+            say "image $(image_of tts-api) (the project's Dockerfile, by docker-compose build): $((SECONDS - at)) s"
+        else
+            tail -40 "$WORK/build.log" >&2
+            say "the project's image did not build"
+            failed=1
+        fi
+    fi
+    for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+    ((!failed)) || die "images not built (messages above)"
 }
 
 main() {
