@@ -12,14 +12,16 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /src
 ARG EXTRAS=""
-# The dependencies first, from pyproject.toml alone (an empty package stands in for src/), so
-# that a change to the code reuses this layer instead of downloading them all again.
-COPY pyproject.toml README.md ./
+# The dependencies first, from pyproject.toml alone (an empty package and readme stand in for
+# the real ones), so that a change to the code or the docs reuses this layer instead of
+# downloading them all again.
+COPY pyproject.toml ./
 RUN mkdir -p src/ttsqueue \
-    && touch src/ttsqueue/__init__.py \
+    && touch src/ttsqueue/__init__.py README.md \
     && /opt/venv/bin/pip install --no-cache-dir ".${EXTRAS:+[$EXTRAS]}" \
     && /opt/venv/bin/pip uninstall --yes ttsqueue \
-    && rm -rf src build
+    && rm -rf src build README.md
+COPY README.md ./
 COPY src ./src
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps ".${EXTRAS:+[$EXTRAS]}"
 
