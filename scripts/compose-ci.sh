@@ -22,11 +22,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-# The packaged Docker tools first: docker-compose runs `docker` from PATH to build, and another,
-# unrelated docker client may come first (e.g. in /usr/local/bin).
+# The packaged Docker tools (docker.io), never another, unrelated `docker` that may come first
+# on PATH (e.g. in /usr/local/bin): docker-compose itself runs `docker` from PATH to build.
 export PATH="/usr/bin:/usr/sbin:/bin:/sbin:$PATH"
-
-# The packaged client and daemon (another `docker` may come first on PATH).
 DOCKER=${TTSQ_DOCKER_CLIENT:-/usr/bin/docker}
 DOCKERD=${TTSQ_DOCKERD:-/usr/sbin/dockerd}
 COMPOSE_BIN=/usr/bin/docker-compose
@@ -139,9 +137,10 @@ debian_mirror() {
 host_files() {
     local file
     for file in /etc/apt/sources.list /etc/apt/sources.list.d/debian.sources \
-        /etc/apt/apt.conf /etc/apt/apt.conf.d/* /usr/local/share/ca-certificates/*.crt; do
+        /etc/apt/apt.conf /etc/apt/apt.conf.d/*; do
         [[ -f "$file" ]] && printf '%s\n' "$file"
     done
+    find /usr/local/share/ca-certificates -name '*.crt' -type f 2>/dev/null | sort
 }
 
 base_tag() {
@@ -175,7 +174,19 @@ build_base() {
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
     tar --numeric-owner -C "$rootfs" -c --exclude=./dev/* --exclude=./proc/* --exclude=./sys/* . |
         docker import --change "LABEL $LABEL=base" --change 'CMD ["bash"]' - "$tag" >/dev/null
-    rm -rf "$rootfs"
+    remove_tree "$rootfs"
+}
+
+# debootstrap mounts /proc and /sys inside the tree while it works: if it was interrupted,
+# unmount them first, and never let rm cross into another filesystem.
+remove_tree() { # dir
+    local mount
+    if [[ -d "$1" ]]; then
+        findmnt -rn -o TARGET | { grep -F "$1/" || true; } | sort -r | while read -r mount; do
+            umount -l "$mount" 2>/dev/null || true
+        done
+    fi
+    rm -rf --one-file-system "$1"
 }
 
 # docker build of a stand-in, under a name the compose file or the Dockerfile uses.
@@ -314,7 +325,7 @@ teardown() {
         say "docker-compose down -v: $((SECONDS - at)) s"
     fi
     stop_engine
-    [[ -n "$WORK" ]] && rm -rf "$WORK"
+    [[ -z "$WORK" ]] || remove_tree "$WORK"
     exit "$status"
 }
 
@@ -363,6 +374,12 @@ main() {
     ensure_packages
     PYTHON="$ROOT/.venv/bin/python"
     [[ -x "$PYTHON" ]] || skip "no .venv (run ./manage.sh check, which creates it)"
+    # One run at a time on a machine: a second one would share the engine (and the image tags)
+    # and the first would stop the dockerd it started under the second's containers.
+    local lock_dir=${TTSQ_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tts-queue}
+    mkdir -p "$lock_dir"
+    exec 8>"$lock_dir/compose-ci.lock"
+    flock -n 8 || { say "waiting for another run of this step to end" && flock 8; }
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/ttsq-compose.XXXXXX")
     ENV_FILE="$WORK/compose.env"
     trap teardown EXIT
