@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # tts-queue: one image for every role. The entrypoint is the `ttsqueue` CLI, so the command
 # picks the process: `api` (default), `worker`, `dashboard`, or any other ttsqueue command.
 #
@@ -12,10 +11,19 @@ FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY src ./src
 ARG EXTRAS=""
-RUN /opt/venv/bin/pip install --no-cache-dir ".${EXTRAS:+[$EXTRAS]}"
+# The dependencies first, from pyproject.toml alone (an empty package and readme stand in for
+# the real ones), so that a change to the code or the docs reuses this layer instead of
+# downloading them all again.
+COPY pyproject.toml ./
+RUN mkdir -p src/ttsqueue \
+    && touch src/ttsqueue/__init__.py README.md \
+    && /opt/venv/bin/pip install --no-cache-dir ".${EXTRAS:+[$EXTRAS]}" \
+    && /opt/venv/bin/pip uninstall --yes ttsqueue \
+    && rm -rf src build README.md
+COPY README.md ./
+COPY src ./src
+RUN /opt/venv/bin/pip install --no-cache-dir --no-deps ".${EXTRAS:+[$EXTRAS]}"
 
 FROM python:3.11-slim-bookworm
 ARG APP_UID=1000
@@ -26,14 +34,15 @@ ARG APP_GID=1000
 RUN apt-get update \
     && apt-get install -y --no-install-recommends espeak-ng libsndfile1 \
     && rm -rf /var/lib/apt/lists/*
-RUN groupadd --gid "${APP_GID}" ttsq \
+COPY deploy/docker/healthcheck.py /usr/local/bin/ttsq-healthcheck
+RUN chmod 0755 /usr/local/bin/ttsq-healthcheck \
+    && groupadd --gid "${APP_GID}" ttsq \
     && useradd --uid "${APP_UID}" --gid ttsq --home-dir /app --no-create-home \
         --shell /usr/sbin/nologin ttsq \
     && mkdir -p /app /var/lib/asterisk/sounds/tts \
         /var/spool/asterisk/outgoing /var/spool/asterisk/outgoing_done /var/spool/asterisk/tmp \
     && chown -R ttsq:ttsq /app /var/lib/asterisk/sounds/tts /var/spool/asterisk
 COPY --from=build /opt/venv /opt/venv
-COPY --chmod=0755 deploy/docker/healthcheck.py /usr/local/bin/ttsq-healthcheck
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

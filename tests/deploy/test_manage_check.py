@@ -43,10 +43,12 @@ if name == "build-asterisk.sh":
     if os.environ.get("FAKE_BUILD_FAILS"):
         sys.exit(1)
     print(os.environ["FAKE_PREFIX"])
+if name == "compose-ci.sh":
+    sys.exit(1 if os.environ.get("FAKE_COMPOSE_FAILS") else 0)
 """
 EVERYTHING = (
     "espeak-ng sox libsndfile1 rabbitmq-server redis-server chromium docker-compose "
-    "shellcheck systemd"
+    "shellcheck systemd prometheus"
 )
 
 
@@ -118,6 +120,7 @@ def checkout(tmp_path: Path) -> Iterator[Checkout]:
         fake(venv_bin / name)
     (root / "scripts").mkdir()
     fake(root / "scripts" / "build-asterisk.sh")
+    fake(root / "scripts" / "compose-ci.sh")
     stamp = root / "var" / ".venv-installed"
     stamp.parent.mkdir()
     stamp.touch()
@@ -250,3 +253,25 @@ def test_asterisk_bin_is_used_as_given(checkout: Checkout) -> None:
     assert done.returncode == 0, done.stderr
     assert checkout.calls("build-asterisk.sh") == []
     assert checkout.pytest_env()["ASTERISK_BIN"] == "/opt/ast/sbin/asterisk"
+
+
+def test_the_compose_stack_step_runs_after_the_tests_and_its_failure_fails_the_check(
+    checkout: Checkout,
+) -> None:
+    done = checkout.check(FAKE_INSTALLED=EVERYTHING, FAKE_PLUGIN_ENABLED="1")
+    assert done.returncode == 0, done.stderr
+    order = checkout.order()
+    assert order.count("compose-ci.sh") == 1
+    assert order.index("compose-ci.sh") > order.index("pytest")
+    failed = checkout.check(
+        FAKE_INSTALLED=EVERYTHING, FAKE_PLUGIN_ENABLED="1", FAKE_COMPOSE_FAILS="1"
+    )
+    assert failed.returncode == 1
+    assert "compose stack failed" in failed.stderr
+    assert "check failed" in failed.stderr
+
+
+def test_ci_requires_the_compose_stack_step() -> None:
+    """`.ci/run` turns the step's skip (no Docker engine) into a failure."""
+    lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert lines.index("export TTSQ_REQUIRE_COMPOSE=1") < lines.index("./manage.sh check")

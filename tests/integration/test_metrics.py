@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -131,3 +133,41 @@ async def test_metrics_without_redis_are_503(
         assert reply.json()["code"] == "service_unavailable"
         assert "Redis" in reply.json()["error"]
         assert int(reply.headers["retry-after"]) > 0
+
+
+async def metric(api: httpx.AsyncClient, name: str) -> float:
+    return samples((await api.get("/metrics")).text)[(name, ())]
+
+
+async def until_metric(api: httpx.AsyncClient, name: str, value: float) -> None:
+    deadline = time.monotonic() + 30
+    seen = await metric(api, name)
+    while seen != value and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        seen = await metric(api, name)
+    assert seen == value, f"{name} is {seen}, not {value}"
+
+
+@pytest.mark.settings(
+    TTS_ENGINE="gtts",
+    TTS_FALLBACK_ENGINE="espeak",
+    GTTS_TIMEOUT=0.5,
+    GTTS_BREAKER_THRESHOLD=1,
+    GTTS_BREAKER_COOLDOWN=300,
+)
+async def test_workers_whose_speech_breaker_is_open_are_counted(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    """Google is unreachable from here: the worker's first gTTS call fails, its breaker opens
+    (the job is spoken by espeak-ng) and its heartbeat carries that to every API process."""
+    assert await metric(api, "ttsq_tts_breaker_open") == 0
+    async with running_worker(settings):
+        await until_metric(api, "ttsq_workers_alive", 1)
+        assert await metric(api, "ttsq_tts_breaker_open") == 0
+        body = {"text": "Aviso con Google caído", "phone_number": "3005050149"}
+        job_id = (await api.post("/tts/call", json=body)).json()["job_id"]
+        record = await wait_for(api, job_id, terminal)
+        assert (record["status"], record["audio"]["engine"]) == ("completed", "espeak")
+        await until_metric(api, "ttsq_tts_breaker_open", 1)
+    await until_metric(api, "ttsq_workers_alive", 0)
+    assert await metric(api, "ttsq_tts_breaker_open") == 0  # a gone worker counts no more

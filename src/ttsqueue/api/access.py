@@ -1,10 +1,10 @@
 """API keys and the per-key rate limit (SPEC §2.8), as one pure ASGI middleware.
 
-With `API_KEYS` set, every route but `/health` and `/metrics` needs `Authorization: Bearer
-<key>` or `X-API-Key: <key>`, and each key gets `RATE_LIMIT_PER_MINUTE` requests in any minute,
-a burst of that size included (api/rate_limit.py, shared by every API process through Redis;
-the batch route charges its other items itself). Without keys (development) nothing is
-checked.
+With `API_KEYS` set, every route but `/health`, `/metrics` and the API docs (`/docs`, `/redoc`,
+`/openapi.json` and their assets) needs `Authorization: Bearer <key>` or `X-API-Key: <key>`,
+and each key gets `RATE_LIMIT_PER_MINUTE` requests in any minute, a burst of that size included
+(api/rate_limit.py, shared by every API process through Redis; the batch route charges its
+other items itself). Without keys (development) nothing is checked.
 
 While Redis cannot run the limiter (unreachable, timing out, loading, refusing writes), keys
 are still checked (they need no Redis) and then:
@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ttsqueue.api.docs_assets import open_docs_path
 from ttsqueue.api.errors import RETRY_AFTER_UNAVAILABLE, error_response
 from ttsqueue.api.rate_limit import RateLimiter
 from ttsqueue.logs import get_logger
@@ -36,10 +37,16 @@ from ttsqueue.logs import get_logger
 log = get_logger("ttsqueue.api")
 
 OPEN_PATHS = frozenset({"/health", "/metrics"})
+
 # Requests let through without a limit while the limiter's Redis is unavailable.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # After a failed limiter call, how long requests go on as "limiter unavailable" untried.
 RETRY_LIMITER_S = 1.0
+
+
+def _open(path: str) -> bool:
+    """Probes, and the API docs (they describe the API and hold no data)."""
+    return path in OPEN_PATHS or open_docs_path(path)
 
 
 def presented_key(headers: Headers) -> str | None:
@@ -78,7 +85,7 @@ class AccessControl:
         self._retry_at = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or not self.keys or _open(scope["path"]):
             await self.app(scope, receive, send)
             return
         key = presented_key(Headers(scope=scope))

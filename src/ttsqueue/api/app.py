@@ -13,6 +13,7 @@ from ttsqueue.api.access import AccessControl
 from ttsqueue.api.backpressure import BacklogGate
 from ttsqueue.api.context import ApiContext
 from ttsqueue.api.dnc_import import MAX_IMPORT_BYTES
+from ttsqueue.api.docs_assets import install_docs
 from ttsqueue.api.errors import BodySizeLimitMiddleware, install_error_handlers
 from ttsqueue.api.routes_batch import batch_body_limit
 from ttsqueue.api.routes_batch import router as batch_router
@@ -85,6 +86,8 @@ def create_app(settings: Settings) -> FastAPI:
         description="Spoken messages delivered by phone: queue a text and a number, "
         "follow the call to its outcome.",
         lifespan=lifespan,
+        docs_url=None,  # served from vendored assets by install_docs
+        redoc_url=None,
     )
     app.add_middleware(
         BodySizeLimitMiddleware,
@@ -113,6 +116,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(system_router)
     app.include_router(metrics_router)
     app.include_router(dnc_router)
+    install_docs(app)
     return app
 
 

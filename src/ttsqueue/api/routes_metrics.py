@@ -139,6 +139,12 @@ async def _redis_families(ctx: ApiContext) -> list[Metric]:
         GaugeMetricFamily(
             "ttsq_workers_alive", "Workers with a live heartbeat", value=len(workers)
         ),
+        # Each worker's breaker is its own (in memory); its heartbeat says when one is open.
+        GaugeMetricFamily(
+            "ttsq_tts_breaker_open",
+            "Live workers whose speech engine is held off by an open circuit breaker",
+            value=sum(1 for worker in workers if worker.tts == "degraded"),
+        ),
     ]
     for engine in engines:
         families.append(

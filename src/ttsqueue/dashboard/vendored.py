@@ -1,49 +1,31 @@
-"""Where the dashboard's vendored front-end files come from, pinned and checkable offline.
+"""Where the dashboard's vendored Chart.js comes from (see `ttsqueue.vendoring`).
 
 The files under `static/vendor/` are committed (the dashboard must work offline and never
-loads anything from a CDN). Each one is recorded here with the npm package tarball it was
-taken from, that tarball's digests as the registry publishes them (`dist.integrity`) and as
-sha256, and the sha256 of the file as committed. `scripts/vendor_chartjs.py` fetches the
-tarball again and rebuilds the files from it; a unit test checks the committed files against
-these digests.
+loads anything from a CDN); `scripts/vendor_npm.py chart.js` checks or rebuilds them.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
-import tarfile
-from dataclasses import dataclass
+from ttsqueue.vendoring import (
+    NpmPackage,
+    VendorCheckError,
+    VendoredFile,
+    extract,
+    sha256,
+    sri_sha512,
+)
+
+__all__ = [
+    "CHART_JS",
+    "VENDOR_DIR",
+    "NpmPackage",
+    "VendorCheckError",
+    "extract",
+    "sha256",
+    "sri_sha512",
+]
 
 VENDOR_DIR = "static/vendor"
-SOURCE_MAP_LINE = b"//# sourceMappingURL="
-
-
-class VendorCheckError(Exception):
-    """A tarball or a file does not have the digest it is pinned to."""
-
-
-@dataclass(frozen=True, slots=True)
-class VendoredFile:
-    member: str  # path inside the tarball
-    name: str  # file name under static/vendor/
-    sha256: str  # of the file as committed
-    strip_source_map: bool = False  # the map is not shipped: drop the comment pointing to it
-
-
-@dataclass(frozen=True, slots=True)
-class NpmPackage:
-    name: str
-    version: str
-    tarball_sha256: str
-    integrity: str  # the registry's `dist.integrity` (sha512, base64)
-    files: tuple[VendoredFile, ...]
-
-    @property
-    def tarball_url(self) -> str:
-        return f"https://registry.npmjs.org/{self.name}/-/{self.name}-{self.version}.tgz"
-
 
 CHART_JS = NpmPackage(
     name="chart.js",
@@ -64,41 +46,3 @@ CHART_JS = NpmPackage(
         ),
     ),
 )
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sri_sha512(data: bytes) -> str:
-    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
-
-
-def check_tarball(package: NpmPackage, tarball: bytes) -> None:
-    if sha256(tarball) != package.tarball_sha256 or sri_sha512(tarball) != package.integrity:
-        raise VendorCheckError(
-            f"{package.name}@{package.version}: the tarball does not match its pinned digests"
-        )
-
-
-def _strip_source_map(data: bytes) -> bytes:
-    lines = data.splitlines(keepends=True)
-    return b"".join(line for line in lines if not line.startswith(SOURCE_MAP_LINE))
-
-
-def extract(package: NpmPackage, tarball: bytes) -> dict[str, bytes]:
-    """The vendored files (name -> bytes) from a verified tarball, each checked too."""
-    check_tarball(package, tarball)
-    found: dict[str, bytes] = {}
-    with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as archive:
-        for item in package.files:
-            member = archive.extractfile(item.member)
-            if member is None:
-                raise VendorCheckError(f"{item.member} is not a file in the tarball")
-            data = member.read()
-            if item.strip_source_map:
-                data = _strip_source_map(data)
-            if sha256(data) != item.sha256:
-                raise VendorCheckError(f"{item.name}: sha256 {sha256(data)} != {item.sha256}")
-            found[item.name] = data
-    return found
