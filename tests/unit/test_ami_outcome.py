@@ -146,7 +146,8 @@ def test_a_hangup_alone_waits_for_the_originate_response() -> None:
     call = make_call(t0)
     record = {"originated_at": str(t0), "hangup_at": str(t0 + 1), "cause": "0"}
     assert resolve(record, call, t0 + 1.5) is None
-    late = resolve(record, call, t0 + 10)
+    assert resolve(record, call, t0 + 10) is None  # a loaded worker may record it late
+    late = resolve(record, call, t0 + 12)
     assert late is not None
     assert (late.outcome, late.reason) == (CallOutcome.FAILED, "lost_track")
     record |= {"response": "Failure", "reason": "8"}

@@ -34,7 +34,9 @@ class Deadlines:
     # After the expected end of the message, for the Hangup of an answered call.
     talk_grace_s: float = 30.0
     # After a Hangup or a playback failure, for the OriginateResponse / Hangup that goes with it.
-    settle_s: float = 2.0
+    # Asterisk sends them milliseconds apart, but a busy worker may record them seconds apart:
+    # generous, since it only delays the verdict on a call whose other fact is really lost.
+    settle_s: float = 10.0
     # After the claim, for the record the originating worker writes before sending Originate.
     record_s: float = 10.0
 
