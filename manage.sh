@@ -235,7 +235,11 @@ cmd_check() {
     run_step "ruff check" "$VENV/bin/ruff" check . || failed=1
     run_step "ruff format --check" "$VENV/bin/ruff" format --check . || failed=1
     run_step "mypy" "$VENV/bin/mypy" || failed=1
-    run_step "pytest" "$VENV/bin/pytest" -q -p no:cacheprovider || failed=1
+    # Several test processes (TTSQ_TEST_PROCESSES, default 4; 0 runs them in this one): most
+    # tests wait on real servers and processes, so even 2 cores gain; a module's tests stay in
+    # one process (--dist loadscope) so module-wide fixtures such as a private Asterisk start once.
+    run_step "pytest" "$VENV/bin/pytest" -q -p no:cacheprovider \
+        -n "${TTSQ_TEST_PROCESSES:-4}" --dist loadscope || failed=1
     # The Compose stack for real; skipped without a Docker engine unless TTSQ_REQUIRE_COMPOSE=1.
     run_step "compose stack" "$ROOT/scripts/compose-ci.sh" || failed=1
     if ((failed)); then die "check failed"; fi

@@ -46,6 +46,8 @@ if name == "build-asterisk.sh":
 if name == "compose-ci.sh":
     sys.exit(1 if os.environ.get("FAKE_COMPOSE_FAILS") else 0)
 """
+# Four test processes by default, a module's tests kept together.
+PYTEST_ARGS = ["-q", "-p", "no:cacheprovider", "-n", "4", "--dist", "loadscope"]
 EVERYTHING = (
     "espeak-ng sox libsndfile1 rabbitmq-server redis-server chromium docker-compose "
     "shellcheck systemd prometheus"
@@ -156,7 +158,7 @@ def test_missing_servers_are_installed_and_the_management_plugin_enabled(
     assert "redis-server" in installed
     assert ["-q", "enable", "rabbitmq_management"] in checkout.calls("rabbitmq-plugins")
     # Installed and enabled first, then the tests.
-    assert checkout.calls("pytest") == [["-q", "-p", "no:cacheprovider"]]
+    assert checkout.calls("pytest") == [PYTEST_ARGS]
     order = checkout.order()
     assert order.index("pytest") > max(
         i for i, name in enumerate(order) if name in ("apt-get", "rabbitmq-plugins")
@@ -175,7 +177,7 @@ def test_nothing_to_do_when_everything_is_there(checkout: Checkout) -> None:
 def test_a_plugin_that_cannot_be_enabled_is_a_warning(checkout: Checkout) -> None:
     done = checkout.check(FAKE_INSTALLED=EVERYTHING, FAKE_PLUGIN_FAILS="1")
     assert done.returncode == 0, done.stderr
-    assert checkout.calls("pytest") == [["-q", "-p", "no:cacheprovider"]]
+    assert checkout.calls("pytest") == [PYTEST_ARGS]
     if AS_ROOT:
         assert "could not enable rabbitmq_management" in done.stderr
 
@@ -275,3 +277,11 @@ def test_ci_requires_the_compose_stack_step() -> None:
     """`.ci/run` turns the step's skip (no Docker engine) into a failure."""
     lines = (ROOT / ".ci" / "run").read_text().splitlines()
     assert lines.index("export TTSQ_REQUIRE_COMPOSE=1") < lines.index("./manage.sh check")
+
+
+def test_the_number_of_test_processes_can_be_chosen(checkout: Checkout) -> None:
+    done = checkout.check(
+        FAKE_INSTALLED=EVERYTHING, FAKE_PLUGIN_ENABLED="1", TTSQ_TEST_PROCESSES="0"
+    )
+    assert done.returncode == 0, done.stderr
+    assert checkout.calls("pytest") == [[*PYTEST_ARGS[:3], "-n", "0", "--dist", "loadscope"]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from ttsqueue.tts.breaker import BreakerState, CircuitBreaker
@@ -122,8 +124,12 @@ def test_throttle_idle_time_is_not_banked(clock: FakeClock) -> None:
     assert throttle.reserve() == 1.0
 
 
-async def test_throttle_acquire_sleeps_only_when_needed() -> None:
-    throttle = Throttle(rate=1000.0)
-    for _ in range(3):
-        await throttle.acquire()
-    assert throttle.reserve() > 0
+async def test_throttle_acquire_sleeps_only_when_needed(clock: FakeClock) -> None:
+    # The pacing clock stands still, so only the real sleeps make time pass.
+    throttle = Throttle(rate=10.0, clock=clock)
+    started = time.monotonic()
+    await throttle.acquire()
+    await throttle.acquire()  # its slot is 0.1 s after the first: it must sleep that long
+    assert time.monotonic() - started >= 0.1
+    clock.now += 5  # idle for a while: the next one is due at once, nothing is booked ahead
+    assert throttle.reserve() == 0.0
