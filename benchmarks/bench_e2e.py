@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_e2e.py [--jobs 5000] [--concurrency 32,64] [--profile]
 
-Ours: N jobs created the way the API creates them (JobStore.create + confirmed publish), all
+Ours: N jobs created the way the API creates them (JobLifecycle.create + confirmed publish), all
 with the same text so that speech comes from the cache (one synthesis, in a warm-up job), the
 simulator dialer with zero delay. The clock starts when the worker process(es) are spawned
 and stops when N more jobs are `completed` in Redis.
@@ -60,8 +60,8 @@ from ttsqueue.broker.topology import declare_topology
 from ttsqueue.config import load_settings
 from ttsqueue.domain import Job, JobMessage, JobStatus, Priority, iso, utcnow
 from ttsqueue.store.connection import connect_redis
-from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.keys import Keys
+from ttsqueue.store.lifecycle import JobLifecycle
 
 TARGET_RATIO = 2.0
 TEXT = "Hola, este es un mensaje de prueba del benchmark."
@@ -101,12 +101,12 @@ async def preload(values: dict[str, str], count: int) -> float:
         channel = await connection.channel()
         names = await declare_topology(channel, settings)
         await channel.close()
-        store = JobStore(redis, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+        lifecycle = JobLifecycle(redis, Keys(settings.REDIS_PREFIX), settings.JOB_TTL_SECONDS)
         publisher = Publisher(connection, names)
 
         async def one() -> None:
             job = make_job()
-            await store.create(job)
+            await lifecycle.create(job)
             await publisher.to_work_queue(
                 names.work_queue(job.priority), JobMessage(job_id=job.job_id).encode(), job.job_id
             )

@@ -38,6 +38,8 @@ from ttsqueue.broker.publisher import Publisher  # noqa: E402
 from ttsqueue.broker.topology import QueueNames, declare_topology  # noqa: E402
 from ttsqueue.domain import JobMessage, JobStatus  # noqa: E402
 from ttsqueue.store.jobs import JobStore  # noqa: E402
+from ttsqueue.store.keys import Keys  # noqa: E402
+from ttsqueue.store.lifecycle import JobLifecycle  # noqa: E402
 
 RABBITMQ_URL = os.environ.get("BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -84,7 +86,7 @@ def busy_share(log: list[tuple[float, int]], limit: int, last_start: float) -> f
 
 async def queue_jobs(tag: str, jobs: int) -> tuple[list[str], aioredis.Redis]:
     redis = aioredis.from_url(REDIS_URL, decode_responses=True)
-    store = JobStore(redis, f"bench:{tag}:", 3600)
+    lifecycle = JobLifecycle(redis, Keys(f"bench:{tag}:"), 3600)
     connection = await aio_pika.connect_robust(RABBITMQ_URL)
     channel = await connection.channel()
     names = QueueNames.from_prefix(f"bench{tag}_")
@@ -95,7 +97,7 @@ async def queue_jobs(tag: str, jobs: int) -> tuple[list[str], aioredis.Redis]:
     ids = []
     for _ in range(jobs):
         job = make_job(text="Aviso: mantenimiento programado esta noche.", max_retries=0)
-        await store.create(job)
+        await lifecycle.create(job)
         body = JobMessage(job_id=job.job_id).encode()
         await publisher.to_work_queue(names.calls, body, job.job_id)
         ids.append(job.job_id)

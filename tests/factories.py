@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+import redis.asyncio as aioredis
+
+from ttsqueue.config import Settings
 from ttsqueue.domain import Job, JobStatus, Priority, iso, utcnow
+from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.keys import Keys
+from ttsqueue.store.lifecycle import JobLifecycle
 
 
 def make_job(
@@ -32,3 +39,13 @@ def make_job(
         created_at=now,
         updated_at=now,
     )
+
+
+def lifecycle_of(client: aioredis.Redis, settings: Settings, **options: Any) -> JobLifecycle:
+    """The job-state owner a process would build, on a test's client and prefix."""
+    return JobLifecycle(client, Keys(settings.REDIS_PREFIX), settings.JOB_TTL_SECONDS, **options)
+
+
+def lifecycle_for(store: JobStore) -> JobLifecycle:
+    """The job-state owner over the same client, keys and retention as `store`."""
+    return JobLifecycle(store.client, store.keys, store.ttl_seconds)

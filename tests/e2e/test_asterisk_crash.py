@@ -20,7 +20,7 @@ from aio_pika.abc import AbstractRobustConnection
 from tests.doubles.ami_server import running_ami_double
 from tests.doubles.spool import running_spool_double
 from tests.e2e.test_worker_crash import originations, wait_statuses, worker_env
-from tests.factories import make_job
+from tests.factories import lifecycle_for, make_job
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
@@ -52,7 +52,7 @@ async def queue_jobs(
     ids = []
     for _ in range(JOBS):
         job = make_job(text="Alerta: corte de agua mañana de 8 a 12.", max_retries=0)
-        await store.create(job)
+        await lifecycle_for(store).create(job)
         await publisher.to_work_queue(
             names.calls, JobMessage(job_id=job.job_id).encode(), job.job_id
         )

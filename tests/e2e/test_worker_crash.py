@@ -16,7 +16,7 @@ import orjson
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
-from tests.factories import make_job
+from tests.factories import lifecycle_for, make_job
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
@@ -96,7 +96,7 @@ async def test_sigkill_mid_call_loses_nothing_and_never_redials(
     ids = []
     for _ in range(JOBS):
         job = make_job(text="Mensaje de emergencia: evacúe el edificio por la salida norte.")
-        await store.create(job)
+        await lifecycle_for(store).create(job)
         await publisher.to_work_queue(
             names.calls, JobMessage(job_id=job.job_id).encode(), job.job_id
         )
@@ -139,7 +139,7 @@ async def test_sigterm_finishes_in_flight_calls_and_deregisters(
     ids = []
     for _ in range(3):
         job = make_job(text="Recordatorio de su cita.")
-        await store.create(job)
+        await lifecycle_for(store).create(job)
         await publisher.to_work_queue(
             names.calls, JobMessage(job_id=job.job_id).encode(), job.job_id
         )

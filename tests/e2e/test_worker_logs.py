@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
-from tests.factories import make_job
+from tests.factories import lifecycle_for, make_job
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
@@ -92,7 +92,7 @@ async def test_job_lines_carry_the_context_and_never_the_text(
     answered = make_job(text=TEXT)
     busy = make_job(text=TEXT, phone="3005550001", max_retries=0)
     for job in (answered, busy):
-        await store.create(job)
+        await lifecycle_for(store).create(job)
         await publisher.to_work_queue(
             names.calls, JobMessage(job_id=job.job_id).encode(), job.job_id
         )

@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
 
-from tests.factories import make_job
+from tests.factories import lifecycle_for, make_job
 from tests.faults.servers import RedisServer
 from tests.http_servers import free_port
 from ttsqueue.broker.management import ManagementClient, ManagementTarget
@@ -86,7 +86,7 @@ async def create_jobs(store: JobStore, count: int, **job_args: Any) -> list[str]
     ids: list[str] = []
     for start in range(0, count, 500):
         batch = [make_job(**job_args) for _ in range(min(500, count - start))]
-        await asyncio.gather(*(store.create(job) for job in batch))
+        await asyncio.gather(*(lifecycle_for(store).create(job) for job in batch))
         ids += [job.job_id for job in batch]
     return ids
 

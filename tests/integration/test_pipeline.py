@@ -18,7 +18,7 @@ import soundfile
 from aio_pika.abc import AbstractRobustConnection
 
 from tests.conftest import in_process_api, make_settings
-from tests.factories import make_job
+from tests.factories import lifecycle_for, make_job
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
@@ -113,7 +113,7 @@ async def publish_job(
     """A job created the way the API does, but with values the API would not accept
     (a 1-second retry delay keeps retry tests short)."""
     job = make_job(**job_args)
-    await store.create(job)
+    await lifecycle_for(store).create(job)
     names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
     await Publisher(broker, names).to_work_queue(
         names.work_queue(job.priority), JobMessage(job_id=job.job_id).encode(), job.job_id

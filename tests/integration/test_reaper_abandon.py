@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 
 from tests.conftest import make_settings
 from tests.doubles.spool import SpoolDouble, running_spool_double
-from tests.factories import make_job
+from tests.factories import lifecycle_for, make_job
 from tests.integration.test_pipeline import running_worker
 from ttsqueue.config import Settings
 from ttsqueue.dialer.base import CallRequest
@@ -29,8 +29,8 @@ from ttsqueue.dialer.callfile import place_call_file
 from ttsqueue.dialer.callfile_format import call_file_name, render_call_file
 from ttsqueue.dialer.dial_values import dial_values
 from ttsqueue.dialer.spool_watcher import SpoolPaths
-from ttsqueue.domain import Job, JobStatus
-from ttsqueue.store.jobs import Effects, JobStore
+from ttsqueue.domain import AudioInfo, Job, JobStatus
+from ttsqueue.store.jobs import JobStore
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -51,9 +51,12 @@ async def double(settings: Settings) -> AsyncIterator[SpoolDouble]:
 async def stuck_in_calling(store: JobStore, settings: Settings, *, started: bool) -> Job:
     """A job whose worker placed attempt 1's call file, moved it to `calling`, and died."""
     job = make_job()
-    await store.create(job)
-    await store.transition(job.job_id, JobStatus.PROCESSING)
-    await store.transition(job.job_id, JobStatus.CALLING, effects=Effects(set={"attempts": "1"}))
+    lifecycle = lifecycle_for(store)
+    await lifecycle.create(job)
+    processing = (await lifecycle.start(job, "gone-worker")).job
+    await lifecycle.mark_calling(  # attempt 1's call placed, then its worker vanished
+        processing, 1, audio=AudioInfo(), backend="simulator", started_at=time.time(), detail="x"
+    )
     call = CallRequest(
         job_id=job.job_id,
         attempt=1,

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import redis.asyncio as aioredis
 
-from tests.factories import make_job
+from tests.factories import lifecycle_of, make_job
 from ttsqueue.config import Settings
-from ttsqueue.domain import JobStatus
-from ttsqueue.store.jobs import Effects, JobStore
+from ttsqueue.domain import AudioInfo, CallInfo, CallOutcome, JobStatus
 from ttsqueue.store.metrics import (
     PROCESSING,
     SYNTHESIS_BUCKETS,
     MetricsStore,
-    Observation,
     bucket_for,
     synthesis_histogram,
 )
@@ -48,15 +48,24 @@ async def test_synthesis_observations_read_back_cumulative(
 async def test_terminal_transition_observes_in_its_atomic_step(
     redis_client: aioredis.Redis, settings: Settings
 ) -> None:
-    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    lifecycle = lifecycle_of(redis_client, settings)
     metrics = MetricsStore(redis_client, settings.REDIS_PREFIX)
+    answered = CallInfo(outcome=CallOutcome.ANSWERED)
     for seconds in (0.2, 7200.0):
         job = make_job()
-        await store.create(job)
-        await store.transition(job.job_id, JobStatus.PROCESSING)
-        await store.transition(job.job_id, JobStatus.CALLING)
-        effects = Effects(observe=[Observation(PROCESSING, seconds)])
-        assert (await store.transition(job.job_id, JobStatus.COMPLETED, effects=effects)).applied
+        await lifecycle.create(job)
+        started = (await lifecycle.start(job, "w")).job
+        calling = await lifecycle.mark_calling(
+            started, 1, audio=AudioInfo(), backend="simulator", started_at=0.0, detail="placed"
+        )
+        assert calling.processed_at is not None
+        # The call ends `seconds` after processing started.
+        ended = datetime.fromisoformat(calling.processed_at) + timedelta(seconds=seconds)
+        at_end = lifecycle_of(redis_client, settings, now=lambda ended=ended: ended)
+        done = await at_end.finish(
+            calling, JobStatus.COMPLETED, answered, worker_id="w", detail="answered"
+        )
+        assert done.applied
     hist = (await metrics.snapshot([])).histograms[PROCESSING]
     cumulative = dict(hist.buckets)
     assert cumulative[0.1] == 0

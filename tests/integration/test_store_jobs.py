@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import redis.asyncio as aioredis
 
-from tests.factories import make_job
+from tests.factories import lifecycle_of, make_job
 from ttsqueue.config import Settings
-from ttsqueue.domain import JobStatus, Priority, iso, utcnow
-from ttsqueue.store.jobs import Effects, IdempotencyClaim, JobStore, PageCursor
+from ttsqueue.domain import (
+    AudioInfo,
+    CallInfo,
+    CallOutcome,
+    Job,
+    JobStatus,
+    Priority,
+    iso,
+    utcnow,
+)
+from ttsqueue.store.jobs import JobStore, PageCursor
+from ttsqueue.store.lifecycle import IdempotencyClaim
 
 
 def store_for(client: aioredis.Redis, settings: Settings) -> JobStore:
@@ -19,8 +29,9 @@ def store_for(client: aioredis.Redis, settings: Settings) -> JobStore:
 
 async def test_create_then_read_back(redis_client: aioredis.Redis, settings: Settings) -> None:
     store = store_for(redis_client, settings)
+    lifecycle = lifecycle_of(redis_client, settings)
     job = make_job()
-    assert (await store.create(job)).created
+    assert (await lifecycle.create(job)).created
     loaded = await store.get(job.job_id)
     assert loaded is not None
     assert loaded.model_dump() == job.model_dump()
@@ -36,16 +47,24 @@ async def test_transition_refuses_moves_not_allowed(
     redis_client: aioredis.Redis, settings: Settings
 ) -> None:
     store = store_for(redis_client, settings)
+    lifecycle = lifecycle_of(redis_client, settings)
     job = make_job()
-    await store.create(job)
-    late = await store.transition(job.job_id, JobStatus.COMPLETED)
+    await lifecycle.create(job)
+    answered = CallInfo(outcome=CallOutcome.ANSWERED)
+    late = await lifecycle.finish(job, JobStatus.COMPLETED, answered, worker_id="w", detail="x")
     assert not late.applied
     assert late.previous is JobStatus.QUEUED
-    assert (await store.transition(job.job_id, JobStatus.PROCESSING)).applied
-    assert (await store.transition(job.job_id, JobStatus.CALLING)).applied
-    assert (await store.transition(job.job_id, JobStatus.COMPLETED)).applied
+    started = await lifecycle.start(job, "w")
+    assert started.applied
+    assert started.job.status is JobStatus.PROCESSING
+    calling = await lifecycle.mark_calling(
+        started.job, 1, audio=AudioInfo(), backend="simulator", started_at=0.0, detail="placed"
+    )
+    assert calling.status is JobStatus.CALLING
+    done = await lifecycle.finish(calling, JobStatus.COMPLETED, answered, worker_id="w", detail="x")
+    assert done.applied
     # A duplicate message can never move a finished job back.
-    again = await store.transition(job.job_id, JobStatus.PROCESSING)
+    again = await lifecycle.start(job, "w")
     assert not again.applied
     assert await store.get_status(job.job_id) is JobStatus.COMPLETED
     statuses = [h.status for h in await store.history(job.job_id)]
@@ -56,18 +75,18 @@ async def test_concurrent_compare_and_set_has_one_winner(
     redis_client: aioredis.Redis, settings: Settings
 ) -> None:
     store = store_for(redis_client, settings)
+    lifecycle = lifecycle_of(redis_client, settings)
     jobs = [make_job() for _ in range(20)]
     for job in jobs:
-        await store.create(job)
+        await lifecycle.create(job)
 
-    async def race(job_id: str) -> int:
+    async def race(job: Job) -> int:
         results = await asyncio.gather(
-            *(store.transition(job_id, JobStatus.PROCESSING) for _ in range(10)),
-            store.transition(job_id, JobStatus.CANCELED),
+            *(lifecycle.start(job, f"w{i}") for i in range(10)), lifecycle.cancel(job)
         )
         return sum(r.applied for r in results)
 
-    winners = await asyncio.gather(*(race(job.job_id) for job in jobs))
+    winners = await asyncio.gather(*(race(job) for job in jobs))
     assert winners == [1] * len(jobs)
     total, by_status = await store.counts_by_status()
     assert total == 20
@@ -81,21 +100,28 @@ async def test_terminal_effects_update_counters_atomically(
     redis_client: aioredis.Redis, settings: Settings
 ) -> None:
     store = store_for(redis_client, settings)
+    lifecycle = lifecycle_of(redis_client, settings)
     job = make_job()
-    await store.create(job)
-    await store.transition(job.job_id, JobStatus.PROCESSING)
-    await store.transition(job.job_id, JobStatus.CALLING)
-    from ttsqueue.domain import CallOutcome
-
-    effects = Effects(
-        outcome=CallOutcome.ANSWERED,
-        metrics={"processed": 1, "succeeded": 1, "processing_ms_total": 250},
-        worker_id="w1",
-        worker_incr={"processed": 1},
+    await lifecycle.create(job)
+    started = (await lifecycle.start(job, "w1")).job
+    calling = await lifecycle.mark_calling(
+        started, 1, audio=AudioInfo(), backend="simulator", started_at=0.0, detail="placed"
     )
-    assert (await store.transition(job.job_id, JobStatus.COMPLETED, effects=effects)).applied
-    # The same effects with a refused transition change nothing.
-    assert not (await store.transition(job.job_id, JobStatus.COMPLETED, effects=effects)).applied
+    # The call ends 250 ms after processing started.
+    assert calling.processed_at is not None
+    ended = datetime.fromisoformat(calling.processed_at) + timedelta(milliseconds=250)
+    lifecycle = lifecycle_of(redis_client, settings, now=lambda: ended)
+    answered = CallInfo(outcome=CallOutcome.ANSWERED)
+
+    async def finish() -> bool:
+        moved = await lifecycle.finish(
+            calling, JobStatus.COMPLETED, answered, worker_id="w1", detail="answered"
+        )
+        return moved.applied
+
+    assert await finish()
+    # The same ending again is refused and changes nothing.
+    assert not await finish()
     assert await redis_client.hgetall(store.keys.outcomes) == {"answered": "1"}
     metrics = await redis_client.hgetall(store.keys.metrics)
     assert metrics == {"processed": "1", "succeeded": "1", "processing_ms_total": "250"}
@@ -106,10 +132,11 @@ async def test_idempotency_key_returns_original_job(
     redis_client: aioredis.Redis, settings: Settings
 ) -> None:
     store = store_for(redis_client, settings)
+    lifecycle = lifecycle_of(redis_client, settings)
     claim = IdempotencyClaim(key_digest="k1", body_digest="b1")
     first, second = make_job(), make_job()
-    assert (await store.create(first, claim=claim)).created
-    again = await store.create(second, claim=claim)
+    assert (await lifecycle.create(first, claim=claim)).created
+    again = await lifecycle.create(second, claim=claim)
     assert not again.created
     assert again.job_id == first.job_id
     assert again.original_body_digest == "b1"
@@ -122,8 +149,9 @@ async def test_concurrent_idempotent_creates_make_one_job(
     redis_client: aioredis.Redis, settings: Settings
 ) -> None:
     store = store_for(redis_client, settings)
+    lifecycle = lifecycle_of(redis_client, settings)
     claim = IdempotencyClaim(key_digest="same", body_digest="b")
-    results = await asyncio.gather(*(store.create(make_job(), claim=claim) for _ in range(50)))
+    results = await asyncio.gather(*(lifecycle.create(make_job(), claim=claim) for _ in range(50)))
     assert sum(r.created for r in results) == 1
     assert len({r.job_id for r in results}) == 1
     assert (await store.counts_by_status())[0] == 1
@@ -133,34 +161,38 @@ async def test_discard_forgets_job_and_its_key(
     redis_client: aioredis.Redis, settings: Settings
 ) -> None:
     store = store_for(redis_client, settings)
+    lifecycle = lifecycle_of(redis_client, settings)
     claim = IdempotencyClaim(key_digest="k2", body_digest="b")
     job = make_job()
-    await store.create(job, claim=claim)
-    await store.discard(job.job_id, claim=claim)
+    await lifecycle.create(job, claim=claim)
+    await lifecycle.discard(job.job_id, claim=claim)
     assert await store.get(job.job_id) is None
     assert (await store.counts_by_status()) == (0, {s.value: 0 for s in JobStatus})
     # The key is free again for a retried submission.
-    assert (await store.create(make_job(), claim=claim)).created
+    assert (await lifecycle.create(make_job(), claim=claim)).created
 
 
 async def test_attempt_claim_is_granted_once(
     redis_client: aioredis.Redis, settings: Settings
 ) -> None:
-    store = store_for(redis_client, settings)
-    grants = await asyncio.gather(*(store.claim_attempt("job", 1, f"w{i}") for i in range(20)))
+    lifecycle = lifecycle_of(redis_client, settings)
+    grants = await asyncio.gather(*(lifecycle.claim_attempt("job", 1, f"w{i}") for i in range(20)))
     assert sum(grants) == 1
-    assert await store.claim_attempt("job", 2, "w0")
+    assert await lifecycle.claim_attempt("job", 2, "w0")
 
 
 async def test_list_recent_pages_newest_first(
     redis_client: aioredis.Redis, settings: Settings
 ) -> None:
     store = store_for(redis_client, settings)
+    lifecycle = lifecycle_of(redis_client, settings)
     created = []
+    jobs = []
     for _ in range(5):
         job = make_job()
-        await store.create(job)
+        await lifecycle.create(job)
         created.append(job.job_id)
+        jobs.append(job)
         await asyncio.sleep(0.002)
     page, cursor = await store.list_recent(limit=3)
     assert [j.job_id for j in page] == created[::-1][:3]
@@ -168,7 +200,7 @@ async def test_list_recent_pages_newest_first(
     rest, end = await store.list_recent(limit=3, after=cursor)
     assert [j.job_id for j in rest] == created[::-1][3:]
     assert end is None
-    await store.transition(created[0], JobStatus.CANCELED)
+    await lifecycle.cancel(jobs[0])
     canceled, _ = await store.list_recent(status=JobStatus.CANCELED)
     assert [j.job_id for j in canceled] == [created[0]]
 
@@ -177,10 +209,11 @@ async def test_pages_never_skip_jobs_created_in_the_same_millisecond(
     redis_client: aioredis.Redis, settings: Settings
 ) -> None:
     store = store_for(redis_client, settings)
+    lifecycle = lifecycle_of(redis_client, settings)
     ids = []
     for _ in range(7):
         job = make_job()
-        await store.create(job)
+        await lifecycle.create(job)
         ids.append(job.job_id)
     # Every job created in one millisecond, as happens under load.
     await redis_client.zadd(store.keys.index, dict.fromkeys(ids, 1_800_000_000_000), xx=True)
@@ -200,15 +233,16 @@ async def test_status_and_priority_filter_finds_old_matches(
     redis_client: aioredis.Redis, settings: Settings
 ) -> None:
     store = store_for(redis_client, settings)
+    lifecycle = lifecycle_of(redis_client, settings)
     high = [make_job(priority=Priority.HIGH) for _ in range(3)]
     for job in high:
-        await store.create(job)
-        await store.transition(job.job_id, JobStatus.CANCELED)
+        await lifecycle.create(job)
+        await lifecycle.cancel(job)
     # Many newer canceled normal jobs in front of the high ones.
     for _ in range(250):
         job = make_job()
-        await store.create(job)
-        await store.transition(job.job_id, JobStatus.CANCELED)
+        await lifecycle.create(job)
+        await lifecycle.cancel(job)
     found, cursor = await store.list_recent(
         status=JobStatus.CANCELED, priority=Priority.HIGH, limit=10
     )
@@ -225,9 +259,10 @@ async def test_a_scheduled_job_keeps_its_record_until_well_after_it_is_due(
     redis_client: aioredis.Redis, settings: Settings
 ) -> None:
     store = store_for(redis_client, settings)
+    lifecycle = lifecycle_of(redis_client, settings)
     job = make_job(status=JobStatus.SCHEDULED)
     job.scheduled_for = iso(utcnow() + timedelta(days=30))
-    await store.create(job)
+    await lifecycle.create(job)
     ttl = await redis_client.ttl(store.keys.job(job.job_id))
     assert ttl > 30 * 24 * 3600 + settings.JOB_TTL_SECONDS - 60
     assert await redis_client.ttl(store.keys.history(job.job_id)) == ttl
@@ -237,14 +272,15 @@ async def test_expired_records_leave_every_index(
     redis_client: aioredis.Redis, settings: Settings
 ) -> None:
     store = store_for(redis_client, settings)
+    lifecycle = lifecycle_of(redis_client, settings)
     old = make_job(priority=Priority.HIGH)
-    await store.create(old)
-    await store.transition(old.job_id, JobStatus.CANCELED)
+    await lifecycle.create(old)
+    await lifecycle.cancel(old)
     # Its record has expired (as Redis would drop it) and so has its expiry time.
     await redis_client.delete(store.keys.job(old.job_id), store.keys.history(old.job_id))
     await redis_client.zadd(store.keys.expiry_index, {old.job_id: 1})
     await redis_client.delete(f"{store.keys.prefix}jobs:prune")
-    await store.create(make_job())
+    await lifecycle.create(make_job())
     total, by_status = await store.counts_by_status()
     assert (total, by_status["canceled"], by_status["queued"]) == (1, 0, 1)
     for key in (

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +17,16 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from tests.conftest import in_process_api, make_settings
-from tests.factories import make_job
+from tests.factories import lifecycle_of, make_job
 from tests.integration.test_pipeline import running_worker, terminal, wait_for
 from ttsqueue.api import submission
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueInspector, QueueNames
 from ttsqueue.config import Settings
-from ttsqueue.domain import JobMessage, JobStatus, iso, utcnow
+from ttsqueue.domain import JobMessage, JobStatus
 from ttsqueue.errors import BrokerUnavailableError
-from ttsqueue.store.jobs import Effects, JobStore
+from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.lifecycle import JobLifecycle
 from ttsqueue.worker.main import build_context
 from ttsqueue.worker.pipeline import JobHandler
 from ttsqueue.worker.sweeper import MAX_RESENDS, sweep_once
@@ -33,6 +35,11 @@ pytestmark = pytest.mark.timeout(90)
 
 BODY = {"text": "Su código es 4 8 1 5", "phone_number": "3005050149"}
 OLD = "2020-01-01T00:00:00.000Z"
+
+
+def in_the_past(redis_client: Any, settings: Settings) -> JobLifecycle:
+    """A lifecycle whose clock reads OLD: what it touches looks long untouched."""
+    return lifecycle_of(redis_client, settings, now=lambda: datetime.fromisoformat(OLD))
 
 
 class Crash(BaseException):
@@ -167,27 +174,24 @@ async def test_a_processing_job_without_owner_or_message_is_resent_then_failed(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any
 ) -> None:
     store = store_of(redis_client, settings)
+    lifecycle = lifecycle_of(redis_client, settings)
     job = make_job()
-    await store.create(job)
-    await store.confirm(job.job_id)
-    await store.transition(
-        job.job_id,
-        JobStatus.PROCESSING,
-        effects=Effects(set={"worker_id": "gone-worker", "processed_at": iso(utcnow()) or ""}),
-    )
+    await lifecycle.create(job)
+    await lifecycle.confirm(job.job_id)
+    assert (await lifecycle.start(job, "gone-worker")).applied
     names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
     channel = await broker.channel()
     queue = await channel.get_queue(names.calls)
     await asyncio.sleep(settings.SWEEP_AFTER_SECONDS + 0.5)  # older than the grace
     for resend in range(1, MAX_RESENDS + 1):
-        await store.update(job.job_id, {"updated_at": OLD})
+        await in_the_past(redis_client, settings).touch(job.job_id)
         report = await _sweep(settings, broker, redis_client)
         assert (report.resent, report.failed) == (1, 0)
         message = await queue.get(no_ack=True, timeout=5)
         assert JobMessage.decode(message.body).attempt == 1, resend
         # Not again before another grace period.
         assert (await _sweep(settings, broker, redis_client)).resent == 0
-    await store.update(job.job_id, {"updated_at": OLD})
+    await in_the_past(redis_client, settings).touch(job.job_id)
     report = await _sweep(settings, broker, redis_client)
     assert report.failed == 1
     failed = await store.get(job.job_id)
@@ -200,12 +204,12 @@ async def test_a_processing_job_without_owner_or_message_is_resent_then_failed(
 async def test_jobs_with_a_backlog_or_a_live_owner_are_left_alone(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any
 ) -> None:
-    store = store_of(redis_client, settings)
     names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    lifecycle = lifecycle_of(redis_client, settings)
     waiting = make_job()
-    await store.create(waiting)
-    await store.confirm(waiting.job_id)
-    await store.update(waiting.job_id, {"updated_at": OLD})
+    await lifecycle.create(waiting)
+    await lifecycle.confirm(waiting.job_id)
+    await in_the_past(redis_client, settings).touch(waiting.job_id)
     await Publisher(broker, names).to_work_queue(
         names.calls, JobMessage(job_id=waiting.job_id).encode(), waiting.job_id
     )
@@ -226,9 +230,8 @@ async def test_a_quorum_queue_does_not_dead_letter_what_the_worker_requeued(
 
     try:
         await declare_topology(await connection.channel(), settings)
-        store = store_of(redis_client, settings)
         job = make_job()
-        await store.create(job)
+        await lifecycle_of(redis_client, settings).create(job)
         publisher = Publisher(connection, names)
         await publisher.to_work_queue(
             names.calls, JobMessage(job_id=job.job_id).encode(), job.job_id

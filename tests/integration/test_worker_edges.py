@@ -11,12 +11,12 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
-from tests.factories import make_job
+from tests.factories import lifecycle_for, make_job
 from tests.integration.test_pipeline import running_worker
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueInspector, QueueNames
 from ttsqueue.config import Settings
-from ttsqueue.domain import JobMessage, JobStatus
+from ttsqueue.domain import AudioInfo, JobMessage, JobStatus
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.workers import WorkerRegistry
 
@@ -36,7 +36,7 @@ async def submit(
     broker: AbstractRobustConnection, settings: Settings, store: JobStore, **job_args: Any
 ) -> str:
     job = make_job(**job_args)
-    await store.create(job)
+    await lifecycle_for(store).create(job)
     names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
     await Publisher(broker, names).to_work_queue(
         names.work_queue(job.priority), JobMessage(job_id=job.job_id).encode(), job.job_id
@@ -56,7 +56,7 @@ async def test_poison_messages_go_to_dead_and_work_goes_on(
     channel = await broker.channel()
     unknown = JobMessage(job_id=str(uuid.uuid4())).encode()
     known = make_job()
-    await store.create(known)
+    await lifecycle_for(store).create(known)
     poison = [
         (b"not json at all", "p1"),
         (b'{"job_id": 5}', "p2"),
@@ -91,7 +91,7 @@ async def test_unreachable_google_falls_back_to_espeak(
     store = store_of(redis_client, settings)
     job = make_job()
     job.engine = "gtts"
-    await store.create(job)
+    await lifecycle_for(store).create(job)
     names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
     await Publisher(broker, names).to_work_queue(
         names.calls, JobMessage(job_id=job.job_id).encode(), job.job_id
@@ -116,7 +116,7 @@ async def test_technical_failures_back_off_then_fail_and_dead_letter(
     store = store_of(redis_client, settings)
     job = make_job()
     job.engine = "gtts"
-    await store.create(job)
+    await lifecycle_for(store).create(job)
     names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
     await Publisher(broker, names).to_work_queue(
         names.calls, JobMessage(job_id=job.job_id).encode(), job.job_id
@@ -184,9 +184,12 @@ async def test_reaper_fails_calls_that_lost_track(
 ) -> None:
     store = store_of(redis_client, settings)
     job = make_job()
-    await store.create(job)
-    await store.transition(job.job_id, JobStatus.PROCESSING)
-    await store.transition(job.job_id, JobStatus.CALLING)  # its worker vanished
+    lifecycle = lifecycle_for(store)
+    await lifecycle.create(job)
+    processing = (await lifecycle.start(job, "gone-worker")).job
+    await lifecycle.mark_calling(  # attempt 1's call placed, then its worker vanished
+        processing, 1, audio=AudioInfo(), backend="simulator", started_at=time.time(), detail="x"
+    )
     await asyncio.sleep(1.1)
     async with running_worker(settings):
         await until(lambda: _status_is(store, job.job_id, JobStatus.FAILED))

@@ -31,6 +31,7 @@ from ttsqueue.startup import wait_for_broker, wait_for_redis
 from ttsqueue.store.dnc import DncList
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.keys import Keys
+from ttsqueue.store.lifecycle import JobLifecycle
 from ttsqueue.store.metrics import MetricsStore
 from ttsqueue.store.stats import StatsReader
 from ttsqueue.store.workers import WorkerRegistry
@@ -55,13 +56,16 @@ def create_app(settings: Settings) -> FastAPI:
         await channel.close()
         inspector = QueueInspector(broker, names)
         dialer_name, dialer_health = describe_dialer(settings)
+        publisher = Publisher(broker, names, deadline_s=PUBLISH_DEADLINE_S)
+        keys = Keys(settings.REDIS_PREFIX)
         app.state.ctx = ApiContext(
             settings=settings,
             redis=redis,
             broker=broker,
             names=names,
             store=JobStore(redis, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS),
-            publisher=Publisher(broker, names, deadline_s=PUBLISH_DEADLINE_S),
+            lifecycle=JobLifecycle(redis, keys, settings.JOB_TTL_SECONDS, publisher.to_results),
+            publisher=publisher,
             inspector=inspector,
             registry=WorkerRegistry(redis, settings.REDIS_PREFIX),
             stats=StatsReader(redis, settings.REDIS_PREFIX),
@@ -70,7 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
             dialer_health=dialer_health,
             gate=BacklogGate(inspector, settings.MAX_QUEUE_DEPTH),
             metrics=MetricsStore(redis, settings.REDIS_PREFIX),
-            dnc=DncList(redis, Keys(settings.REDIS_PREFIX)),
+            dnc=DncList(redis, keys),
         )
         log.info("api ready", host=settings.API_HOST, port=settings.API_PORT)
         try:

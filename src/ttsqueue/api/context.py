@@ -15,6 +15,7 @@ from ttsqueue.config import Settings
 from ttsqueue.dialer.base import DialerHealth
 from ttsqueue.store.dnc import DncList
 from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.lifecycle import JobLifecycle
 from ttsqueue.store.metrics import MetricsStore
 from ttsqueue.store.stats import StatsReader
 from ttsqueue.store.workers import WorkerRegistry
@@ -27,6 +28,7 @@ class ApiContext:
     broker: AbstractRobustConnection
     names: QueueNames
     store: JobStore
+    lifecycle: JobLifecycle
     publisher: Publisher
     inspector: QueueInspector
     registry: WorkerRegistry

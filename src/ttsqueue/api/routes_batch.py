@@ -35,7 +35,7 @@ from ttsqueue.api.schemas import (
 )
 from ttsqueue.api.submission import idempotency_claim, submit
 from ttsqueue.logs import get_logger
-from ttsqueue.store.jobs import IdempotencyClaim
+from ttsqueue.store.lifecycle import IdempotencyClaim
 
 log = get_logger("ttsqueue.api")
 

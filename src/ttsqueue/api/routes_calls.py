@@ -19,8 +19,7 @@ from ttsqueue.api.schemas import (
     validate_call_request,
 )
 from ttsqueue.api.submission import idempotency_claim, submit
-from ttsqueue.domain import CANCELABLE, CallOutcome, Job, JobStatus, iso, utcnow
-from ttsqueue.store.jobs import Effects
+from ttsqueue.domain import Job, JobStatus, iso, utcnow
 
 router = APIRouter(
     tags=["calls"], responses=error_responses(400, 401, 404, 409, 413, 422, 429, 503)
@@ -94,18 +93,7 @@ async def create_call(
 async def cancel_call(job_id: str, ctx: Annotated[ApiContext, Depends(get_context)]) -> JsonBody:
     job = await load_job(ctx, job_id)
     job_id = job.job_id
-    info = job.call.model_copy(update={"outcome": CallOutcome.CANCELED, "reason": "canceled"})
-    moved = await ctx.store.transition(
-        job_id,
-        JobStatus.CANCELED,
-        detail="canceled by client",
-        effects=Effects(
-            set={"completed_at": iso(utcnow()) or "", "call": info.model_dump_json()},
-            outcome=CallOutcome.CANCELED,
-            finished="canceled|canceled",
-        ),
-        expected=CANCELABLE,
-    )
+    moved = await ctx.lifecycle.cancel(job)
     if not moved.applied:
         current = moved.previous.value if moved.previous else job.status.value
         raise ApiError(

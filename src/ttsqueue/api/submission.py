@@ -29,7 +29,7 @@ from ttsqueue.domain import Job, JobStatus, iso, utcnow
 from ttsqueue.errors import BrokerUnavailableError
 from ttsqueue.logs import get_logger
 from ttsqueue.store.connection import REDIS_DOWN_ERRORS
-from ttsqueue.store.jobs import CreateResult, IdempotencyClaim
+from ttsqueue.store.lifecycle import CreateResult, IdempotencyClaim
 
 log = get_logger("ttsqueue.api")
 
@@ -92,10 +92,10 @@ async def submit(
     try:
         await send_first_message(ctx.publisher, DelayQueues.of(ctx.settings), job)
     except BrokerUnavailableError:
-        await ctx.store.discard(job.job_id, claim=claim)
+        await ctx.lifecycle.discard(job.job_id, claim=claim)
         raise
     try:
-        await ctx.store.confirm(job.job_id, claim.key_digest if claim else None)
+        await ctx.lifecycle.confirm(job.job_id, claim.key_digest if claim else None)
     except REDIS_DOWN_ERRORS as exc:
         # The job is queued and durable: accepted. Its key stays pending until the sweeper
         # confirms it (and sends a second, harmless copy of the message).
@@ -108,7 +108,7 @@ async def _create(ctx: ApiContext, job: Job, claim: IdempotencyClaim | None) -> 
     (briefly): it then gets that job, or creates its own if the first one failed."""
     deadline = time.monotonic() + PENDING_WAIT_S
     while True:
-        created = await ctx.store.create(job, claim=claim)
+        created = await ctx.lifecycle.create(job, claim=claim)
         if created.created or not created.pending or time.monotonic() >= deadline:
             return created
         await asyncio.sleep(PENDING_POLL_S)

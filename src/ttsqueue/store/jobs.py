@@ -1,60 +1,20 @@
-"""Job records in Redis: creation, compare-and-set transitions, reads and listings."""
+"""Reading job records: one job, its history, listings and counts (writes: lifecycle.py)."""
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass
 
-import orjson
 import redis.asyncio as aioredis
 
 from ttsqueue.domain import (
-    CallOutcome,
     HistoryEntry,
     Job,
     JobStatus,
     Priority,
-    iso,
-    sources_of,
-    utcnow,
 )
 from ttsqueue.store.keys import Keys
-from ttsqueue.store.metrics import Observation
-from ttsqueue.store.scripts import Scripts
-
-IDEMPOTENCY_TTL_S = 24 * 3600
-
-
-@dataclass(frozen=True, slots=True)
-class IdempotencyClaim:
-    """An `Idempotency-Key` digest and the digest of the body it was sent with."""
-
-    key_digest: str
-    body_digest: str
-
-
-@dataclass(frozen=True, slots=True)
-class CreateResult:
-    created: bool
-    job_id: str
-    # Set when the idempotency key was already used: the body digest it was first sent with.
-    original_body_digest: str | None = None
-    # The first request with that key is still waiting for RabbitMQ's confirm.
-    pending: bool = False
-
-
-# The job hash field naming its idempotency key digest (so the sweeper can confirm it).
-IDEMPOTENCY_FIELD = "idempotency_key"
-
-
-def idempotency_value(job_id: str, body_digest: str, *, pending: bool) -> str:
-    value: dict[str, object] = {"job_id": job_id, "body": body_digest}
-    if pending:
-        value["pending"] = True
-    return orjson.dumps(value).decode()
+from ttsqueue.store.lifecycle import IDEMPOTENCY_FIELD
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,187 +36,11 @@ class PageCursor:
         return cls(int(score), job_id)
 
 
-@dataclass(frozen=True, slots=True)
-class TransitionResult:
-    applied: bool
-    previous: JobStatus | None
-
-
-@dataclass(slots=True)
-class Effects:
-    """What changes together with a status (beyond status, history and indexes)."""
-
-    set: dict[str, str] = field(default_factory=dict)
-    delete: list[str] = field(default_factory=list)
-    outcome: CallOutcome | None = None
-    metrics: dict[str, int] = field(default_factory=dict)
-    worker_id: str | None = None
-    worker_incr: dict[str, int] = field(default_factory=dict)
-    # Terminal transitions: the `<status>|<outcome>` counter and latency observations.
-    finished: str | None = None
-    observe: list[Observation] = field(default_factory=list)
-
-
 class JobStore:
     def __init__(self, client: aioredis.Redis, prefix: str, ttl_seconds: int) -> None:
         self.client = client
         self.keys = Keys(prefix)
         self.ttl_seconds = ttl_seconds
-        self._scripts = Scripts.register(client)
-
-    # Creation -----------------------------------------------------------------------------
-    async def create(self, job: Job, *, claim: IdempotencyClaim | None = None) -> CreateResult:
-        k = self.keys
-        created_ms = int(time.time() * 1000)
-        entry = HistoryEntry(status=job.status, at=job.created_at, detail="accepted")
-        idem_value = idempotency_value(job.job_id, claim.body_digest, pending=True) if claim else ""
-        event = {
-            "job_id": job.job_id,
-            "status": job.status.value,
-            "previous_status": None,
-            "at": job.created_at,
-        }
-        flat: list[str] = []
-        for name, value in job.to_redis().items():
-            flat += [name, value]
-        if claim:
-            flat += [IDEMPOTENCY_FIELD, claim.key_digest]
-        reply = await self._scripts.create_job(
-            keys=[
-                k.job(job.job_id),
-                k.history(job.job_id),
-                k.index,
-                k.status_index(job.status),
-                k.priority_index(job.priority),
-                k.idempotency(claim.key_digest) if claim else k.idempotency("-"),
-                k.status_priority_index(job.status, job.priority),
-                k.expiry_index,
-            ],
-            args=[
-                job.job_id,
-                created_ms,
-                self.record_ttl(job, created_ms / 1000),
-                entry.model_dump_json(),
-                idem_value,
-                IDEMPOTENCY_TTL_S,
-                k.events,
-                orjson.dumps(event).decode(),
-                k.prefix,
-                job.priority.value,
-                *flat,
-            ],
-        )
-        if reply[0] == "duplicate":
-            original = orjson.loads(reply[1])
-            if original["job_id"] != job.job_id:
-                return CreateResult(
-                    False,
-                    str(original["job_id"]),
-                    str(original["body"]),
-                    pending=bool(original.get("pending")),
-                )
-        # "created"; or "exists" / the key holding this very id: the script already ran for
-        # this fresh UUID and its reply was lost before redis-py retried. Still created, so the
-        # caller publishes the message instead of reporting a job that would never run.
-        return CreateResult(True, job.job_id)
-
-    def record_ttl(self, job: Job, now_s: float) -> int:
-        """Seconds a new job's record is kept: JOB_TTL_SECONDS counted from when it is due,
-        so that a call scheduled weeks ahead still has its record when its message arrives."""
-        ahead = 0.0
-        if job.scheduled_for:
-            ahead = max(0.0, datetime.fromisoformat(job.scheduled_for).timestamp() - now_s)
-        return self.ttl_seconds + math.ceil(ahead)
-
-    async def confirm(self, job_id: str, idempotency_digest: str | None = None) -> bool:
-        """The job's first message is confirmed by RabbitMQ: only now does its idempotency key
-        lead to it. True when the job was still waiting for this."""
-        key = self.keys.idempotency(idempotency_digest or "-")
-        reply = await self._scripts.confirm_job(
-            keys=[self.keys.unconfirmed, key], args=[job_id, "1" if idempotency_digest else "0"]
-        )
-        return bool(reply)
-
-    async def unconfirmed_before(self, created_ms: int, limit: int = 500) -> list[str]:
-        """Jobs created before `created_ms` whose first message was never confirmed."""
-        ids = await self.client.zrangebyscore(
-            self.keys.unconfirmed, "-inf", created_ms, start=0, num=limit
-        )
-        return [str(job_id) for job_id in ids]
-
-    async def discard(self, job_id: str, *, claim: IdempotencyClaim | None = None) -> None:
-        """Forget a job whose message never reached RabbitMQ."""
-        k = self.keys
-        await self._scripts.delete_job(
-            keys=[
-                k.job(job_id),
-                k.history(job_id),
-                k.index,
-                k.idempotency(claim.key_digest) if claim else k.idempotency("-"),
-            ],
-            args=[k.prefix, job_id, "1" if claim else "0"],
-        )
-
-    # Transitions ---------------------------------------------------------------------------
-    async def transition(
-        self,
-        job_id: str,
-        target: JobStatus,
-        *,
-        detail: str | None = None,
-        effects: Effects | None = None,
-        expected: frozenset[JobStatus] | None = None,
-    ) -> TransitionResult:
-        """Move the job to `target` if its current status allows it (or is in `expected`)."""
-        effects = effects or Effects()
-        now = utcnow()
-        at = iso(now) or ""
-        allowed = expected if expected is not None else sources_of(target)
-        payload: dict[str, Any] = {
-            "set": {"updated_at": at, **effects.set},
-            "event": {"job_id": job_id, "status": target.value, "at": at, "detail": detail},
-        }
-        if effects.delete:
-            payload["del"] = effects.delete
-        if effects.outcome is not None:
-            payload["outcome"] = effects.outcome.value
-        if effects.metrics:
-            payload["metrics"] = effects.metrics
-        if target.terminal:
-            payload["minute"] = str(int(now.timestamp()) // 60)
-        if effects.finished is not None:
-            payload["finished"] = effects.finished
-        if effects.observe:
-            # No "bucket" above the last bound (JSON null would be truthy in Lua's cjson).
-            payload["observe"] = [
-                {"key": self.keys.histogram(o.name), "value": o.seconds}
-                | ({"bucket": o.bucket} if o.bucket is not None else {})
-                for o in effects.observe
-            ]
-        if effects.worker_id and effects.worker_incr:
-            payload["worker"] = self.keys.worker_stats(effects.worker_id)
-            payload["worker_incr"] = effects.worker_incr
-        entry = HistoryEntry(status=target, at=at, detail=detail)
-        reply = await self._scripts.transition(
-            keys=[self.keys.job(job_id), self.keys.history(job_id)],
-            args=[
-                self.keys.prefix,
-                job_id,
-                ",".join(sorted(allowed)),
-                target.value,
-                entry.model_dump_json(),
-                orjson.dumps(payload).decode(),
-            ],
-        )
-        previous = JobStatus(reply[1]) if reply[1] else None
-        return TransitionResult(bool(reply[0]), previous)
-
-    async def update(self, job_id: str, fields: dict[str, str]) -> bool:
-        """Set fields of an existing job without touching its status."""
-        flat: list[str] = []
-        for name, value in fields.items():
-            flat += [name, value]
-        return bool(await self._scripts.update_job(keys=[self.keys.job(job_id)], args=flat))
 
     # Reads ---------------------------------------------------------------------------------
     async def get(self, job_id: str) -> Job | None:
@@ -266,6 +50,18 @@ class JobStore:
     async def get_status(self, job_id: str) -> JobStatus | None:
         raw = await self.client.hget(self.keys.job(job_id), "status")
         return JobStatus(str(raw)) if raw else None
+
+    async def unconfirmed_before(self, created_ms: int, limit: int = 500) -> list[str]:
+        """Jobs created before `created_ms` whose first message was never confirmed."""
+        ids = await self.client.zrangebyscore(
+            self.keys.unconfirmed, "-inf", created_ms, start=0, num=limit
+        )
+        return [str(job_id) for job_id in ids]
+
+    async def idempotency_digest(self, job_id: str) -> str | None:
+        """The digest of the Idempotency-Key the job was accepted with, if any."""
+        raw = await self.client.hget(self.keys.job(job_id), IDEMPOTENCY_FIELD)
+        return str(raw) if raw else None
 
     async def history(self, job_id: str) -> list[HistoryEntry]:
         rows = await self.client.lrange(self.keys.history(job_id), 0, -1)
@@ -335,16 +131,7 @@ class JobStore:
         by_status = {status.value: int(n) for status, n in zip(JobStatus, replies[1:], strict=True)}
         return int(replies[0]), by_status
 
-    # At-most-once dialing ------------------------------------------------------------------
-    async def claim_attempt(self, job_id: str, attempt: int, owner: str) -> bool:
-        """True exactly once per (job, attempt): the caller may originate that call."""
-        key = self.keys.attempt(job_id, attempt)
-        return bool(await self.client.set(key, owner, nx=True, ex=self.ttl_seconds))
-
-    async def release_attempt(self, job_id: str, attempt: int) -> None:
-        """Undo a claim whose call never reached the backend."""
-        await self.client.delete(self.keys.attempt(job_id, attempt))
-
+    # Deliveries and attempts -------------------------------------------------------------
     async def attempt_claimed_at(self, job_id: str, attempt: int) -> float:
         """Epoch seconds recorded by the claim (`<owner>@<epoch>`), or now if unknown."""
         value = await self.client.get(self.keys.attempt(job_id, attempt))

@@ -54,6 +54,11 @@ class Keys:
         return f"{self.prefix}sweeper:lock"
 
     @property
+    def reaper_lock(self) -> str:
+        """Held by the one worker resolving calls that lost track at a time."""
+        return f"{self.prefix}reaper:lock"
+
+    @property
     def outcomes(self) -> str:
         """Hash: call outcome -> number of finished attempts with that outcome."""
         return f"{self.prefix}stats:outcomes"

@@ -23,7 +23,7 @@ class Scripts:
     create_job: AsyncScript
     transition: AsyncScript
     delete_job: AsyncScript
-    update_job: AsyncScript
+    touch_job: AsyncScript
     confirm_job: AsyncScript
 
     @classmethod
@@ -32,6 +32,6 @@ class Scripts:
             create_job=client.register_script(_source("create_job")),
             transition=client.register_script(_source("transition")),
             delete_job=client.register_script(_source("delete_job")),
-            update_job=client.register_script(_source("update_job")),
+            touch_job=client.register_script(_source("touch_job")),
             confirm_job=client.register_script(_source("confirm_job")),
         )

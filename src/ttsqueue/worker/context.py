@@ -12,6 +12,7 @@ from ttsqueue.config import Settings
 from ttsqueue.dialer.base import Dialer
 from ttsqueue.dialer.trunk import TrunkGuard
 from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.lifecycle import JobLifecycle
 from ttsqueue.store.metrics import MetricsStore
 from ttsqueue.tts.service import SpeechService
 
@@ -21,6 +22,7 @@ class WorkerContext:
     settings: Settings
     redis: aioredis.Redis
     store: JobStore
+    lifecycle: JobLifecycle
     publisher: Publisher
     names: QueueNames
     speech: SpeechService

@@ -18,6 +18,7 @@ from ttsqueue.logs import configure_logging, get_logger
 from ttsqueue.startup import wait_for_broker, wait_for_redis
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.keys import Keys
+from ttsqueue.store.lifecycle import JobLifecycle
 from ttsqueue.store.metrics import MetricsStore
 from ttsqueue.store.workers import WorkerRegistry
 from ttsqueue.tts.service import SpeechService, build_engines
@@ -36,17 +37,19 @@ SHUTDOWN_GRACE_S = 25.0
 
 async def build_context(settings: Settings, redis: Redis, publisher: Publisher) -> WorkerContext:
     """Everything the pipeline needs, from settings and the two connections."""
+    keys = Keys(settings.REDIS_PREFIX)
     return WorkerContext(
         settings=settings,
         redis=redis,
         store=JobStore(redis, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS),
+        lifecycle=JobLifecycle(redis, keys, settings.JOB_TTL_SECONDS, publisher.to_results),
         publisher=publisher,
         names=publisher.names,
         speech=SpeechService(settings, redis, await build_engines(settings)),
         dialer=build_dialer(settings, redis),
         trunk=TrunkGuard(
             redis,
-            Keys(settings.REDIS_PREFIX),
+            keys,
             settings.MAX_CONCURRENT_CALLS,
             settings.CALLS_PER_SECOND,
         ),

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import orjson
-
 from ttsqueue.broker.delays import DelayQueues, park
 from ttsqueue.dialer.base import CallResult
 from ttsqueue.domain import (
@@ -18,8 +16,6 @@ from ttsqueue.domain import (
     utcnow,
 )
 from ttsqueue.logs import get_logger
-from ttsqueue.store.jobs import Effects
-from ttsqueue.store.metrics import END_TO_END, PROCESSING, Observation
 from ttsqueue.worker.context import WorkerContext
 from ttsqueue.worker.retry import telephony_decision
 
@@ -45,70 +41,6 @@ def call_info(job: Job, result: CallResult, backend: str) -> CallInfo:
     )
 
 
-def terminal_effects(ctx: WorkerContext, job: Job, succeeded: bool) -> Effects:
-    """Counters that move when a job ends (in the same atomic step as its status)."""
-    now = utcnow()
-    started = datetime.fromisoformat(job.processed_at) if job.processed_at else now
-    duration_ms = max(0, int((now - started).total_seconds() * 1000))
-    accepted = datetime.fromisoformat(job.created_at)
-    return Effects(
-        observe=[
-            Observation(PROCESSING, duration_ms / 1000),
-            Observation(END_TO_END, max(0.0, (now - accepted).total_seconds())),
-        ],
-        set={"completed_at": iso(now) or "", "duration_ms": str(duration_ms)},
-        metrics={
-            "processed": 1,
-            "succeeded" if succeeded else "failed": 1,
-            "processing_ms_total": duration_ms,
-        },
-        worker_id=ctx.worker_id,
-        worker_incr={"processed": 1} if succeeded else {"processed": 1, "failed": 1},
-    )
-
-
-async def publish_result(
-    ctx: WorkerContext, job: Job, status: JobStatus, call: CallInfo, completed_at: str
-) -> None:
-    """One audit message per terminal state in tts_results (built from what is in memory)."""
-    body = orjson.dumps(
-        {
-            "job_id": job.job_id,
-            "status": status.value,
-            "attempts": job.attempts,
-            "call": call.model_dump(mode="json"),
-            "completed_at": completed_at,
-            "metadata": job.metadata,
-        }
-    )
-    await ctx.publisher.to_results(body, job.job_id)
-
-
-async def end_job(
-    ctx: WorkerContext,
-    job: Job,
-    status: JobStatus,
-    call: CallInfo,
-    *,
-    detail: str,
-    error: str | None = None,
-    expected: frozenset[JobStatus] = frozenset({JobStatus.CALLING}),
-) -> bool:
-    """Move the job to a terminal status with its counters; publish the result if we won."""
-    effects = terminal_effects(ctx, job, succeeded=status is JobStatus.COMPLETED)
-    effects.set["call"] = call.model_dump_json()
-    if error is not None:
-        effects.set["error"] = error
-    effects.outcome = call.outcome
-    effects.finished = f"{status.value}|{call.outcome.value if call.outcome else 'none'}"
-    applied = await ctx.store.transition(
-        job.job_id, status, detail=detail, effects=effects, expected=expected
-    )
-    if applied.applied:
-        await publish_result(ctx, job, status, call, effects.set["completed_at"])
-    return applied.applied
-
-
 async def finish_attempt(
     ctx: WorkerContext, job: Job, attempt: int, result: CallResult, work_queue: str
 ) -> None:
@@ -125,26 +57,26 @@ async def finish_attempt(
         if result.outcome is CallOutcome.ANSWERED
         else ("retrying" if decision.retry else "failed"),
     )
+    lifecycle = ctx.lifecycle
     if result.outcome is CallOutcome.ANSWERED:
-        await end_job(ctx, job, JobStatus.COMPLETED, info, detail="answered")
+        await lifecycle.finish(
+            job, JobStatus.COMPLETED, info, worker_id=ctx.worker_id, detail="answered"
+        )
     elif decision.retry:
         due_ms = int(utcnow().timestamp() * 1000) + decision.delay_s * 1000
-        effects = Effects(
-            set={"call": info.model_dump_json(), "next_attempt_ms": str(due_ms)},
-            outcome=result.outcome,
-        )
-        applied = await ctx.store.transition(
-            job.job_id,
-            JobStatus.RETRYING,
-            detail=f"{result.outcome.value}: retry in {decision.delay_s}s",
-            effects=effects,
-            expected=frozenset({JobStatus.CALLING}),
-        )
-        if applied.applied:
+        detail = f"{result.outcome.value}: retry in {decision.delay_s}s"
+        if (await lifecycle.schedule_retry(job, info, due_ms, detail)).applied:
             await park_retry(ctx, job.job_id, decision.next_attempt, due_ms, work_queue)
     else:
         error = f"call {result.outcome.value}: {result.reason or ''}".strip(": ")
-        await end_job(ctx, job, JobStatus.FAILED, info, detail=result.outcome.value, error=error)
+        await lifecycle.finish(
+            job,
+            JobStatus.FAILED,
+            info,
+            worker_id=ctx.worker_id,
+            detail=result.outcome.value,
+            error=error,
+        )
 
 
 async def park_retry(
@@ -160,16 +92,9 @@ async def fail_job(
     """Give up on a job in processing or calling (errors, exhausted technical retries).
 
     `reason` is the short code kept in `call.reason`; `error`, when given, the full message."""
-    info = job.call.model_copy(update={"outcome": outcome, "reason": reason})
-    applied = await end_job(
-        ctx,
-        job,
-        JobStatus.FAILED,
-        info,
-        detail=error or reason,
-        error=error or reason,
-        expected=frozenset({JobStatus.PROCESSING, JobStatus.CALLING}),
+    moved = await ctx.lifecycle.fail(
+        job, reason, worker_id=ctx.worker_id, outcome=outcome, error=error
     )
-    if applied:
+    if moved.applied:
         log.warning("job failed", reason=reason, error=error)
-    return applied
+    return moved.applied

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from ttsqueue.broker.delays import DelayQueues, is_due, park
 from ttsqueue.broker.recycle import Recycler
 from ttsqueue.broker.topology import delivery_limit
-from ttsqueue.domain import CallOutcome, Job, JobMessage, JobStatus, Priority, iso
+from ttsqueue.domain import AudioInfo, CallOutcome, Job, JobMessage, JobStatus, Priority
 from ttsqueue.errors import (
     DialerError,
     PermanentJobError,
@@ -21,10 +21,8 @@ from ttsqueue.errors import (
     TransientJobError,
 )
 from ttsqueue.logs import get_logger
-from ttsqueue.store.jobs import Effects
 from ttsqueue.worker.call_request import call_request
 from ttsqueue.worker.context import WorkerContext
-from ttsqueue.worker.lifecycle import advance_to_processing, give_up
 from ttsqueue.worker.outcomes import fail_job, finish_attempt, park_retry
 from ttsqueue.worker.plan import Plan, plan_for
 from ttsqueue.worker.reaper import abandon_call
@@ -72,7 +70,8 @@ class JobHandler:
             await park(self.ctx.publisher, work_queue, msg, DelayQueues.of(self.ctx.settings))
             return Disposition.ACK
         if deliveries > self.ctx.settings.MAX_DELIVERIES:
-            await give_up(self.ctx, job, f"delivered {deliveries - 1} times without finishing")
+            reason = f"delivered {deliveries - 1} times without finishing"
+            await self.ctx.lifecycle.give_up(job, reason, worker_id=self.ctx.worker_id)
             return Disposition.DEAD
         plan = plan_for(job, msg.attempt)
         self.in_flight.add(job.job_id)
@@ -95,12 +94,12 @@ class JobHandler:
         return Disposition.ACK
 
     async def _start(self, job: Job, msg: JobMessage, work_queue: str) -> Disposition:
-        job = await advance_to_processing(self.ctx, job)
+        job = (await self.ctx.lifecycle.start(job, self.ctx.worker_id)).job
         if job.status is not JobStatus.PROCESSING:
             return Disposition.ACK  # canceled meanwhile, or another copy moved it on
         try:
-            await self._prepare_audio(job, msg.attempt)
-            await self._call(job, msg, work_queue)
+            audio = await self._prepare_audio(job, msg.attempt)
+            await self._call(job, audio, msg, work_queue)
         except PermanentJobError as exc:
             await fail_job(
                 self.ctx,
@@ -113,8 +112,8 @@ class JobHandler:
             return await self._technical_retry(job, msg, work_queue, exc)
         return Disposition.ACK
 
-    async def _prepare_audio(self, job: Job, attempt: int) -> None:
-        """Speech for the job, from the cache or an engine; recorded in `job.audio`."""
+    async def _prepare_audio(self, job: Job, attempt: int) -> AudioInfo:
+        """Speech for the job, from the cache or an engine (recorded with the move to calling)."""
         # Pinned under the call's id from now until the call ends: never evicted meanwhile.
         audio = await self.ctx.speech.prepare(
             job.text, job.language, job.voice, job.engine, lease_id=_call_id(job.job_id, attempt)
@@ -129,11 +128,11 @@ class JobHandler:
                 "cache_key": audio.cache_key,
             }
         )
-        job.audio = info  # stored with the move to `calling`
         if not audio.cached:
             await self.ctx.metrics.observe_synthesis(audio.engine, audio.synth_s)
+        return info
 
-    async def _call(self, job: Job, msg: JobMessage, work_queue: str) -> None:
+    async def _call(self, job: Job, audio: AudioInfo, msg: JobMessage, work_queue: str) -> None:
         ctx = self.ctx
         attempt = msg.attempt
         call_id = _call_id(job.job_id, attempt)
@@ -146,7 +145,7 @@ class JobHandler:
                 originated_at=originated_at,
                 not_before=msg.not_before_ms / 1000,
             )
-            if await ctx.store.claim_attempt(
+            if await ctx.lifecycle.claim_attempt(
                 job.job_id, attempt, f"{ctx.worker_id}@{originated_at}"
             ):
                 # Logged before the backend is asked, so the log never undercounts dials.
@@ -155,43 +154,21 @@ class JobHandler:
                     await ctx.dialer.originate(call)
                 except DialerError:
                     # Not handed to the backend: this attempt may be dialed again later.
-                    await ctx.store.release_attempt(job.job_id, attempt)
+                    await ctx.lifecycle.release_attempt(job.job_id, attempt)
                     raise
                 detail = "call placed"
             else:
                 originated_at = await ctx.store.attempt_claimed_at(job.job_id, attempt)
                 detail = "call already placed by an earlier delivery: following it"
-            await self._mark_calling(job, attempt, originated_at, detail)
+            job = await ctx.lifecycle.mark_calling(
+                job,
+                attempt,
+                audio=audio,
+                backend=ctx.dialer.name,
+                started_at=originated_at,
+                detail=detail,
+            )
             await self._follow(job, attempt, work_queue, originated_at)
-
-    async def _mark_calling(
-        self, job: Job, attempt: int, originated_at: float, detail: str
-    ) -> None:
-        started = iso(datetime.fromtimestamp(originated_at, UTC))
-        info = job.call.model_copy(
-            update={
-                "backend": self.ctx.dialer.name,
-                "started_at": started,
-                "outcome": None,
-                "reason": None,
-                "simulated": self.ctx.dialer.name == "simulator",
-            }
-        )
-        job.call = info
-        job.attempts = attempt
-        await self.ctx.store.transition(
-            job.job_id,
-            JobStatus.CALLING,
-            detail=detail,
-            effects=Effects(
-                set={
-                    "attempts": str(attempt),
-                    "call": info.model_dump_json(),
-                    "audio": job.audio.model_dump_json(),
-                }
-            ),
-            expected=frozenset({JobStatus.PROCESSING}),
-        )
 
     async def _follow(self, job: Job, attempt: int, work_queue: str, originated_at: float) -> None:
         """Wait for the call's outcome (bounded by CALL_MAX_DURATION) and record it."""
@@ -225,13 +202,7 @@ class JobHandler:
             )
             return Disposition.DEAD
         delay = technical_delay(settings.TECH_RETRY_BASE_SECONDS, msg.tech_retries)
-        applied = await self.ctx.store.transition(
-            job.job_id,
-            JobStatus.QUEUED,
-            detail=f"technical retry in {delay:g}s: {exc}",
-            expected=frozenset({JobStatus.PROCESSING}),
-        )
-        if applied.applied:
+        if (await self.ctx.lifecycle.requeue(job, f"technical retry in {delay:g}s: {exc}")).applied:
             retry = msg.model_copy(
                 update={
                     "tech_retries": msg.tech_retries + 1,

@@ -37,7 +37,7 @@ async def abandon_call(ctx: WorkerContext, call: CallRequest) -> None:
 
 
 async def reap_once(ctx: WorkerContext) -> int:
-    lock = f"{ctx.store.keys.prefix}reaper:lock"
+    lock = ctx.store.keys.reaper_lock
     if not await ctx.redis.set(lock, ctx.worker_id, nx=True, ex=int(REAP_INTERVAL_S)):
         return 0
     ids = await ctx.redis.zrange(ctx.store.keys.status_index(JobStatus.CALLING), 0, -1)

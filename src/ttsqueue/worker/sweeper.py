@@ -25,12 +25,10 @@ from datetime import datetime
 from ttsqueue.broker.delays import DelayQueues
 from ttsqueue.broker.job_messages import send_first_message
 from ttsqueue.broker.topology import QueueInspector
-from ttsqueue.domain import Job, JobMessage, JobStatus, iso, utcnow
+from ttsqueue.domain import Job, JobMessage, JobStatus
 from ttsqueue.logs import get_logger
-from ttsqueue.store.jobs import IDEMPOTENCY_FIELD
 from ttsqueue.store.workers import WorkerRegistry
 from ttsqueue.worker.context import WorkerContext
-from ttsqueue.worker.lifecycle import give_up
 
 log = get_logger("ttsqueue.worker.sweeper")
 
@@ -68,13 +66,13 @@ async def _send_unconfirmed(ctx: WorkerContext, horizon_ms: int) -> int:
     sent = 0
     for job_id in await ctx.store.unconfirmed_before(horizon_ms, PASS_LIMIT):
         job = await ctx.store.get(job_id)
-        digest = await ctx.redis.hget(ctx.store.keys.job(job_id), IDEMPOTENCY_FIELD)
+        digest = await ctx.store.idempotency_digest(job_id)
         if job is not None and job.status in _FIRST_SENDABLE and job.attempts == 0:
             await send_first_message(ctx.publisher, DelayQueues.of(ctx.settings), job)
             log.warning("first message sent by the sweeper", job_id=job_id)
             sent += 1
         # Sent now, or a worker has it already (the job moved on): either way confirmed.
-        await ctx.store.confirm(job_id, str(digest) if digest else None)
+        await ctx.lifecycle.confirm(job_id, digest)
     return sent
 
 
@@ -113,12 +111,12 @@ async def _resend_or_fail(ctx: WorkerContext, job: Job, report: SweepReport) -> 
     await ctx.redis.expire(swept, ctx.settings.JOB_TTL_SECONDS)
     if count > MAX_RESENDS:
         reason = f"lost: no message and no worker after {MAX_RESENDS} resends"
-        await give_up(ctx, job, reason)
+        await ctx.lifecycle.give_up(job, reason, worker_id=ctx.worker_id)
         log.warning("stuck job failed by the sweeper", job_id=job.job_id, status=job.status.value)
         report.failed += 1
         return
     # The record is touched first: the next resend waits for another full grace period.
-    await ctx.store.update(job.job_id, {"updated_at": iso(utcnow()) or ""})
+    await ctx.lifecycle.touch(job.job_id)
     message = JobMessage(job_id=job.job_id, attempt=job.attempts + 1)
     queue = ctx.names.work_queue(job.priority)
     await ctx.publisher.to_work_queue(queue, message.encode(), job.job_id)

@@ -1,0 +1,421 @@
+"""The one owner of a job's state: every write to a job record, named after what happened.
+
+Each operation is one Redis call (a script under `store/lua/`) that changes the record, its
+history, the status indexes, the counters and histograms, the webhook stream and the live
+event together. Callers say what happened (`start`, `mark_calling`, `schedule_retry`,
+`finish`, `cancel`, ...); only this module knows how a job is stored. A job that ends, by a
+worker or by a client's cancel, takes the same path: one audit message in `tts_results`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+import redis.asyncio as aioredis
+
+from ttsqueue.domain import (
+    CANCELABLE,
+    AudioInfo,
+    CallInfo,
+    CallOutcome,
+    HistoryEntry,
+    Job,
+    JobStatus,
+    iso,
+    utcnow,
+)
+from ttsqueue.errors import ConnectionLostError
+from ttsqueue.logs import get_logger
+from ttsqueue.store.job_change import Change, Hop, count_processing, encode
+from ttsqueue.store.keys import Keys
+from ttsqueue.store.scripts import Scripts
+
+log = get_logger("ttsqueue.store.lifecycle")
+
+IDEMPOTENCY_TTL_S = 24 * 3600
+# The job hash field naming its idempotency key digest (so the sweeper can confirm it).
+IDEMPOTENCY_FIELD = "idempotency_key"
+
+_TO_QUEUED = frozenset({JobStatus.SCHEDULED, JobStatus.RETRYING})
+_LIVE = frozenset({JobStatus.PROCESSING, JobStatus.CALLING})
+
+# Publishes one audit message (body, message id) for a job that ended: `tts_results`.
+ResultSink = Callable[[bytes, str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """An `Idempotency-Key` digest and the digest of the body it was sent with."""
+
+    key_digest: str
+    body_digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    created: bool
+    job_id: str
+    # Set when the idempotency key was already used: the body digest it was first sent with.
+    original_body_digest: str | None = None
+    # The first request with that key is still waiting for RabbitMQ's confirm.
+    pending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """What a status change found: applied or not, the status before it and the status now."""
+
+    applied: bool
+    previous: JobStatus | None
+    status: JobStatus | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The job as it is after `start`, and whether this call moved it to processing."""
+
+    job: Job
+    applied: bool
+
+
+def idempotency_value(job_id: str, body_digest: str, *, pending: bool) -> str:
+    value: dict[str, object] = {"job_id": job_id, "body": body_digest}
+    if pending:
+        value["pending"] = True
+    return orjson.dumps(value).decode()
+
+
+def _epoch_iso(value: float) -> str:
+    return iso(datetime.fromtimestamp(value, UTC)) or ""
+
+
+class JobLifecycle:
+    """Every change of a job's record; nothing else in the product writes one."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: Keys,
+        ttl_seconds: int,
+        results: ResultSink | None = None,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._now = now
+        self._client = client
+        self._keys = keys
+        self._ttl_seconds = ttl_seconds
+        self._results = results
+        self._scripts = Scripts.register(client)
+
+    # Acceptance --------------------------------------------------------------------------
+    async def create(self, job: Job, *, claim: IdempotencyClaim | None = None) -> CreateResult:
+        """Record a new job (unconfirmed until its first message is confirmed)."""
+        k = self._keys
+        created_ms = int(time.time() * 1000)
+        entry = HistoryEntry(status=job.status, at=job.created_at, detail="accepted")
+        idem_value = idempotency_value(job.job_id, claim.body_digest, pending=True) if claim else ""
+        event = {
+            "job_id": job.job_id,
+            "status": job.status.value,
+            "previous_status": None,
+            "at": job.created_at,
+        }
+        flat: list[str] = []
+        for name, value in job.to_redis().items():
+            flat += [name, value]
+        if claim:
+            flat += [IDEMPOTENCY_FIELD, claim.key_digest]
+        reply = await self._scripts.create_job(
+            keys=[
+                k.job(job.job_id),
+                k.history(job.job_id),
+                k.index,
+                k.status_index(job.status),
+                k.priority_index(job.priority),
+                k.idempotency(claim.key_digest) if claim else k.idempotency("-"),
+                k.status_priority_index(job.status, job.priority),
+                k.expiry_index,
+            ],
+            args=[
+                job.job_id,
+                created_ms,
+                self.record_ttl(job, created_ms / 1000),
+                entry.model_dump_json(),
+                idem_value,
+                IDEMPOTENCY_TTL_S,
+                k.events,
+                orjson.dumps(event).decode(),
+                k.prefix,
+                job.priority.value,
+                *flat,
+            ],
+        )
+        if reply[0] == "duplicate":
+            original = orjson.loads(reply[1])
+            if original["job_id"] != job.job_id:
+                return CreateResult(
+                    False,
+                    str(original["job_id"]),
+                    str(original["body"]),
+                    pending=bool(original.get("pending")),
+                )
+        # "created"; or "exists" / the key holding this very id: the script already ran for
+        # this fresh UUID and its reply was lost before redis-py retried. Still created, so the
+        # caller publishes the message instead of reporting a job that would never run.
+        return CreateResult(True, job.job_id)
+
+    def record_ttl(self, job: Job, now_s: float) -> int:
+        """Seconds a new job's record is kept: JOB_TTL_SECONDS counted from when it is due,
+        so that a call scheduled weeks ahead still has its record when its message arrives."""
+        ahead = 0.0
+        if job.scheduled_for:
+            ahead = max(0.0, datetime.fromisoformat(job.scheduled_for).timestamp() - now_s)
+        return self._ttl_seconds + math.ceil(ahead)
+
+    async def confirm(self, job_id: str, idempotency_digest: str | None = None) -> bool:
+        """The job's first message is confirmed by RabbitMQ: only now does its idempotency key
+        lead to it. True when the job was still waiting for this."""
+        key = self._keys.idempotency(idempotency_digest or "-")
+        reply = await self._scripts.confirm_job(
+            keys=[self._keys.unconfirmed, key], args=[job_id, "1" if idempotency_digest else "0"]
+        )
+        return bool(reply)
+
+    async def discard(self, job_id: str, *, claim: IdempotencyClaim | None = None) -> None:
+        """Forget a job whose message never reached RabbitMQ."""
+        k = self._keys
+        await self._scripts.delete_job(
+            keys=[
+                k.job(job_id),
+                k.history(job_id),
+                k.index,
+                k.idempotency(claim.key_digest) if claim else k.idempotency("-"),
+            ],
+            args=[k.prefix, job_id, "1" if claim else "0"],
+        )
+
+    async def touch(self, job_id: str) -> bool:
+        """Mark the job as looked after now (its status unchanged); False if it is gone."""
+        reply = await self._scripts.touch_job(
+            keys=[self._keys.job(job_id)], args=[iso(self._now()) or ""]
+        )
+        return bool(reply)
+
+    # A worker's attempt ----------------------------------------------------------------
+    async def start(self, job: Job, worker_id: str) -> Started:
+        """scheduled|retrying -> queued -> processing, in one step; the job as it is now.
+
+        A job already `processing` (a redelivery after a worker was lost) is taken as it is.
+        """
+        now = iso(self._now()) or ""
+        fields = {"processed_at": now, "worker_id": worker_id}
+        moved = await self._apply(
+            job.job_id,
+            Change(
+                [
+                    Hop(_TO_QUEUED, JobStatus.QUEUED, "due", optional=True),
+                    Hop(
+                        frozenset({JobStatus.QUEUED}),
+                        JobStatus.PROCESSING,
+                        f"worker {worker_id}",
+                        fields,
+                    ),
+                ]
+            ),
+        )
+        if moved.applied:
+            update = {"status": JobStatus.PROCESSING, "processed_at": now, "worker_id": worker_id}
+            return Started(job.model_copy(update=update), True)
+        return Started(job.model_copy(update={"status": moved.status or job.status}), False)
+
+    async def claim_attempt(self, job_id: str, attempt: int, owner: str) -> bool:
+        """True exactly once per (job, attempt): the caller may originate that call."""
+        key = self._keys.attempt(job_id, attempt)
+        return bool(await self._client.set(key, owner, nx=True, ex=self._ttl_seconds))
+
+    async def release_attempt(self, job_id: str, attempt: int) -> None:
+        """Undo a claim whose call never reached the backend."""
+        await self._client.delete(self._keys.attempt(job_id, attempt))
+
+    async def mark_calling(
+        self,
+        job: Job,
+        attempt: int,
+        *,
+        audio: AudioInfo,
+        backend: str,
+        started_at: float,
+        detail: str,
+    ) -> Job:
+        """processing -> calling: the attempt's call is with the backend."""
+        info = job.call.model_copy(
+            update={
+                "backend": backend,
+                "started_at": _epoch_iso(started_at),
+                "outcome": None,
+                "reason": None,
+                "simulated": backend == "simulator",
+            }
+        )
+        moved = await self._apply(
+            job.job_id,
+            Change(
+                [Hop(frozenset({JobStatus.PROCESSING}), JobStatus.CALLING, detail)],
+                fields={
+                    "attempts": str(attempt),
+                    "call": info.model_dump_json(),
+                    "audio": audio.model_dump_json(),
+                },
+            ),
+        )
+        status = JobStatus.CALLING if moved.applied else (moved.status or job.status)
+        return job.model_copy(
+            update={"status": status, "attempts": attempt, "call": info, "audio": audio}
+        )
+
+    async def requeue(self, job: Job, detail: str) -> Moved:
+        """processing -> queued: a technical retry of the same attempt."""
+        return await self._apply(
+            job.job_id,
+            Change([Hop(frozenset({JobStatus.PROCESSING}), JobStatus.QUEUED, detail)]),
+        )
+
+    async def schedule_retry(self, job: Job, call: CallInfo, due_ms: int, detail: str) -> Moved:
+        """calling -> retrying: the call did not get through; the next attempt is due then."""
+        return await self._apply(
+            job.job_id,
+            Change(
+                [Hop(frozenset({JobStatus.CALLING}), JobStatus.RETRYING, detail)],
+                fields={"call": call.model_dump_json(), "next_attempt_ms": str(due_ms)},
+                outcome=call.outcome,
+            ),
+        )
+
+    # Endings ---------------------------------------------------------------------------
+    async def finish(
+        self,
+        job: Job,
+        status: JobStatus,
+        call: CallInfo,
+        *,
+        worker_id: str,
+        detail: str,
+        error: str | None = None,
+        expected: frozenset[JobStatus] = frozenset({JobStatus.CALLING}),
+    ) -> Moved:
+        """A worker ends the job (completed or failed) with its counters."""
+        hops = [Hop(expected, status, detail)]
+        return await self._end(job, hops, call, error=error, worker_id=worker_id)
+
+    async def fail(
+        self,
+        job: Job,
+        reason: str,
+        *,
+        worker_id: str,
+        outcome: CallOutcome = CallOutcome.FAILED,
+        error: str | None = None,
+    ) -> Moved:
+        """Give up on a job in processing or calling (errors, exhausted technical retries).
+
+        `reason` is the short code kept in `call.reason`; `error`, when given, the full message."""
+        info = job.call.model_copy(update={"outcome": outcome, "reason": reason})
+        return await self.finish(
+            job,
+            JobStatus.FAILED,
+            info,
+            worker_id=worker_id,
+            detail=error or reason,
+            error=error or reason,
+            expected=_LIVE,
+        )
+
+    async def give_up(self, job: Job, reason: str, *, worker_id: str) -> Moved:
+        """Fail a job whatever non-terminal state it is in (its message is being dropped):
+        scheduled|retrying -> queued -> processing -> failed, as far as needed, in one step."""
+        now = iso(self._now()) or ""
+        info = job.call.model_copy(update={"outcome": CallOutcome.FAILED, "reason": reason})
+        hops = [
+            Hop(_TO_QUEUED, JobStatus.QUEUED, "due", optional=True),
+            Hop(
+                frozenset({JobStatus.QUEUED}),
+                JobStatus.PROCESSING,
+                f"worker {worker_id}",
+                {"processed_at": now, "worker_id": worker_id},
+                optional=True,
+            ),
+            Hop(_LIVE, JobStatus.FAILED, reason),
+        ]
+        return await self._end(job, hops, info, error=reason, worker_id=worker_id)
+
+    async def cancel(self, job: Job) -> Moved:
+        """A client cancels a job that has not started its call (scheduled, queued, retrying)."""
+        info = job.call.model_copy(update={"outcome": CallOutcome.CANCELED, "reason": "canceled"})
+        hops = [Hop(CANCELABLE, JobStatus.CANCELED, "canceled by client")]
+        return await self._end(job, hops, info, error=None, worker_id=None)
+
+    async def _end(
+        self,
+        job: Job,
+        hops: list[Hop],
+        call: CallInfo,
+        *,
+        error: str | None,
+        worker_id: str | None,
+    ) -> Moved:
+        """The one ending path: terminal status, counters, then the audit message."""
+        status = hops[-1].target
+        now = self._now()
+        completed_at = iso(now) or ""
+        change = Change(
+            hops,
+            fields={"completed_at": completed_at, "call": call.model_dump_json()},
+            outcome=call.outcome,
+            finished=f"{status.value}|{call.outcome.value if call.outcome else 'none'}",
+        )
+        if error is not None:
+            change.fields["error"] = error
+        if worker_id is not None:
+            count_processing(change, job, now, worker_id, status is JobStatus.COMPLETED)
+        moved = await self._apply(job.job_id, change)
+        if moved.applied:
+            await self._publish_result(job, status, call, completed_at)
+        return moved
+
+    async def _publish_result(
+        self, job: Job, status: JobStatus, call: CallInfo, completed_at: str
+    ) -> None:
+        """One audit message per terminal state in tts_results (built from what is in memory)."""
+        if self._results is None:
+            return
+        body = orjson.dumps(
+            {
+                "job_id": job.job_id,
+                "status": status.value,
+                "attempts": job.attempts,
+                "call": call.model_dump(mode="json"),
+                "completed_at": completed_at,
+                "metadata": job.metadata,
+            }
+        )
+        try:
+            await self._results(body, job.job_id)
+        except ConnectionLostError as exc:
+            # The ending is recorded; only its audit copy is missing.
+            log.warning("result_not_published", job_id=job.job_id, error=repr(exc))
+
+    # The one script behind every status change --------------------------------------------
+    async def _apply(self, job_id: str, change: Change) -> Moved:
+        payload = encode(change, self._keys, self._now())
+        reply = await self._scripts.transition(
+            keys=[self._keys.job(job_id), self._keys.history(job_id)],
+            args=[self._keys.prefix, job_id, orjson.dumps(payload).decode()],
+        )
+        previous = JobStatus(reply[1]) if reply[1] else None
+        status = JobStatus(reply[2]) if reply[2] else None
+        return Moved(bool(reply[0]), previous, status)
