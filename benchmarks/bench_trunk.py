@@ -106,7 +106,7 @@ async def queue_jobs(tag: str, jobs: int) -> tuple[list[str], aioredis.Redis]:
 
 
 async def wait_done(redis: aioredis.Redis, tag: str, ids: list[str], timeout: float) -> None:
-    store = JobStore(redis, f"bench:{tag}:", 3600)
+    store = JobStore(redis, Keys(f"bench:{tag}:"), 3600)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         statuses = [await store.get_status(i) for i in ids]
@@ -152,7 +152,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 for worker in workers:
                     await asyncio.wait_for(worker.wait(), 30)
             elapsed = time.monotonic() - started
-            store = JobStore(redis, f"bench:{tag}:", 3600)
+            store = JobStore(redis, Keys(f"bench:{tag}:"), 3600)
             completed = [await store.get_status(i) for i in ids].count(JobStatus.COMPLETED)
             await cleanup(redis, tag)
     return summary(double, args, completed, elapsed)

@@ -20,8 +20,12 @@ class BrokerUnavailableError(ConnectionLostError):
     """RabbitMQ refused or did not confirm a publish."""
 
 
-class StoreUnavailableError(ConnectionLostError):
-    """Redis is unreachable."""
+class StoreError(TTSQueueError):
+    """Redis refused a command (every failure of the store leaves it as this or a subclass)."""
+
+
+class StoreUnavailableError(ConnectionLostError, StoreError):
+    """Redis is unreachable, restarting, or refusing writes for a while; retry later."""
 
 
 class TopologyMismatchError(TTSQueueError):

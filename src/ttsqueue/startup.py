@@ -9,8 +9,9 @@ from aio_pika.abc import AbstractRobustConnection
 
 from ttsqueue.broker.connection import connect_broker
 from ttsqueue.config import Settings
+from ttsqueue.errors import StoreUnavailableError
 from ttsqueue.logs import get_logger
-from ttsqueue.store.connection import REDIS_DOWN_ERRORS, connect_redis
+from ttsqueue.store.connection import connect_redis
 
 log = get_logger("ttsqueue.startup")
 
@@ -24,7 +25,7 @@ async def wait_for_redis(settings: Settings, *, client_name: str) -> aioredis.Re
         try:
             await client.ping()
             return client
-        except REDIS_DOWN_ERRORS as exc:
+        except StoreUnavailableError as exc:
             await client.aclose()
             log.warning("waiting for Redis", error=repr(exc), retry_in_s=delay)
         await asyncio.sleep(delay)

@@ -26,7 +26,7 @@ class StatsSources:
     store: JobStore
     registry: WorkerRegistry
     stats: StatsReader
-    prefix: str
+    keys: Keys
     call_limit: int
 
 
@@ -44,7 +44,7 @@ class RedisFigures:
 
 
 async def read_redis_figures(src: StatsSources) -> RedisFigures:
-    keys = Keys(src.prefix)
+    keys = src.keys
     (total, by_status), workers, metrics, cache, entries, active = await asyncio.gather(
         src.store.counts_by_status(),
         src.registry.alive(),

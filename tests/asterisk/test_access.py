@@ -23,7 +23,7 @@ from tests.integration.test_pipeline import api, running_worker
 from ttsqueue.config import Settings
 from ttsqueue.dialer.presence import DialerPresence
 from ttsqueue.domain import JobStatus
-from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.factory import build_store
 from ttsqueue.store.keys import Keys
 
 pytestmark = pytest.mark.timeout(120)
@@ -51,7 +51,7 @@ async def test_a_wrong_ami_secret_dials_nothing_and_says_why(
         update=asterisk.ami_settings(ASTERISK_AMI_SECRET=WRONG, TECH_MAX_RETRIES=1)
     )
     caplog.set_level(logging.INFO, logger="ttsqueue")
-    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    store = build_store(redis_client, settings).jobs
     presence = DialerPresence(redis_client, Keys(settings.REDIS_PREFIX))
     (job_id,) = await publish_many(broker, settings, store, [number("0006")], max_retries=0)
     refused = ("disconnected", "authentication failed: Authentication failed")
@@ -106,7 +106,7 @@ async def test_a_spool_that_is_not_writable_dials_nothing_until_it_is(
     asterisk: PrivateAsterisk,
 ) -> None:
     settings = settings.model_copy(update=asterisk.callfile_settings(TECH_MAX_RETRIES=8))
-    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    store = build_store(redis_client, settings).jobs
     presence = DialerPresence(redis_client, Keys(settings.REDIS_PREFIX))
     outgoing = asterisk.spool / "outgoing"
     async with running_worker(settings):

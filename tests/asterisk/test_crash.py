@@ -20,7 +20,7 @@ from tests.e2e.test_asterisk_crash import until
 from tests.e2e.test_worker_crash import originations, worker_env
 from ttsqueue.config import Settings
 from ttsqueue.domain import JobStatus
-from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.factory import build_store
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
@@ -59,7 +59,7 @@ async def test_a_worker_killed_mid_call_dials_nothing_twice(
     tmp_path: Path,
     backend: str,
 ) -> None:
-    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    store = build_store(redis_client, settings).jobs
     ids = await publish_many(
         broker, settings, store, [number("0006")] * JOBS, max_retries=0, text=TEXT
     )

@@ -18,7 +18,7 @@ from tests.asterisk.instance import PrivateAsterisk
 from tests.doubles.api_checks import finished, submit
 from tests.integration.test_pipeline import api, publish_job, running_worker
 from ttsqueue.config import Settings
-from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.factory import build_store
 
 pytestmark = pytest.mark.timeout(120)
 __all__ = ["api"]
@@ -62,7 +62,7 @@ async def test_every_outcome_as_asterisk_tells_it(
     shared_asterisk: PrivateAsterisk,
     backend: str,
 ) -> None:
-    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    store = build_store(redis_client, settings).jobs
     jobs = {n: await submit(api, n, max_retries=0) for n in EXPECTED}
     retried = await publish_job(
         broker, settings, store, phone=RETRIED, max_retries=1, retry_delay=1

@@ -18,6 +18,7 @@ from tests.e2e.test_asterisk_crash import until
 from tests.integration.test_pipeline import api, running_worker
 from ttsqueue.config import Settings
 from ttsqueue.domain import Job, JobStatus
+from ttsqueue.store.factory import build_store
 from ttsqueue.store.jobs import JobStore
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.parametrize("backend", ["ami", "callfile"])]
@@ -94,7 +95,7 @@ async def test_asterisk_restarted_mid_run(
     redis_client: Any,
     asterisk: PrivateAsterisk,
 ) -> None:
-    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    store = build_store(redis_client, settings).jobs
     async with running_worker(settings):
         await health_becomes(api, "connected")
         live = await calls_up(settings, broker, store, asterisk, 2)
@@ -122,7 +123,7 @@ async def test_asterisk_stopped_mid_run(
     asterisk: PrivateAsterisk,
     backend: str,
 ) -> None:
-    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    store = build_store(redis_client, settings).jobs
     # Give up soon: one technical retry (AMI), call files taken back 7 s after placing.
     settings = settings.model_copy(
         update={"TECH_MAX_RETRIES": 1, "TECH_RETRY_BASE_SECONDS": 0.5, "CALL_MAX_DURATION": 12}

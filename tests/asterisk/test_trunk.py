@@ -15,7 +15,7 @@ from tests.asterisk.helpers import LiveCallSampler, call_id, publish_many, wait_
 from tests.asterisk.instance import PrivateAsterisk
 from tests.integration.test_pipeline import running_worker
 from ttsqueue.config import Settings
-from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.factory import build_store
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -39,7 +39,7 @@ async def test_live_calls_never_exceed_the_trunk_limit(
             CALL_RING_TIMEOUT=5,
         )
     )
-    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    store = build_store(redis_client, settings).jobs
     ids = await publish_many(
         broker, settings, store, [number("0006")] * 10, max_retries=0, text="Hola, buenos días."
     )
@@ -68,7 +68,7 @@ async def test_200_calls_through_one_ami_session(
             CALL_RING_TIMEOUT=5,
         )
     )
-    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    store = build_store(redis_client, settings).jobs
     # Mostly answered, with busy and congested callees among them: every result must reach
     # the job it belongs to.
     phones = [number({0: "0001", 1: "0003"}.get(i % 10, "0006")) for i in range(200)]

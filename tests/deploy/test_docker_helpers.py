@@ -20,6 +20,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from ttsqueue.config import Settings
+from ttsqueue.store.keys import Keys
 from ttsqueue.store.workers import WorkerInfo, WorkerRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,7 +119,7 @@ async def test_worker_is_healthy_while_its_heartbeat_lives(
     tmp_path: Path, settings: Settings, redis_client: aioredis.Redis
 ) -> None:
     env = {"REDIS_URL": settings.REDIS_URL, "REDIS_PREFIX": settings.REDIS_PREFIX}
-    registry = WorkerRegistry(redis_client, settings.REDIS_PREFIX)
+    registry = WorkerRegistry(redis_client, Keys(settings.REDIS_PREFIX))
     other_host = WorkerInfo(worker_id="elsewhere-w1", host="another-container")
     await registry.beat(other_host)
     absent = await asyncio.to_thread(healthcheck, tmp_path, "worker", **env)

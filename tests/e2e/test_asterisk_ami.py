@@ -28,7 +28,7 @@ from tests.doubles.api_checks import (
 from tests.integration.test_pipeline import api, publish_job, running_worker
 from ttsqueue.config import DialerName, Settings
 from ttsqueue.dialer.presence import DialerPresence
-from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.factory import build_store
 from ttsqueue.store.keys import Keys
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.settings(WORKER_CONCURRENCY=4)]
@@ -131,7 +131,7 @@ async def test_telephony_failures_are_retried_max_retries_times_then_fail(
     outcome: str,
     reason: str,
 ) -> None:
-    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    store = build_store(redis_client, settings).jobs
     job_id = await publish_job(broker, settings, store, phone=number, max_retries=2, retry_delay=1)
     async with running_worker(settings):
         body = await finished(api, job_id)

@@ -25,6 +25,7 @@ from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
 from ttsqueue.domain import JobMessage, JobStatus
+from ttsqueue.store.factory import build_store
 from ttsqueue.store.jobs import JobStore
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -92,7 +93,7 @@ async def assert_completed_once(store: JobStore, ids: list[str]) -> None:
 async def test_ami_calls_survive_the_worker_that_placed_them(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any, tmp_path: Path
 ) -> None:
-    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    store = build_store(redis_client, settings).jobs
     # Calls of about 8 s: still live when the worker that placed them dies.
     async with running_ami_double(time_scale=2.0) as double:
         dialer = {
@@ -126,7 +127,7 @@ async def test_ami_calls_survive_the_worker_that_placed_them(
 async def test_call_files_survive_the_worker_that_placed_them(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any, tmp_path: Path
 ) -> None:
-    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    store = build_store(redis_client, settings).jobs
     async with running_spool_double(tmp_path / "spool", time_scale=1.0) as double:
         dialer = {"DIALER": "callfile", "ASTERISK_SPOOL_DIR": str(double.spool)}
         ids = await queue_jobs(settings, broker, store)

@@ -335,7 +335,7 @@ def register_workers(settings: Settings, count: int, jobs_each: int) -> list[str
 
     async def beat() -> None:
         client = connect_redis(settings.REDIS_URL, client_name="pytest")
-        registry = WorkerRegistry(client, settings.REDIS_PREFIX)
+        registry = WorkerRegistry(client, Keys(settings.REDIS_PREFIX))
         try:
             for n, worker_id in enumerate(ids):
                 current = [f"{n:08x}-0000-4000-8000-{k:012x}" for k in range(jobs_each)]

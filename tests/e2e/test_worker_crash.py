@@ -21,6 +21,7 @@ from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
 from ttsqueue.domain import JobMessage, JobStatus
+from ttsqueue.store.factory import build_store
 from ttsqueue.store.jobs import JobStore
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -90,7 +91,7 @@ def originations(*logs: Path, event: str = "originating call") -> collections.Co
 async def test_sigkill_mid_call_loses_nothing_and_never_redials(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any, tmp_path: Path
 ) -> None:
-    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    store = build_store(redis_client, settings).jobs
     names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
     publisher = Publisher(broker, names)
     ids = []
@@ -133,7 +134,7 @@ async def test_sigkill_mid_call_loses_nothing_and_never_redials(
 async def test_sigterm_finishes_in_flight_calls_and_deregisters(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any, tmp_path: Path
 ) -> None:
-    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    store = build_store(redis_client, settings).jobs
     names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
     publisher = Publisher(broker, names)
     ids = []

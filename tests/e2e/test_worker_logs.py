@@ -23,6 +23,7 @@ from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
 from ttsqueue.domain import JobMessage, JobStatus
+from ttsqueue.store.factory import build_store
 from ttsqueue.store.jobs import JobStore
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -86,7 +87,7 @@ async def wait_for(store: JobStore, wanted: dict[str, JobStatus], timeout: float
 async def test_job_lines_carry_the_context_and_never_the_text(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any, tmp_path: Path
 ) -> None:
-    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    store = build_store(redis_client, settings).jobs
     names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
     publisher = Publisher(broker, names)
     answered = make_job(text=TEXT)

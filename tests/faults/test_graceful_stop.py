@@ -29,6 +29,7 @@ from tests.faults.stack import (
 )
 from tests.figures import record
 from ttsqueue.domain import JobStatus
+from ttsqueue.store.keys import Keys
 from ttsqueue.store.workers import WorkerRegistry
 
 pytestmark = pytest.mark.timeout(240)
@@ -134,7 +135,7 @@ async def test_scale_down_and_stop_lose_nothing(
     assert waiting > 0
     left = await wait_depths(stack.rabbit.url, stack.names, {"normal": waiting})
     assert left["normal"] == waiting
-    assert await WorkerRegistry(fault_redis, stack.redis_prefix).alive() == []
+    assert await WorkerRegistry(fault_redis, Keys(stack.redis_prefix)).alive() == []
 
     # Started again, the waiting jobs are done; none was dialed twice.
     stack.overrides["WORKERS"] = 2

@@ -17,7 +17,7 @@ from tests.conftest import in_process_api
 from ttsqueue.api.backpressure import BacklogGate
 from ttsqueue.broker.topology import QueueInspector, QueueNames
 from ttsqueue.config import Settings
-from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.factory import build_store
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.settings(MAX_QUEUE_DEPTH=5)]
 
@@ -63,7 +63,7 @@ async def test_full_backlog_is_refused_with_retry_after(
     batch = await api.post("/tts/calls", json={"calls": [BODY, BODY]})
     assert batch.status_code == 503
     assert batch.json()["code"] == "queue_full"
-    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    store = build_store(redis_client, settings).jobs
     assert (await store.counts_by_status())[0] == 6
 
     channel = await broker.channel()

@@ -38,10 +38,10 @@ def sources(redis: aioredis.Redis, settings: Settings) -> StatsSources:
     prefix = settings.REDIS_PREFIX
     return StatsSources(
         redis=redis,
-        store=JobStore(redis, prefix, settings.JOB_TTL_SECONDS),
-        registry=WorkerRegistry(redis, prefix),
-        stats=StatsReader(redis, prefix),
-        prefix=prefix,
+        store=JobStore(redis, Keys(prefix), settings.JOB_TTL_SECONDS),
+        registry=WorkerRegistry(redis, Keys(prefix)),
+        stats=StatsReader(redis, Keys(prefix)),
+        keys=Keys(prefix),
         call_limit=settings.MAX_CONCURRENT_CALLS,
     )
 
@@ -145,7 +145,7 @@ async def beat_twenty_workers(redis: aioredis.Redis, src: StatsSources) -> None:
             )
         )
         await redis.hset(
-            Keys(src.prefix).worker_stats(worker_id), mapping={"processed": n * 10, "failed": n}
+            src.keys.worker_stats(worker_id), mapping={"processed": n * 10, "failed": n}
         )
 
 
@@ -220,7 +220,7 @@ async def test_hub_pushes_every_event_in_few_coalesced_messages(
 ) -> None:
     src = sources(redis_client, settings)
     async with building(settings, src) as builder:
-        hub = Hub(builder, redis_client, Keys(src.prefix).events)
+        hub = Hub(builder, redis_client, src.keys.events)
         hub.start()
         try:
             sub = hub.subscribe(RecentFilter())
@@ -259,7 +259,7 @@ async def test_filtered_subscribers_get_their_own_recent_list(
     high = await create_jobs(src.store, 3, priority=Priority.HIGH)
     await create_jobs(src.store, 5)
     async with building(settings, src) as builder:
-        hub = Hub(builder, redis_client, Keys(src.prefix).events)
+        hub = Hub(builder, redis_client, src.keys.events)
         hub.start()
         try:
             everything = hub.subscribe(RecentFilter())

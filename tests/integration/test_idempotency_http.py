@@ -15,7 +15,7 @@ from tests.http_servers import serving
 from ttsqueue.api.app import create_app
 from ttsqueue.broker.topology import QueueInspector, QueueNames
 from ttsqueue.config import Settings
-from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.factory import build_store
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -53,7 +53,7 @@ async def test_fifty_concurrent_sends_create_one_job(
     codes = sorted(reply.status_code for reply in replies)
     assert codes == [200] * (SENDS - 1) + [202]
     assert len({reply.json()["job_id"] for reply in replies}) == 1
-    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    store = build_store(redis_client, settings).jobs
     assert (await store.counts_by_status())[0] == 1
     names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
     inspector = QueueInspector(broker, names)
@@ -72,5 +72,5 @@ async def test_same_key_with_different_bodies_at_once_keeps_the_first(
     assert codes == [202] + [409] * (SENDS - 1)
     conflicts = {reply.json()["code"] for reply in replies if reply.status_code == 409}
     assert conflicts == {"idempotency_conflict"}
-    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    store = build_store(redis_client, settings).jobs
     assert (await store.counts_by_status())[0] == 1

@@ -15,7 +15,7 @@ from tests.conftest import in_process_api
 from tests.doubles.tcp_proxy import tcp_proxy
 from tests.integration.test_pipeline import api, publish_job, running_worker, terminal, wait_for
 from ttsqueue.config import Settings
-from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.factory import build_store
 
 __all__ = ["api"]
 
@@ -42,7 +42,7 @@ async def test_metrics_count_a_known_run(
     answered.append(high.json()["job_id"])
     canceled = (await api.post("/tts/call", json=body)).json()["job_id"]
     assert (await api.delete(f"/tts/call/{canceled}")).status_code == 200
-    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    store = build_store(redis_client, settings).jobs
     busy = [
         await publish_job(broker, settings, store, phone="3005550001", max_retries=0)
         for _ in range(2)

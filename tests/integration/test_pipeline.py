@@ -23,6 +23,7 @@ from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
 from ttsqueue.domain import JobMessage
+from ttsqueue.store.factory import build_store
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.worker.main import serve
 
@@ -127,7 +128,7 @@ async def test_busy_number_is_retried_then_fails(
     broker: AbstractRobustConnection,
     redis_client: Any,
 ) -> None:
-    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    store = build_store(redis_client, settings).jobs
     job_id = await publish_job(
         broker, settings, store, phone="3005550001", max_retries=2, retry_delay=1
     )
@@ -314,7 +315,7 @@ async def test_broker_down_at_submission_gives_503_and_no_job(
     reply = await api.post("/tts/call", json={"text": "Hola", "phone_number": "3005050149"})
     assert reply.status_code == 503
     assert reply.json()["success"] is False
-    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    store = build_store(redis_client, settings).jobs
     assert (await store.counts_by_status())[0] == 0
     health = await api.get("/health")
     assert health.status_code == 503

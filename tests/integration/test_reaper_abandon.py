@@ -30,6 +30,7 @@ from ttsqueue.dialer.callfile_format import call_file_name, render_call_file
 from ttsqueue.dialer.dial_values import dial_values
 from ttsqueue.dialer.spool_watcher import SpoolPaths
 from ttsqueue.domain import AudioInfo, Job, JobStatus
+from ttsqueue.store.factory import build_store
 from ttsqueue.store.jobs import JobStore
 
 pytestmark = pytest.mark.timeout(60)
@@ -88,7 +89,7 @@ async def reaped(store: JobStore, job_id: str, timeout: float = 20.0) -> Job:
 
 
 def store_of(redis_client: Any, settings: Settings) -> JobStore:
-    return JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    return build_store(redis_client, settings).jobs
 
 
 async def test_an_unstarted_call_file_is_taken_back_before_the_job_fails(

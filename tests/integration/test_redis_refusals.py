@@ -17,6 +17,7 @@ from ttsqueue.dialer.ami.protocol import AmiMessage
 from ttsqueue.dialer.ami_tracker import CallTracker
 from ttsqueue.dialer.call_records import CallRecords
 from ttsqueue.dialer.trunk import TrunkGuard
+from ttsqueue.store.connection import connect_redis
 from ttsqueue.store.keys import Keys
 from ttsqueue.supervised import keep_running
 
@@ -40,7 +41,7 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 async def client(private_redis: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    redis = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
+    redis = connect_redis(private_redis.url, client_name="pytest-refusals")
     try:
         yield redis
     finally:

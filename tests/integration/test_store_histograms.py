@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 from tests.factories import lifecycle_of, make_job
 from ttsqueue.config import Settings
 from ttsqueue.domain import AudioInfo, CallInfo, CallOutcome, JobStatus
+from ttsqueue.store.keys import Keys
 from ttsqueue.store.metrics import (
     PROCESSING,
     SYNTHESIS_BUCKETS,
@@ -28,7 +29,7 @@ def test_each_value_falls_in_the_smallest_bound_at_or_above_it() -> None:
 async def test_synthesis_observations_read_back_cumulative(
     redis_client: aioredis.Redis, settings: Settings
 ) -> None:
-    metrics = MetricsStore(redis_client, settings.REDIS_PREFIX)
+    metrics = MetricsStore(redis_client, Keys(settings.REDIS_PREFIX))
     for seconds in (0.005, 0.02, 0.02, 0.3, 42.0):
         await metrics.observe_synthesis("espeak", seconds)
     raw = await redis_client.hgetall(metrics.keys.histogram(synthesis_histogram("espeak")))
@@ -49,7 +50,7 @@ async def test_terminal_transition_observes_in_its_atomic_step(
     redis_client: aioredis.Redis, settings: Settings
 ) -> None:
     lifecycle = lifecycle_of(redis_client, settings)
-    metrics = MetricsStore(redis_client, settings.REDIS_PREFIX)
+    metrics = MetricsStore(redis_client, Keys(settings.REDIS_PREFIX))
     answered = CallInfo(outcome=CallOutcome.ANSWERED)
     for seconds in (0.2, 7200.0):
         job = make_job()

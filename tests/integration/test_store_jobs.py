@@ -19,12 +19,13 @@ from ttsqueue.domain import (
     iso,
     utcnow,
 )
+from ttsqueue.store.factory import build_store
 from ttsqueue.store.jobs import JobStore, PageCursor
 from ttsqueue.store.lifecycle import IdempotencyClaim
 
 
 def store_for(client: aioredis.Redis, settings: Settings) -> JobStore:
-    return JobStore(client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    return build_store(client, settings).jobs
 
 
 async def test_create_then_read_back(redis_client: aioredis.Redis, settings: Settings) -> None:
@@ -81,10 +82,9 @@ async def test_concurrent_compare_and_set_has_one_winner(
         await lifecycle.create(job)
 
     async def race(job: Job) -> int:
-        results = await asyncio.gather(
-            *(lifecycle.start(job, f"w{i}") for i in range(10)), lifecycle.cancel(job)
-        )
-        return sum(r.applied for r in results)
+        starts = [lifecycle.start(job, f"w{i}") for i in range(10)]
+        started, canceled = await asyncio.gather(asyncio.gather(*starts), lifecycle.cancel(job))
+        return sum(s.applied for s in started) + canceled.applied
 
     winners = await asyncio.gather(*(race(job) for job in jobs))
     assert winners == [1] * len(jobs)

@@ -8,12 +8,13 @@ import redis.asyncio as aioredis
 
 from tests.factories import lifecycle_of, make_job
 from ttsqueue.config import Settings
+from ttsqueue.store.factory import build_store
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.lifecycle import IdempotencyClaim
 
 
 def store_for(client: aioredis.Redis, settings: Settings) -> JobStore:
-    return JobStore(client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    return build_store(client, settings).jobs
 
 
 async def test_a_retried_create_is_still_created_once(

@@ -25,6 +25,7 @@ from ttsqueue.broker.topology import QueueInspector, QueueNames
 from ttsqueue.config import Settings
 from ttsqueue.domain import JobMessage, JobStatus
 from ttsqueue.errors import BrokerUnavailableError
+from ttsqueue.store.factory import build_store
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.lifecycle import JobLifecycle
 from ttsqueue.worker.main import build_context
@@ -60,7 +61,7 @@ async def api(
 
 
 def store_of(redis_client: Any, settings: Settings) -> JobStore:
-    return JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    return build_store(redis_client, settings).jobs
 
 
 async def test_a_crash_before_the_publish_is_repaired_and_the_key_waits_for_it(

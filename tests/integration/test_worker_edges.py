@@ -17,7 +17,9 @@ from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueInspector, QueueNames
 from ttsqueue.config import Settings
 from ttsqueue.domain import AudioInfo, JobMessage, JobStatus
+from ttsqueue.store.factory import build_store
 from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.keys import Keys
 from ttsqueue.store.workers import WorkerRegistry
 
 pytestmark = pytest.mark.timeout(60)
@@ -45,7 +47,7 @@ async def submit(
 
 
 def store_of(redis_client: Any, settings: Settings) -> JobStore:
-    return JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    return build_store(redis_client, settings).jobs
 
 
 async def test_poison_messages_go_to_dead_and_work_goes_on(
@@ -163,7 +165,7 @@ async def test_a_message_that_keeps_killing_its_worker_is_given_up(
 async def test_heartbeat_registers_and_deregisters(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any
 ) -> None:
-    registry = WorkerRegistry(redis_client, settings.REDIS_PREFIX)
+    registry = WorkerRegistry(redis_client, Keys(settings.REDIS_PREFIX))
     async with running_worker(settings):
         await until(lambda: _worker_count(registry, 1))
         (info,) = await registry.alive()

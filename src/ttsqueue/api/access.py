@@ -25,13 +25,13 @@ import time
 from collections.abc import Callable, Sequence
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ttsqueue.api.docs_assets import open_docs_path
 from ttsqueue.api.errors import RETRY_AFTER_UNAVAILABLE, error_response
 from ttsqueue.api.rate_limit import RateLimiter
+from ttsqueue.errors import StoreError
 from ttsqueue.logs import get_logger
 
 log = get_logger("ttsqueue.api")
@@ -131,7 +131,7 @@ class AccessControl:
             return None
         try:
             reply = await self.limiter.charge(client, key)
-        except (RedisError, OSError) as exc:
+        except StoreError as exc:
             self._retry_at = time.monotonic() + RETRY_LIMITER_S
             if not self._limiter_down:
                 self._limiter_down = True

@@ -28,13 +28,7 @@ from ttsqueue.config import Settings, load_settings
 from ttsqueue.dialer.factory import describe_dialer
 from ttsqueue.logs import configure_logging, get_logger
 from ttsqueue.startup import wait_for_broker, wait_for_redis
-from ttsqueue.store.dnc import DncList
-from ttsqueue.store.jobs import JobStore
-from ttsqueue.store.keys import Keys
-from ttsqueue.store.lifecycle import JobLifecycle
-from ttsqueue.store.metrics import MetricsStore
-from ttsqueue.store.stats import StatsReader
-from ttsqueue.store.workers import WorkerRegistry
+from ttsqueue.store.factory import build_store
 from ttsqueue.tts.service import build_engines, supported_languages
 
 log = get_logger("ttsqueue.api")
@@ -57,24 +51,24 @@ def create_app(settings: Settings) -> FastAPI:
         inspector = QueueInspector(broker, names)
         dialer_name, dialer_health = describe_dialer(settings)
         publisher = Publisher(broker, names, deadline_s=PUBLISH_DEADLINE_S)
-        keys = Keys(settings.REDIS_PREFIX)
+        store = build_store(redis, settings, results=publisher.to_results)
         app.state.ctx = ApiContext(
             settings=settings,
             redis=redis,
             broker=broker,
             names=names,
-            store=JobStore(redis, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS),
-            lifecycle=JobLifecycle(redis, keys, settings.JOB_TTL_SECONDS, publisher.to_results),
+            store=store.jobs,
+            lifecycle=store.lifecycle,
             publisher=publisher,
             inspector=inspector,
-            registry=WorkerRegistry(redis, settings.REDIS_PREFIX),
-            stats=StatsReader(redis, settings.REDIS_PREFIX),
+            registry=store.workers,
+            stats=store.stats,
             languages=supported_languages(await build_engines(settings)),
             dialer_name=dialer_name,
             dialer_health=dialer_health,
             gate=BacklogGate(inspector, settings.MAX_QUEUE_DEPTH),
-            metrics=MetricsStore(redis, settings.REDIS_PREFIX),
-            dnc=DncList(redis, keys),
+            metrics=store.metrics,
+            dnc=store.dnc,
         )
         log.info("api ready", host=settings.API_HOST, port=settings.API_PORT)
         try:

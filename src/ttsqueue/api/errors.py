@@ -11,8 +11,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,8 +21,6 @@ from ttsqueue.logs import get_logger
 log = get_logger("ttsqueue.api")
 
 RETRY_AFTER_UNAVAILABLE = "5"
-# Raised by redis-py anywhere below a route while Redis is down or restarting (loading).
-_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 _MAX_DETAILS = 50
 _MAX_MESSAGE = 300
 _LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
@@ -144,7 +140,7 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
 async def _on_unavailable(request: Request, exc: Exception) -> Response:
     if isinstance(exc, BrokerUnavailableError):
         message = "the message broker (RabbitMQ) is unavailable; retry later"
-    elif isinstance(exc, (StoreUnavailableError, *_REDIS_DOWN)):
+    elif isinstance(exc, StoreUnavailableError):
         message = "the job store (Redis) is unavailable; retry later"
     else:
         message = "a backend service is unavailable; retry later"
@@ -199,8 +195,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(ConnectionLostError, _on_unavailable)
-    for redis_down in _REDIS_DOWN:
-        app.add_exception_handler(redis_down, _on_unavailable)
     # Last resort for errors raised by middleware outside UnhandledErrorMiddleware.
     app.add_exception_handler(Exception, _on_unhandled)
     app.add_middleware(UnhandledErrorMiddleware)

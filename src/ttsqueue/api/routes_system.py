@@ -72,7 +72,7 @@ async def queue_stats(ctx: Annotated[ApiContext, Depends(get_context)]) -> JsonB
         store=ctx.store,
         registry=ctx.registry,
         stats=ctx.stats,
-        prefix=ctx.settings.REDIS_PREFIX,
+        keys=ctx.store.keys,
         call_limit=ctx.settings.MAX_CONCURRENT_CALLS,
     )
     statistics = await queue_statistics(sources, ctx.inspector)

@@ -26,9 +26,8 @@ from ttsqueue.api.schemas import ValidatedCall
 from ttsqueue.broker.delays import DelayQueues
 from ttsqueue.broker.job_messages import send_first_message
 from ttsqueue.domain import Job, JobStatus, iso, utcnow
-from ttsqueue.errors import BrokerUnavailableError
+from ttsqueue.errors import BrokerUnavailableError, StoreUnavailableError
 from ttsqueue.logs import get_logger
-from ttsqueue.store.connection import REDIS_DOWN_ERRORS
 from ttsqueue.store.lifecycle import CreateResult, IdempotencyClaim
 
 log = get_logger("ttsqueue.api")
@@ -96,7 +95,7 @@ async def submit(
         raise
     try:
         await ctx.lifecycle.confirm(job.job_id, claim.key_digest if claim else None)
-    except REDIS_DOWN_ERRORS as exc:
+    except StoreUnavailableError as exc:
         # The job is queued and durable: accepted. Its key stays pending until the sweeper
         # confirms it (and sends a second, harmless copy of the message).
         log.warning("job queued but not marked confirmed", job_id=job.job_id, error=repr(exc))

@@ -32,10 +32,7 @@ from ttsqueue.ops.client import api_base_url, api_key
 from ttsqueue.ops.layout import env_value
 from ttsqueue.stats_snapshot import StatsSources
 from ttsqueue.store.connection import connect_redis
-from ttsqueue.store.jobs import JobStore
-from ttsqueue.store.keys import Keys
-from ttsqueue.store.stats import StatsReader
-from ttsqueue.store.workers import WorkerRegistry
+from ttsqueue.store.factory import build_store
 
 log = get_logger("ttsqueue.dashboard")
 
@@ -48,14 +45,13 @@ def create_app(settings: Settings, *, api_url: str | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = connect_redis(settings.REDIS_URL, client_name="dashboard")
-        prefix = settings.REDIS_PREFIX
-        store = JobStore(redis, prefix, settings.JOB_TTL_SECONDS)
+        store = build_store(redis, settings)
         sources = StatsSources(
             redis=redis,
-            store=store,
-            registry=WorkerRegistry(redis, prefix),
-            stats=StatsReader(redis, prefix),
-            prefix=prefix,
+            store=store.jobs,
+            registry=store.workers,
+            stats=store.stats,
+            keys=store.keys,
             call_limit=settings.MAX_CONCURRENT_CALLS,
         )
         names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
@@ -67,9 +63,9 @@ def create_app(settings: Settings, *, api_url: str | None = None) -> FastAPI:
             names.by_label(),
         )
         builder = SnapshotBuilder(settings, sources, broker, management)
-        hub = Hub(builder, redis, Keys(prefix).events)
+        hub = Hub(builder, redis, store.keys.events)
         proxy = ApiProxy(api_base_url(settings, api_url), api_key(settings))
-        app.state.ctx = DashboardContext(settings, redis, store, broker, hub, proxy)
+        app.state.ctx = DashboardContext(settings, redis, store.jobs, broker, hub, proxy)
         broker.start()
         hub.start()
         log.info("dashboard ready", host=settings.DASHBOARD_HOST, port=settings.DASHBOARD_PORT)

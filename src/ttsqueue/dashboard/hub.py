@@ -19,8 +19,8 @@ import redis.asyncio as aioredis
 
 from ttsqueue.dashboard.snapshot import RecentFilter, SnapshotBuilder
 from ttsqueue.dashboard.subscribers import EventRates, Subscriber
+from ttsqueue.errors import StoreError, StoreUnavailableError
 from ttsqueue.logs import get_logger
-from ttsqueue.store.connection import REDIS_DOWN_ERRORS
 
 log = get_logger("ttsqueue.dashboard")
 
@@ -74,10 +74,10 @@ class Hub:
                     message = await pubsub.get_message(timeout=PERIOD_S)
                     if message is not None and message["type"] == "message":
                         self._on_event(message["data"])
-            except REDIS_DOWN_ERRORS as exc:
+            except StoreError as exc:
                 log.warning("event stream interrupted", error=repr(exc))
             finally:
-                with contextlib.suppress(*REDIS_DOWN_ERRORS):
+                with contextlib.suppress(StoreError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
             self._dirty.set()
             await asyncio.sleep(RESUBSCRIBE_S)
@@ -130,7 +130,7 @@ class Hub:
             return None
         try:
             return await self.builder.recent(flt)
-        except REDIS_DOWN_ERRORS:  # TimeoutError is an OSError
+        except (StoreUnavailableError, TimeoutError):
             return None
 
     async def snapshot_once(self, flt: RecentFilter) -> dict[str, Any]:

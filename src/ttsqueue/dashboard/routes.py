@@ -17,7 +17,7 @@ from ttsqueue.api.schemas import job_to_status_body
 from ttsqueue.dashboard.context import DashboardContext, get_context
 from ttsqueue.dashboard.snapshot import RecentFilter, job_row
 from ttsqueue.domain import JobStatus, Priority
-from ttsqueue.store.connection import REDIS_DOWN_ERRORS
+from ttsqueue.errors import StoreUnavailableError
 
 router = APIRouter()
 
@@ -105,7 +105,7 @@ async def jobs(
 ) -> JsonBody:
     try:
         found, _ = await ctx.store.list_recent(status=status, priority=priority, limit=limit)
-    except REDIS_DOWN_ERRORS:
+    except StoreUnavailableError:
         return _redis_down()
     return JsonBody({"success": True, "jobs": [job_row(job) for job in found]})
 
@@ -115,7 +115,7 @@ async def job_detail(job_id: str, ctx: Ctx) -> JsonBody:
     try:
         job = await ctx.store.get(job_id.lower()) if _valid_id(job_id) else None
         history = await ctx.store.history(job.job_id) if job else []
-    except REDIS_DOWN_ERRORS:
+    except StoreUnavailableError:
         return _redis_down()
     if job is None:
         return _problem(404, "job_not_found", f"job {job_id[:64]!r} not found")

@@ -22,9 +22,8 @@ from ttsqueue.dashboard.broker_link import BrokerLink
 from ttsqueue.dashboard.management_view import Figures, ManagementView
 from ttsqueue.dialer.factory import describe_dialer
 from ttsqueue.domain import Job, JobStatus, Priority, iso, utcnow
-from ttsqueue.errors import BrokerUnavailableError
+from ttsqueue.errors import BrokerUnavailableError, StoreUnavailableError
 from ttsqueue.stats_snapshot import RedisFigures, StatsSources, read_redis_figures, redis_statistics
-from ttsqueue.store.connection import REDIS_DOWN_ERRORS
 
 RECENT_LIMIT = 25
 REDIS_TIMEOUT_S = 2.0
@@ -102,7 +101,7 @@ class SnapshotBuilder:
         try:
             async with asyncio.timeout(REDIS_TIMEOUT_S):
                 self._figures = await read_redis_figures(self.sources)
-        except REDIS_DOWN_ERRORS:  # TimeoutError is an OSError
+        except (StoreUnavailableError, TimeoutError):
             return False
         self._figures_at = iso(utcnow())
         return True

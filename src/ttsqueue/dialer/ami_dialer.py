@@ -34,8 +34,7 @@ from ttsqueue.dialer.base import CallRequest, CallResult, DialerHealth
 from ttsqueue.dialer.call_records import CallRecords
 from ttsqueue.dialer.dial_values import DialValues, check_dial_settings, dial_values
 from ttsqueue.dialer.presence import DialerPresence, PresenceReport, presence_loop
-from ttsqueue.errors import ConfigError, DialerError
-from ttsqueue.store.connection import REDIS_DOWN_ERRORS
+from ttsqueue.errors import ConfigError, DialerError, StoreUnavailableError
 from ttsqueue.store.keys import Keys
 from ttsqueue.supervised import keep_running
 
@@ -143,7 +142,7 @@ class AmiDialer:
                     "dialed": values.channel,
                 },
             )
-        except REDIS_DOWN_ERRORS as exc:
+        except StoreUnavailableError as exc:
             raise DialerError(f"call record not written, call not placed: {exc!r}") from None
         await self._send_originate(call, values)
 

@@ -20,14 +20,12 @@ import logging
 import time
 from collections import deque
 
-from redis.exceptions import RedisError
-
 from ttsqueue.dialer.ami.protocol import AmiMessage
 from ttsqueue.dialer.ami_events import Facts, call_facts
 from ttsqueue.dialer.ami_outcome import Deadlines, resolve
 from ttsqueue.dialer.base import CallRequest, CallResult
 from ttsqueue.dialer.call_records import CallRecords
-from ttsqueue.store.connection import REDIS_DOWN_ERRORS
+from ttsqueue.errors import StoreError
 
 log = logging.getLogger("ttsqueue.dialer.ami")
 
@@ -36,7 +34,7 @@ MAX_PENDING_FACTS = 50_000
 RETRY_FIRST_S = 0.1
 RETRY_MAX_S = 2.0
 # Whatever Redis answers instead of storing: connection errors, timeouts, READONLY, OOM...
-_STORE_ERRORS: tuple[type[Exception], ...] = (*REDIS_DOWN_ERRORS, RedisError)
+_STORE_ERRORS: tuple[type[Exception], ...] = (StoreError,)
 
 
 class CallTracker:

@@ -12,7 +12,8 @@ from ttsqueue.config import DialerName, Settings
 from ttsqueue.dialer.base import Dialer, DialerHealth
 from ttsqueue.dialer.presence import DialerPresence
 from ttsqueue.dialer.simulator import SimulatorDialer
-from ttsqueue.store.connection import REDIS_DOWN_ERRORS, connect_redis
+from ttsqueue.errors import StoreUnavailableError
+from ttsqueue.store.connection import connect_redis
 from ttsqueue.store.keys import Keys
 
 log = logging.getLogger("ttsqueue.dialer")
@@ -79,7 +80,7 @@ async def current_health(
     when no real dialer is running or Redis cannot tell."""
     try:
         reports = await DialerPresence(redis, Keys(settings.REDIS_PREFIX)).alive()
-    except REDIS_DOWN_ERRORS:
+    except StoreUnavailableError:
         return fallback
     if not reports:
         return fallback

@@ -16,16 +16,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from ttsqueue.dialer.trunk_lua import ACQUIRE, ACTIVE, RENEW
-from ttsqueue.store.connection import REDIS_DOWN_ERRORS
+from ttsqueue.errors import StoreError
 from ttsqueue.store.keys import Keys
 
 log = logging.getLogger("ttsqueue.dialer")
 
 # Redis down, timing out, or refusing the write (READONLY, OOM): the lease just expires.
-_RELEASE_ERRORS: tuple[type[Exception], ...] = (*REDIS_DOWN_ERRORS, RedisError)
+_RELEASE_ERRORS: tuple[type[Exception], ...] = (StoreError,)
 POLL_MIN_S = 0.02
 POLL_MAX_S = 0.1
 

@@ -8,12 +8,12 @@ import shutil
 from pathlib import Path
 
 import aio_pika
-import redis.asyncio as aioredis
 from aio_pika.abc import AbstractConnection
 from aio_pika.exceptions import ChannelNotFoundEntity
 
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
+from ttsqueue.store.connection import connect_redis
 
 
 async def _delete_exchange(connection: AbstractConnection, name: str) -> None:
@@ -66,7 +66,7 @@ def _glob_escape(text: str) -> str:
 
 async def clear_redis(settings: Settings, *, batch: int = 500) -> int:
     """UNLINK every key under REDIS_PREFIX, found with SCAN (never KEYS); returns the count."""
-    client = aioredis.from_url(settings.REDIS_URL, client_name="ttsqueue-clean")
+    client = connect_redis(settings.REDIS_URL, client_name="ttsqueue-clean")
     removed = 0
     pending: list[bytes] = []
     try:

@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 
 from aio_pika.exceptions import AMQPError
-from redis.exceptions import RedisError
 from rich.console import Console
 from rich.markup import escape
 
 from ttsqueue.config import Settings
+from ttsqueue.errors import StoreError
 from ttsqueue.ops import clean as wipe
 from ttsqueue.ops.layout import Layout
 from ttsqueue.ops.supervisor import Supervisor
@@ -63,7 +63,7 @@ def clean(console: Console, supervisor: Supervisor, settings: Settings, delete_q
     try:
         count = asyncio.run(wipe.clear_redis(settings))
         console.print(f"redis: removed {count} keys under {escape(settings.REDIS_PREFIX)}")
-    except (OSError, TimeoutError, RedisError) as exc:
+    except (OSError, TimeoutError, StoreError) as exc:
         console.print(f"[red]Redis: {escape(str(exc) or type(exc).__name__)}[/]")
         failed = True
     layout = supervisor.layout

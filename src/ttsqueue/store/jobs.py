@@ -37,9 +37,9 @@ class PageCursor:
 
 
 class JobStore:
-    def __init__(self, client: aioredis.Redis, prefix: str, ttl_seconds: int) -> None:
+    def __init__(self, client: aioredis.Redis, keys: Keys, ttl_seconds: int) -> None:
         self.client = client
-        self.keys = Keys(prefix)
+        self.keys = keys
         self.ttl_seconds = ttl_seconds
 
     # Reads ---------------------------------------------------------------------------------

@@ -75,9 +75,9 @@ class MetricsSnapshot:
 
 
 class MetricsStore:
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
         self.client = client
-        self.keys = Keys(prefix)
+        self.keys = keys
 
     async def observe_synthesis(self, engine: str, seconds: float) -> None:
         key = self.keys.histogram(synthesis_histogram(engine))

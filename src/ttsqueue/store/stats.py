@@ -25,9 +25,9 @@ class JobMetrics:
 
 
 class StatsReader:
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
         self.client = client
-        self.keys = Keys(prefix)
+        self.keys = keys
 
     async def job_metrics(self) -> JobMetrics:
         async with self.client.pipeline(transaction=False) as pipe:

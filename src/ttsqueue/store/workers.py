@@ -31,9 +31,9 @@ class WorkerInfo:
 
 
 class WorkerRegistry:
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
         self.client = client
-        self.keys = Keys(prefix)
+        self.keys = keys
 
     async def beat(self, info: WorkerInfo) -> None:
         key = self.keys.worker(info.worker_id)

@@ -14,6 +14,7 @@ from ttsqueue.dialer.trunk import TrunkGuard
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.lifecycle import JobLifecycle
 from ttsqueue.store.metrics import MetricsStore
+from ttsqueue.store.workers import WorkerRegistry
 from ttsqueue.tts.service import SpeechService
 
 
@@ -23,6 +24,7 @@ class WorkerContext:
     redis: aioredis.Redis
     store: JobStore
     lifecycle: JobLifecycle
+    workers: WorkerRegistry
     publisher: Publisher
     names: QueueNames
     speech: SpeechService

@@ -16,11 +16,7 @@ from ttsqueue.dialer.factory import build_dialer
 from ttsqueue.dialer.trunk import TrunkGuard
 from ttsqueue.logs import configure_logging, get_logger
 from ttsqueue.startup import wait_for_broker, wait_for_redis
-from ttsqueue.store.jobs import JobStore
-from ttsqueue.store.keys import Keys
-from ttsqueue.store.lifecycle import JobLifecycle
-from ttsqueue.store.metrics import MetricsStore
-from ttsqueue.store.workers import WorkerRegistry
+from ttsqueue.store.factory import build_store
 from ttsqueue.tts.service import SpeechService, build_engines
 from ttsqueue.webhooks.dispatcher import WebhookDispatcher
 from ttsqueue.worker.context import WorkerContext
@@ -37,23 +33,24 @@ SHUTDOWN_GRACE_S = 25.0
 
 async def build_context(settings: Settings, redis: Redis, publisher: Publisher) -> WorkerContext:
     """Everything the pipeline needs, from settings and the two connections."""
-    keys = Keys(settings.REDIS_PREFIX)
+    store = build_store(redis, settings, results=publisher.to_results)
     return WorkerContext(
         settings=settings,
         redis=redis,
-        store=JobStore(redis, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS),
-        lifecycle=JobLifecycle(redis, keys, settings.JOB_TTL_SECONDS, publisher.to_results),
+        store=store.jobs,
+        lifecycle=store.lifecycle,
+        workers=store.workers,
         publisher=publisher,
         names=publisher.names,
         speech=SpeechService(settings, redis, await build_engines(settings)),
         dialer=build_dialer(settings, redis),
         trunk=TrunkGuard(
             redis,
-            keys,
+            store.keys,
             settings.MAX_CONCURRENT_CALLS,
             settings.CALLS_PER_SECOND,
         ),
-        metrics=MetricsStore(redis, settings.REDIS_PREFIX),
+        metrics=store.metrics,
     )
 
 
@@ -74,7 +71,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     ctx = await build_context(settings, redis, Publisher(connection, names))
     dialer = ctx.dialer
     handler = JobHandler(ctx)
-    registry = WorkerRegistry(redis, settings.REDIS_PREFIX)
+    registry = ctx.workers
     runner = Runner(
         PriorityConsumer(connection, names, settings.WORKER_CONCURRENCY, handler.recycler),
         handler,

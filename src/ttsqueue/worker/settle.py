@@ -11,7 +11,6 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from ttsqueue.errors import ConnectionLostError, PoisonMessageError
 from ttsqueue.logs import get_logger
-from ttsqueue.store.connection import REDIS_DOWN_ERRORS
 
 log = get_logger("ttsqueue.worker.settle")
 
@@ -19,7 +18,7 @@ log = get_logger("ttsqueue.worker.settle")
 # Redis or RabbitMQ was unreachable.
 OUTAGE_PAUSE_S = 1.0
 
-_OUTAGES: tuple[type[BaseException], ...] = (*REDIS_DOWN_ERRORS, ConnectionLostError)
+_OUTAGES: tuple[type[BaseException], ...] = (ConnectionLostError,)
 
 
 class Disposition(StrEnum):

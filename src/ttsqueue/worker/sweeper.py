@@ -27,7 +27,6 @@ from ttsqueue.broker.job_messages import send_first_message
 from ttsqueue.broker.topology import QueueInspector
 from ttsqueue.domain import Job, JobMessage, JobStatus
 from ttsqueue.logs import get_logger
-from ttsqueue.store.workers import WorkerRegistry
 from ttsqueue.worker.context import WorkerContext
 
 log = get_logger("ttsqueue.worker.sweeper")
@@ -79,11 +78,7 @@ async def _send_unconfirmed(ctx: WorkerContext, horizon_ms: int) -> int:
 async def _sweep_stuck(
     ctx: WorkerContext, inspector: QueueInspector, horizon: float, report: SweepReport
 ) -> None:
-    owned = {
-        job_id
-        for worker in await WorkerRegistry(ctx.redis, ctx.store.keys.prefix).alive()
-        for job_id in worker.current_jobs
-    }
+    owned = {job_id for worker in await ctx.workers.alive() for job_id in worker.current_jobs}
     ready = await inspector.depths()
     for status in (JobStatus.QUEUED, JobStatus.PROCESSING):
         ids = await ctx.redis.zrangebyscore(

@@ -1,0 +1,49 @@
+"""The one way a process builds its store: every Redis-backed part over one client and one
+`Keys`, for the API, the worker and the dashboard alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from ttsqueue.config import Settings
+from ttsqueue.store.dnc import DncList
+from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.keys import Keys
+from ttsqueue.store.lifecycle import JobLifecycle, ResultSink
+from ttsqueue.store.metrics import MetricsStore
+from ttsqueue.store.stats import StatsReader
+from ttsqueue.store.workers import WorkerRegistry
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """Everything the product keeps in Redis: reads, the job lifecycle, counters, workers."""
+
+    client: aioredis.Redis
+    keys: Keys
+    jobs: JobStore
+    lifecycle: JobLifecycle
+    workers: WorkerRegistry
+    stats: StatsReader
+    metrics: MetricsStore
+    dnc: DncList
+
+
+def build_store(
+    client: aioredis.Redis, settings: Settings, *, results: ResultSink | None = None
+) -> Store:
+    """The store over `client` (see store/connection.py); `results` receives the audit
+    message of every job that ends (the worker's and the API's publisher)."""
+    keys = Keys(settings.REDIS_PREFIX)
+    return Store(
+        client=client,
+        keys=keys,
+        jobs=JobStore(client, keys, settings.JOB_TTL_SECONDS),
+        lifecycle=JobLifecycle(client, keys, settings.JOB_TTL_SECONDS, results),
+        workers=WorkerRegistry(client, keys),
+        stats=StatsReader(client, keys),
+        metrics=MetricsStore(client, keys),
+        dnc=DncList(client, keys),
+    )
