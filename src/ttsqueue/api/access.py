@@ -33,6 +33,7 @@ from ttsqueue.api.errors import RETRY_AFTER_UNAVAILABLE, error_response
 from ttsqueue.api.rate_limit import RateLimiter
 from ttsqueue.errors import StoreError
 from ttsqueue.logs import get_logger
+from ttsqueue.store.keys import Keys
 
 log = get_logger("ttsqueue.api")
 
@@ -77,7 +78,7 @@ class AccessControl:
     ) -> None:
         self.app = app
         self.keys = list(keys)
-        self.limiter = RateLimiter(per_minute, prefix)
+        self.limiter = RateLimiter(per_minute, Keys(prefix))
         # Resolved per request: the client is created in the lifespan, after this middleware.
         self.redis = redis
         self.prefix = prefix

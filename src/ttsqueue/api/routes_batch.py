@@ -120,7 +120,7 @@ async def _charge_items(request: Request, ctx: ApiContext, count: int) -> None:
     api_key = request.scope.get("state", {}).get("api_key")
     if api_key is None or count <= 1:
         return
-    limiter = RateLimiter(ctx.settings.RATE_LIMIT_PER_MINUTE, ctx.settings.REDIS_PREFIX)
+    limiter = RateLimiter(ctx.settings.RATE_LIMIT_PER_MINUTE, ctx.store.keys)
     wait_ms = TOO_LARGE if count > limiter.per_minute else 0
     if wait_ms == 0:
         wait_ms = await limiter.charge(ctx.redis, api_key, count - 1)

@@ -14,12 +14,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ttsqueue.store.keys import Keys
-
-_RECORD_IF_EXISTS = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-for i = 1, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return 1
-"""
+from ttsqueue.store.scripts import load_script
 
 
 class CallRecords:
@@ -27,7 +22,7 @@ class CallRecords:
         self._redis = redis
         self._keys = keys
         self._ttl_s = ttl_s
-        self._record = redis.register_script(_RECORD_IF_EXISTS)
+        self._record = load_script(redis, "call_record")
 
     async def create(self, call_id: str, fields: Mapping[str, str]) -> None:
         """A fresh record (an earlier one for the same id was a call never handed over)."""

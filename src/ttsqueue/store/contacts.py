@@ -16,7 +16,7 @@ from datetime import date
 import redis.asyncio as aioredis
 
 from ttsqueue.store.keys import Keys
-from ttsqueue.store.scripts import lua_source
+from ttsqueue.store.scripts import load_script
 
 # A day's key lives this long after the local day ends (clocks apart, late settlements).
 KEY_SLACK_S = 24 * 3600
@@ -50,8 +50,8 @@ class ContactLedger:
         self._redis = redis
         self._keys = keys
         self._lease_ms = int(lease_s * 1000)
-        self._claim = redis.register_script(lua_source("contact_claim"))
-        self._settle = redis.register_script(lua_source("contact_settle"))
+        self._claim = load_script(redis, "contact_claim")
+        self._settle = load_script(redis, "contact_settle")
 
     def _key(self, e164: str, local_day: date) -> str:
         return self._keys.contacts(e164, local_day.isoformat())

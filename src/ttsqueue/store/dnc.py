@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from ttsqueue.domain import iso
 from ttsqueue.policy.clock import Clock, SystemClock
 from ttsqueue.store.keys import Keys
-from ttsqueue.store.scripts import lua_source
+from ttsqueue.store.scripts import load_script
 
 # Numbers per script call when importing: each call holds Redis for a couple of milliseconds.
 IMPORT_CHUNK = 2000
@@ -98,8 +98,8 @@ class DncList:
         self._redis = redis
         self._keys = keys
         self._clock = clock or SystemClock()
-        self._add = redis.register_script(lua_source("dnc_add"))
-        self._remove = redis.register_script(lua_source("dnc_remove"))
+        self._add = load_script(redis, "dnc_add")
+        self._remove = load_script(redis, "dnc_remove")
 
     @property
     def _lists(self) -> list[str]:

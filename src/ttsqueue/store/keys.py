@@ -102,6 +102,10 @@ class Keys:
         """Lock naming the one worker that delivers webhooks (so each job's stay in order)."""
         return f"{self.prefix}webhooks:leader"
 
+    def rate_limit(self, key_digest: str) -> str:
+        """The sliding window of one API key's requests (`:total` and `:seq` beside it)."""
+        return f"{self.prefix}ratelimit:{key_digest}"
+
     def idempotency(self, key_digest: str) -> str:
         return f"{self.prefix}idem:{key_digest}"
 

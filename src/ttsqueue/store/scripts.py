@@ -1,25 +1,44 @@
-"""Lua scripts shipped with the package, registered once per client (EVALSHA with reload)."""
+"""Every Lua script of the product lives in `store/lua/<name>.lua`, one per file, with a header
+naming its KEYS, ARGV and reply; shared functions live in `store/lua/lib/` and are named on a
+`-- uses: a, b` line. Scripts are registered once per client (EVALSHA, loaded again when
+Redis has forgotten them)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-
-def _source(name: str) -> str:
-    return resources.files("ttsqueue.store").joinpath("lua", f"{name}.lua").read_text("utf-8")
+_USES = "-- uses:"
 
 
+def _read(*parts: str) -> str:
+    return resources.files("ttsqueue.store").joinpath("lua", *parts).read_text("utf-8")
+
+
+@cache
 def lua_source(name: str) -> str:
-    """The text of `store/lua/<name>.lua`, for stores that register their own scripts."""
-    return _source(name)
+    """The text of `store/lua/<name>.lua`, preceded by the library functions it uses."""
+    text = _read(f"{name}.lua")
+    first = text.split("\n", 1)[0]
+    if not first.startswith(_USES):
+        return text
+    libs = [lib.strip() for lib in first[len(_USES) :].split(",") if lib.strip()]
+    return "".join(_read("lib", f"{lib}.lua") for lib in libs) + text
+
+
+def load_script(client: aioredis.Redis, name: str) -> AsyncScript:
+    """`store/lua/<name>.lua` registered on `client`."""
+    return client.register_script(lua_source(name))
 
 
 @dataclass(frozen=True, slots=True)
 class Scripts:
+    """The scripts that change job records (used by store/lifecycle.py only)."""
+
     create_job: AsyncScript
     transition: AsyncScript
     delete_job: AsyncScript
@@ -29,9 +48,9 @@ class Scripts:
     @classmethod
     def register(cls, client: aioredis.Redis) -> Scripts:
         return cls(
-            create_job=client.register_script(_source("create_job")),
-            transition=client.register_script(_source("transition")),
-            delete_job=client.register_script(_source("delete_job")),
-            touch_job=client.register_script(_source("touch_job")),
-            confirm_job=client.register_script(_source("confirm_job")),
+            create_job=load_script(client, "create_job"),
+            transition=load_script(client, "transition"),
+            delete_job=load_script(client, "delete_job"),
+            touch_job=load_script(client, "touch_job"),
+            confirm_job=load_script(client, "confirm_job"),
         )

@@ -25,7 +25,7 @@ import soundfile as sf
 
 from ttsqueue.errors import PermanentJobError
 from ttsqueue.store.keys import Keys
-from ttsqueue.tts import cache_scripts
+from ttsqueue.store.scripts import load_script
 from ttsqueue.tts.audio import ConvertedAudio, atomic_write
 
 
@@ -77,9 +77,9 @@ class AudioCache:
         self._keys = keys
         self.directory = (audio_dir / "cache").absolute()
         self.max_bytes = max_bytes
-        self._register = client.register_script(cache_scripts.REGISTER)
-        self._touch = client.register_script(cache_scripts.TOUCH)
-        self._pin = client.register_script(cache_scripts.PIN)
+        self._register = load_script(client, "cache_register")
+        self._touch = load_script(client, "cache_touch")
+        self._pin = load_script(client, "cache_pin")
         # Durations already read in this process; a key names its content, so they never change.
         self._durations: dict[str, float] = {}
 
