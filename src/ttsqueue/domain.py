@@ -87,6 +87,11 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def attempt_call_id(job_id: str, attempt: int) -> str:
+    """Fixed-length id of one call attempt: the job's 32 hex digits + a 2-digit attempt."""
+    return f"{job_id.replace('-', '')}{attempt:02d}"
+
+
 class AudioInfo(BaseModel):
     model_config = ConfigDict(extra="ignore")
 

@@ -115,7 +115,7 @@ async def test_unreachable_google_falls_back_then_breaker_skips_it(
     assert (again.engine, again.cached, again.cache_key) == ("espeak", True, first.cache_key)
     assert espeak.calls == 3
     assert fetch.calls == 2
-    stats = await service.stats()
+    stats = await service.cache.stats()
     assert (stats["hits"], stats["misses"]) == (1, 3)
 
 
@@ -130,7 +130,7 @@ async def test_without_fallback_the_job_gets_a_transient_error(
         await service.prepare("Hola", "es")
     with pytest.raises(TTSError, match="gtts: circuit open"):
         await service.prepare("Hola", "es")
-    assert (await service.stats())["misses"] == 3
+    assert (await service.cache.stats())["misses"] == 3
 
 
 async def test_hanging_network_hits_the_timeout_once(

@@ -62,13 +62,12 @@ async def test_spanish_text_becomes_an_asterisk_wav(
     assert prepared.wav_path == settings.AUDIO_DIR.absolute() / "cache" / (
         prepared.cache_key + ".wav"
     )
-    assert Path(prepared.playback_path).is_absolute()
-    assert prepared.playback_path + ".wav" == str(prepared.wav_path)
+    assert prepared.wav_path.is_absolute()
     info = sf.info(str(prepared.wav_path))
     assert (info.samplerate, info.channels, info.subtype) == (8000, 1, "PCM_16")
     assert abs(info.duration - prepared.duration_s) < 0.001
     assert prepared.wav_path.stat().st_mode & 0o777 == 0o644
-    assert prepared.sln16_path is None
+    assert not prepared.wav_path.with_suffix(".sln16").exists()
 
 
 async def test_second_request_is_a_cache_hit(
@@ -84,7 +83,7 @@ async def test_second_request_is_a_cache_hit(
     assert again.wav_path == first.wav_path
     assert abs(again.duration_s - first.duration_s) < 0.001
     assert again.synth_s == 0.0
-    stats = await service.stats()
+    stats = await service.cache.stats()
     assert stats == {
         "hits": 1,
         "misses": 1,
@@ -118,7 +117,7 @@ async def test_lost_file_is_regenerated(
     assert not again.cached
     assert again.wav_path.exists()
     assert espeak.calls == 2
-    assert (await service.stats())["bytes"] == again.wav_path.stat().st_size
+    assert (await service.cache.stats())["bytes"] == again.wav_path.stat().st_size
 
 
 async def test_concurrent_requests_synthesize_once(
@@ -149,14 +148,14 @@ async def test_wideband_writes_sln16(
 ) -> None:
     service = _service(settings, redis_client, espeak, AUDIO_WIDEBAND=True)
     prepared = await service.prepare(SPANISH, "es")
-    assert prepared.sln16_path == prepared.wav_path.with_suffix(".sln16")
-    samples = prepared.sln16_path.stat().st_size / 2
+    sln16 = prepared.wav_path.with_suffix(".sln16")
+    samples = sln16.stat().st_size / 2
     assert abs(samples / 16000 - prepared.duration_s) < 0.001
     cached = await service.prepare(SPANISH, "es")
     assert cached.cached
-    assert cached.sln16_path == prepared.sln16_path
-    size = prepared.wav_path.stat().st_size + prepared.sln16_path.stat().st_size
-    assert (await service.stats())["bytes"] == size
+    assert cached.wav_path.with_suffix(".sln16") == sln16
+    size = prepared.wav_path.stat().st_size + sln16.stat().st_size
+    assert (await service.cache.stats())["bytes"] == size
 
 
 async def test_unusable_requests_are_permanent_errors(

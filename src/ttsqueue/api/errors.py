@@ -12,9 +12,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ttsqueue.api.responses import JsonBody
 from ttsqueue.errors import BrokerUnavailableError, ConnectionLostError, StoreUnavailableError
 from ttsqueue.logs import get_logger
 
@@ -37,10 +38,6 @@ _HTTP_CODES = {
     429: "rate_limited",
     503: "service_unavailable",
 }
-
-
-class ApiJSONResponse(JSONResponse):
-    media_type = "application/json; charset=utf-8"
 
 
 class ApiError(Exception):
@@ -83,7 +80,7 @@ def error_response(
     details: Sequence[Any] = (),
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    return ApiJSONResponse(error_body(code, message, details), status_code=status, headers=headers)
+    return JsonBody(error_body(code, message, details), status_code=status, headers=headers)
 
 
 def describe_validation_errors(

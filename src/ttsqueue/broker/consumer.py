@@ -67,9 +67,6 @@ class PriorityConsumer:
 
         return receive
 
-    def buffered(self) -> int:
-        return sum(len(buffer) for buffer in self._buffers.values())
-
     async def next(self) -> tuple[AbstractIncomingMessage, Priority] | None:
         """The next message to start, high priority first; None once stopped."""
         while not self._stopped:

@@ -107,11 +107,3 @@ class Publisher:
 
     async def to_results(self, body: bytes, message_id: str) -> None:
         await self.publish(body, routing_key=self.names.results, message_id=message_id)
-
-    async def to_dead(self, body: bytes, message_id: str, reason: str) -> None:
-        await self.publish(
-            body,
-            routing_key=self.names.dead,
-            message_id=message_id,
-            headers={"x-ttsq-dead-reason": reason[:200]},
-        )

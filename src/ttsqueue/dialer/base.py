@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from ttsqueue.domain import CallOutcome
+from ttsqueue.domain import CallOutcome, attempt_call_id
 
 
 class DialerHealth(StrEnum):
@@ -43,7 +43,7 @@ class CallRequest:
     @property
     def call_id(self) -> str:
         """Fixed-length id of this attempt: 32 hex digits of the job + 2-digit attempt."""
-        return f"{self.job_id.replace('-', '')}{self.attempt:02d}"
+        return attempt_call_id(self.job_id, self.attempt)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,15 +28,15 @@ class Upload:
     media_type: str
 
 
-class ApiError(TTSQueueError):
+class ApiClientError(TTSQueueError):
     """The API could not be used from this command."""
 
 
-class ApiConnectionError(ApiError):
+class ApiConnectionError(ApiClientError):
     """Nothing answered at the API address (not started, wrong host/port, network)."""
 
 
-class ApiRequestError(ApiError):
+class ApiRequestError(ApiClientError):
     """The API answered with an error status."""
 
     def __init__(self, status_code: int, message: str, code: str = "") -> None:

@@ -15,7 +15,7 @@ from ttsqueue.config import Settings
 from ttsqueue.ops import render
 from ttsqueue.ops.client import (
     ApiClient,
-    ApiError,
+    ApiClientError,
     Record,
     api_base_url,
     api_key,
@@ -147,7 +147,7 @@ def status(console: Console, supervisor: Supervisor, client: ApiClient, as_json:
     try:
         code, body = client.health()
         stats = client.stats().get("statistics") or {}
-    except ApiError as exc:
+    except ApiClientError as exc:
         error = str(exc)
     ok = error is None and code == 200 and all(info.alive for info in survey)
     if as_json:

@@ -30,11 +30,9 @@ log = structlog.get_logger(__name__)
 class PreparedAudio:
     cache_key: str
     wav_path: Path
-    playback_path: str  # absolute, without extension: what Playback() takes
     duration_s: float
     cached: bool
     engine: str  # the engine whose audio this is (the fallback's when it was used)
-    sln16_path: Path | None = None
     synth_s: float = 0.0  # engine time, 0 for cache hits
 
 
@@ -136,22 +134,13 @@ class SpeechService:
             )
         return steps
 
-    async def pin(self, cache_key: str, lease_id: str, ttl_s: float) -> bool:
-        return await self.cache.pin(cache_key, lease_id, ttl_s)
-
     async def unpin(self, cache_key: str, lease_id: str) -> None:
         await self.cache.unpin(cache_key, lease_id)
-
-    async def stats(self) -> dict[str, int | float]:
-        return await self.cache.stats()
 
     def health(self) -> str:
         """`degraded` while an engine's circuit breaker keeps it from being called, else `ok`."""
         degraded = any(_circuit_open(engine) for engine in self.engines.values())
         return "degraded" if degraded else "ok"
-
-    def supported_languages(self) -> dict[str, set[str]]:
-        return supported_languages(self.engines)
 
 
 def _prepared(
@@ -160,11 +149,9 @@ def _prepared(
     return PreparedAudio(
         cache_key=entry.key,
         wav_path=entry.wav_path,
-        playback_path=str(entry.wav_path.with_suffix("")),
         duration_s=entry.duration_s,
         cached=cached,
         engine=engine,
-        sln16_path=entry.sln16_path,
         synth_s=synth_s,
     )
 

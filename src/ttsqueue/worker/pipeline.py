@@ -13,7 +13,15 @@ from pydantic import ValidationError
 from ttsqueue.broker.delays import DelayQueues, is_due, park
 from ttsqueue.broker.recycle import Recycler
 from ttsqueue.broker.topology import delivery_limit
-from ttsqueue.domain import AudioInfo, CallOutcome, Job, JobMessage, JobStatus, Priority
+from ttsqueue.domain import (
+    AudioInfo,
+    CallOutcome,
+    Job,
+    JobMessage,
+    JobStatus,
+    Priority,
+    attempt_call_id,
+)
 from ttsqueue.errors import (
     DialerError,
     PermanentJobError,
@@ -86,7 +94,7 @@ class JobHandler:
         if plan is Plan.START:
             return await self._start(job, msg, work_queue)
         if plan is Plan.RESUME:
-            call_id = _call_id(job.job_id, msg.attempt)
+            call_id = attempt_call_id(job.job_id, msg.attempt)
             async with self.ctx.trunk.slot(call_id):
                 await self._follow(job, msg.attempt, work_queue, _originated_at(job))
         elif plan is Plan.REPARK and job.next_attempt_ms is not None:
@@ -113,10 +121,14 @@ class JobHandler:
         return Disposition.ACK
 
     async def _prepare_audio(self, job: Job, attempt: int) -> AudioInfo:
-        """Speech for the job, from the cache or an engine (recorded with the move to calling)."""
+        """Speech for the job, from the cache or an engine (stored with the move to calling)."""
         # Pinned under the call's id from now until the call ends: never evicted meanwhile.
         audio = await self.ctx.speech.prepare(
-            job.text, job.language, job.voice, job.engine, lease_id=_call_id(job.job_id, attempt)
+            job.text,
+            job.language,
+            job.voice,
+            job.engine,
+            lease_id=attempt_call_id(job.job_id, attempt),
         )
         info = job.audio.model_copy(
             update={
@@ -135,7 +147,7 @@ class JobHandler:
     async def _call(self, job: Job, audio: AudioInfo, msg: JobMessage, work_queue: str) -> None:
         ctx = self.ctx
         attempt = msg.attempt
-        call_id = _call_id(job.job_id, attempt)
+        call_id = attempt_call_id(job.job_id, attempt)
         async with ctx.trunk.slot(call_id):
             originated_at = time.time()
             call = call_request(
@@ -228,7 +240,3 @@ def _originated_at(job: Job) -> float:
     if job.call.started_at:
         return datetime.fromisoformat(job.call.started_at).timestamp()
     return time.time()
-
-
-def _call_id(job_id: str, attempt: int) -> str:
-    return f"{job_id.replace('-', '')}{attempt:02d}"
