@@ -13,13 +13,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from ttsqueue.addresses import api_base_url, api_key, env_value
 from ttsqueue.config import Settings, load_settings
 from ttsqueue.domain import JobStatus, Priority
 from ttsqueue.errors import ConfigError, TopologyMismatchError
 from ttsqueue.ops import calls, dnc, housekeeping, operate, render
-from ttsqueue.ops.client import ApiClient, api_base_url, api_key
+from ttsqueue.ops.client import ApiClient
 from ttsqueue.ops.config_view import masked_config, service_endpoints
-from ttsqueue.ops.layout import Layout, env_value
+from ttsqueue.ops.layout import Layout
 from ttsqueue.ops.supervisor import Supervisor, dashboard_available
 
 app = typer.Typer(help="tts-queue: spoken messages delivered by phone.", no_args_is_help=True)

@@ -52,6 +52,14 @@ def sources_of(target: JobStatus) -> frozenset[JobStatus]:
 CANCELABLE = sources_of(JobStatus.CANCELED)
 
 
+class DialerHealth(StrEnum):
+    """What `/health` reports as `asterisk`: the telephony backend's state."""
+
+    CONNECTED = "connected"
+    NOT_CONFIGURED = "not_configured"
+    DISCONNECTED = "disconnected"
+
+
 class Priority(StrEnum):
     NORMAL = "normal"
     HIGH = "high"

@@ -21,10 +21,10 @@ from tests.asterisk.instance import PrivateAsterisk
 from tests.asterisk.test_restart import health_becomes
 from tests.integration.test_pipeline import api, running_worker
 from ttsqueue.config import Settings
-from ttsqueue.dialer.presence import DialerPresence
 from ttsqueue.domain import JobStatus
 from ttsqueue.store.factory import build_store
 from ttsqueue.store.keys import Keys
+from ttsqueue.store.presence import DialerPresence
 
 pytestmark = pytest.mark.timeout(120)
 __all__ = ["api"]

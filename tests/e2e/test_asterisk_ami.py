@@ -27,9 +27,9 @@ from tests.doubles.api_checks import (
 )
 from tests.integration.test_pipeline import api, publish_job, running_worker
 from ttsqueue.config import DialerName, Settings
-from ttsqueue.dialer.presence import DialerPresence
 from ttsqueue.store.factory import build_store
 from ttsqueue.store.keys import Keys
+from ttsqueue.store.presence import DialerPresence
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.settings(WORKER_CONCURRENCY=4)]
 __all__ = ["api"]

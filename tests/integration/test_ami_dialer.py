@@ -20,8 +20,8 @@ from ttsqueue.config import Settings
 from ttsqueue.dialer.ami import SessionTimings
 from ttsqueue.dialer.ami_dialer import AmiDialer
 from ttsqueue.dialer.ami_outcome import Deadlines
-from ttsqueue.dialer.base import CallRequest, DialerHealth
-from ttsqueue.domain import CallOutcome
+from ttsqueue.dialer.base import CallRequest
+from ttsqueue.domain import CallOutcome, DialerHealth
 from ttsqueue.errors import DialerError
 from ttsqueue.store.keys import Keys
 

@@ -12,16 +12,24 @@ import redis.asyncio as aioredis
 
 from tests.conftest import make_settings
 from tests.doubles.ami_server import running_ami_double
+from ttsqueue.backends import describe_dialer
 from ttsqueue.config import Settings
 from ttsqueue.dialer.ami_dialer import AmiDialer
-from ttsqueue.dialer.base import DialerHealth
 from ttsqueue.dialer.callfile import CallfileDialer
-from ttsqueue.dialer.factory import build_dialer, current_health, describe_dialer
-from ttsqueue.dialer.presence import DialerPresence, PresenceReport
+from ttsqueue.dialer.factory import build_dialer
+from ttsqueue.domain import DialerHealth
 from ttsqueue.errors import ConfigError
 from ttsqueue.store.keys import Keys
+from ttsqueue.store.presence import DialerPresence, PresenceReport
 
 pytestmark = pytest.mark.timeout(30)
+
+
+async def current_health(
+    settings: Settings, redis: aioredis.Redis, fallback: DialerHealth
+) -> DialerHealth:
+    """`/health`'s `asterisk`, as the API reads it from the workers' reports."""
+    return await DialerPresence(redis, Keys(settings.REDIS_PREFIX)).health(fallback)
 
 
 async def until(check: object, timeout: float = 5.0) -> None:

@@ -27,7 +27,7 @@ from tests.doubles.spool_timeline import appended, timeline
 from ttsqueue.config import Settings
 from ttsqueue.dialer import callfile
 from ttsqueue.dialer.ami_outcome import Deadlines
-from ttsqueue.dialer.base import CallRequest, DialerHealth
+from ttsqueue.dialer.base import CallRequest
 from ttsqueue.dialer.callfile import CallfileDialer, place_call_file, prepare_spool
 from ttsqueue.dialer.callfile_format import (
     call_file_name,
@@ -38,7 +38,7 @@ from ttsqueue.dialer.callfile_format import (
 )
 from ttsqueue.dialer.rename_noreplace import rename_noreplace
 from ttsqueue.dialer.spool_watcher import SpoolPaths, overdue_unstarted
-from ttsqueue.domain import CallOutcome
+from ttsqueue.domain import CallOutcome, DialerHealth
 from ttsqueue.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(45)

@@ -12,8 +12,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from ttsqueue.config import Settings
-from ttsqueue.dialer.presence import DialerPresence, PresenceReport, presence_loop
+from ttsqueue.dialer.presence import presence_loop
 from ttsqueue.store.keys import Keys
+from ttsqueue.store.presence import DialerPresence, PresenceReport
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -173,7 +173,7 @@ async def test_service_eviction_with_espeak_keeps_the_live_call(
     assert live.wav_path.exists()
     assert not idle.wav_path.exists()
     assert newest.wav_path.exists()
-    assert (await service.stats())["entries"] == 2
+    assert (await service.cache.stats())["entries"] == 2
     await service.unpin(live.cache_key, "job-1:1")
     again = await service.prepare("Su pedido fue enviado hoy.", "es")
     assert not again.cached

@@ -13,6 +13,7 @@ import soundfile as sf
 from ttsqueue.errors import PermanentJobError, TTSError
 from ttsqueue.tts.audio import convert_for_asterisk
 from ttsqueue.tts.base import SpeechRequest
+from ttsqueue.tts.catalog import espeak_languages
 from ttsqueue.tts.espeak import EspeakEngine
 
 SPANISH = "Buenos días. Le recordamos su cita médica de mañana a las ocho y treinta."
@@ -116,3 +117,9 @@ async def test_cancellation_kills_the_process(espeak: EspeakEngine, tmp_path: Pa
     with pytest.raises(asyncio.CancelledError):
         await task
     assert _children() == before
+
+
+def test_the_shipped_catalog_is_what_espeak_speaks(espeak: EspeakEngine) -> None:
+    """The API validates espeak languages from a list shipped with the package (it never
+    starts espeak-ng): that list is exactly what the installed espeak-ng reports."""
+    assert espeak_languages() == espeak.languages

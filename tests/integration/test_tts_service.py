@@ -14,6 +14,7 @@ from tests.conftest import make_settings
 from ttsqueue.config import Settings
 from ttsqueue.errors import PermanentJobError
 from ttsqueue.tts.base import SpeechAudio, SpeechRequest
+from ttsqueue.tts.catalog import language_catalog
 from ttsqueue.tts.espeak import EspeakEngine
 from ttsqueue.tts.service import SpeechService, build_engines, supported_languages
 
@@ -179,3 +180,6 @@ async def test_build_engines_and_languages(tmp_path: Path) -> None:
     assert {"es", "es-419"} <= languages["espeak"]
     assert "zh-cn" in languages["gtts"]
     assert engines["gtts"].supports("zh-CN")
+    # What the API validates against, without building any engine, says the same.
+    catalog = language_catalog(make_settings(tmp_path, TTS_ENGINE="gtts"))
+    assert catalog == languages

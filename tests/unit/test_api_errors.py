@@ -10,14 +10,10 @@ import pytest
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException
 
-from ttsqueue.api.errors import (
-    ApiError,
-    BodySizeLimitMiddleware,
-    FieldError,
-    install_error_handlers,
-)
+from ttsqueue.api.errors import ApiError, FieldError, install_error_handlers
 from ttsqueue.api.schemas import CallRequestIn
 from ttsqueue.errors import BrokerUnavailableError, StoreUnavailableError
+from ttsqueue.views.http import BodySizeLimitMiddleware
 
 LIMIT = 65536
 

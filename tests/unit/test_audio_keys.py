@@ -7,8 +7,8 @@ import unicodedata
 import pytest
 
 from ttsqueue.tts.cache import cache_key, normalize_text
+from ttsqueue.tts.catalog import valid_tld
 from ttsqueue.tts.espeak import VoiceCatalog
-from ttsqueue.tts.gtts_engine import valid_tld
 
 TEXT = "Su cita es mañana a las 3 p. m."
 

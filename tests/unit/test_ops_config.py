@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_settings
-from ttsqueue.ops.client import api_base_url
+from ttsqueue.addresses import api_base_url, env_value
 from ttsqueue.ops.config_view import MASK, mask_url, masked_config, service_endpoints
 from ttsqueue.ops.housekeeping import log_files
-from ttsqueue.ops.layout import Layout, env_value
+from ttsqueue.ops.layout import Layout
 
 
 @pytest.mark.parametrize(

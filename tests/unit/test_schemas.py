@@ -13,7 +13,6 @@ from ttsqueue.api.schemas import (
     CallRequestIn,
     JobStatusOut,
     ValidatedCall,
-    job_to_status_body,
     validate_call_request,
 )
 from ttsqueue.config import Settings
@@ -26,6 +25,7 @@ from ttsqueue.domain import (
     JobStatus,
     Priority,
 )
+from ttsqueue.views.jobs import job_to_status_body
 
 LANGUAGES = {"espeak": {"es", "en", "pt-BR"}, "gtts": {"es", "en"}}
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

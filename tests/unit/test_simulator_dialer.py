@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_settings
-from ttsqueue.dialer.base import CallRequest, Dialer, DialerHealth
+from ttsqueue.dialer.base import CallRequest, Dialer
 from ttsqueue.dialer.simulator import SimulatorDialer
-from ttsqueue.domain import CallOutcome
+from ttsqueue.domain import CallOutcome, DialerHealth
 
 JOB_ID = "0f8e4a52-3c1d-4b7a-9e6f-1a2b3c4d5e6f"
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_settings
+from ttsqueue.backends import resolve_dialer
 from ttsqueue.config import DialerName
-from ttsqueue.dialer.factory import build_dialer, resolve_dialer
+from ttsqueue.dialer.factory import build_dialer
 from ttsqueue.dialer.simulator import SimulatorDialer
 
 

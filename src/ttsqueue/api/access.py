@@ -29,11 +29,12 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ttsqueue.api.docs_assets import open_docs_path
-from ttsqueue.api.errors import RETRY_AFTER_UNAVAILABLE, error_response
+from ttsqueue.api.errors import RETRY_AFTER_UNAVAILABLE
 from ttsqueue.api.rate_limit import RateLimiter
 from ttsqueue.errors import StoreError
 from ttsqueue.logs import get_logger
 from ttsqueue.store.keys import Keys
+from ttsqueue.views.http import error_response
 
 log = get_logger("ttsqueue.api")
 

@@ -14,7 +14,7 @@ from ttsqueue.api.backpressure import BacklogGate
 from ttsqueue.api.context import ApiContext
 from ttsqueue.api.dnc_import import MAX_IMPORT_BYTES
 from ttsqueue.api.docs_assets import install_docs
-from ttsqueue.api.errors import BodySizeLimitMiddleware, install_error_handlers
+from ttsqueue.api.errors import install_error_handlers
 from ttsqueue.api.routes_batch import batch_body_limit
 from ttsqueue.api.routes_batch import router as batch_router
 from ttsqueue.api.routes_calls import router as calls_router
@@ -22,14 +22,15 @@ from ttsqueue.api.routes_dnc import router as dnc_router
 from ttsqueue.api.routes_jobs import router as jobs_router
 from ttsqueue.api.routes_metrics import router as metrics_router
 from ttsqueue.api.routes_system import router as system_router
+from ttsqueue.backends import describe_dialer
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueInspector, declare_topology
 from ttsqueue.config import Settings, load_settings
-from ttsqueue.dialer.factory import describe_dialer
 from ttsqueue.logs import configure_logging, get_logger
 from ttsqueue.startup import wait_for_broker, wait_for_redis
 from ttsqueue.store.factory import build_store
-from ttsqueue.tts.service import build_engines, supported_languages
+from ttsqueue.tts.catalog import language_catalog
+from ttsqueue.views.http import BodySizeLimitMiddleware
 
 log = get_logger("ttsqueue.api")
 
@@ -63,7 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
             inspector=inspector,
             registry=store.workers,
             stats=store.stats,
-            languages=supported_languages(await build_engines(settings)),
+            languages=language_catalog(settings),
             dialer_name=dialer_name,
             dialer_health=dialer_health,
             gate=BacklogGate(inspector, settings.MAX_QUEUE_DEPTH),

@@ -12,7 +12,7 @@ from ttsqueue.api.backpressure import BacklogGate
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueInspector, QueueNames
 from ttsqueue.config import Settings
-from ttsqueue.dialer.base import DialerHealth
+from ttsqueue.domain import DialerHealth
 from ttsqueue.store.dnc import DncList
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.lifecycle import JobLifecycle

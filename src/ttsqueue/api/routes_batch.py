@@ -24,7 +24,6 @@ from ttsqueue.api.errors import (
     describe_validation_errors,
 )
 from ttsqueue.api.rate_limit import TOO_LARGE, RateLimiter
-from ttsqueue.api.responses import JsonBody
 from ttsqueue.api.routes_calls import check_idempotency_key
 from ttsqueue.api.schemas import (
     METADATA_MAX_BYTES,
@@ -36,6 +35,7 @@ from ttsqueue.api.schemas import (
 from ttsqueue.api.submission import idempotency_claim, submit
 from ttsqueue.logs import get_logger
 from ttsqueue.store.lifecycle import IdempotencyClaim
+from ttsqueue.views.http import JsonBody
 
 log = get_logger("ttsqueue.api")
 

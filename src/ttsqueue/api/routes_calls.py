@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Header, Request
 from ttsqueue.api.access import presented_key
 from ttsqueue.api.context import ApiContext, get_context
 from ttsqueue.api.errors import ApiError
-from ttsqueue.api.responses import JsonBody
 from ttsqueue.api.routes_jobs import load_job
 from ttsqueue.api.schemas import (
     CallAccepted,
@@ -20,6 +19,7 @@ from ttsqueue.api.schemas import (
 )
 from ttsqueue.api.submission import idempotency_claim, submit
 from ttsqueue.domain import Job, JobStatus, iso, utcnow
+from ttsqueue.views.http import JsonBody
 
 router = APIRouter(
     tags=["calls"], responses=error_responses(400, 401, 404, 409, 413, 422, 429, 503)

@@ -29,9 +29,9 @@ from ttsqueue.api.dnc_schemas import (
     dnc_errors,
 )
 from ttsqueue.api.errors import ApiError
-from ttsqueue.api.responses import JsonBody
 from ttsqueue.phone import InvalidPhoneNumber, parse_phone
 from ttsqueue.store.dnc import DncEntry
+from ttsqueue.views.http import JsonBody
 
 router = APIRouter(tags=["do-not-call"])
 

@@ -11,10 +11,11 @@ from fastapi.responses import FileResponse
 
 from ttsqueue.api.context import ApiContext, get_context
 from ttsqueue.api.errors import ApiError
-from ttsqueue.api.responses import JsonBody
-from ttsqueue.api.schemas import error_responses, job_summary, job_to_status_body
+from ttsqueue.api.schemas import error_responses
 from ttsqueue.domain import Job, JobStatus, Priority
 from ttsqueue.store.jobs import PageCursor
+from ttsqueue.views.http import JsonBody
+from ttsqueue.views.jobs import job_summary, job_to_status_body
 
 router = APIRouter(tags=["jobs"], responses=error_responses(401, 404, 422, 429, 503))
 

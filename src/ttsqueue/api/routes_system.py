@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from ttsqueue.api.context import ApiContext, get_context
-from ttsqueue.api.responses import JsonBody
 from ttsqueue.api.schemas import error_responses
-from ttsqueue.dialer.factory import current_health
 from ttsqueue.domain import iso, utcnow
 from ttsqueue.stats_snapshot import StatsSources, queue_statistics
+from ttsqueue.store.presence import DialerPresence
+from ttsqueue.views.http import JsonBody
 
 router = APIRouter(tags=["system"])
 
@@ -48,7 +48,7 @@ async def health(ctx: Annotated[ApiContext, Depends(get_context)]) -> JsonBody:
         workers = await ctx.registry.alive()
         if any(w.tts == "degraded" for w in workers):
             tts = "degraded"
-        asterisk = await current_health(ctx.settings, ctx.redis, ctx.dialer_health)
+        asterisk = await DialerPresence(ctx.redis, ctx.store.keys).health(ctx.dialer_health)
     healthy = redis_ok and rabbit_ok
     body = {
         "success": healthy,

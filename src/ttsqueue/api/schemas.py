@@ -8,7 +8,7 @@ normalized values the route stores.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -19,9 +19,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from ttsqueue.api.errors import FieldError
 from ttsqueue.config import Settings
-from ttsqueue.domain import HistoryEntry, Job, JobStatus, Priority, utcnow
+from ttsqueue.domain import JobStatus, Priority, utcnow
 from ttsqueue.phone import InvalidPhoneNumber, PhoneNumber, parse_phone, sanitize_caller_id
-from ttsqueue.tts.gtts_engine import valid_tld
+from ttsqueue.tts.catalog import valid_tld
 from ttsqueue.webhooks.addresses import literal_target_refused
 from ttsqueue.webhooks.delivery import check_webhook_url
 
@@ -292,70 +292,6 @@ class JobStatusOut(BaseModel):
     call: CallOut
     history: list[HistoryOut]
     metadata: dict[str, Any] | None
-
-
-def job_to_status_body(job: Job, history: Sequence[HistoryEntry]) -> dict[str, Any]:
-    """The `GET /tts/status/{job_id}` body, keys in the documented order."""
-    has_audio = job.audio.path is not None or job.audio.url is not None
-    return {
-        "success": True,
-        "job_id": job.job_id,
-        "status": job.status.value,
-        "text": job.text,
-        "phone_number": job.phone_number,
-        "created_at": job.created_at,
-        "processed_at": job.processed_at,
-        "completed_at": job.completed_at,
-        "worker_id": job.worker_id,
-        "error": job.error,
-        "priority": job.priority.value,
-        "language": job.language,
-        "engine": job.engine,
-        "attempts": job.attempts,
-        "queue": job.queue,
-        "e164": job.e164,
-        "scheduled_for": job.scheduled_for,
-        "updated_at": job.updated_at,
-        "duration_ms": job.duration_ms,
-        "audio": {
-            "url": f"/tts/audio/{job.job_id}" if has_audio else None,
-            "duration_s": job.audio.duration_s,
-            "cached": job.audio.cached,
-            "engine": job.audio.engine,
-        },
-        "call": {
-            "backend": job.call.backend,
-            "outcome": job.call.outcome.value if job.call.outcome is not None else None,
-            "reason": job.call.reason,
-            "hangup_cause": job.call.hangup_cause,
-            "channel": job.call.channel,
-            "answered_at": job.call.answered_at,
-            "ended_at": job.call.ended_at,
-            "talk_s": job.call.talk_s,
-            "simulated": job.call.simulated,
-        },
-        "history": [
-            {"status": entry.status.value, "at": entry.at, "detail": entry.detail}
-            for entry in history
-        ],
-        "metadata": job.metadata,
-    }
-
-
-def job_summary(job: Job) -> dict[str, object]:
-    """A job in a listing: what an overview needs, not its text or history."""
-    return {
-        "job_id": job.job_id,
-        "status": job.status.value,
-        "priority": job.priority.value,
-        "phone_number": job.phone_number,
-        "language": job.language,
-        "attempts": job.attempts,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-        "outcome": job.call.outcome.value if job.call.outcome else None,
-        "links": {"status": f"/tts/status/{job.job_id}"},
-    }
 
 
 _ERROR_MEANINGS = {

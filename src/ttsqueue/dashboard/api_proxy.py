@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import orjson
 
-from ttsqueue.api.errors import error_body
+from ttsqueue.views.http import error_body
 
 TIMEOUT_S = 10.0
 

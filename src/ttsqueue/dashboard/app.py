@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from ttsqueue import __version__
-from ttsqueue.api.errors import BodySizeLimitMiddleware
+from ttsqueue.addresses import api_base_url, api_key, env_value
 from ttsqueue.broker.management import ManagementClient, ManagementTarget
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
@@ -28,11 +28,10 @@ from ttsqueue.dashboard.management_view import ManagementView
 from ttsqueue.dashboard.routes import MAX_CALL_BODY, router
 from ttsqueue.dashboard.snapshot import SnapshotBuilder
 from ttsqueue.logs import configure_logging, get_logger
-from ttsqueue.ops.client import api_base_url, api_key
-from ttsqueue.ops.layout import env_value
 from ttsqueue.stats_snapshot import StatsSources
 from ttsqueue.store.connection import connect_redis
 from ttsqueue.store.factory import build_store
+from ttsqueue.views.http import BodySizeLimitMiddleware
 
 log = get_logger("ttsqueue.dashboard")
 

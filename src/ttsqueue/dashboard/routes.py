@@ -11,13 +11,12 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response, StreamingResponse
 
-from ttsqueue.api.errors import error_body
-from ttsqueue.api.responses import JsonBody
-from ttsqueue.api.schemas import job_to_status_body
 from ttsqueue.dashboard.context import DashboardContext, get_context
 from ttsqueue.dashboard.snapshot import RecentFilter, job_row
 from ttsqueue.domain import JobStatus, Priority
 from ttsqueue.errors import StoreUnavailableError
+from ttsqueue.views.http import JsonBody, error_body
+from ttsqueue.views.jobs import job_to_status_body
 
 router = APIRouter()
 

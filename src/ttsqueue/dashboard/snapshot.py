@@ -15,15 +15,15 @@ import asyncio
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ttsqueue.api.schemas import job_summary
+from ttsqueue.backends import describe_dialer
 from ttsqueue.broker.management import QueueFigures, QueueRates
 from ttsqueue.config import Settings
 from ttsqueue.dashboard.broker_link import BrokerLink
 from ttsqueue.dashboard.management_view import Figures, ManagementView
-from ttsqueue.dialer.factory import describe_dialer
 from ttsqueue.domain import Job, JobStatus, Priority, iso, utcnow
 from ttsqueue.errors import BrokerUnavailableError, StoreUnavailableError
 from ttsqueue.stats_snapshot import RedisFigures, StatsSources, read_redis_figures, redis_statistics
+from ttsqueue.views.jobs import job_summary
 
 RECENT_LIMIT = 25
 REDIS_TIMEOUT_S = 2.0

@@ -30,12 +30,14 @@ from ttsqueue.dialer.ami import (
 )
 from ttsqueue.dialer.ami_outcome import Deadlines
 from ttsqueue.dialer.ami_tracker import CallTracker
-from ttsqueue.dialer.base import CallRequest, CallResult, DialerHealth
+from ttsqueue.dialer.base import CallRequest, CallResult
 from ttsqueue.dialer.call_records import CallRecords
 from ttsqueue.dialer.dial_values import DialValues, check_dial_settings, dial_values
-from ttsqueue.dialer.presence import DialerPresence, PresenceReport, presence_loop
+from ttsqueue.dialer.presence import presence_loop
+from ttsqueue.domain import DialerHealth
 from ttsqueue.errors import ConfigError, DialerError, StoreUnavailableError
 from ttsqueue.store.keys import Keys
+from ttsqueue.store.presence import DialerPresence, PresenceReport
 from ttsqueue.supervised import keep_running
 
 log = logging.getLogger("ttsqueue.dialer.ami")

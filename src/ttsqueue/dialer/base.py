@@ -10,16 +10,9 @@ the backend has not started yet, so that the callee is not rung after the job ha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
-from ttsqueue.domain import CallOutcome, attempt_call_id
-
-
-class DialerHealth(StrEnum):
-    CONNECTED = "connected"
-    NOT_CONFIGURED = "not_configured"
-    DISCONNECTED = "disconnected"
+from ttsqueue.domain import CallOutcome, DialerHealth, attempt_call_id
 
 
 @dataclass(frozen=True, slots=True)

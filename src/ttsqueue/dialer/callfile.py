@@ -33,11 +33,11 @@ import redis.asyncio as aioredis
 
 from ttsqueue.config import Settings
 from ttsqueue.dialer.ami_outcome import Deadlines
-from ttsqueue.dialer.base import CallRequest, CallResult, DialerHealth
+from ttsqueue.dialer.base import CallRequest, CallResult
 from ttsqueue.dialer.callfile_format import call_file_name, render_call_file, report_file_name
 from ttsqueue.dialer.callfile_progress import NOT_DIALED, CallFileProgress
 from ttsqueue.dialer.dial_values import check_dial_settings, dial_values
-from ttsqueue.dialer.presence import BEAT_S, DialerPresence, PresenceReport, presence_loop
+from ttsqueue.dialer.presence import BEAT_S, presence_loop
 from ttsqueue.dialer.rename_noreplace import rename_noreplace
 from ttsqueue.dialer.spool_watcher import (
     Sighting,
@@ -46,9 +46,10 @@ from ttsqueue.dialer.spool_watcher import (
     overdue_unstarted,
     withdraw_if_unstarted,
 )
-from ttsqueue.domain import CallOutcome
+from ttsqueue.domain import CallOutcome, DialerHealth
 from ttsqueue.errors import ConfigError, DialerError
 from ttsqueue.store.keys import Keys
+from ttsqueue.store.presence import DialerPresence, PresenceReport
 
 log = logging.getLogger("ttsqueue.dialer.callfile")
 

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 
 from ttsqueue.config import Settings
-from ttsqueue.dialer.base import CallRequest, CallResult, DialerHealth
-from ttsqueue.domain import CallOutcome
+from ttsqueue.dialer.base import CallRequest, CallResult
+from ttsqueue.domain import CallOutcome, DialerHealth
 from ttsqueue.logs import get_logger
 
 log = get_logger("ttsqueue.dialer.simulator")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -12,7 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ttsqueue.config import Settings
+from ttsqueue.addresses import client_host
 from ttsqueue.domain import TERMINAL_STATUSES
 from ttsqueue.errors import TTSQueueError
 
@@ -43,33 +42,6 @@ class ApiRequestError(ApiClientError):
         self.status_code = status_code
         self.code = code
         super().__init__(f"HTTP {status_code}: {message}" + (f" ({code})" if code else ""))
-
-
-def _client_host(host: str) -> str:
-    """The address a local client should use for a server bound to `host`."""
-    if host in ("", "0.0.0.0"):
-        return "127.0.0.1"
-    if host in ("::", "[::]"):
-        return "[::1]"
-    if ":" in host and not host.startswith("["):
-        return f"[{host}]"
-    return host
-
-
-def api_base_url(settings: Settings, override: str | None = None) -> str:
-    """An explicit URL (`--api-url` / `TTSQ_API_URL`), else derived from API_HOST / API_PORT."""
-    if override:
-        return override.rstrip("/")
-    return f"http://{_client_host(settings.API_HOST)}:{settings.API_PORT}"
-
-
-def dashboard_url(settings: Settings) -> str:
-    return f"http://{_client_host(settings.DASHBOARD_HOST)}:{settings.DASHBOARD_PORT}"
-
-
-def api_key(settings: Settings, environ: Mapping[str, str] | None = None) -> str | None:
-    environ = os.environ if environ is None else environ
-    return environ.get("TTSQ_API_KEY") or (settings.API_KEYS[0] if settings.API_KEYS else None)
 
 
 class ApiClient:
@@ -239,7 +211,7 @@ def wait_for_health(
 
 
 def port_in_use(host: str, port: int) -> bool:
-    target = _client_host(host).strip("[]")
+    target = client_host(host).strip("[]")
     try:
         with socket.create_connection((target, port), timeout=0.5):
             return True

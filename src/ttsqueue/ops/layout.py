@@ -7,25 +7,10 @@ this so they never touch the checkout's own processes).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from dotenv import dotenv_values
-
-
-def env_value(name: str, root: Path, environ: Mapping[str, str] | None = None) -> str | None:
-    """A variable from the environment, else from `<root>/.env` (as the settings read it)."""
-    environ = os.environ if environ is None else environ
-    if name in environ:
-        return environ[name]
-    env_file = root / ".env"
-    if env_file.is_file():
-        value = dotenv_values(env_file).get(name)
-        if value is not None:
-            return value
-    return None
+from ttsqueue.addresses import env_value
 
 
 @dataclass(frozen=True, slots=True)

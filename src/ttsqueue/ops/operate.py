@@ -11,15 +11,13 @@ import time
 from rich.console import Console
 from rich.markup import escape
 
+from ttsqueue.addresses import api_base_url, api_key, dashboard_url
 from ttsqueue.config import Settings
 from ttsqueue.ops import render
 from ttsqueue.ops.client import (
     ApiClient,
     ApiClientError,
     Record,
-    api_base_url,
-    api_key,
-    dashboard_url,
     port_in_use,
     wait_for_health,
 )

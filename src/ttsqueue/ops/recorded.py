@@ -18,8 +18,8 @@ from pathlib import Path
 
 import orjson
 
+from ttsqueue.addresses import env_value
 from ttsqueue.config import RECORDED_MARKER, Settings
-from ttsqueue.ops.layout import env_value
 
 RECORD_MODE = 0o600
 

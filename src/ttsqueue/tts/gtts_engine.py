@@ -18,21 +18,19 @@ import math
 from collections.abc import Callable
 
 from gtts import gTTS, gTTSError
-from gtts.accents import accents
 from gtts.lang import tts_langs
 
 from ttsqueue.config import Settings
 from ttsqueue.errors import PermanentJobError, TTSError
 from ttsqueue.tts.base import SpeechAudio, SpeechRequest
 from ttsqueue.tts.breaker import CircuitBreaker
+from ttsqueue.tts.catalog import valid_tld
 from ttsqueue.tts.throttle import Throttle
 
 # Blocking fetch: (text, lang, tld, timeout_s) -> MP3 bytes. Swappable to observe calls.
 Fetch = Callable[[str, str, str, float], bytes]
 
 DEFAULT_VOICE = "com"
-# Every Google Translate domain gTTS knows; `us` is in its documentation's accent table.
-GTTS_VOICES = frozenset(accents) | {"us"}
 _CHARS_PER_REQUEST = 100  # gTTS splits text into requests of about this size
 
 
@@ -40,11 +38,6 @@ def fetch_mp3(text: str, lang: str, tld: str, timeout_s: float) -> bytes:
     buffer = io.BytesIO()
     gTTS(text, lang=lang, tld=tld, timeout=timeout_s, lang_check=False).write_to_fp(buffer)
     return buffer.getvalue()
-
-
-def valid_tld(tld: str) -> bool:
-    """One of the Google domains gTTS lists, such as `com` or `com.mx` (exact, lower case)."""
-    return tld in GTTS_VOICES
 
 
 def _describe(exc: Exception) -> str:

@@ -1,0 +1,1 @@
+"""What the API and the dashboard both show: job bodies and the HTTP answers they share."""
