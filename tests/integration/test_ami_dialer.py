@@ -18,9 +18,9 @@ from tests.doubles.ami_server import AmiServerDouble, running_ami_double
 from tests.doubles.recordings import ami_session
 from ttsqueue.config import Settings
 from ttsqueue.dialer.ami import SessionTimings
-from ttsqueue.dialer.ami_dialer import AmiDialer
-from ttsqueue.dialer.ami_outcome import Deadlines
+from ttsqueue.dialer.ami.dialer import AmiDialer
 from ttsqueue.dialer.base import CallRequest
+from ttsqueue.dialer.outcome import Deadlines
 from ttsqueue.domain import CallOutcome, DialerHealth
 from ttsqueue.errors import DialerError
 from ttsqueue.store.keys import Keys

@@ -14,8 +14,8 @@ from tests.conftest import make_settings
 from tests.doubles.ami_server import running_ami_double
 from ttsqueue.backends import describe_dialer
 from ttsqueue.config import Settings
-from ttsqueue.dialer.ami_dialer import AmiDialer
-from ttsqueue.dialer.callfile import CallfileDialer
+from ttsqueue.dialer.ami.dialer import AmiDialer
+from ttsqueue.dialer.callfile.dialer import CallfileDialer
 from ttsqueue.dialer.factory import build_dialer
 from ttsqueue.domain import DialerHealth
 from ttsqueue.errors import ConfigError

@@ -25,19 +25,19 @@ from tests.doubles.recordings import callfile_record
 from tests.doubles.spool import SpoolDouble, running_spool_double
 from tests.doubles.spool_timeline import appended, timeline
 from ttsqueue.config import Settings
-from ttsqueue.dialer import callfile
-from ttsqueue.dialer.ami_outcome import Deadlines
 from ttsqueue.dialer.base import CallRequest
-from ttsqueue.dialer.callfile import CallfileDialer, place_call_file, prepare_spool
-from ttsqueue.dialer.callfile_format import (
+from ttsqueue.dialer.callfile import dialer as callfile_module
+from ttsqueue.dialer.callfile.dialer import CallfileDialer, place_call_file, prepare_spool
+from ttsqueue.dialer.callfile.format import (
     call_file_name,
     parse_report,
     parse_spool_file,
     report_complete,
     spool_result,
 )
-from ttsqueue.dialer.rename_noreplace import rename_noreplace
-from ttsqueue.dialer.spool_watcher import SpoolPaths, overdue_unstarted
+from ttsqueue.dialer.callfile.rename_noreplace import rename_noreplace
+from ttsqueue.dialer.callfile.spool_watcher import SpoolPaths, overdue_unstarted
+from ttsqueue.dialer.outcome import Deadlines
 from ttsqueue.domain import CallOutcome, DialerHealth
 from ttsqueue.errors import ConfigError
 
@@ -464,13 +464,13 @@ async def test_a_file_placed_meanwhile_by_someone_else_is_never_replaced(
     double.paused = True
     name = "race-1.call"
     target = double.outgoing / name
-    write = callfile._write_staged
+    write = callfile_module._write_staged
 
     def racing_write(staged: Path, content: str, owner: os.stat_result) -> None:
         write(staged, content, owner)
         target.write_text("placed by the other worker\n")
 
-    monkeypatch.setattr(callfile, "_write_staged", racing_write)
+    monkeypatch.setattr(callfile_module, "_write_staged", racing_write)
     assert place_call_file(dialer.paths, name, "Channel: Local/1@x\n") is False
     assert target.read_text() == "placed by the other worker\n"
     assert not list(dialer.paths.staging.iterdir())

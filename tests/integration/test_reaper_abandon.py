@@ -25,10 +25,10 @@ from tests.factories import lifecycle_for, make_job
 from tests.integration.test_pipeline import running_worker
 from ttsqueue.config import Settings
 from ttsqueue.dialer.base import CallRequest
-from ttsqueue.dialer.callfile import place_call_file
-from ttsqueue.dialer.callfile_format import call_file_name, render_call_file
+from ttsqueue.dialer.callfile.dialer import place_call_file
+from ttsqueue.dialer.callfile.format import call_file_name, render_call_file
+from ttsqueue.dialer.callfile.spool_watcher import SpoolPaths
 from ttsqueue.dialer.dial_values import dial_values
-from ttsqueue.dialer.spool_watcher import SpoolPaths
 from ttsqueue.domain import AudioInfo, Job, JobStatus
 from ttsqueue.store.factory import build_store
 from ttsqueue.store.jobs import JobStore

@@ -13,9 +13,9 @@ import redis.asyncio as aioredis
 
 from tests.faults.servers import RedisServer
 from tests.http_servers import free_port
+from ttsqueue.dialer.ami.call_records import CallRecords
 from ttsqueue.dialer.ami.protocol import AmiMessage
-from ttsqueue.dialer.ami_tracker import CallTracker
-from ttsqueue.dialer.call_records import CallRecords
+from ttsqueue.dialer.ami.tracker import CallTracker
 from ttsqueue.dialer.trunk import TrunkGuard
 from ttsqueue.store.connection import connect_redis
 from ttsqueue.store.keys import Keys

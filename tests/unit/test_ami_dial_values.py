@@ -11,10 +11,10 @@ import pytest
 
 from tests.conftest import make_settings
 from ttsqueue.config import Settings
+from ttsqueue.dialer.ami.dialer import originate_action
 from ttsqueue.dialer.ami.protocol import encode_action
-from ttsqueue.dialer.ami_dialer import originate_action
 from ttsqueue.dialer.base import CallRequest
-from ttsqueue.dialer.callfile_format import call_file_name, render_call_file
+from ttsqueue.dialer.callfile.format import call_file_name, render_call_file
 from ttsqueue.dialer.dial_values import check_dial_settings, dial_values
 from ttsqueue.errors import ConfigError, PermanentJobError
 

@@ -11,10 +11,10 @@ import pytest
 
 from tests.doubles.ami_replay import Adapter, Originate
 from tests.doubles.scenarios import call_script
+from ttsqueue.dialer.ami.events import call_facts
 from ttsqueue.dialer.ami.protocol import parse_message
-from ttsqueue.dialer.ami_events import call_facts
-from ttsqueue.dialer.ami_outcome import Deadlines, resolve
 from ttsqueue.dialer.base import CallRequest, CallResult
+from ttsqueue.dialer.outcome import Deadlines, resolve
 from ttsqueue.domain import CallOutcome
 
 JOB_ID = "0f8e4a52-3c1d-4b7a-9e6f-1a2b3c4d5e6f"

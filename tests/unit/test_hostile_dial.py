@@ -19,10 +19,10 @@ from tests.conftest import make_settings
 from tests.figures import record
 from tests.hostile import FORBIDDEN_IN_CHANNEL, LINE_BREAKERS, hostile_text
 from ttsqueue.config import Settings
+from ttsqueue.dialer.ami.dialer import originate_action
 from ttsqueue.dialer.ami.protocol import encode_action, parse_message
-from ttsqueue.dialer.ami_dialer import originate_action
 from ttsqueue.dialer.base import CallRequest
-from ttsqueue.dialer.callfile_format import render_call_file
+from ttsqueue.dialer.callfile.format import render_call_file
 from ttsqueue.dialer.dial_values import DialValues, dial_values
 from ttsqueue.errors import PermanentJobError
 

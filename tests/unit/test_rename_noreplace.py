@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ttsqueue.dialer import rename_noreplace as module
-from ttsqueue.dialer.rename_noreplace import rename_checked, rename_noreplace
+from ttsqueue.dialer.callfile import rename_noreplace as module
+from ttsqueue.dialer.callfile.rename_noreplace import rename_checked, rename_noreplace
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -29,12 +29,12 @@ def build_dialer(settings: Settings, redis: aioredis.Redis | None = None) -> Dia
     owns = redis is None
     client = redis or connect_redis(settings.REDIS_URL, client_name=f"dialer:{settings.WORKER_ID}")
     if name is DialerName.AMI:
-        from ttsqueue.dialer.ami_dialer import AmiDialer
+        from ttsqueue.dialer.ami.dialer import AmiDialer
 
         ami = AmiDialer(settings, client, owns_redis=owns)
         ami.start()
         return ami
-    from ttsqueue.dialer.callfile import CallfileDialer
+    from ttsqueue.dialer.callfile.dialer import CallfileDialer
 
     callfile = CallfileDialer(settings, client, owns_redis=owns)
     callfile.start()

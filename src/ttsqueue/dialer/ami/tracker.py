@@ -2,7 +2,7 @@
 
 Every worker's session hands its events to `on_event`; the facts about our calls are written,
 in arrival order, to the calls' records (`call_records.py`), and local waiters are woken at
-once. `wait` reads the record until `ami_outcome.resolve` can tell the result: it works the
+once. `wait` reads the record until `dialer.outcome.resolve` can tell the result: it works the
 same in the process that dialed and in one that took the job over after a crash (that one is
 woken by its own session's events, or by polling when another worker's session saw them).
 
@@ -20,11 +20,11 @@ import logging
 import time
 from collections import deque
 
+from ttsqueue.dialer.ami.call_records import CallRecords
+from ttsqueue.dialer.ami.events import Facts, call_facts
 from ttsqueue.dialer.ami.protocol import AmiMessage
-from ttsqueue.dialer.ami_events import Facts, call_facts
-from ttsqueue.dialer.ami_outcome import Deadlines, resolve
 from ttsqueue.dialer.base import CallRequest, CallResult
-from ttsqueue.dialer.call_records import CallRecords
+from ttsqueue.dialer.outcome import Deadlines, resolve
 from ttsqueue.errors import StoreError
 
 log = logging.getLogger("ttsqueue.dialer.ami")

@@ -2,7 +2,7 @@
 
 The file is in `outgoing/` while Asterisk waits to dial it or is dialing it, then in
 `outgoing_done/` with its `Status:` line; the dialplan's status file says more (see
-`callfile_format.py`). The outcome is known when:
+`format.py`). The outcome is known when:
 - the archive has its Status and the dialplan's report has come (or `REPORT_GRACE_S` passed:
   without our dialplan it never comes);
 - the file is gone from both places for `VANISHED_S` (deleted behind our back): lost track;
@@ -15,16 +15,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ttsqueue.dialer.ami_outcome import Deadlines
 from ttsqueue.dialer.base import CallRequest, CallResult
-from ttsqueue.dialer.callfile_format import (
+from ttsqueue.dialer.callfile.format import (
     parse_report,
     parse_spool_file,
     report_complete,
     spool_result,
     unfinished_answered_call,
 )
-from ttsqueue.dialer.spool_watcher import Sighting
+from ttsqueue.dialer.callfile.spool_watcher import Sighting
+from ttsqueue.dialer.outcome import Deadlines
 from ttsqueue.domain import CallOutcome
 
 # How long to wait for the dialplan's status file once the call file is archived.

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ttsqueue.dialer.ami_outcome import ANSWER_WAIT_S, REASON_OUTCOMES, Deadlines
 from ttsqueue.dialer.base import CallRequest, CallResult, answered_call
 from ttsqueue.dialer.dial_values import DialValues
+from ttsqueue.dialer.outcome import ANSWER_WAIT_S, REASON_OUTCOMES, Deadlines
 from ttsqueue.domain import CallOutcome
 
 _FORBIDDEN = frozenset("\r\n\x00")

@@ -4,8 +4,8 @@ Crash safety: the outcome does not live in the process that dialed. Before sendi
 the worker creates the call's record in Redis (`call:<call_id>`); every worker's session then
 records the facts it sees about that call (OriginateResponse, Newstate Up, Hangup, the
 dialplan's TTSDone / TTSFailed UserEvents), and `wait_outcome` reads them in whichever process
-follows the call (`ami_tracker.py`). When no session saw the end (every AMI link was down),
-`ami_outcome.resolve` decides from what is known once the call must be over, so the job never
+follows the call (`tracker.py`). When no session saw the end (every AMI link was down),
+`dialer.outcome.resolve` decides from what is known once the call must be over, so the job never
 stays in `calling`.
 """
 
@@ -28,11 +28,11 @@ from ttsqueue.dialer.ami import (
     SessionState,
     SessionTimings,
 )
-from ttsqueue.dialer.ami_outcome import Deadlines
-from ttsqueue.dialer.ami_tracker import CallTracker
+from ttsqueue.dialer.ami.call_records import CallRecords
+from ttsqueue.dialer.ami.tracker import CallTracker
 from ttsqueue.dialer.base import CallRequest, CallResult
-from ttsqueue.dialer.call_records import CallRecords
 from ttsqueue.dialer.dial_values import DialValues, check_dial_settings, dial_values
+from ttsqueue.dialer.outcome import Deadlines
 from ttsqueue.dialer.presence import presence_loop
 from ttsqueue.domain import DialerHealth
 from ttsqueue.errors import ConfigError, DialerError, StoreUnavailableError

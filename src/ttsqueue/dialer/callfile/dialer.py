@@ -11,7 +11,7 @@ A rename is what Asterisk's pbx_spool expects: it acts on IN_MOVED_TO at once. A
 (IN_CREATE with no IN_OPEN) is only picked up after about 2 s, and a file written in place
 waits for its writer to close it (or, where pbx_spool polls instead, may be read half-written).
 
-Following: see `spool_watcher.py`, `callfile_progress.py` and `callfile_format.py`.
+Following: see `spool_watcher.py`, `progress.py` and `format.py`.
 Everything is on disk, so any worker can follow a call another worker placed before it died.
 
 Health: a spool cannot say whether Asterisk runs, only whether it takes the files it is given.
@@ -32,26 +32,26 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from ttsqueue.config import Settings
-from ttsqueue.dialer.ami_outcome import Deadlines
 from ttsqueue.dialer.base import CallRequest, CallResult
-from ttsqueue.dialer.callfile_format import call_file_name, render_call_file, report_file_name
-from ttsqueue.dialer.callfile_progress import NOT_DIALED, CallFileProgress
-from ttsqueue.dialer.dial_values import check_dial_settings, dial_values
-from ttsqueue.dialer.presence import BEAT_S, presence_loop
-from ttsqueue.dialer.rename_noreplace import rename_noreplace
-from ttsqueue.dialer.spool_watcher import (
+from ttsqueue.dialer.callfile.format import call_file_name, render_call_file, report_file_name
+from ttsqueue.dialer.callfile.progress import NOT_DIALED, CallFileProgress
+from ttsqueue.dialer.callfile.rename_noreplace import rename_noreplace
+from ttsqueue.dialer.callfile.spool_watcher import (
     Sighting,
     SpoolPaths,
     SpoolWatcher,
     overdue_unstarted,
     withdraw_if_unstarted,
 )
+from ttsqueue.dialer.dial_values import check_dial_settings, dial_values
+from ttsqueue.dialer.outcome import Deadlines
+from ttsqueue.dialer.presence import BEAT_S, presence_loop
 from ttsqueue.domain import CallOutcome, DialerHealth
 from ttsqueue.errors import ConfigError, DialerError
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.presence import DialerPresence, PresenceReport
 
-log = logging.getLogger("ttsqueue.dialer.callfile")
+log = logging.getLogger("ttsqueue.dialer.callfile.dialer")
 
 FILE_MODE = 0o664
 # pbx_spool starts a renamed-in file at once (inotify), and a file left while it was down
