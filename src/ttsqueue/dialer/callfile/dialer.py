@@ -51,7 +51,7 @@ from ttsqueue.errors import ConfigError, DialerError
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.presence import DialerPresence, PresenceReport
 
-log = logging.getLogger("ttsqueue.dialer.callfile.dialer")
+log = logging.getLogger("ttsqueue.dialer.callfile")
 
 FILE_MODE = 0o664
 # pbx_spool starts a renamed-in file at once (inotify), and a file left while it was down
