@@ -127,7 +127,7 @@ async def _on_unavailable(request: Request, exc: Exception) -> Response:
         message = "the job store (Redis) is unavailable; retry later"
     else:
         message = "a backend service is unavailable; retry later"
-    log.warning("dependency_unavailable", error_type=type(exc).__name__, path=request.url.path)
+    log.warning("dependency unavailable", error_type=type(exc).__name__, path=request.url.path)
     return error_response(
         503, "service_unavailable", message, headers={"Retry-After": RETRY_AFTER_UNAVAILABLE}
     )
@@ -138,7 +138,7 @@ def internal_error_response() -> Response:
 
 
 async def _on_unhandled(request: Request, exc: Exception) -> Response:
-    log.error("unhandled_error", path=request.url.path, exc_info=exc)
+    log.error("unhandled error", path=request.url.path, exc_info=exc)
     return internal_error_response()
 
 
@@ -168,7 +168,7 @@ class UnhandledErrorMiddleware:
         except Exception:
             if started:
                 raise
-            log.exception("unhandled_error", path=scope.get("path"))
+            log.exception("unhandled error", path=scope.get("path"))
             await internal_error_response()(scope, receive, send)
 
 

@@ -407,7 +407,7 @@ class JobLifecycle:
             await self._results(body, job.job_id)
         except ConnectionLostError as exc:
             # The ending is recorded; only its audit copy is missing.
-            log.warning("result_not_published", job_id=job.job_id, error=repr(exc))
+            log.warning("result not published", job_id=job.job_id, error=repr(exc))
 
     # The one script behind every status change --------------------------------------------
     async def _apply(self, job_id: str, change: Change) -> Moved:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import structlog
-
 from ttsqueue.config import EngineName, Settings
 from ttsqueue.errors import ConfigError, TTSError
+from ttsqueue.logs import get_logger
 from ttsqueue.tts.base import SpeechEngine
 from ttsqueue.tts.espeak import EspeakEngine
 from ttsqueue.tts.gtts_engine import GttsEngine
 from ttsqueue.tts.piper import PiperEngine
 
-log = structlog.get_logger(__name__)
+log = get_logger("ttsqueue.tts")
 
 
 def _configured(settings: Settings) -> set[EngineName]:
@@ -35,7 +34,7 @@ async def build_engines(settings: Settings) -> dict[str, SpeechEngine]:
             raise ConfigError(
                 f"espeak is configured (TTS_ENGINE / TTS_FALLBACK_ENGINE) but unusable: {exc}"
             ) from exc
-        log.warning("espeak_unavailable", error=str(exc))
+        log.warning("espeak-ng unavailable", error=str(exc))
     piper = _piper(settings, wanted)
     if piper is not None:
         engines[EngineName.PIPER.value] = piper

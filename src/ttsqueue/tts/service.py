@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis.asyncio as aioredis
-import structlog
 
 from ttsqueue.config import Settings
 from ttsqueue.errors import PermanentJobError, TTSError
+from ttsqueue.logs import get_logger
 from ttsqueue.store.keys import Keys
 from ttsqueue.tts.audio import convert_for_asterisk
 from ttsqueue.tts.base import SpeechEngine, SpeechRequest
@@ -23,7 +23,7 @@ from ttsqueue.tts.keyed_locks import KeyedLocks
 
 __all__ = ["PreparedAudio", "SpeechService", "build_engines", "supported_languages"]
 
-log = structlog.get_logger(__name__)
+log = get_logger("ttsqueue.tts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +97,7 @@ class SpeechService:
                 prepared = await self._synthesize(step, text, language, lease)
             except TTSError as exc:
                 failures.append(f"{step.name}: {exc}")
-                log.warning("tts_engine_failed", engine=step.name, error=str(exc))
+                log.warning("speech engine failed", engine=step.name, error=str(exc))
                 continue
             await self.cache.count_miss()
             return prepared
