@@ -106,8 +106,9 @@ class JobHandler:
         if job.status is not JobStatus.PROCESSING:
             return Disposition.ACK  # canceled meanwhile, or another copy moved it on
         try:
-            audio = await self._prepare_audio(job, msg.attempt)
-            await self._call(job, audio, msg, work_queue)
+            # The call request names this audio, and the move to `calling` stores it.
+            job = job.model_copy(update={"audio": await self._prepare_audio(job, msg.attempt)})
+            await self._call(job, msg, work_queue)
         except PermanentJobError as exc:
             await fail_job(
                 self.ctx,
@@ -144,7 +145,7 @@ class JobHandler:
             await self.ctx.metrics.observe_synthesis(audio.engine, audio.synth_s)
         return info
 
-    async def _call(self, job: Job, audio: AudioInfo, msg: JobMessage, work_queue: str) -> None:
+    async def _call(self, job: Job, msg: JobMessage, work_queue: str) -> None:
         ctx = self.ctx
         attempt = msg.attempt
         call_id = attempt_call_id(job.job_id, attempt)
@@ -175,7 +176,7 @@ class JobHandler:
             job = await ctx.lifecycle.mark_calling(
                 job,
                 attempt,
-                audio=audio,
+                audio=job.audio,
                 backend=ctx.dialer.name,
                 started_at=originated_at,
                 detail=detail,
