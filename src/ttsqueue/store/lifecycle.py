@@ -31,6 +31,7 @@ from ttsqueue.domain import (
 )
 from ttsqueue.errors import ConnectionLostError
 from ttsqueue.logs import get_logger
+from ttsqueue.store.confirms import ConfirmBatcher
 from ttsqueue.store.job_change import Change, Hop, count_processing, encode
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.scripts import Scripts
@@ -111,6 +112,7 @@ class JobLifecycle:
         self._ttl_seconds = ttl_seconds
         self._results = results
         self._scripts = Scripts.register(client)
+        self._confirms = ConfirmBatcher(self._scripts.confirm_job, keys)
 
     # Acceptance --------------------------------------------------------------------------
     async def create(self, job: Job, *, claim: IdempotencyClaim | None = None) -> CreateResult:
@@ -180,11 +182,7 @@ class JobLifecycle:
     async def confirm(self, job_id: str, idempotency_digest: str | None = None) -> bool:
         """The job's first message is confirmed by RabbitMQ: only now does its idempotency key
         lead to it. True when the job was still waiting for this."""
-        key = self._keys.idempotency(idempotency_digest or "-")
-        reply = await self._scripts.confirm_job(
-            keys=[self._keys.unconfirmed, key], args=[job_id, "1" if idempotency_digest else "0"]
-        )
-        return bool(reply)
+        return await self._confirms.confirm(job_id, idempotency_digest)
 
     async def discard(self, job_id: str, *, claim: IdempotencyClaim | None = None) -> None:
         """Forget a job whose message never reached RabbitMQ."""

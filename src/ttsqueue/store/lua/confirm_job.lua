@@ -1,17 +1,24 @@
--- A job's first message is confirmed by RabbitMQ: it leaves the unconfirmed set, and its
--- idempotency key (if any, and still pointing to this job) stops being "pending".
--- KEYS[1] unconfirmed zset, KEYS[2] idempotency key or a dummy
--- ARGV[1] job id, ARGV[2] "1" when the job has an idempotency key
--- Returns 1 when the job was still unconfirmed.
-if ARGV[2] == "1" then
-  local current = redis.call("GET", KEYS[2])
-  if current then
-    local value = cjson.decode(current)
-    if value["job_id"] == ARGV[1] and value["pending"] then
-      -- Only strings inside: re-encoding changes nothing but the dropped flag.
-      value["pending"] = nil
-      redis.call("SET", KEYS[2], cjson.encode(value), "KEEPTTL")
+-- Jobs whose first message RabbitMQ confirmed: each leaves the unconfirmed set, and its
+-- idempotency key (if any, and still pointing to that job) stops being "pending".
+-- KEYS[1] unconfirmed zset
+-- ARGV[1] key prefix, then pairs: job id, idempotency key digest ("" for none)
+-- Returns, per job in order, 1 when it was still unconfirmed, else 0.
+local prefix = ARGV[1]
+local replies = {}
+for i = 2, #ARGV, 2 do
+  local id, digest = ARGV[i], ARGV[i + 1]
+  if digest ~= "" then
+    local key = prefix .. "idem:" .. digest
+    local current = redis.call("GET", key)
+    if current then
+      local value = cjson.decode(current)
+      if value["job_id"] == id and value["pending"] then
+        -- Only strings inside: re-encoding changes nothing but the dropped flag.
+        value["pending"] = nil
+        redis.call("SET", key, cjson.encode(value), "KEEPTTL")
+      end
     end
   end
+  replies[#replies + 1] = redis.call("ZREM", KEYS[1], id)
 end
-return redis.call("ZREM", KEYS[1], ARGV[1])
+return replies

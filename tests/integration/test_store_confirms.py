@@ -1,0 +1,65 @@
+"""Confirms asked for together go to Redis together, and each caller gets its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from tests.factories import lifecycle_of, make_job
+from ttsqueue.config import Settings
+from ttsqueue.store.confirms import ConfirmBatcher
+from ttsqueue.store.keys import Keys
+from ttsqueue.store.lifecycle import IdempotencyClaim
+from ttsqueue.store.scripts import load_script
+
+
+class CountedScript:
+    """The real confirm script, counting the calls made to Redis."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.script = load_script(client, "confirm_job")
+        self.calls = 0
+
+    async def __call__(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        return await self.script(**kwargs)
+
+
+async def test_concurrent_confirms_are_one_call_and_each_gets_its_answer(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    lifecycle = lifecycle_of(redis_client, settings)
+    keys = Keys(settings.REDIS_PREFIX)
+    jobs = [make_job() for _ in range(40)]
+    claims = [IdempotencyClaim(key_digest=f"k{i}", body_digest="b") for i in range(40)]
+    for job, claim in zip(jobs, claims, strict=True):
+        await lifecycle.create(job, claim=claim)
+    assert await redis_client.zcard(keys.unconfirmed) == 40
+    counted = CountedScript(redis_client)
+    batcher = ConfirmBatcher(counted, keys)  # type: ignore[arg-type]
+    pairs = list(zip(jobs, claims, strict=True))
+    first = await asyncio.gather(*(batcher.confirm(j.job_id, c.key_digest) for j, c in pairs))
+    assert first == [True] * 40
+    assert counted.calls == 1
+    assert await redis_client.zcard(keys.unconfirmed) == 0
+    # Every key now leads to its job, no longer pending.
+    for job, claim in pairs:
+        again = await lifecycle.create(make_job(), claim=claim)
+        assert (again.created, again.job_id, again.pending) == (False, job.job_id, False)
+    # Confirmed already: False for each.
+    assert await asyncio.gather(*(batcher.confirm(j.job_id, None) for j in jobs)) == [False] * 40
+    assert counted.calls == 2
+
+
+async def test_a_failed_batch_fails_every_caller(settings: Settings) -> None:
+    class Down:
+        async def __call__(self, **kwargs: Any) -> Any:
+            raise ConnectionError("redis down")
+
+    batcher = ConfirmBatcher(Down(), Keys(settings.REDIS_PREFIX))  # type: ignore[arg-type]
+    results = await asyncio.gather(
+        *(batcher.confirm(f"job-{i}", None) for i in range(3)), return_exceptions=True
+    )
+    assert [type(r) for r in results] == [ConnectionError] * 3
