@@ -42,6 +42,9 @@ def call_info(job: Job, result: CallResult, backend: str) -> CallInfo:
         ended_at=_epoch_iso(result.ended_at),
         talk_s=result.talk_s,
         simulated=result.simulated,
+        dtmf=result.dtmf,
+        confirmed=result.confirmed,
+        amd=result.amd,
     )
 
 
@@ -121,12 +124,14 @@ async def finish_attempt(
         reason=result.reason,
         hangup_cause=result.hangup_cause,
         talk_s=result.talk_s,
-        next="completed"
-        if result.outcome is CallOutcome.ANSWERED
-        else ("retrying" if decision.retry else "failed"),
+        dtmf=result.dtmf,
+        amd=result.amd.status if result.amd else None,
+        next="retrying"
+        if decision.retry
+        else ("completed" if result.outcome.delivered else "failed"),
     )
-    if result.outcome is CallOutcome.ANSWERED:
-        await end_job(ctx, job, JobStatus.COMPLETED, info, detail="answered")
+    if result.outcome.delivered and not decision.retry:
+        await end_job(ctx, job, JobStatus.COMPLETED, info, detail=result.outcome.value)
     elif decision.retry:
         due_ms = int(utcnow().timestamp() * 1000) + decision.delay_s * 1000
         effects = Effects(

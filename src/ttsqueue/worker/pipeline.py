@@ -129,6 +129,19 @@ class JobHandler:
                 "cache_key": audio.cache_key,
             }
         )
+        if job.confirm is not None:
+            # The prompt is spoken by the engine and voice that spoke the message (the
+            # fallback's, when it spoke), and cached alike.
+            prompt = await self.ctx.speech.prepare(
+                job.confirm.prompt,
+                job.language,
+                job.voice if audio.engine == job.engine else None,
+                audio.engine,
+                lease_id=_call_id(job.job_id, attempt),
+            )
+            info.prompt_path = str(prompt.wav_path)
+            info.prompt_duration_s = round(prompt.duration_s, 3)
+            info.prompt_cache_key = prompt.cache_key
         job.audio = info  # stored with the move to `calling`
         if not audio.cached:
             await self.ctx.metrics.observe_synthesis(audio.engine, audio.synth_s)
@@ -208,8 +221,9 @@ class JobHandler:
             await fail_job(ctx, job, "lost_track", outcome=CallOutcome.FAILED)
             return
         finally:
-            if job.audio.cache_key:
-                await ctx.speech.unpin(job.audio.cache_key, call.call_id)
+            for cache_key in (job.audio.cache_key, job.audio.prompt_cache_key):
+                if cache_key:
+                    await ctx.speech.unpin(cache_key, call.call_id)
         await finish_attempt(ctx, job, attempt, result, work_queue)
 
     async def _technical_retry(
