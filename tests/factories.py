@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from ttsqueue.domain import Job, JobStatus, Priority, iso, utcnow
 
@@ -15,6 +16,7 @@ def make_job(
     text: str = "Hola, este es un mensaje de prueba.",
     max_retries: int = 2,
     retry_delay: int = 10,
+    **extra: Any,
 ) -> Job:
     now = iso(utcnow()) or ""
     return Job(
@@ -31,4 +33,5 @@ def make_job(
         retry_delay=retry_delay,
         created_at=now,
         updated_at=now,
+        **extra,
     )

@@ -21,7 +21,7 @@ from ttsqueue.logs import get_logger
 from ttsqueue.store.jobs import Effects
 from ttsqueue.store.metrics import END_TO_END, PROCESSING, Observation
 from ttsqueue.worker.context import WorkerContext
-from ttsqueue.worker.retry import telephony_decision
+from ttsqueue.worker.retry import retried_like_no_answer, telephony_decision
 
 log = get_logger("ttsqueue.worker.outcomes")
 
@@ -118,6 +118,9 @@ async def finish_attempt(
     """Record the attempt's outcome and move the job on. Only the CAS winner acts."""
     info = call_info(job, result, ctx.dialer.name)
     decision = telephony_decision(job, attempt, result.outcome)
+    # An outcome the job asked to retry (SPEC §12) fails once its retries are spent, like a
+    # no-answer; any other call that reached someone completes.
+    completes = result.outcome.delivered and not retried_like_no_answer(job, result.outcome)
     log.info(
         "call ended",
         outcome=result.outcome.value,
@@ -126,11 +129,9 @@ async def finish_attempt(
         talk_s=result.talk_s,
         dtmf=result.dtmf,
         amd=result.amd.status if result.amd else None,
-        next="retrying"
-        if decision.retry
-        else ("completed" if result.outcome.delivered else "failed"),
+        next="retrying" if decision.retry else ("completed" if completes else "failed"),
     )
-    if result.outcome.delivered and not decision.retry:
+    if completes and not decision.retry:
         await end_job(ctx, job, JobStatus.COMPLETED, info, detail=result.outcome.value)
     elif decision.retry:
         due_ms = int(utcnow().timestamp() * 1000) + decision.delay_s * 1000
