@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_schemas import check, field_error, rejected_fields
 from tests.unit.test_schemas import body as request_body
+from tests.unit.test_schemas import check, field_error, rejected_fields
 from ttsqueue.config import Settings
 from ttsqueue.dialer.ami.protocol import parse_message
 from ttsqueue.dialer.ami_dialer import originate_action
