@@ -4,7 +4,8 @@ from the API to the job's outcome, with Asterisk's own log as the witness.
 Keys: pressed during the message, after it, none, repeat then confirm, a wrong key (with and
 without a repeat left), the callee hanging up during the message and during the prompt.
 Machines: `hangup`, `message` (the log shows the message started after the beep and played
-in full), `retry`, a person, silence. And `retry_unconfirmed`.
+in full), `retry`, a person, silence, a line AMD cannot judge (NOTSURE: a person). And
+`retry_unconfirmed`.
 """
 
 from __future__ import annotations
@@ -129,6 +130,8 @@ async def test_answering_machines_every_mode(
         "machine, message": (number("0005", "300666"), "message"),
         "person, hangup": (number("0013"), "hangup"),
         "silence, hangup": (number("0014"), "hangup"),
+        # No audio frames at all: AMD cannot decide (NOTSURE), and that is a person.
+        "not sure, hangup": (number("0006"), "hangup"),
         "machine, off": (number("0005", "300777"), "off"),
     }
     jobs = {
@@ -173,6 +176,7 @@ async def test_answering_machines_every_mode(
         "machine, message": ("completed", "voicemail", "MACHINE"),
         "person, hangup": ("completed", "answered", "HUMAN"),
         "silence, hangup": ("failed", "machine", "MACHINE"),
+        "not sure, hangup": ("completed", "answered", "NOTSURE"),
         "machine, off": ("completed", "answered", None),
         "machine, retry": ("failed", "machine", "MACHINE"),
         "unconfirmed, retried": ("failed", "not_confirmed", None),
