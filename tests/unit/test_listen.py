@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.factories import make_job
 from tests.unit.test_schemas import body as request_body
 from tests.unit.test_schemas import check, field_error, rejected_fields
 from ttsqueue.config import Settings
@@ -24,9 +25,10 @@ from ttsqueue.dialer.dial_values import dial_values
 from ttsqueue.dialer.listen import ListenOptions, parse_facts
 from ttsqueue.dialer.listen_result import apply_listen
 from ttsqueue.dialer.simulated_listen import simulate_listen
-from ttsqueue.domain import CallOutcome, MachineDetection
+from ttsqueue.domain import CallOutcome, ConfirmOptions, MachineDetection
 from ttsqueue.errors import PermanentJobError
 from ttsqueue.prompts import default_prompt
+from ttsqueue.worker.retry import retried_like_no_answer, telephony_decision
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "doubles" / "recordings" / "listen"
 CASES: dict[str, dict[str, Any]] = json.loads((RECORDINGS / "cases.json").read_text())
@@ -280,3 +282,27 @@ def test_simulated_callees_that_listen() -> None:
     assert person.outcome is CallOutcome.ANSWERED
     assert person.amd is not None
     assert person.amd.status == "HUMAN"
+
+
+# --- the retry policy ------------------------------------------------------------------------
+
+
+def test_outcomes_a_job_asked_to_retry_go_through_the_telephony_policy() -> None:
+    confirm = ConfirmOptions(prompt="Presione 1")
+    asks = make_job(max_retries=1, confirm=confirm, retry_unconfirmed=True)
+    plain = make_job(max_retries=1, confirm=confirm)
+    machine = make_job(max_retries=1, machine_detection=MachineDetection.RETRY)
+    hangup = make_job(max_retries=1, machine_detection=MachineDetection.HANGUP)
+    for outcome in (CallOutcome.NOT_CONFIRMED, CallOutcome.HANGUP_DURING_MESSAGE):
+        assert telephony_decision(asks, 1, outcome).retry
+        assert not telephony_decision(asks, 2, outcome).retry  # spent: the job fails
+        assert not telephony_decision(plain, 1, outcome).retry
+    assert telephony_decision(machine, 1, CallOutcome.MACHINE).retry
+    assert not telephony_decision(hangup, 1, CallOutcome.MACHINE).retry
+    assert not telephony_decision(asks, 1, CallOutcome.CONFIRMED).retry
+    assert not retried_like_no_answer(asks, CallOutcome.VOICEMAIL)
+
+
+def test_spanish_prompt_names_the_star_key() -> None:
+    assert default_prompt("es-CO", "*", None) == "Para confirmar, presione asterisco."
+    assert default_prompt("fr", "1", "2") is None
