@@ -21,8 +21,10 @@ from aio_pika.abc import AbstractRobustConnection
 
 from tests.asterisk.fake_phones import number
 from tests.asterisk.helpers import call_id, wait_jobs
+from tests.asterisk.install import AsteriskInstall
 from tests.asterisk.instance import PrivateAsterisk
 from tests.asterisk.sounds import BEEP_S
+from tests.conftest import in_process_api
 from tests.doubles.api_checks import finished, submit
 from tests.integration.test_pipeline import api, publish_job, running_worker
 from ttsqueue.config import Settings
@@ -211,3 +213,28 @@ async def test_answering_machines_every_mode(
     assert (len(beep), len(played), len(done)) == (1, 1, 1), (beep, played, done)
     assert played[0] >= beep[0] + BEEP_S
     assert done[0] - played[0] >= body["audio"]["duration_s"] - 0.1
+
+
+async def test_machine_detection_without_amd_conf_fails_clearly(
+    asterisk_install: AsteriskInstall,
+    settings: Settings,
+    broker: AbstractRobustConnection,
+    backend: str,
+) -> None:
+    """app_amd does not load without amd.conf: AMD() does not exist, the dialplan stops at it,
+    and the job says so (instead of a person who hung up)."""
+    pbx = PrivateAsterisk(asterisk_install)
+    (pbx.etc / "amd.conf").unlink()
+    with pbx:
+        own = settings.model_copy(update=pbx.settings_for(backend, CALL_RING_TIMEOUT=5))
+        async with in_process_api(own) as client:
+            job_id = await submit(client, number("0013"), max_retries=0, machine_detection="hangup")
+            async with running_worker(own):
+                body = await finished(client, job_id, timeout=60)
+        assert "No application 'AMD'" in pbx.log_text()
+    assert (body["status"], body["call"]["outcome"], body["call"]["reason"]) == (
+        "failed",
+        "failed",
+        "amd_unavailable",
+    )
+    assert body["call"]["amd"] is None

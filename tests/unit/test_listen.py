@@ -306,3 +306,18 @@ def test_outcomes_a_job_asked_to_retry_go_through_the_telephony_policy() -> None
 def test_spanish_prompt_names_the_star_key() -> None:
     assert default_prompt("es-CO", "*", None) == "Para confirmar, presione asterisco."
     assert default_prompt("fr", "1", "2") is None
+
+
+def test_amd_asked_for_but_never_run_is_a_clear_failure() -> None:
+    """No amd.conf: AMD() does not exist, the `h` line comes without AMD's status."""
+    call = make_call(ListenOptions(machine_detection=MachineDetection.HANGUP))
+    ended = CallResult(CallOutcome.ANSWERED, reason="hangup_during_playback", ended_at=5.0)
+    result = apply_listen(ended, parse_facts("hung=5.0 amd= amd_cause="), call)
+    assert (result.outcome, result.reason, result.amd) == (
+        CallOutcome.FAILED,
+        "amd_unavailable",
+        None,
+    )
+    # A callee who hangs up while AMD listens: AMD says HANGUP, which is not a failure.
+    left = apply_listen(ended, parse_facts("hung=5.0 amd=HANGUP amd_cause="), call)
+    assert (left.outcome, left.reason) == (CallOutcome.HANGUP_DURING_MESSAGE, "hangup")

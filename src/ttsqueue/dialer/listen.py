@@ -11,7 +11,9 @@ is written once per call, so reports are first-seen facts like AMI's own events:
                                             or prompt only)
     key<n>=<digit> key<n>_at=<epoch>       (the key pressed in round n)
     confirm=<result> dtmf=<keys> confirm_at=<epoch>
-    hung=<epoch>                           (the `h` extension: the call ended)
+    hung=<epoch> amd=<status>              (the `h` extension: the call ended; AMD's status
+                                            is repeated, so that none at all means that
+                                            AMD() never ran: app_amd is not loaded)
 
 Epochs are Asterisk's clock (`STRFTIME(,,%s.%3q)`).
 """
@@ -39,6 +41,8 @@ _FACT_VALUE = re.compile(r"[A-Za-z0-9_.*-]{1,64}")
 # AMD's verdicts that mean a person (NOTSURE included: better to speak to someone who may be
 # there than to hang up on them); `MACHINE` is the only one that means a machine.
 MACHINE = "MACHINE"
+# The reason of a call that asked for AMD on an Asterisk without it (app_amd not loaded).
+AMD_UNAVAILABLE = "amd_unavailable"
 # How long AMD() may listen (amd.conf's total_analysis_time, default 5 s) and WaitForSilence
 # may wait for the end of a greeting (its timeout in the dialplan).
 AMD_MAX_S = 5.0
@@ -173,6 +177,9 @@ def heard(
 ) -> Heard:
     """The outcome of an answered call that listened, from the dialplan's reports."""
     amd = amd_verdict(facts)
+    if amd is None and options.machine_detection is not MachineDetection.OFF:
+        # AMD() does not exist in this Asterisk (no amd.conf): the dialplan stopped there.
+        return Heard(CallOutcome.FAILED, AMD_UNAVAILABLE, None, None, None)
     if amd is not None and amd.status == MACHINE:
         if options.machine_detection is MachineDetection.MESSAGE:
             if played_to_end:
