@@ -45,7 +45,7 @@ from ttsqueue.broker.topology import declare_topology  # noqa: E402
 from ttsqueue.config import Settings, load_settings  # noqa: E402
 from ttsqueue.dialer.callfile.format import parse_report  # noqa: E402
 from ttsqueue.domain import ConfirmOptions, MachineDetection  # noqa: E402
-from ttsqueue.store.jobs import JobStore  # noqa: E402
+from ttsqueue.store.factory import build_store  # noqa: E402
 
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -103,7 +103,7 @@ async def _run(pbx: PrivateAsterisk, calls: int) -> dict[str, Any]:
         settings = _settings(pbx, Path(tmp) / "audio", tag)
         broker = await aio_pika.connect_robust(RABBITMQ_URL)
         redis = aioredis.from_url(REDIS_URL, decode_responses=True)
-        store = JobStore(redis, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+        store = build_store(redis, settings).jobs
         try:
             async with broker.channel() as channel:
                 names = await declare_topology(channel, settings)
