@@ -22,6 +22,7 @@ def make_job(
     text: str = "Hola, este es un mensaje de prueba.",
     max_retries: int = 2,
     retry_delay: int = 10,
+    **extra: Any,
 ) -> Job:
     now = iso(utcnow()) or ""
     return Job(
@@ -38,6 +39,7 @@ def make_job(
         retry_delay=retry_delay,
         created_at=now,
         updated_at=now,
+        **extra,
     )
 
 

@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from ttsqueue.addresses import api_base_url, api_key, env_value
 from ttsqueue.config import Settings, load_settings
-from ttsqueue.domain import JobStatus, Priority
+from ttsqueue.domain import JobStatus, MachineDetection, Priority
 from ttsqueue.errors import ConfigError, TopologyMismatchError
 from ttsqueue.ops import calls, dnc, housekeeping, operate, render
 from ttsqueue.ops.client import ApiClient
@@ -230,10 +230,27 @@ def call(
     max_retries: Annotated[
         int | None, typer.Option(help="Retries after busy / no answer (default: server's).")
     ] = None,
+    confirm: Annotated[
+        str | None,
+        typer.Option(help="Ask the callee to press one of these keys to confirm (e.g. 1)."),
+    ] = None,
+    machine_detection: Annotated[
+        MachineDetection, typer.Option(help="Answering machines: off, hangup, message, retry.")
+    ] = MachineDetection.OFF,
+    retry_unconfirmed: Annotated[
+        bool, typer.Option(help="Retry an unconfirmed call like a no-answer.")
+    ] = False,
     as_json: AsJson = False,
     api_url: ApiUrl = None,
 ) -> None:
     """Submit a call. Exit 0 ok/completed, 1 failed or canceled, 2 refused, 3 unreachable."""
+    extra: dict[str, object] = {}
+    if confirm is not None:
+        extra["confirm"] = {"digits": confirm}
+    if machine_detection is not MachineDetection.OFF:
+        extra["machine_detection"] = machine_detection.value
+    if retry_unconfirmed:
+        extra["retry_unconfirmed"] = True
     with _client(_settings(), api_url) as client:
         action = partial(
             calls.place_call,
@@ -247,6 +264,7 @@ def call(
             as_json=as_json,
             timeout=timeout,
             max_retries=max_retries,
+            extra=extra,
         )
         raise typer.Exit(calls.guarded(_err(), action))
 

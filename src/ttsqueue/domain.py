@@ -77,11 +77,42 @@ class CallOutcome(StrEnum):
     CONGESTION = "congestion"
     FAILED = "failed"
     CANCELED = "canceled"
+    # Calls that listen (SPEC §12).
+    CONFIRMED = "confirmed"
+    NOT_CONFIRMED = "not_confirmed"
+    MACHINE = "machine"
+    VOICEMAIL = "voicemail"
+    HANGUP_DURING_MESSAGE = "hangup_during_message"
 
     @property
     def retryable(self) -> bool:
-        """Telephony outcomes that the retry policy tries again after `retry_delay`."""
+        """Telephony outcomes that the retry policy tries again after `retry_delay` (whatever
+        the job asked; `listen.retry_on` adds the ones a job may choose to retry)."""
         return self in {CallOutcome.BUSY, CallOutcome.NO_ANSWER, CallOutcome.CONGESTION}
+
+    @property
+    def delivered(self) -> bool:
+        """Someone (or a mailbox) was on the line and the message was played, in part or in
+        full: the job ends `completed` unless the job asked for a retry."""
+        return self in DELIVERED_OUTCOMES
+
+
+DELIVERED_OUTCOMES = frozenset(
+    {
+        CallOutcome.ANSWERED,
+        CallOutcome.CONFIRMED,
+        CallOutcome.NOT_CONFIRMED,
+        CallOutcome.VOICEMAIL,
+        CallOutcome.HANGUP_DURING_MESSAGE,
+    }
+)
+
+
+class MachineDetection(StrEnum):
+    OFF = "off"
+    HANGUP = "hangup"
+    MESSAGE = "message"
+    RETRY = "retry"
 
 
 def utcnow() -> datetime:
@@ -109,6 +140,32 @@ class AudioInfo(BaseModel):
     cached: bool = False
     engine: str | None = None
     cache_key: str | None = None
+    # The confirmation prompt, synthesized with the message (same engine and voice).
+    prompt_path: str | None = None
+    prompt_duration_s: float | None = None
+    prompt_cache_key: str | None = None
+
+
+class ConfirmOptions(BaseModel):
+    """Keypress confirmation of a call (SPEC §12), as validated by the API."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    digits: str = "1"
+    repeat_digit: str | None = "2"
+    max_repeats: int = 2
+    timeout_s: int = 5
+    prompt: str
+
+
+class AmdInfo(BaseModel):
+    """Asterisk's answering machine verdict: AMDSTATUS, AMDCAUSE, and how long it took."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: str
+    cause: str | None = None
+    detect_ms: int | None = None
 
 
 class CallInfo(BaseModel):
@@ -124,6 +181,10 @@ class CallInfo(BaseModel):
     ended_at: str | None = None
     talk_s: float | None = None
     simulated: bool = False
+    # Calls that listen: keys pressed (in order), whether confirmed, the AMD verdict.
+    dtmf: str | None = None
+    confirmed: bool | None = None
+    amd: AmdInfo | None = None
 
 
 class HistoryEntry(BaseModel):
@@ -152,6 +213,9 @@ class Job(BaseModel):
     caller_id: str | None = None
     callback_url: str | None = None
     metadata: dict[str, Any] | None = None
+    confirm: ConfirmOptions | None = None
+    machine_detection: MachineDetection = MachineDetection.OFF
+    retry_unconfirmed: bool = False
     created_at: str
     updated_at: str
     processed_at: str | None = None
@@ -171,7 +235,7 @@ class Job(BaseModel):
         return self.priority.queue_label
 
     # Redis hashes hold strings: scalars as text, nested values as JSON; None is omitted.
-    _JSON_FIELDS: ClassVar[tuple[str, ...]] = ("metadata", "audio", "call")
+    _JSON_FIELDS: ClassVar[tuple[str, ...]] = ("metadata", "audio", "call", "confirm")
 
     def to_redis(self) -> dict[str, str]:
         out: dict[str, str] = {}

@@ -119,6 +119,41 @@ CALLEES: tuple[Callee, ...] = (
         "answers and presses 1 at once",
         ("Answer()", "SendDTMF(1,250)", "Goto(listen,on)"),
     ),
+    Callee(
+        "0017",
+        "answers, presses 2 (repeat) during the message, then 1 while it plays again",
+        (
+            "Answer()",
+            "Wait(1.5)",
+            "SendDTMF(2,250)",
+            "Wait(2)",
+            "SendDTMF(1,250)",
+            "Goto(listen,on)",
+        ),
+    ),
+    Callee(
+        "0018",
+        "answers, presses 9 (a wrong key) during the message, then 1 three seconds later",
+        (
+            "Answer()",
+            "Wait(1.5)",
+            "SendDTMF(9,250)",
+            "Wait(3)",
+            "SendDTMF(1,250)",
+            "Goto(listen,on)",
+        ),
+    ),
+    Callee(
+        "0019",
+        "answers and hangs up 1.5 s after the message (TTS_FILE) has played: during a prompt",
+        (
+            "Set(BYTES=${STAT(s,${MASTER_CHANNEL(TTS_FILE)}.wav)})",
+            'Set(PLAYED=$[(${IF($["${BYTES}" = ""]?44:${BYTES})} - 44) / 16000])',
+            "Answer()",
+            "Wait($[${PLAYED} + 2])",
+            "Hangup(16)",
+        ),
+    ),
 )
 DEFAULT_BEHAVIOUR = "answers and listens (any other ending)"
 BY_ENDING = {callee.ending: callee for callee in CALLEES}

@@ -5,7 +5,8 @@ endings of the simulator (SPEC §7) and of the real Asterisk's fake phones
 (tests/asterisk/fake_phones.py), so a number means the same callee everywhere: 0001 busy,
 0002 no answer, 0003 congestion, 0007 callee hangs up mid-message, 0008 broken audio path
 (missing sound file), 0009 silent (never rings), 0010 late answer; anything else answers
-(0004-0006 press keys or are machines on the fake phones: the recordings here have none).
+(0004-0006 press keys or are machines on the fake phones: their sessions, recorded with the
+shipped dialplan, are `listen_*.log`, replayed by tests/unit/test_listen_replay.py).
 """
 
 from __future__ import annotations

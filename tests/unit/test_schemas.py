@@ -273,6 +273,7 @@ STATUS_KEYS = [
     "success", "job_id", "status", "text", "phone_number", "created_at", "processed_at",
     "completed_at", "worker_id", "error", "priority", "language", "engine", "attempts", "queue",
     "e164", "scheduled_for", "updated_at", "duration_ms", "audio", "call", "history", "metadata",
+    "confirm", "machine_detection", "retry_unconfirmed",
 ]  # fmt: skip
 
 
@@ -286,7 +287,7 @@ def test_status_body_has_the_documented_keys_in_order() -> None:
     assert list(out["audio"]) == ["url", "duration_s", "cached", "engine"]
     assert list(out["call"]) == [
         "backend", "outcome", "reason", "hangup_cause", "channel", "answered_at", "ended_at",
-        "talk_s", "simulated",
+        "talk_s", "simulated", "dtmf", "confirmed", "amd",
     ]  # fmt: skip
     assert out["success"] is True
     assert (out["status"], out["priority"], out["queue"]) == ("completed", "high", "priority")

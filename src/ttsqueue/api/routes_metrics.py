@@ -25,6 +25,7 @@ from prometheus_client.core import (
 from starlette.responses import Response
 
 from ttsqueue.api.context import ApiContext, get_context
+from ttsqueue.domain import CallOutcome
 from ttsqueue.logs import get_logger
 from ttsqueue.store.metrics import END_TO_END, PROCESSING, Histogram, synthesis_histogram
 
@@ -88,12 +89,13 @@ async def _families(ctx: ApiContext) -> list[Metric]:
 
 async def _redis_families(ctx: ApiContext) -> list[Metric]:
     engines = sorted(ctx.languages)
-    snapshot, workers, cache, (_, by_status), active = await asyncio.gather(
+    snapshot, workers, cache, (_, by_status), active, outcomes = await asyncio.gather(
         ctx.metrics.snapshot(engines),
         ctx.registry.alive(),
         ctx.redis.hgetall(ctx.store.keys.cache_stats),
         ctx.store.counts_by_status(),
         ctx.redis.zcount(ctx.store.keys.call_slots, int(time.time() * 1000), "+inf"),
+        ctx.redis.hgetall(ctx.store.keys.outcomes),
     )
     submitted = CounterMetricFamily(
         "ttsq_jobs_submitted", "Jobs accepted by the API", labels=["priority"]
@@ -105,12 +107,18 @@ async def _redis_families(ctx: ApiContext) -> list[Metric]:
     )
     for (status, outcome), count in sorted(snapshot.finished.items()):
         finished.add_metric([status, outcome], count)
+    calls = CounterMetricFamily(
+        "ttsq_calls", "Call attempts that ended, by outcome", labels=["outcome"]
+    )
+    for outcome in CallOutcome:
+        calls.add_metric([outcome.value], int(outcomes.get(outcome.value, 0)))
     jobs = GaugeMetricFamily("ttsq_jobs", "Retained jobs by current status", labels=["status"])
     for status, count in by_status.items():
         jobs.add_metric([status], count)
     families: list[Metric] = [
         submitted,
         finished,
+        calls,
         jobs,
         _histogram(
             "ttsq_job_processing_seconds",

@@ -19,8 +19,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from ttsqueue.api.errors import FieldError
 from ttsqueue.config import Settings
-from ttsqueue.domain import JobStatus, Priority, utcnow
+from ttsqueue.domain import ConfirmOptions, JobStatus, MachineDetection, Priority, utcnow
 from ttsqueue.phone import InvalidPhoneNumber, PhoneNumber, parse_phone, sanitize_caller_id
+from ttsqueue.prompts import default_prompt
 from ttsqueue.tts.catalog import valid_tld
 from ttsqueue.webhooks.addresses import literal_target_refused
 from ttsqueue.webhooks.delivery import check_webhook_url
@@ -35,6 +36,54 @@ def _control_char(text: str, allowed: str = "") -> str | None:
         if (ord(ch) < 0x20 and ch not in allowed) or ord(ch) == 0x7F:
             return ch
     return None
+
+
+PROMPT_MAX_LENGTH = 300
+
+
+class ConfirmIn(BaseModel):
+    """`confirm` of a call request (SPEC §12): the keys that confirm, the one that repeats."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    digits: str = Field(
+        default="1",
+        pattern=r"^[0-9*]{1,4}$",
+        description="keys any of which confirms (0-9, *)",
+        examples=["1"],
+    )
+    repeat_digit: str | None = Field(
+        default="2", pattern=r"^[0-9*]$", description="key that plays message and prompt again"
+    )
+    max_repeats: int = Field(default=2, strict=True, ge=0, le=5)
+    timeout_s: int = Field(default=5, strict=True, ge=1, le=30)
+    prompt: str | None = Field(
+        default=None,
+        description="spoken after the message; default: by language (es, en)",
+        examples=["Presione 1 para confirmar, 2 para repetir"],
+    )
+
+    @field_validator("digits")
+    @classmethod
+    def _distinct(cls, value: str) -> str:
+        if len(set(value)) != len(value):
+            raise ValueError("must not repeat a key")
+        return value
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        bad = _control_char(value, allowed="\n\t")
+        if bad is not None:
+            raise ValueError(f"must not contain control character U+{ord(bad):04X}")
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be empty or only whitespace")
+        if len(value) > PROMPT_MAX_LENGTH:
+            raise ValueError(f"must be at most {PROMPT_MAX_LENGTH} characters")
+        return value
 
 
 class CallRequestIn(BaseModel):
@@ -57,6 +106,9 @@ class CallRequestIn(BaseModel):
     )
     caller_id: str | None = Field(default=None, max_length=128)
     metadata: dict[str, Any] | None = None
+    confirm: ConfirmIn | None = None
+    machine_detection: Literal["off", "hangup", "message", "retry"] = "off"
+    retry_unconfirmed: bool = Field(default=False, strict=True)
 
     @field_validator("text")
     @classmethod
@@ -137,6 +189,31 @@ class ValidatedCall:
     callback_url: str | None
     caller_id: str | None
     metadata: dict[str, Any] | None
+    confirm: ConfirmOptions | None = None
+    machine_detection: MachineDetection = MachineDetection.OFF
+    retry_unconfirmed: bool = False
+
+
+def _confirm_options(body: CallRequestIn, language: str) -> ConfirmOptions | None:
+    confirm = body.confirm
+    if confirm is None:
+        if body.retry_unconfirmed:
+            raise FieldError("retry_unconfirmed", "needs `confirm`: only a confirmation can fail")
+        return None
+    if confirm.repeat_digit is not None and confirm.repeat_digit in confirm.digits:
+        raise FieldError("confirm.repeat_digit", "must not be one of the confirmation digits")
+    prompt = confirm.prompt or default_prompt(language, confirm.digits, confirm.repeat_digit)
+    if prompt is None:
+        raise FieldError(
+            "confirm.prompt", f"is required for language {language!r} (defaults: es, en)"
+        )
+    return ConfirmOptions(
+        digits=confirm.digits,
+        repeat_digit=confirm.repeat_digit,
+        max_repeats=confirm.max_repeats,
+        timeout_s=confirm.timeout_s,
+        prompt=prompt,
+    )
 
 
 def _supported_language(
@@ -210,6 +287,9 @@ def validate_call_request(
         callback_url=body.callback_url,
         caller_id=caller_id,
         metadata=body.metadata,
+        confirm=_confirm_options(body, language),
+        machine_detection=MachineDetection(body.machine_detection),
+        retry_unconfirmed=body.retry_unconfirmed,
     )
 
 
@@ -249,6 +329,20 @@ class AudioOut(BaseModel):
     engine: str | None = None
 
 
+class AmdOut(BaseModel):
+    status: str = Field(description="AMDSTATUS: HUMAN, MACHINE, NOTSURE, HANGUP")
+    cause: str | None = Field(default=None, description="AMDCAUSE, e.g. LONGGREETING-1500-1500")
+    detect_ms: int | None = None
+
+
+class ConfirmOut(BaseModel):
+    digits: str
+    repeat_digit: str | None
+    max_repeats: int
+    timeout_s: int
+    prompt: str
+
+
 class CallOut(BaseModel):
     backend: str | None = None
     outcome: str | None = None
@@ -259,6 +353,9 @@ class CallOut(BaseModel):
     ended_at: str | None = None
     talk_s: float | None = None
     simulated: bool = False
+    dtmf: str | None = Field(default=None, description="keys pressed, in order")
+    confirmed: bool | None = Field(default=None, description="set when the call asked to confirm")
+    amd: AmdOut | None = None
 
 
 class HistoryOut(BaseModel):
@@ -292,6 +389,9 @@ class JobStatusOut(BaseModel):
     call: CallOut
     history: list[HistoryOut]
     metadata: dict[str, Any] | None
+    confirm: ConfirmOut | None = None
+    machine_detection: Literal["off", "hangup", "message", "retry"] = "off"
+    retry_unconfirmed: bool = False
 
 
 _ERROR_MEANINGS = {

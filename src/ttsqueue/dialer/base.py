@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ttsqueue.domain import CallOutcome, DialerHealth, attempt_call_id
+from ttsqueue.dialer.listen import ListenOptions
+from ttsqueue.domain import AmdInfo, CallOutcome, DialerHealth, attempt_call_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,14 @@ class CallRequest:
     # Epoch seconds the attempt is scheduled for (send_at, retry_delay): the broker delivers
     # it at most a few ms early; a backend that can schedule (call files) holds it until then.
     not_before: float = 0.0
+    # Keys and answering machines (SPEC §12); None for a call that only speaks.
+    listen: ListenOptions | None = None
+
+    @property
+    def longest_talk_s(self) -> float:
+        """How long the answered call can last: the message, and what listening adds."""
+        extra = self.listen.extra_time_s(self.audio_duration_s) if self.listen else 0.0
+        return self.audio_duration_s + extra
 
     @property
     def call_id(self) -> str:
@@ -49,6 +58,9 @@ class CallResult:
     ended_at: float | None = None
     talk_s: float | None = None
     simulated: bool = False
+    dtmf: str | None = None
+    confirmed: bool | None = None
+    amd: AmdInfo | None = None
 
 
 class Dialer(Protocol):

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from ttsqueue.config import Settings
 from ttsqueue.dialer.base import CallRequest
+from ttsqueue.dialer.listen import KEY_CHARS, KEYS
+from ttsqueue.domain import MachineDetection
 from ttsqueue.errors import ConfigError, PermanentJobError
 from ttsqueue.phone import PhoneNumber, render_channel, sanitize_caller_id
 
@@ -24,6 +26,9 @@ _CONTEXT = re.compile(r"[A-Za-z0-9_-]{1,79}")
 _AUDIO_PATH = re.compile(r"/[A-Za-z0-9_./-]{1,400}")
 _E164_DIGITS = re.compile(r"\+?[0-9]{2,15}")
 _LINE_BREAKERS = frozenset("\r\n\x00")
+# The ranges the API accepts (SPEC §12), checked again before they reach the dialplan.
+MAX_REPEATS = 5
+MAX_KEY_WAIT_S = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,8 @@ class DialValues:
     job_id: str
     call_id: str
     ring_timeout_s: int
+    # Channel variables of a call that listens (SPEC §12), name -> validated value.
+    listen_vars: tuple[tuple[str, str], ...] = ()
 
 
 def _bad(call: CallRequest, reason: str, detail: str) -> PermanentJobError:
@@ -77,8 +84,12 @@ def _caller_id(raw: str | None, region: str, call: CallRequest) -> str | None:
 
 
 def _tts_file(call: CallRequest) -> str:
-    path = os.path.abspath(call.audio_path)
-    climbs = ".." in call.audio_path.split("/")
+    return _audio_path(call, call.audio_path)
+
+
+def _audio_path(call: CallRequest, raw: str) -> str:
+    path = os.path.abspath(raw)
+    climbs = ".." in raw.split("/")
     if climbs or not _AUDIO_PATH.fullmatch(path) or path.endswith((".wav", ".sln16")):
         raise _bad(
             call,
@@ -86,6 +97,37 @@ def _tts_file(call: CallRequest) -> str:
             "audio path must be absolute, without extension, made of letters, digits, . _ - /",
         )
     return path
+
+
+def _listen_vars(call: CallRequest) -> tuple[tuple[str, str], ...]:
+    """The dialplan's options for keys and machines, each checked against what it may be."""
+    options = call.listen
+    if options is None or not options.active:
+        return ()
+    found: list[tuple[str, str]] = []
+    if options.machine_detection is not MachineDetection.OFF:
+        found.append(("TTS_AMD", MachineDetection(options.machine_detection).value))
+    if options.confirms:
+        repeat = options.repeat_key
+        if not KEYS.fullmatch(options.confirm_keys) or (repeat and not KEY_CHARS.fullmatch(repeat)):
+            raise _bad(call, "invalid_confirm", "confirmation keys must be 0-9 or *")
+        if repeat and repeat in options.confirm_keys:
+            raise _bad(call, "invalid_confirm", "the repeat key is also a confirmation key")
+        ranges = (
+            0 <= options.max_repeats <= MAX_REPEATS and 1 <= options.timeout_s <= MAX_KEY_WAIT_S
+        )
+        if not ranges:
+            raise _bad(call, "invalid_confirm", "max_repeats or timeout_s out of range")
+        prompt = _audio_path(call, options.prompt_path)
+        found += [
+            ("TTS_CONFIRM_KEYS", options.confirm_keys),
+            ("TTS_MAX_REPEATS", str(int(options.max_repeats))),
+            ("TTS_KEY_TIMEOUT", str(int(options.timeout_s))),
+            ("TTS_PROMPT", prompt),
+        ]
+        if repeat:
+            found.append(("TTS_REPEAT_KEY", repeat))
+    return tuple(found)
 
 
 def check_context(context: str) -> str:
@@ -119,8 +161,10 @@ def dial_values(settings: Settings, call: CallRequest) -> DialValues:
         job_id=job_id,
         call_id=call_id,
         ring_timeout_s=int(call.ring_timeout_s),
+        listen_vars=_listen_vars(call),
     )
-    for text in (values.channel, values.caller_id or "", values.tts_file):
+    texts = [values.channel, values.caller_id or "", values.tts_file]
+    for text in texts + [value for _, value in values.listen_vars]:
         if any(ch in _LINE_BREAKERS for ch in text):
             raise _bad(call, "invalid_dial_value", "a dial value holds a line break")
     return values

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ttsqueue.dialer.base import CallRequest, CallResult, answered_call
+from ttsqueue.dialer.listen_result import apply_listen
 from ttsqueue.domain import CallOutcome
 
 # OriginateResponse `Reason:` codes (README of the recordings).
@@ -69,8 +70,10 @@ def lost_track(facts: Mapping[str, str], now: float) -> CallResult:
     )
 
 
-def _answered(facts: Mapping[str, str], answered_at: float | None, now: float) -> CallResult:
-    return answered_call(
+def _answered(
+    facts: Mapping[str, str], call: CallRequest, answered_at: float | None, now: float
+) -> CallResult:
+    result = answered_call(
         playback_failed=facts.get("playback") == "FAILED",
         played_to_end=bool(facts.get("done")),
         answered_at=answered_at,
@@ -80,10 +83,11 @@ def _answered(facts: Mapping[str, str], answered_at: float | None, now: float) -
         channel=facts.get("channel"),
         fallback_end=now,
     )
+    return apply_listen(result, facts, call)
 
 
 def _message_end(call: CallRequest, start: float, grace: Deadlines) -> float:
-    return start + ANSWER_WAIT_S + call.audio_duration_s + grace.talk_grace_s
+    return start + ANSWER_WAIT_S + call.longest_talk_s + grace.talk_grace_s
 
 
 def resolve(
@@ -101,12 +105,12 @@ def resolve(
     playback_at = _num(facts, "playback_at")
     if answered_at is not None or playback_at is not None:
         if "hangup_at" in facts:
-            return _answered(facts, answered_at, now)
+            return _answered(facts, call, answered_at, now)
         if facts.get("playback") == "FAILED" and now > (playback_at or now) + grace.settle_s:
-            return _answered(facts, answered_at, now)
+            return _answered(facts, call, answered_at, now)
         start = answered_at or playback_at or call.originated_at
         if now > _message_end(call, start, grace):
-            return _answered(facts, answered_at, now)
+            return _answered(facts, call, answered_at, now)
         return None
     hangup_at = _num(facts, "hangup_at")
     if hangup_at is not None:

@@ -1,7 +1,9 @@
 """A dialer that places no call: the outcome follows from the number, the timing from the audio.
 
 Numbers ending in 0001 are busy, 0002 never answer, 0003 hit congestion; every other number
-answers and listens to the whole message. Nothing is kept in memory between `originate` and
+answers and listens to the whole message. Calls that listen (keys, answering machines) follow
+`simulated_listen.py`: 0004 presses 1, 0005 is an answering machine, 0006 presses nothing.
+Nothing is kept in memory between `originate` and
 `wait_outcome`: the end of the call is computed from `call.originated_at`, so a worker that
 picks the job up after a redelivery gets the same result, at the same moment.
 """
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 
 from ttsqueue.config import Settings
 from ttsqueue.dialer.base import CallRequest, CallResult
+from ttsqueue.dialer.simulated_listen import simulate_listen
 from ttsqueue.domain import CallOutcome, DialerHealth
 from ttsqueue.logs import get_logger
 
@@ -78,6 +81,22 @@ class SimulatorDialer:
                 channel=channel,
                 ended_at=rang_until,
                 simulated=True,
+            )
+        if call.listen is not None and call.listen.active:
+            heard = simulate_listen(call.number[-4:], call.listen, call.audio_duration_s)
+            talk_s = heard.talk_s * self._scale
+            return CallResult(
+                outcome=heard.outcome,
+                reason=heard.reason,
+                hangup_cause=script.hangup_cause,
+                channel=channel,
+                answered_at=rang_until,
+                ended_at=rang_until + talk_s,
+                talk_s=talk_s,
+                simulated=True,
+                dtmf=heard.dtmf,
+                confirmed=heard.confirmed,
+                amd=heard.amd,
             )
         talk_s = (call.audio_duration_s + ANSWER_WAIT_S) * self._scale
         return CallResult(

@@ -83,9 +83,10 @@ def place_call(
     as_json: bool,
     timeout: float,
     max_retries: int | None = None,
+    extra: Record | None = None,
 ) -> int:
     accepted = client.submit_call(
-        text, number, priority=priority, language=language, max_retries=max_retries
+        text, number, priority=priority, language=language, max_retries=max_retries, extra=extra
     )
     job_id = str(accepted.get("job_id", ""))
     if not wait:

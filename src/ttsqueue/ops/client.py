@@ -109,8 +109,10 @@ class ApiClient:
         priority: str = "normal",
         language: str | None,
         max_retries: int | None = None,
+        extra: Record | None = None,
     ) -> Record:
         body: Record = {"text": text, "phone_number": phone_number, "priority": priority}
+        body.update(extra or {})
         if language:
             body["language"] = language
         if max_retries is not None:

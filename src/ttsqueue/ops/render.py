@@ -89,7 +89,10 @@ def jobs_line(stats: Mapping[str, Any]) -> str:
     jobs = stats.get("jobs") or {}
     by_status = jobs.get("by_status") or {}
     counts = ", ".join(f"{_e(name)}={_e(count)}" for name, count in by_status.items() if count)
-    return f"jobs: {jobs.get('total', 0)} total" + (f" ({counts})" if counts else "")
+    line = f"jobs: {jobs.get('total', 0)} total" + (f" ({counts})" if counts else "")
+    by_outcome = (stats.get("calls") or {}).get("by_outcome") or {}
+    outcomes = ", ".join(f"{_e(name)}={_e(n)}" for name, n in sorted(by_outcome.items()) if n)
+    return line + (f"\ncalls by outcome: {outcomes}" if outcomes else "")
 
 
 def _clock(at: object) -> str:
@@ -110,6 +113,15 @@ def _job_facts(record: Mapping[str, Any]) -> str:
         facts += f" outcome={_e(call['outcome'])}"
         if call.get("simulated"):
             facts += " (simulated)"
+    if call.get("dtmf"):
+        facts += f" keys={_e(call['dtmf'])}"
+    if call.get("confirmed") is not None:
+        facts += f" confirmed={'yes' if call['confirmed'] else 'no'}"
+    amd = call.get("amd") or {}
+    if amd.get("status"):
+        facts += f" amd={_e(amd['status'])}"
+        if amd.get("detect_ms") is not None:
+            facts += f"/{_e(amd['detect_ms'])}ms"
     if record.get("error"):
         facts += f" error={_e(record['error'])}"
     return facts

@@ -47,12 +47,18 @@ def job_to_status_body(job: Job, history: Sequence[HistoryEntry]) -> dict[str, A
             "ended_at": job.call.ended_at,
             "talk_s": job.call.talk_s,
             "simulated": job.call.simulated,
+            "dtmf": job.call.dtmf,
+            "confirmed": job.call.confirmed,
+            "amd": job.call.amd.model_dump() if job.call.amd else None,
         },
         "history": [
             {"status": entry.status.value, "at": entry.at, "detail": entry.detail}
             for entry in history
         ],
         "metadata": job.metadata,
+        "confirm": job.confirm.model_dump() if job.confirm else None,
+        "machine_detection": job.machine_detection.value,
+        "retry_unconfirmed": job.retry_unconfirmed,
     }
 
 

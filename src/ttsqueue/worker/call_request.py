@@ -4,7 +4,26 @@ that places the call, the one that follows it after a redelivery, the reaper tha
 from __future__ import annotations
 
 from ttsqueue.dialer.base import CallRequest
-from ttsqueue.domain import Job
+from ttsqueue.dialer.listen import ListenOptions
+from ttsqueue.domain import Job, MachineDetection
+
+
+def listen_options(job: Job) -> ListenOptions | None:
+    """What the call listens for (SPEC §12); the prompt's audio is in `job.audio`."""
+    confirm = job.confirm
+    if confirm is None and job.machine_detection is MachineDetection.OFF:
+        return None
+    if confirm is None:
+        return ListenOptions(machine_detection=job.machine_detection)
+    return ListenOptions(
+        machine_detection=job.machine_detection,
+        confirm_keys=confirm.digits,
+        repeat_key=confirm.repeat_digit or "",
+        max_repeats=confirm.max_repeats,
+        timeout_s=confirm.timeout_s,
+        prompt_path=(job.audio.prompt_path or "").removesuffix(".wav"),
+        prompt_duration_s=job.audio.prompt_duration_s or 0.0,
+    )
 
 
 def call_request(
@@ -28,4 +47,5 @@ def call_request(
         ring_timeout_s=ring_timeout_s,
         originated_at=originated_at,
         not_before=not_before,
+        listen=listen_options(job),
     )

@@ -17,7 +17,7 @@ from ttsqueue.domain import (
 )
 from ttsqueue.logs import get_logger
 from ttsqueue.worker.context import WorkerContext
-from ttsqueue.worker.retry import telephony_decision
+from ttsqueue.worker.retry import retried_like_no_answer, telephony_decision
 
 log = get_logger("ttsqueue.worker.outcomes")
 
@@ -38,6 +38,9 @@ def call_info(job: Job, result: CallResult, backend: str) -> CallInfo:
         ended_at=_epoch_iso(result.ended_at),
         talk_s=result.talk_s,
         simulated=result.simulated,
+        dtmf=result.dtmf,
+        confirmed=result.confirmed,
+        amd=result.amd,
     )
 
 
@@ -47,20 +50,23 @@ async def finish_attempt(
     """Record the attempt's outcome and move the job on. Only the CAS winner acts."""
     info = call_info(job, result, ctx.dialer.name)
     decision = telephony_decision(job, attempt, result.outcome)
+    # An outcome the job asked to retry (SPEC §12) fails once its retries are spent, like a
+    # no-answer; any other call that reached someone completes.
+    completes = result.outcome.delivered and not retried_like_no_answer(job, result.outcome)
     log.info(
         "call ended",
         outcome=result.outcome.value,
         reason=result.reason,
         hangup_cause=result.hangup_cause,
         talk_s=result.talk_s,
-        next="completed"
-        if result.outcome is CallOutcome.ANSWERED
-        else ("retrying" if decision.retry else "failed"),
+        dtmf=result.dtmf,
+        amd=result.amd.status if result.amd else None,
+        next="retrying" if decision.retry else ("completed" if completes else "failed"),
     )
     lifecycle = ctx.lifecycle
-    if result.outcome is CallOutcome.ANSWERED:
+    if completes and not decision.retry:
         await lifecycle.finish(
-            job, JobStatus.COMPLETED, info, worker_id=ctx.worker_id, detail="answered"
+            job, JobStatus.COMPLETED, info, worker_id=ctx.worker_id, detail=result.outcome.value
         )
     elif decision.retry:
         due_ms = int(utcnow().timestamp() * 1000) + decision.delay_s * 1000

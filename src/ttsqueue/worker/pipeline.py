@@ -141,6 +141,23 @@ class JobHandler:
                 "cache_key": audio.cache_key,
             }
         )
+        if job.confirm is not None:
+            # The prompt is spoken by the engine and voice that spoke the message (the
+            # fallback's, when it spoke), and cached alike.
+            prompt = await self.ctx.speech.prepare(
+                job.confirm.prompt,
+                job.language,
+                job.voice if audio.engine == job.engine else None,
+                audio.engine,
+                lease_id=attempt_call_id(job.job_id, attempt),
+            )
+            info = info.model_copy(
+                update={
+                    "prompt_path": str(prompt.wav_path),
+                    "prompt_duration_s": round(prompt.duration_s, 3),
+                    "prompt_cache_key": prompt.cache_key,
+                }
+            )
         if not audio.cached:
             await self.ctx.metrics.observe_synthesis(audio.engine, audio.synth_s)
         return info
@@ -152,7 +169,7 @@ class JobHandler:
         async with ctx.trunk.slot(call_id):
             originated_at = time.time()
             call = call_request(
-                job,
+                job.model_copy(update={"audio": audio}),
                 attempt,
                 ring_timeout_s=ctx.settings.CALL_RING_TIMEOUT,
                 originated_at=originated_at,
@@ -198,8 +215,9 @@ class JobHandler:
             await fail_job(ctx, job, "lost_track", outcome=CallOutcome.FAILED)
             return
         finally:
-            if job.audio.cache_key:
-                await ctx.speech.unpin(job.audio.cache_key, call.call_id)
+            for cache_key in (job.audio.cache_key, job.audio.prompt_cache_key):
+                if cache_key:
+                    await ctx.speech.unpin(cache_key, call.call_id)
         await finish_attempt(ctx, job, attempt, result, work_queue)
 
     async def _technical_retry(

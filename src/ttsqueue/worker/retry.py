@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ttsqueue.domain import CallOutcome, Job
+from ttsqueue.domain import CallOutcome, Job, MachineDetection
 
 TECH_BACKOFF_CAP_S = 300.0
 
@@ -23,8 +23,19 @@ class TelephonyRetry:
     delay_s: int
 
 
+def retried_like_no_answer(job: Job, outcome: CallOutcome) -> bool:
+    """Outcomes the job itself asked to retry (SPEC §12): an answering machine with
+    `machine_detection: retry`; an unconfirmed call (no key, or hung up during the message)
+    with `retry_unconfirmed`."""
+    if outcome is CallOutcome.MACHINE:
+        return job.machine_detection is MachineDetection.RETRY
+    unconfirmed = outcome in {CallOutcome.NOT_CONFIRMED, CallOutcome.HANGUP_DURING_MESSAGE}
+    return unconfirmed and job.confirm is not None and job.retry_unconfirmed
+
+
 def telephony_decision(job: Job, attempt: int, outcome: CallOutcome) -> TelephonyRetry:
-    retry = outcome.retryable and attempt < 1 + job.max_retries
+    wanted = outcome.retryable or retried_like_no_answer(job, outcome)
+    retry = wanted and attempt < 1 + job.max_retries
     return TelephonyRetry(retry=retry, next_attempt=attempt + 1, delay_s=job.retry_delay)
 
 

@@ -141,6 +141,13 @@
     const bar = $("kpi-calls-bar");
     bar.style.width = `${ratio * 100}%`;
     bar.classList.toggle("full", ratio >= 1);
+    const byOutcome = Object.entries(st.calls.by_outcome || {}).filter(([, n]) => n > 0);
+    byOutcome.sort((a, b) => b[1] - a[1]);
+    $("kpi-outcomes").replaceChildren(
+      ...(byOutcome.length
+        ? byOutcome.map(([name, n]) => el("li", {}, el("span", { textContent: outcome(name) }), el("b", { textContent: fmt(n) })))
+        : [el("li", { textContent: "–" })]),
+    );
     $("kpi-cache").textContent = pct(st.tts_cache.hit_rate);
     $("kpi-throughput").textContent = fmt(st.metrics.throughput_per_min, 1);
     const r = s.rates || {};
@@ -347,6 +354,12 @@
       ["d_status", badge(job.status)],
       ["d_outcome", call.outcome ? `${outcome(call.outcome)}${call.simulated ? ` (${t("d_simulated")})` : ""}` : "–"],
       ["d_reason", call.reason || job.error || "–"],
+      ...(job.confirm
+        ? [["d_keys", `${call.dtmf || "–"}${call.confirmed === null || call.confirmed === undefined ? "" : ` (${t(call.confirmed ? "d_confirmed" : "d_not_confirmed")})`}`]]
+        : []),
+      ...(call.amd
+        ? [["d_amd", `${call.amd.status}${call.amd.cause ? ` · ${call.amd.cause}` : ""}${call.amd.detect_ms === null ? "" : ` · ${fmt(call.amd.detect_ms)} ms`}`]]
+        : []),
       ["d_attempts", fmt(job.attempts)],
       ["d_number", `${job.phone_number} (${job.e164})`],
       ["d_priority", t(`p_${job.priority}`)],

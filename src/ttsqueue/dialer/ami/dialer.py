@@ -63,6 +63,7 @@ def originate_action(values: DialValues) -> list[tuple[str, str]]:
         ("Variable", f"TTS_FILE={values.tts_file}"),
         ("Variable", f"TTS_JOB_ID={values.job_id}"),
         ("Variable", f"TTS_CALL_ID={values.call_id}"),
+        *[("Variable", f"{name}={value}") for name, value in values.listen_vars],
         ("ChannelId", values.call_id),
     ]
     return fields

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ttsqueue.dialer.ami.protocol import AmiMessage
 from ttsqueue.dialer.dial_values import CALL_ID
+from ttsqueue.dialer.listen import parse_facts
 
 Facts = dict[str, str]
 
@@ -57,6 +58,9 @@ def _user_event(event: AmiMessage, now: float) -> Facts:
         }
     if name == "ttsfailed":
         return {"failed_reason": event.get("Reason") or ""}
+    if name == "ttsreport":
+        # Keys and answering machines (listen.py): only the tokens it knows are kept.
+        return parse_facts(event.get("Facts") or "")
     return {}
 
 

@@ -46,6 +46,7 @@ def render_call_file(values: DialValues) -> str:
         ("Set", f"TTS_JOB_ID={values.job_id}"),
         ("Set", f"TTS_CALL_ID={values.call_id}"),
         ("Set", "TTS_REPORT=file"),
+        *[("Set", f"{name}={value}") for name, value in values.listen_vars],
         ("Archive", "yes"),
     ]
     for key, value in fields:
@@ -122,7 +123,7 @@ def unfinished_answered_call(
     answered = _float(report, "answered")
     if answered is None or "ended" in report:
         return None
-    if now <= answered + ANSWER_WAIT_S + call.audio_duration_s + grace.talk_grace_s:
+    if now <= answered + ANSWER_WAIT_S + call.longest_talk_s + grace.talk_grace_s:
         return None
     return _completed(report, now, "hangup_not_seen")
 

@@ -24,6 +24,7 @@ from ttsqueue.dialer.callfile.format import (
     unfinished_answered_call,
 )
 from ttsqueue.dialer.callfile.spool_watcher import Sighting
+from ttsqueue.dialer.listen_result import apply_listen
 from ttsqueue.dialer.outcome import Deadlines
 from ttsqueue.domain import CallOutcome
 
@@ -52,7 +53,8 @@ class CallFileProgress:
         if spool is not None and spool.status:
             self.finished_at = self.finished_at or seen.at
             if report_complete(spool.status, report) or seen.at > self.finished_at + REPORT_GRACE_S:
-                return spool_result(spool, report, self.finished_at)
+                found = spool_result(spool, report, self.finished_at)
+                return apply_listen(found, report, self.call)
             return None
         if seen.done_text is None and not seen.in_outgoing:
             self.missing_since = self.missing_since or seen.at
@@ -61,7 +63,8 @@ class CallFileProgress:
             return None
         self.missing_since = None
         if seen.in_outgoing:
-            return unfinished_answered_call(report, self.call, seen.at, self.grace)
+            unfinished = unfinished_answered_call(report, self.call, seen.at, self.grace)
+            return apply_listen(unfinished, report, self.call) if unfinished else None
         return None
 
     def may_withdraw(self, seen: Sighting) -> bool:
