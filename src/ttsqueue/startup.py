@@ -10,7 +10,7 @@ from aio_pika.abc import AbstractRobustConnection
 from ttsqueue.broker.connection import connect_broker
 from ttsqueue.config import Settings
 from ttsqueue.logs import get_logger
-from ttsqueue.store.connection import REDIS_DOWN_ERRORS, connect_redis
+from ttsqueue.store.connection import REDIS_DOWN_ERRORS, connect_store
 
 log = get_logger("ttsqueue.startup")
 
@@ -20,7 +20,7 @@ MAX_BACKOFF_S = 5.0
 async def wait_for_redis(settings: Settings, *, client_name: str) -> aioredis.Redis:
     delay = 0.2
     while True:
-        client = connect_redis(settings.REDIS_URL, client_name=client_name)
+        client = connect_store(settings, client_name=client_name)
         try:
             await client.ping()
             return client

@@ -31,7 +31,7 @@ from ttsqueue.logs import configure_logging, get_logger
 from ttsqueue.ops.client import api_base_url, api_key
 from ttsqueue.ops.layout import env_value
 from ttsqueue.stats_snapshot import StatsSources
-from ttsqueue.store.connection import connect_redis
+from ttsqueue.store.connection import connect_store
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.stats import StatsReader
@@ -47,7 +47,7 @@ SHUTDOWN_GRACE_S = 2
 def create_app(settings: Settings, *, api_url: str | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = connect_redis(settings.REDIS_URL, client_name="dashboard")
+        redis = connect_store(settings, client_name="dashboard")
         prefix = settings.REDIS_PREFIX
         store = JobStore(redis, prefix, settings.JOB_TTL_SECONDS)
         sources = StatsSources(

@@ -12,7 +12,7 @@ from ttsqueue.config import DialerName, Settings
 from ttsqueue.dialer.base import Dialer, DialerHealth
 from ttsqueue.dialer.presence import DialerPresence
 from ttsqueue.dialer.simulator import SimulatorDialer
-from ttsqueue.store.connection import REDIS_DOWN_ERRORS, connect_redis
+from ttsqueue.store.connection import REDIS_DOWN_ERRORS, connect_store
 from ttsqueue.store.keys import Keys
 
 log = logging.getLogger("ttsqueue.dialer")
@@ -46,7 +46,7 @@ def build_dialer(settings: Settings, redis: aioredis.Redis | None = None) -> Dia
             )
         return SimulatorDialer(settings)
     owns = redis is None
-    client = redis or connect_redis(settings.REDIS_URL, client_name=f"dialer:{settings.WORKER_ID}")
+    client = redis or connect_store(settings, client_name=f"dialer:{settings.WORKER_ID}")
     if name is DialerName.AMI:
         from ttsqueue.dialer.ami_dialer import AmiDialer
 

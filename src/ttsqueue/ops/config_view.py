@@ -81,7 +81,12 @@ DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671, "redis": 6379, "rediss": 6379}
 def service_endpoints(settings: Settings) -> list[tuple[str, str, int]]:
     """(service, host, port) of RabbitMQ and Redis when reached over TCP (not a unix socket)."""
     found = []
-    for service, url in (("rabbitmq", settings.RABBITMQ_URL), ("redis", settings.REDIS_URL)):
+    urls = [("rabbitmq", url) for url in settings.rabbitmq_urls]
+    if settings.sentinels:
+        urls += [("redis", f"redis://{host}:{port}") for host, port in settings.sentinels]
+    else:
+        urls.append(("redis", settings.REDIS_URL))
+    for service, url in urls:
         parts = urlsplit(url)
         if parts.scheme in DEFAULT_PORTS:
             port = parts.port or DEFAULT_PORTS[parts.scheme]
