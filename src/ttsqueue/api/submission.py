@@ -30,6 +30,7 @@ from ttsqueue.errors import BrokerUnavailableError
 from ttsqueue.logs import get_logger
 from ttsqueue.store.connection import REDIS_DOWN_ERRORS
 from ttsqueue.store.jobs import CreateResult, IdempotencyClaim
+from ttsqueue.store.rebuild import mark_refused, wait_replicated
 
 log = get_logger("ttsqueue.api")
 
@@ -89,10 +90,14 @@ async def submit(
     created = await _create(ctx, job, claim)
     if not created.created:
         return await _existing(ctx, created, claim)
+    await _replicate(ctx, job)
     try:
         await send_first_message(ctx.publisher, DelayQueues.of(ctx.settings), job)
     except BrokerUnavailableError:
         await ctx.store.discard(job.job_id, claim=claim)
+        # The publish may have reached RabbitMQ unconfirmed: its message must not bring the
+        # job back from the copy it carries.
+        await mark_refused(ctx.store.client, ctx.store.keys, job.job_id)
         raise
     try:
         await ctx.store.confirm(job.job_id, claim.key_digest if claim else None)
@@ -101,6 +106,20 @@ async def submit(
         # confirms it (and sends a second, harmless copy of the message).
         log.warning("job queued but not marked confirmed", job_id=job.job_id, error=repr(exc))
     return Submitted(job, True)
+
+
+async def _replicate(ctx: ApiContext, job: Job) -> None:
+    """REDIS_WAIT_REPLICAS: the record reaches that many replicas before the 202 (bounded by
+    REDIS_WAIT_TIMEOUT_MS; short of it, the job is still accepted: its message carries the
+    record, and a worker rebuilds it if a failover loses it)."""
+    wanted = ctx.settings.REDIS_WAIT_REPLICAS
+    if not wanted:
+        return
+    acked = await wait_replicated(
+        ctx.store.client, ctx.store.keys, wanted, ctx.settings.REDIS_WAIT_TIMEOUT_MS
+    )
+    if acked < wanted:
+        log.warning("job record not yet on enough replicas", job_id=job.job_id, replicas=acked)
 
 
 async def _create(ctx: ApiContext, job: Job, claim: IdempotencyClaim | None) -> CreateResult:

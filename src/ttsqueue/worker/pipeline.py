@@ -22,6 +22,7 @@ from ttsqueue.errors import (
 )
 from ttsqueue.logs import get_logger
 from ttsqueue.store.jobs import Effects
+from ttsqueue.store.rebuild import rebuild_record
 from ttsqueue.worker.call_request import call_request
 from ttsqueue.worker.context import WorkerContext
 from ttsqueue.worker.lifecycle import advance_to_processing, give_up
@@ -61,6 +62,8 @@ class JobHandler:
         job, deliveries = await self.ctx.store.load_for_delivery(
             msg.job_id, (msg.attempt, msg.tech_retries) if due else None
         )
+        if job is None:
+            job = await rebuild_record(self.ctx.store, msg, self.ctx.settings.JOB_TTL_SECONDS)
         if job is None:
             raise PoisonMessageError(f"no job record for {msg.job_id}")
         if job.priority is not priority:
