@@ -26,7 +26,7 @@ from ttsqueue.api.schemas import ValidatedCall
 from ttsqueue.broker.delays import DelayQueues
 from ttsqueue.broker.job_messages import send_first_message
 from ttsqueue.domain import Job, JobStatus, iso, utcnow
-from ttsqueue.errors import BrokerUnavailableError
+from ttsqueue.errors import BrokerUnavailableError, StoreUnavailableError
 from ttsqueue.logs import get_logger
 from ttsqueue.store.connection import REDIS_DOWN_ERRORS
 from ttsqueue.store.jobs import CreateResult, IdempotencyClaim
@@ -90,7 +90,10 @@ async def submit(
     created = await _create(ctx, job, claim)
     if not created.created:
         return await _existing(ctx, created, claim)
-    await _replicate(ctx, job)
+    if not await _replicated(ctx, job):
+        await ctx.store.discard(job.job_id, claim=claim)
+        await mark_refused(ctx.store.client, ctx.store.keys, job.job_id)
+        raise StoreUnavailableError("the job record did not reach REDIS_WAIT_REPLICAS replicas")
     try:
         await send_first_message(ctx.publisher, DelayQueues.of(ctx.settings), job)
     except BrokerUnavailableError:
@@ -108,18 +111,20 @@ async def submit(
     return Submitted(job, True)
 
 
-async def _replicate(ctx: ApiContext, job: Job) -> None:
-    """REDIS_WAIT_REPLICAS: the record reaches that many replicas before the 202 (bounded by
-    REDIS_WAIT_TIMEOUT_MS; short of it, the job is still accepted: its message carries the
-    record, and a worker rebuilds it if a failover loses it)."""
+async def _replicated(ctx: ApiContext, job: Job) -> bool:
+    """REDIS_WAIT_REPLICAS: whether the record reached that many replicas within
+    REDIS_WAIT_TIMEOUT_MS (always, when 0). Short of it the job is refused (503): a 202 must
+    survive the loss of the master."""
     wanted = ctx.settings.REDIS_WAIT_REPLICAS
     if not wanted:
-        return
+        return True
     acked = await wait_replicated(
         ctx.store.client, ctx.store.keys, wanted, ctx.settings.REDIS_WAIT_TIMEOUT_MS
     )
     if acked < wanted:
-        log.warning("job record not yet on enough replicas", job_id=job.job_id, replicas=acked)
+        log.warning("job record not on enough replicas: refused", job_id=job.job_id, replicas=acked)
+        return False
+    return True
 
 
 async def _create(ctx: ApiContext, job: Job, claim: IdempotencyClaim | None) -> CreateResult:

@@ -7,6 +7,8 @@ retried commands rather than a restart.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -15,6 +17,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ttsqueue.config import Settings
@@ -23,6 +26,8 @@ from ttsqueue.config import Settings
 POOL_SIZE = 64
 # How long one Sentinel may take to answer "who is the master?" before the next is asked.
 SENTINEL_TIMEOUT_S = 1.0
+# How often a process re-reads the master's address from the Sentinels while it works.
+MASTER_CHECK_S = 1.0
 
 
 def _client_options(client_name: str) -> dict[str, Any]:
@@ -47,7 +52,24 @@ def connect_redis(url: str, *, client_name: str) -> aioredis.Redis:
 
 class BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
     """The Sentinel-backed pool with the blocking pool's bound: callers beyond POOL_SIZE wait
-    for a connection instead of failing."""
+    for a connection instead of failing.
+
+    redis-py asks the Sentinels only when it opens a connection, so pooled connections would
+    keep writing to a demoted master that still answers (until Sentinel reconfigures it,
+    up to ~10 s, and those writes are then lost). Here the master's address is checked at
+    most once a second as connections are taken: when it changed, idle connections to the
+    old one are closed and busy ones are not returned to the pool.
+    """
+
+    _master_checked = 0.0
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        now = time.monotonic()
+        if now - self._master_checked >= MASTER_CHECK_S:
+            self._master_checked = now
+            with contextlib.suppress(RedisError, OSError):
+                await self.get_master_address()  # type: ignore[no-untyped-call]
+        return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
 
 
 def connect_sentinel_master(

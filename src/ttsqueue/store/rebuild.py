@@ -17,6 +17,7 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 
+from ttsqueue.config import Settings
 from ttsqueue.domain import Job, JobMessage
 from ttsqueue.logs import get_logger
 from ttsqueue.store.jobs import JobStore
@@ -68,3 +69,17 @@ async def wait_replicated(
         pipe.execute_command("WAIT", replicas, timeout_ms)
         _, acked = await pipe.execute()
     return int(acked)
+
+
+async def claim_replicated(store: JobStore, settings: Settings) -> bool:
+    """REDIS_WAIT_REPLICAS for a worker's claim on a call attempt, before it dials: False
+    when too few replicas hold it in time (the caller must not dial: a failover now would
+    forget that the call was placed, and it would be dialed again)."""
+    wanted = settings.REDIS_WAIT_REPLICAS
+    if not wanted:
+        return True
+    acked = await wait_replicated(store.client, store.keys, wanted, settings.REDIS_WAIT_TIMEOUT_MS)
+    if acked < wanted:
+        log.warning("call claim not on enough replicas: not dialing yet", replicas=acked)
+        return False
+    return True

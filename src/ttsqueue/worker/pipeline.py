@@ -22,7 +22,7 @@ from ttsqueue.errors import (
 )
 from ttsqueue.logs import get_logger
 from ttsqueue.store.jobs import Effects
-from ttsqueue.store.rebuild import rebuild_record
+from ttsqueue.store.rebuild import claim_replicated, rebuild_record
 from ttsqueue.worker.call_request import call_request
 from ttsqueue.worker.context import WorkerContext
 from ttsqueue.worker.lifecycle import advance_to_processing, give_up
@@ -152,6 +152,10 @@ class JobHandler:
             if await ctx.store.claim_attempt(
                 job.job_id, attempt, f"{ctx.worker_id}@{originated_at}"
             ):
+                # The claim is what stops a second dial: on replicas before the call, if asked.
+                if not await claim_replicated(ctx.store, ctx.settings):
+                    await ctx.store.release_attempt(job.job_id, attempt)
+                    raise TransientJobError("Redis replicas did not confirm the call claim")
                 # Logged before the backend is asked, so the log never undercounts dials.
                 log.info("originating call", call_id=call.call_id, backend=ctx.dialer.name)
                 try:

@@ -1,9 +1,14 @@
-"""A three-node RabbitMQ cluster with quorum queues under faults, while clients keep submitting.
+"""A three-node RabbitMQ cluster with quorum queues, and Redis behind Sentinels, under faults
+while clients keep submitting.
 
 Every process is given the three nodes (in different orders, so that they spread over the
 cluster). A node killed (SIGKILL: the one holding the work queues' leaders) or stopped (the
 one a worker is connected to) mid-run must cost no accepted job, dial no call twice and leave
 no job stuck: publishers move to a live node and keep confirming, consumers resume there.
+The same holds when the Redis master is SIGKILLed: clients follow the Sentinels to the replica
+they promote; with REDIS_WAIT_REPLICAS=1 a 202 and a dial both wait for a replica to hold the
+record or the claim, a record lost anyway is rebuilt by the worker from the job's message, and
+a job whose last change was lost is given its message again by the sweeper.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.cluster.rabbit_cluster import ClusterNode, RabbitCluster
+from tests.cluster.redis_sentinel import SentinelGroup
 from tests.faults.stack import (
     DIALER_PLACED,
     Stack,
@@ -36,6 +42,7 @@ ACCEPTED_DURING_OUTAGE = 40
 
 
 def _start(stack: Stack, cluster: RabbitCluster) -> None:
+    """WORKERS workers, each given the nodes starting from a different one."""
     size = len(cluster.nodes)
     for index in range(WORKERS):
         order = [(index + step) % size for step in range(size)]
@@ -146,3 +153,66 @@ async def test_stop_the_node_a_worker_is_connected_to(
 
     figures = await _run_with_fault(stack, cluster_store, stop_workers_node, restart)
     record("cluster_stop_worker_node", worker_moved_to=moved[0], **figures)
+
+
+async def test_redis_master_killed_mid_run(
+    sentinel_stack: Stack,
+    sentinel_store: aioredis.Redis,
+    sentinel_group: SentinelGroup,
+    rabbit_cluster: RabbitCluster,
+) -> None:
+    stack = sentinel_stack
+    # The API's records and the workers' call claims reach the replica before they count; a
+    # job whose last change was lost anyway is found by the sweeper after 15 s.
+    stack.overrides.update(REDIS_WAIT_REPLICAS=1, REDIS_WAIT_TIMEOUT_MS=500, SWEEP_AFTER_SECONDS=15)
+    await stack.start_api()
+    _start(stack, rabbit_cluster)
+    started = time.monotonic()
+    masters: list[int] = []
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as client:
+        submitter = Submitter(client, JOBS)
+        submitting = asyncio.create_task(submitter.run())
+        try:
+            # The master SIGKILLed: the Sentinels agree it is down and promote a replica.
+            await submitter.until_accepted(JOBS // 3)
+            submitter.outage = True
+            killed, promoted = await asyncio.to_thread(sentinel_group.kill_master)
+            masters.append(promoted.port)
+            before = len(submitter.accepted)
+            await asyncio.wait_for(
+                submitter.until_accepted(before + ACCEPTED_DURING_OUTAGE), timeout=120
+            )
+            await asyncio.to_thread(killed.start)
+            await asyncio.to_thread(sentinel_group.wait_synced)
+            submitter.outage = False
+            await asyncio.wait_for(submitting, timeout=180)
+            final = await wait_terminal(sentinel_store, stack.keys, submitter.accepted, timeout=180)
+        except BaseException:
+            submitting.cancel()
+            stack.dump_logs()
+            raise
+    accepted = len(submitter.accepted)
+    assert submitter.transport_errors == []
+    assert set(submitter.codes) <= {202, 503}, submitter.codes
+    assert len(set(submitter.accepted)) == accepted >= JOBS
+    assert set(final.values()) <= {"completed", "failed"}
+    twice = {call: n for call, n in originations(stack.worker_logs()).items() if n > 1}
+    assert twice == {}
+    assert all(proc.alive() for proc in stack.procs)
+    counts = await counts_are_exact(sentinel_store, stack.keys)
+    record(
+        "redis_sentinel_master_killed",
+        masters=len(set(masters)),
+        accepted=accepted,
+        refused_503=submitter.codes[503],
+        jobs_lost=accepted - sum(1 for s in final.values() if s in {"completed", "failed"}),
+        failed=counts["failed"],
+        records_rebuilt=_log_count(stack, "job record rebuilt"),
+        duplicate_originations=len(twice),
+        stuck=0,
+        seconds=round(time.monotonic() - started, 1),
+    )
+
+
+def _log_count(stack: Stack, event: str) -> int:
+    return sum(log.read_text(errors="replace").count(event) for log in stack.worker_logs())
