@@ -134,6 +134,40 @@ class RabbitCluster:
                 return next(node for node in self.nodes if node.port == port)
         raise KeyError(f"no connection named {connection_name}: {listing}")
 
+    def partition(self, node: ClusterNode) -> None:
+        """Cut `node` off from the others: it refuses their cookie and drops its links to
+        them, both ways, as a network partition would (pause_minority then pauses it)."""
+        others = self._atoms(node)
+        node.ctl(
+            "eval",
+            f"[begin erlang:set_cookie(N, 'ttsq-partitioned'), erlang:disconnect_node(N) end"
+            f" || N <- [{others}]], ok.",
+        )
+
+    def heal(self, node: ClusterNode) -> None:
+        """Undo `partition`: the cookie is the cluster's again and the links come back."""
+        others = self._atoms(node)
+        node.ctl(
+            "eval",
+            f"[begin erlang:set_cookie(N, erlang:get_cookie()), net_adm:ping(N) end"
+            f" || N <- [{others}]], ok.",
+        )
+
+    def _atoms(self, node: ClusterNode) -> str:
+        return ", ".join(f"'{other.node}'" for other in self.nodes if other is not node)
+
+    def serving(self, node: ClusterNode) -> bool:
+        """Whether `node` runs RabbitMQ (a paused minority node does not)."""
+        try:
+            return node.node in self.running_members_seen_by(node)
+        except Exception:
+            return False
+
+    def running_members_seen_by(self, node: ClusterNode) -> set[str]:
+        status = node.ctl("cluster_status", "--formatter", "json")
+        found = re.search(r'"running_nodes"\s*:\s*\[([^\]]*)\]', status)
+        return set(re.findall(r'"([^"]+)"', found.group(1))) if found else set()
+
     def close(self) -> None:
         for node in self.nodes:
             with contextlib.suppress(Exception):

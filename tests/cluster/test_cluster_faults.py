@@ -2,8 +2,9 @@
 while clients keep submitting.
 
 Every process is given the three nodes (in different orders, so that they spread over the
-cluster). A node killed (SIGKILL: the one holding the work queues' leaders) or stopped (the
-one a worker is connected to) mid-run must cost no accepted job, dial no call twice and leave
+cluster). A node killed (SIGKILL: the one holding the work queues' leaders), stopped (the
+one a worker is connected to) or cut off from the other two (a minority partition) mid-run
+must cost no accepted job, dial no call twice and leave
 no job stuck: publishers move to a live node and keep confirming, consumers resume there.
 The same holds when the Redis master is SIGKILLed: clients follow the Sentinels to the replica
 they promote; with REDIS_WAIT_REPLICAS=1 a 202 and a dial both wait for a replica to hold the
@@ -153,6 +154,36 @@ async def test_stop_the_node_a_worker_is_connected_to(
 
     figures = await _run_with_fault(stack, cluster_store, stop_workers_node, restart)
     record("cluster_stop_worker_node", worker_moved_to=moved[0], **figures)
+
+
+async def test_a_minority_partition(
+    cluster_stack: Stack, cluster_store: aioredis.Redis, rabbit_cluster: RabbitCluster
+) -> None:
+    """The third node is cut off from the other two (both ways, at the Erlang distribution):
+    it pauses itself (pause_minority) and drops its clients, who move to the majority."""
+    stack = cluster_stack
+    await stack.start_api()
+    _start(stack, rabbit_cluster)
+    cut = rabbit_cluster.nodes[2]
+    majority = rabbit_cluster.nodes[0]
+
+    def partition() -> ClusterNode:
+        rabbit_cluster.partition(cut)
+        deadline = time.monotonic() + 60
+        while cut.node in rabbit_cluster.running_members_seen_by(majority):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the majority still counts the cut node")
+            time.sleep(0.2)
+        return cut
+
+    def heal(node: ClusterNode) -> None:
+        # The worker that started on the cut node serves from the majority now.
+        assert rabbit_cluster.node_of_connection(f"worker:{stack.tag}-w2") is not node
+        rabbit_cluster.heal(node)
+        rabbit_cluster.wait_members(len(rabbit_cluster.nodes))
+
+    figures = await _run_with_fault(stack, cluster_store, partition, heal)
+    record("cluster_minority_partition", **figures)
 
 
 async def test_redis_master_killed_mid_run(

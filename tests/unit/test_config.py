@@ -127,7 +127,7 @@ def test_a_supervised_process_ignores_dotenv(
 def test_rabbitmq_url_may_list_the_nodes_of_a_cluster() -> None:
     settings = load_settings(RABBITMQ_URL=" amqp://a:p@mq1/ , amqp://a:p@mq2:5673/,amqps://mq3/ ")
     assert settings.rabbitmq_urls == ["amqp://a:p@mq1/", "amqp://a:p@mq2:5673/", "amqps://mq3/"]
-    assert settings.RABBITMQ_URL == ",".join(settings.rabbitmq_urls)
+    assert ",".join(settings.rabbitmq_urls) == settings.RABBITMQ_URL
 
 
 @pytest.mark.parametrize("value", ["", " , ", "amqp://mq1/,http://mq2/", "redis://mq1/"])
