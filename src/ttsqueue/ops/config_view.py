@@ -6,7 +6,7 @@ from enum import Enum
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ttsqueue.config import Settings
+from ttsqueue.config import Settings, split_urls
 
 MASK = "********"
 SECRET_FIELDS = frozenset({"ASTERISK_AMI_SECRET", "WEBHOOK_SECRET", "DASHBOARD_PASSWORD"})
@@ -62,7 +62,8 @@ def masked_config(settings: Settings) -> list[tuple[str, str]]:
     for name in type(settings).model_fields:
         value = getattr(settings, name)
         if name in URL_FIELDS:
-            shown = mask_url(str(value))
+            # RABBITMQ_URL may list several nodes: each URL masked on its own.
+            shown = ",".join(mask_url(url) for url in split_urls(str(value)))
         elif name == "API_KEYS":
             shown = ",".join(MASK for _ in value)
         elif name in SECRET_FIELDS:
