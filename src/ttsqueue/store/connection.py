@@ -117,6 +117,20 @@ class StoreClient(aioredis.Redis):
         return StorePubSub(self.connection_pool, event_dispatcher=self._event_dispatcher, **kwargs)
 
 
+class SentinelStoreClient(StoreClient):
+    """A `StoreClient` of the master the Sentinels name; closing it also closes its
+    connections to the Sentinels."""
+
+    sentinels: tuple[aioredis.Redis, ...] = ()
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        try:
+            await super().aclose(close_connection_pool)
+        finally:
+            for sentinel in self.sentinels:
+                await sentinel.aclose()
+
+
 def connect_redis(url: str, *, client_name: str) -> StoreClient:
     """A client that retries a command a few times across a short Redis blip."""
     pool = aioredis.BlockingConnectionPool.from_url(
@@ -151,7 +165,7 @@ class BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPo
 
 def connect_sentinel_master(
     sentinels: list[tuple[str, int]], master: str, *, url: str, client_name: str
-) -> StoreClient:
+) -> SentinelStoreClient:
     """A client of the master the Sentinels name; `url` gives the password and database."""
     parts = urlsplit(url)
     db = parts.path.strip("/")
@@ -169,12 +183,13 @@ def connect_sentinel_master(
     )
     client = manager.master_for(
         master,
-        redis_class=StoreClient,
+        redis_class=SentinelStoreClient,
         connection_pool_class=BlockingSentinelPool,
         max_connections=POOL_SIZE,
         timeout=20,
         **auth,
         **_client_options(client_name),
     )
-    assert isinstance(client, StoreClient)
+    assert isinstance(client, SentinelStoreClient)
+    client.sentinels = tuple(manager.sentinels)
     return client
