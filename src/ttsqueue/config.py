@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     TTSQ_ENV: Environment = Environment.DEVELOPMENT
 
     # Broker and store
+    # One URL, or several comma-separated (the nodes of a cluster): clients connect to the
+    # first that answers and move to another when theirs goes away.
     RABBITMQ_URL: str = "amqp://guest:guest@localhost:5672/"
     RABBITMQ_QUEUE_TYPE: QueueType = QueueType.CLASSIC
     # HTTP API of the management plugin, read by the dashboard for unacked counts and rates;
@@ -80,6 +82,15 @@ class Settings(BaseSettings):
     QUEUE_PREFIX: str = ""
     RESULTS_MAX_LENGTH: int = Field(default=100_000, ge=1)
     REDIS_URL: str = "redis://localhost:6379/0"
+    # Redis through Sentinel (instead of REDIS_URL's host and port; its password and database
+    # number still apply): `host:port,host:port,...` and the name the Sentinels monitor.
+    REDIS_SENTINELS: str = ""
+    REDIS_SENTINEL_MASTER: str = ""
+    # Replicas that must hold a new job record before the API answers 202 (Redis WAIT);
+    # 0: do not wait. REDIS_WAIT_TIMEOUT_MS bounds the wait (the job is accepted anyway: its
+    # message carries what is needed to rebuild the record).
+    REDIS_WAIT_REPLICAS: int = Field(default=0, ge=0, le=10)
+    REDIS_WAIT_TIMEOUT_MS: int = Field(default=200, ge=1, le=10_000)
     REDIS_PREFIX: str = "tts:"
     JOB_TTL_SECONDS: int = Field(default=7 * 24 * 3600, ge=60)
 
@@ -182,6 +193,23 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         return None if value in ("", "none") else value
 
+    @field_validator("RABBITMQ_URL")
+    @classmethod
+    def _rabbitmq_urls(cls, value: str) -> str:
+        urls = split_urls(value)
+        if not urls:
+            raise ValueError("must name at least one amqp:// or amqps:// URL")
+        for url in urls:
+            if urlsplit(url).scheme.lower() not in ("amqp", "amqps"):
+                raise ValueError(f"{_shown(url)!r} is not an amqp:// or amqps:// URL")
+        return ",".join(urls)
+
+    @field_validator("REDIS_SENTINELS")
+    @classmethod
+    def _sentinels(cls, value: str) -> str:
+        parse_sentinels(value)  # raises ValueError naming the bad entry
+        return ",".join(f"{host}:{port}" for host, port in parse_sentinels(value))
+
     @field_validator("REDIS_PREFIX")
     @classmethod
     def _prefix_shape(cls, value: str) -> str:
@@ -223,14 +251,21 @@ class Settings(BaseSettings):
         return value.upper()
 
     @model_validator(mode="after")
+    def _sentinel_pair(self) -> Settings:
+        if bool(self.REDIS_SENTINELS) != bool(self.REDIS_SENTINEL_MASTER):
+            raise ValueError("REDIS_SENTINELS and REDIS_SENTINEL_MASTER go together: set both")
+        return self
+
+    @model_validator(mode="after")
     def _production_guards(self) -> Settings:
         if self.TTSQ_ENV is not Environment.PRODUCTION:
             return self
         if not self.API_KEYS:
             raise ValueError("TTSQ_ENV=production requires API_KEYS")
-        problem = rabbitmq_login_problem(self.RABBITMQ_URL)
-        if problem is not None:
-            raise ValueError(f"RABBITMQ_URL: TTSQ_ENV=production refuses {problem}")
+        for url in self.rabbitmq_urls:
+            problem = rabbitmq_login_problem(url)
+            if problem is not None:
+                raise ValueError(f"RABBITMQ_URL: TTSQ_ENV=production refuses {problem}")
         if self.WEBHOOKS_ENABLED and not self.WEBHOOK_SECRET:
             raise ValueError("TTSQ_ENV=production requires WEBHOOK_SECRET for webhooks")
         return self
@@ -244,8 +279,42 @@ class Settings(BaseSettings):
         )
 
     @property
+    def rabbitmq_urls(self) -> list[str]:
+        """The broker nodes of RABBITMQ_URL, in the order given."""
+        return split_urls(self.RABBITMQ_URL)
+
+    @property
+    def sentinels(self) -> list[tuple[str, int]]:
+        """(host, port) of each Sentinel of REDIS_SENTINELS; empty: Redis at REDIS_URL."""
+        return parse_sentinels(self.REDIS_SENTINELS)
+
+    @property
     def audio_cache_max_bytes(self) -> int:
         return int(self.AUDIO_CACHE_MAX_MB * 1024 * 1024)
+
+
+def split_urls(value: str) -> list[str]:
+    """The URLs of a comma-separated list, blanks dropped."""
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _shown(url: str) -> str:
+    """A URL without its password, for an error message."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+def parse_sentinels(value: str) -> list[tuple[str, int]]:
+    """`host:port,host:port` as pairs; ValueError naming the entry that is not one."""
+    found = []
+    for entry in split_urls(value):
+        host, sep, port = entry.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{entry!r} is not host:port")
+        found.append((host.strip("[]"), int(port)))
+    return found
 
 
 def rabbitmq_login_problem(url: str) -> str | None:

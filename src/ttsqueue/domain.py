@@ -269,6 +269,9 @@ class JobMessage(BaseModel):
     not_before_ms: int = 0
     # Technical retries already spent on this attempt.
     tech_retries: int = Field(default=0, ge=0)
+    # The job as it was accepted (`Job` fields, JSON): what a worker rebuilds the record from
+    # when Redis lost it (a write not yet replicated when a failover promoted a replica).
+    record: dict[str, Any] | None = None
 
     def encode(self) -> bytes:
         return orjson.dumps(self.model_dump())

@@ -52,7 +52,7 @@ def configured_secrets(settings: Settings) -> list[str]:
         settings.ASTERISK_AMI_SECRET,
         settings.WEBHOOK_SECRET,
         settings.DASHBOARD_PASSWORD,
-        *_url_passwords(settings.RABBITMQ_URL),
+        *(secret for url in settings.rabbitmq_urls for secret in _url_passwords(url)),
         *_url_passwords(settings.REDIS_URL),
     ]
     return sorted({value for value in values if value}, key=len, reverse=True)

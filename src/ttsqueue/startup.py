@@ -11,7 +11,7 @@ from ttsqueue.broker.connection import connect_broker
 from ttsqueue.config import Settings
 from ttsqueue.errors import StoreUnavailableError
 from ttsqueue.logs import get_logger
-from ttsqueue.store.connection import connect_redis
+from ttsqueue.store.factory import connect_store
 
 log = get_logger("ttsqueue.startup")
 
@@ -21,7 +21,7 @@ MAX_BACKOFF_S = 5.0
 async def wait_for_redis(settings: Settings, *, client_name: str) -> aioredis.Redis:
     delay = 0.2
     while True:
-        client = connect_redis(settings.REDIS_URL, client_name=client_name)
+        client = connect_store(settings, client_name=client_name)
         try:
             await client.ping()
             return client

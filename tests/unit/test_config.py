@@ -122,3 +122,46 @@ def test_a_supervised_process_ignores_dotenv(
     assert load_settings().WORKER_CONCURRENCY == 9
     monkeypatch.setenv("TTSQ_CONFIG_RECORDED", "1")
     assert load_settings().WORKER_CONCURRENCY == 1
+
+
+def test_rabbitmq_url_may_list_the_nodes_of_a_cluster() -> None:
+    settings = load_settings(RABBITMQ_URL=" amqp://a:p@mq1/ , amqp://a:p@mq2:5673/,amqps://mq3/ ")
+    assert settings.rabbitmq_urls == ["amqp://a:p@mq1/", "amqp://a:p@mq2:5673/", "amqps://mq3/"]
+    assert ",".join(settings.rabbitmq_urls) == settings.RABBITMQ_URL
+
+
+@pytest.mark.parametrize("value", ["", " , ", "amqp://mq1/,http://mq2/", "redis://mq1/"])
+def test_rabbitmq_url_refuses_what_is_not_amqp(value: str) -> None:
+    with pytest.raises(ConfigError, match="RABBITMQ_URL"):
+        load_settings(RABBITMQ_URL=value)
+
+
+def test_production_checks_the_login_of_every_node() -> None:
+    urls = "amqp://tts:s3cret-long@mq1/,amqp://guest:guest@mq2/"
+    with pytest.raises(ConfigError, match="RABBITMQ_URL"):
+        load_settings(**{**SAFE_PRODUCTION, "RABBITMQ_URL": urls})
+
+
+def test_sentinels_are_host_port_pairs_named_with_their_master() -> None:
+    settings = load_settings(
+        REDIS_SENTINELS="sen1:26379, 10.0.0.2:26380,[::1]:26381", REDIS_SENTINEL_MASTER="ttsq"
+    )
+    assert settings.sentinels == [("sen1", 26379), ("10.0.0.2", 26380), ("::1", 26381)]
+    assert load_settings().sentinels == []
+
+
+@pytest.mark.parametrize(
+    ("sentinels", "master", "named"),
+    [
+        ("sen1", "ttsq", "REDIS_SENTINELS"),
+        ("sen1:0", "ttsq", "REDIS_SENTINELS"),
+        ("sen1:26379:x", "ttsq", "REDIS_SENTINELS"),
+        ("sen1:26379", "", "REDIS_SENTINEL_MASTER"),
+        ("", "ttsq", "REDIS_SENTINEL_MASTER"),
+    ],
+)
+def test_sentinel_settings_refused_name_the_variable(
+    sentinels: str, master: str, named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings(REDIS_SENTINELS=sentinels, REDIS_SENTINEL_MASTER=master)

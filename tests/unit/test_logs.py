@@ -11,7 +11,7 @@ import pytest
 import structlog
 
 from tests.conftest import make_settings
-from ttsqueue.logs import configure_logging, get_logger
+from ttsqueue.logs import configure_logging, configured_secrets, get_logger
 
 
 @pytest.fixture(autouse=True)
@@ -158,3 +158,12 @@ def test_percent_encoded_passwords_are_masked_in_both_forms(
     output = capsys.readouterr().err
     assert "s3cr%40t%2Fpw" not in output
     assert "s3cr@t/pw" not in output
+
+
+def test_every_cluster_node_password_is_a_secret(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, RABBITMQ_URL="amqp://tts:first-pass@mq1/,amqp://tts:second-pass@mq2/"
+    )
+    secrets = configured_secrets(settings)
+    assert "first-pass" in secrets
+    assert "second-pass" in secrets

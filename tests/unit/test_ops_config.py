@@ -48,6 +48,18 @@ def test_config_masks_every_secret(tmp_path: Path) -> None:
     assert rows["TTS_FALLBACK_ENGINE"] == ""
 
 
+def test_config_masks_the_password_of_every_cluster_node(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, RABBITMQ_URL="amqp://tts:first-pass@mq1/,amqp://tts:second-pass@mq2/"
+    )
+    rows = dict(masked_config(settings))
+    assert rows["RABBITMQ_URL"] == f"amqp://tts:{MASK}@mq1/,amqp://tts:{MASK}@mq2/"
+    assert [host for service, host, _ in service_endpoints(settings) if service == "rabbitmq"] == [
+        "mq1",
+        "mq2",
+    ]
+
+
 def test_config_shows_unset_secrets_as_empty(tmp_path: Path) -> None:
     rows = dict(masked_config(make_settings(tmp_path)))
     assert rows["ASTERISK_AMI_SECRET"] == ""

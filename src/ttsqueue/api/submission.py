@@ -29,6 +29,7 @@ from ttsqueue.domain import Job, JobStatus, iso, utcnow
 from ttsqueue.errors import BrokerUnavailableError, StoreUnavailableError
 from ttsqueue.logs import get_logger
 from ttsqueue.store.lifecycle import CreateResult, IdempotencyClaim
+from ttsqueue.store.replication import wait_replicated
 
 log = get_logger("ttsqueue.api")
 
@@ -91,9 +92,14 @@ async def submit(
     created = await _create(ctx, job, claim)
     if not created.created:
         return await _existing(ctx, created, claim)
+    if not await _replicated(ctx, job):
+        await ctx.lifecycle.discard(job.job_id, claim=claim)
+        raise StoreUnavailableError("the job record did not reach REDIS_WAIT_REPLICAS replicas")
     try:
         await send_first_message(ctx.publisher, DelayQueues.of(ctx.settings), job)
     except BrokerUnavailableError:
+        # The publish may have reached RabbitMQ unconfirmed: discarding marks the job refused,
+        # so that its message does not bring it back from the copy it carries.
         await ctx.lifecycle.discard(job.job_id, claim=claim)
         raise
     try:
@@ -103,6 +109,22 @@ async def submit(
         # confirms it (and sends a second, harmless copy of the message).
         log.warning("job queued but not marked confirmed", job_id=job.job_id, error=repr(exc))
     return Submitted(job, True)
+
+
+async def _replicated(ctx: ApiContext, job: Job) -> bool:
+    """REDIS_WAIT_REPLICAS: whether the record reached that many replicas within
+    REDIS_WAIT_TIMEOUT_MS (always, when 0). Short of it the job is refused (503): a 202 must
+    survive the loss of the master."""
+    wanted = ctx.settings.REDIS_WAIT_REPLICAS
+    if not wanted:
+        return True
+    acked = await wait_replicated(
+        ctx.store.client, ctx.store.keys, wanted, ctx.settings.REDIS_WAIT_TIMEOUT_MS
+    )
+    if acked < wanted:
+        log.warning("job record not on enough replicas: refused", job_id=job.job_id, replicas=acked)
+        return False
+    return True
 
 
 async def _create(ctx: ApiContext, job: Job, claim: IdempotencyClaim | None) -> CreateResult:

@@ -1,18 +1,103 @@
-"""Robust (reconnecting) RabbitMQ connections with heartbeats, named after their process."""
+"""Robust (reconnecting) RabbitMQ connections with heartbeats, named after their process.
+
+`RABBITMQ_URL` may name several nodes of a cluster (comma-separated). A connection tries them
+in turn, from the one after the node it last used, and moves on whenever its node goes away;
+the channels, consumers and publisher confirms of the robust connection are restored on the
+node it reaches.
+"""
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import aio_pika
 from aio_pika.abc import AbstractRobustConnection
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from aio_pika.robust_connection import RobustConnection
+from yarl import URL
+
+from ttsqueue.config import split_urls
+from ttsqueue.logs import get_logger
+
+log = get_logger("ttsqueue.broker")
 
 HEARTBEAT_S = 30
+# One connection attempt to one node: a node cut off by the network (packets dropped) costs
+# this long before the next one is tried.
+CONNECT_TIMEOUT_S = 5.0
+
+# The robust connection's own (private) step that opens one transport to `self.url`. Each
+# reconnection goes through it, so overriding it here picks the node of every attempt.
+_CONNECT_STEP = "_RobustConnection__connect_transport"
+if not hasattr(RobustConnection, _CONNECT_STEP):  # pragma: no cover - guards an upgrade
+    raise ImportError(f"aio_pika's RobustConnection has no {_CONNECT_STEP}: update connection.py")
+
+
+class ClusterConnection(RobustConnection):
+    """A robust connection over several nodes: each (re)connection takes the next live one."""
+
+    NODES: ClassVar[tuple[URL, ...]] = ()
+
+    def __init__(self, url: URL, *args: Any, **kwargs: Any) -> None:
+        super().__init__(url, *args, **kwargs)
+        self._next_node = 0
+
+    @property
+    def node(self) -> str:
+        """host:port of the node this connection uses (or tried last)."""
+        return f"{self.url.host}:{self.url.port}"
+
+    async def _RobustConnection__connect_transport(self) -> None:
+        nodes = self.NODES or (self.url,)
+        parent = getattr(RobustConnection, _CONNECT_STEP)
+        failure: BaseException | None = None
+        for _ in nodes:
+            index = self._next_node % len(nodes)
+            self.url = nodes[index]
+            try:
+                await parent(self)
+            except CONNECTION_EXCEPTIONS as exc:
+                self._next_node = index + 1
+                failure = exc
+                continue
+            # The next reconnection starts from the following node: the one that just
+            # dropped this connection is the least likely to be back.
+            self._next_node = index + 1
+            if len(nodes) > 1:
+                log.info("connected to RabbitMQ node", node=self.node)
+            return
+        assert failure is not None
+        raise failure
+
+
+def _cluster_class(urls: list[str]) -> type[ClusterConnection]:
+    nodes = tuple(URL(url) for url in urls)
+    return type("ClusterConnection", (ClusterConnection,), {"NODES": nodes})
 
 
 async def connect_broker(url: str, *, name: str) -> AbstractRobustConnection:
+    """A robust connection to `url`: one AMQP URL or several, comma-separated."""
+    urls = split_urls(url)
     return await aio_pika.connect_robust(
-        url,
+        urls[0],
         heartbeat=HEARTBEAT_S,
         client_properties={"connection_name": name},
         reconnect_interval=1.0,
         fail_fast=True,
+        timeout=CONNECT_TIMEOUT_S,
+        connection_class=_cluster_class(urls),
     )
+
+
+async def connect_plain(url: str, *, name: str) -> aio_pika.abc.AbstractConnection:
+    """A one-off (non-reconnecting) connection to the first node of `url` that answers."""
+    failure: BaseException | None = None
+    for node in split_urls(url):
+        try:
+            return await aio_pika.connect(
+                node, client_properties={"connection_name": name}, timeout=CONNECT_TIMEOUT_S
+            )
+        except CONNECTION_EXCEPTIONS as exc:
+            failure = exc
+    assert failure is not None
+    raise failure

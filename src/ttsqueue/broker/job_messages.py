@@ -14,7 +14,7 @@ async def send_first_message(publisher: Publisher, delays: DelayQueues, job: Job
     """Publish (with confirm) the message of the job's first attempt: straight to its work
     queue, or parked until `scheduled_for`."""
     queue = publisher.names.work_queue(job.priority)
-    message = JobMessage(job_id=job.job_id, attempt=1)
+    message = JobMessage(job_id=job.job_id, attempt=1, record=job.model_dump(mode="json"))
     if job.status is JobStatus.SCHEDULED and job.scheduled_for:
         due = datetime.fromisoformat(job.scheduled_for)
         message.not_before_ms = int(due.timestamp() * 1000)

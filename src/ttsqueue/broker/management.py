@@ -69,7 +69,9 @@ class ManagementTarget:
 
     @classmethod
     def from_urls(cls, amqp_url: str, override: str = "") -> ManagementTarget:
-        amqp = urlsplit(amqp_url)
+        # A cluster's first node (RABBITMQ_URL lists several): set RABBITMQ_MANAGEMENT_URL to
+        # a load balancer in front of the nodes' management plugins to survive its loss.
+        amqp = urlsplit(amqp_url.split(",")[0].strip())
         path = amqp.path[1:] if amqp.path.startswith("/") else amqp.path
         vhost = unquote(path) or "/"
         user = unquote(amqp.username) if amqp.username is not None else "guest"

@@ -8,6 +8,7 @@ short one, so that a client gets its 503 within 5 s).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import aio_pika
@@ -17,6 +18,15 @@ from ttsqueue.broker.topology import QueueNames
 from ttsqueue.errors import BrokerUnavailableError
 
 PUBLISH_TIMEOUT_S = 10.0
+
+# Channels being closed in the background after a failed publish (kept referenced).
+_closing: set[asyncio.Future[None]] = set()
+
+
+async def _close_quietly(channel: AbstractChannel) -> None:
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+            await channel.close()
 
 
 class Publisher:
@@ -74,7 +84,7 @@ class Publisher:
                 )
         except TimeoutError as exc:
             # The channel may be half open: the next publish opens another.
-            self._channel = None
+            self._drop_channel()
             raise BrokerUnavailableError(
                 f"RabbitMQ did not confirm the message within {self.deadline_s:g}s"
             ) from exc
@@ -84,7 +94,17 @@ class Publisher:
             OSError,
             RuntimeError,
         ) as exc:
+            # A channel that lived through a lost node may never carry a message again (its
+            # robust restore failed): the next publish opens a fresh one.
+            self._drop_channel()
             raise BrokerUnavailableError(f"RabbitMQ did not confirm the message: {exc!r}") from exc
+
+    def _drop_channel(self) -> None:
+        stale, self._channel = self._channel, None
+        if stale is not None and not stale.is_closed:
+            task = asyncio.ensure_future(_close_quietly(stale))
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)
 
     async def to_work_queue(self, queue: str, body: bytes, message_id: str) -> None:
         await self.publish(body, routing_key=queue, message_id=message_id)

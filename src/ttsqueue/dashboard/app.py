@@ -29,8 +29,7 @@ from ttsqueue.dashboard.routes import MAX_CALL_BODY, router
 from ttsqueue.dashboard.snapshot import SnapshotBuilder
 from ttsqueue.logs import configure_logging, get_logger
 from ttsqueue.stats_snapshot import StatsSources
-from ttsqueue.store.connection import connect_redis
-from ttsqueue.store.factory import build_store
+from ttsqueue.store.factory import build_store, connect_store
 from ttsqueue.views.http import BodySizeLimitMiddleware
 
 log = get_logger("ttsqueue.dashboard")
@@ -43,7 +42,7 @@ SHUTDOWN_GRACE_S = 2
 def create_app(settings: Settings, *, api_url: str | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = connect_redis(settings.REDIS_URL, client_name="dashboard")
+        redis = connect_store(settings, client_name="dashboard")
         store = build_store(redis, settings)
         sources = StatsSources(
             redis=redis,

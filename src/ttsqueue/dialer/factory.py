@@ -10,7 +10,7 @@ from ttsqueue.backends import resolve_dialer
 from ttsqueue.config import DialerName, Settings
 from ttsqueue.dialer.base import Dialer
 from ttsqueue.dialer.simulator import SimulatorDialer
-from ttsqueue.store.connection import connect_redis
+from ttsqueue.store.factory import connect_store
 
 log = logging.getLogger("ttsqueue.dialer")
 
@@ -27,7 +27,7 @@ def build_dialer(settings: Settings, redis: aioredis.Redis | None = None) -> Dia
             )
         return SimulatorDialer(settings)
     owns = redis is None
-    client = redis or connect_redis(settings.REDIS_URL, client_name=f"dialer:{settings.WORKER_ID}")
+    client = redis or connect_store(settings, client_name=f"dialer:{settings.WORKER_ID}")
     if name is DialerName.AMI:
         from ttsqueue.dialer.ami.dialer import AmiDialer
 

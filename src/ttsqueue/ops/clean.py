@@ -7,13 +7,13 @@ import re
 import shutil
 from pathlib import Path
 
-import aio_pika
 from aio_pika.abc import AbstractConnection
 from aio_pika.exceptions import ChannelNotFoundEntity
 
+from ttsqueue.broker.connection import connect_plain
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
-from ttsqueue.store.connection import connect_redis
+from ttsqueue.store.factory import connect_store
 
 
 async def _delete_exchange(connection: AbstractConnection, name: str) -> None:
@@ -34,9 +34,7 @@ async def clear_queues(settings: Settings, *, delete: bool) -> dict[str, int | N
     """
     names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
     removed: dict[str, int | None] = {}
-    connection = await aio_pika.connect(
-        settings.RABBITMQ_URL, client_properties={"connection_name": "ttsqueue-clean"}
-    )
+    connection = await connect_plain(settings.RABBITMQ_URL, name="ttsqueue-clean")
     async with connection:
         if delete:
             for exchange in names.exchanges():
@@ -66,9 +64,9 @@ def _glob_escape(text: str) -> str:
 
 async def clear_redis(settings: Settings, *, batch: int = 500) -> int:
     """UNLINK every key under REDIS_PREFIX, found with SCAN (never KEYS); returns the count."""
-    client = connect_redis(settings.REDIS_URL, client_name="ttsqueue-clean")
+    client = connect_store(settings, client_name="ttsqueue-clean")
     removed = 0
-    pending: list[bytes] = []
+    pending: list[str] = []
     try:
         pattern = _glob_escape(settings.REDIS_PREFIX) + "*"
         async for key in client.scan_iter(match=pattern, count=1000):

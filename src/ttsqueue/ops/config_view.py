@@ -6,7 +6,7 @@ from enum import Enum
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ttsqueue.config import Settings
+from ttsqueue.config import Settings, split_urls
 
 MASK = "********"
 SECRET_FIELDS = frozenset({"ASTERISK_AMI_SECRET", "WEBHOOK_SECRET", "DASHBOARD_PASSWORD"})
@@ -62,7 +62,8 @@ def masked_config(settings: Settings) -> list[tuple[str, str]]:
     for name in type(settings).model_fields:
         value = getattr(settings, name)
         if name in URL_FIELDS:
-            shown = mask_url(str(value))
+            # RABBITMQ_URL may list several nodes: each URL masked on its own.
+            shown = ",".join(mask_url(url) for url in split_urls(str(value)))
         elif name == "API_KEYS":
             shown = ",".join(MASK for _ in value)
         elif name in SECRET_FIELDS:
@@ -81,7 +82,12 @@ DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671, "redis": 6379, "rediss": 6379}
 def service_endpoints(settings: Settings) -> list[tuple[str, str, int]]:
     """(service, host, port) of RabbitMQ and Redis when reached over TCP (not a unix socket)."""
     found = []
-    for service, url in (("rabbitmq", settings.RABBITMQ_URL), ("redis", settings.REDIS_URL)):
+    urls = [("rabbitmq", url) for url in settings.rabbitmq_urls]
+    if settings.sentinels:
+        urls += [("redis", f"redis://{host}:{port}") for host, port in settings.sentinels]
+    else:
+        urls.append(("redis", settings.REDIS_URL))
+    for service, url in urls:
         parts = urlsplit(url)
         if parts.scheme in DEFAULT_PORTS:
             port = parts.port or DEFAULT_PORTS[parts.scheme]

@@ -1,5 +1,6 @@
-"""The one way a process builds its store: every Redis-backed part over one client and one
-`Keys`, for the API, the worker and the dashboard alike."""
+"""The one way a process builds its store: the Redis client the settings name (REDIS_URL, or
+the master the Sentinels of REDIS_SENTINELS name), and every Redis-backed part over that one
+client and one `Keys`, for the API, the worker and the dashboard alike."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from ttsqueue.config import Settings
+from ttsqueue.store.connection import StoreClient, connect_redis, connect_sentinel_master
 from ttsqueue.store.dnc import DncList
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.keys import Keys
@@ -29,6 +31,19 @@ class Store:
     stats: StatsReader
     metrics: MetricsStore
     dnc: DncList
+
+
+def connect_store(settings: Settings, *, client_name: str) -> StoreClient:
+    """The Redis of the settings: through the Sentinels when REDIS_SENTINELS is set, else
+    REDIS_URL."""
+    if settings.sentinels:
+        return connect_sentinel_master(
+            settings.sentinels,
+            settings.REDIS_SENTINEL_MASTER,
+            url=settings.REDIS_URL,
+            client_name=client_name,
+        )
+    return connect_redis(settings.REDIS_URL, client_name=client_name)
 
 
 def build_store(

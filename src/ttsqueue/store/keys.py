@@ -12,6 +12,16 @@ class Keys:
     def job(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}"
 
+    def refused(self, job_id: str) -> str:
+        """Marks a job whose submission was refused after its record was written: a message
+        that reached RabbitMQ anyway must not bring it back (`JobLifecycle.rebuild`)."""
+        return f"{self.prefix}job:{job_id}:refused"
+
+    @property
+    def replication_marker(self) -> str:
+        """A counter written before WAIT, so that WAIT covers every earlier write."""
+        return f"{self.prefix}replication:marker"
+
     def history(self, job_id: str) -> str:
         return f"{self.prefix}job:{job_id}:history"
 

@@ -5,6 +5,11 @@ history, the status indexes, the counters and histograms, the webhook stream and
 event together. Callers say what happened (`start`, `mark_calling`, `schedule_retry`,
 `finish`, `cancel`, ...); only this module knows how a job is stored. A job that ends, by a
 worker or by a client's cancel, takes the same path: one audit message in `tts_results`.
+
+A Redis failover can lose the newest writes (a replica lags its master): possibly the record
+of a job the API has just accepted, whose message is safe in RabbitMQ. Every job message
+carries the job as accepted, and `rebuild` recreates the record from it, unless the job's
+submission was refused (`discard` marks it so).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from ttsqueue.domain import (
     CallOutcome,
     HistoryEntry,
     Job,
+    JobMessage,
     JobStatus,
     iso,
     utcnow,
@@ -39,6 +45,8 @@ from ttsqueue.store.scripts import Scripts
 log = get_logger("ttsqueue.store.lifecycle")
 
 IDEMPOTENCY_TTL_S = 24 * 3600
+# How long a refused submission stays marked: longer than any message can wait unseen.
+REFUSED_TTL_S = 7 * 24 * 3600
 # The job hash field naming its idempotency key digest (so the sweeper can confirm it).
 IDEMPOTENCY_FIELD = "idempotency_key"
 
@@ -65,6 +73,8 @@ class CreateResult:
     original_body_digest: str | None = None
     # The first request with that key is still waiting for RabbitMQ's confirm.
     pending: bool = False
+    # The job's submission was refused (`discard`): its record must not come back.
+    refused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +152,7 @@ class JobLifecycle:
                 k.idempotency(claim.key_digest) if claim else k.idempotency("-"),
                 k.status_priority_index(job.status, job.priority),
                 k.expiry_index,
+                k.refused(job.job_id),
             ],
             args=[
                 job.job_id,
@@ -166,6 +177,8 @@ class JobLifecycle:
                     str(original["body"]),
                     pending=bool(original.get("pending")),
                 )
+        if reply[0] == "refused":
+            return CreateResult(False, job.job_id, refused=True)
         # "created"; or "exists" / the key holding this very id: the script already ran for
         # this fresh UUID and its reply was lost before redis-py retried. Still created, so the
         # caller publishes the message instead of reporting a job that would never run.
@@ -185,7 +198,9 @@ class JobLifecycle:
         return await self._confirms.confirm(job_id, idempotency_digest)
 
     async def discard(self, job_id: str, *, claim: IdempotencyClaim | None = None) -> None:
-        """Forget a job whose message never reached RabbitMQ."""
+        """Forget a job whose submission failed (its message not confirmed by RabbitMQ, or its
+        record not on enough replicas), and mark it refused: a message that reached RabbitMQ
+        anyway must not bring it back through `rebuild`."""
         k = self._keys
         await self._scripts.delete_job(
             keys=[
@@ -193,9 +208,34 @@ class JobLifecycle:
                 k.history(job_id),
                 k.index,
                 k.idempotency(claim.key_digest) if claim else k.idempotency("-"),
+                k.refused(job_id),
             ],
-            args=[k.prefix, job_id, "1" if claim else "0"],
+            args=[k.prefix, job_id, "1" if claim else "0", REFUSED_TTL_S],
         )
+
+    async def rebuild(self, msg: JobMessage) -> Job | None:
+        """Recreate the missing record of `msg`'s job from the copy the message carries (the
+        record was lost by Redis, e.g. a write not yet replicated when a failover promoted a
+        replica). None when the message carries no copy of that job, the job's submission was
+        refused, or it is older than the records' lifetime (its record expired: the job is
+        long over). The rebuilt job is confirmed: the sweeper does not send it again."""
+        if msg.record is None:
+            return None
+        job = Job.model_validate(msg.record)
+        if job.job_id != msg.job_id:
+            return None
+        created = datetime.fromisoformat(job.created_at).timestamp()
+        if time.time() - created > self._ttl_seconds:
+            return None
+        if (await self.create(job)).refused:
+            return None
+        await self.confirm(job.job_id, None)
+        log.warning(
+            "job record rebuilt from its message (lost by Redis)",
+            job_id=job.job_id,
+            status=job.status.value,
+        )
+        return job
 
     async def touch(self, job_id: str) -> bool:
         """Mark the job as looked after now (its status unchanged); False if it is gone."""

@@ -29,6 +29,7 @@ from ttsqueue.errors import (
     TransientJobError,
 )
 from ttsqueue.logs import get_logger
+from ttsqueue.store.replication import claim_replicated
 from ttsqueue.worker.call_request import call_request
 from ttsqueue.worker.context import WorkerContext
 from ttsqueue.worker.outcomes import fail_job, finish_attempt, park_retry
@@ -67,6 +68,8 @@ class JobHandler:
         job, deliveries = await self.ctx.store.load_for_delivery(
             msg.job_id, (msg.attempt, msg.tech_retries) if due else None
         )
+        if job is None:
+            job = await self.ctx.lifecycle.rebuild(msg)
         if job is None:
             raise PoisonMessageError(f"no job record for {msg.job_id}")
         if job.priority is not priority:
@@ -178,6 +181,10 @@ class JobHandler:
             if await ctx.lifecycle.claim_attempt(
                 job.job_id, attempt, f"{ctx.worker_id}@{originated_at}"
             ):
+                # The claim is what stops a second dial: on replicas before the call, if asked.
+                if not await claim_replicated(ctx.store.client, ctx.store.keys, ctx.settings):
+                    await ctx.lifecycle.release_attempt(job.job_id, attempt)
+                    raise TransientJobError("Redis replicas did not confirm the call claim")
                 # Logged before the backend is asked, so the log never undercounts dials.
                 log.info("originating call", call_id=call.call_id, backend=ctx.dialer.name)
                 try:

@@ -1,14 +1,16 @@
 -- Create a job atomically: record, history, indexes, idempotency key, event.
 -- KEYS[1] job hash, KEYS[2] history list, KEYS[3] index zset, KEYS[4] status zset,
 -- KEYS[5] priority zset, KEYS[6] idempotency key (ignored when ARGV[5] == ""),
--- KEYS[7] status+priority zset, KEYS[8] expiry zset
+-- KEYS[7] status+priority zset, KEYS[8] expiry zset, KEYS[9] refused mark (delete_job.lua)
 -- ARGV[1] job id, ARGV[2] created ms, ARGV[3] ttl seconds, ARGV[4] history entry json,
 -- ARGV[5] idempotency value ("" = none), ARGV[6] idempotency ttl seconds,
 -- ARGV[7] events channel, ARGV[8] event json, ARGV[9] key prefix, ARGV[10] priority,
 -- ARGV[11..] field/value pairs
 -- The job also enters the unconfirmed set (<prefix>jobs:unconfirmed) until its first message
 -- is confirmed (confirm_job.lua); the idempotency value says "pending" until then.
--- Returns {"created"} | {"duplicate", <stored idempotency value>} | {"exists"}
+-- Returns {"created"} | {"duplicate", <stored idempotency value>} | {"exists"} | {"refused"}
+-- ("refused": the job's submission was refused; a record rebuilt from its message would
+-- bring it back)
 if ARGV[5] ~= "" then
   local existing = redis.call("GET", KEYS[6])
   if existing then
@@ -17,6 +19,9 @@ if ARGV[5] ~= "" then
 end
 if redis.call("EXISTS", KEYS[1]) == 1 then
   return {"exists"}
+end
+if redis.call("EXISTS", KEYS[9]) == 1 then
+  return {"refused"}
 end
 local id = ARGV[1]
 local created = tonumber(ARGV[2])

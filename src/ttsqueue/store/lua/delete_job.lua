@@ -1,7 +1,10 @@
 -- Remove a job that was never accepted (its publish failed): record, history, indexes,
--- and the idempotency key that pointed to it.
--- KEYS[1] job hash, KEYS[2] history, KEYS[3] index, KEYS[4] idempotency key or a dummy
--- ARGV[1] key prefix, ARGV[2] job id, ARGV[3] "1" to delete the idempotency key
+-- and the idempotency key that pointed to it; mark it refused, so that a message of it that
+-- reached RabbitMQ unconfirmed never brings it back (create_job.lua reads the mark).
+-- KEYS[1] job hash, KEYS[2] history, KEYS[3] index, KEYS[4] idempotency key or a dummy,
+-- KEYS[5] refused mark
+-- ARGV[1] key prefix, ARGV[2] job id, ARGV[3] "1" to delete the idempotency key,
+-- ARGV[4] seconds the refused mark is kept
 local status = redis.call("HGET", KEYS[1], "status")
 local priority = redis.call("HGET", KEYS[1], "priority")
 redis.call("DEL", KEYS[1], KEYS[2])
@@ -20,4 +23,5 @@ end
 if ARGV[3] == "1" then
   redis.call("DEL", KEYS[4])
 end
+redis.call("SET", KEYS[5], "1", "EX", tonumber(ARGV[4]))
 return status and 1 or 0
