@@ -16,9 +16,9 @@ from tests.http_servers import free_port
 from ttsqueue.dialer.ami.protocol import AmiMessage
 from ttsqueue.dialer.ami_tracker import CallTracker
 from ttsqueue.dialer.call_records import CallRecords
-from ttsqueue.dialer.trunk import TrunkGuard
 from ttsqueue.store.keys import Keys
 from ttsqueue.supervised import keep_running
+from ttsqueue.worker.trunk import TrunkGuard
 
 pytestmark = pytest.mark.timeout(90)
 

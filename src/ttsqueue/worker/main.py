@@ -13,7 +13,6 @@ from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import declare_topology
 from ttsqueue.config import Settings
 from ttsqueue.dialer.factory import build_dialer
-from ttsqueue.dialer.trunk import TrunkGuard
 from ttsqueue.logs import configure_logging, get_logger
 from ttsqueue.startup import wait_for_broker, wait_for_redis
 from ttsqueue.store.jobs import JobStore
@@ -28,6 +27,7 @@ from ttsqueue.worker.pipeline import JobHandler
 from ttsqueue.worker.reaper import reaper_loop
 from ttsqueue.worker.runner import Runner
 from ttsqueue.worker.sweeper import sweeper_loop
+from ttsqueue.worker.trunk import TrunkGuard
 
 log = get_logger("ttsqueue.worker")
 

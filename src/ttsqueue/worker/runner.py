@@ -1,8 +1,18 @@
-"""The dispatch loop: a bounded pool fed by the priority consumer; graceful shutdown."""
+"""The dispatch loop: a bounded pool fed by the priority consumer; graceful shutdown.
+
+A job holds one of the WORKER_CONCURRENCY slots while it is prepared (record, speech). Once
+it waits for a trunk line or follows its call it hands the slot back (`leave_slot`), so the
+worker keeps choosing work: a newer high-priority message starts at once instead of waiting
+behind jobs that only wait for the telephone. How many messages a worker holds in all stays
+bounded by the prefetch (WORKER_CONCURRENCY per queue): nothing is acked before its next
+state is recorded.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Protocol
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -12,6 +22,16 @@ from ttsqueue.domain import Priority
 from ttsqueue.logs import get_logger
 
 log = get_logger("ttsqueue.worker.runner")
+
+_slot: ContextVar[Callable[[], None] | None] = ContextVar("worker_slot", default=None)
+
+
+def leave_slot() -> None:
+    """The current job stops counting against WORKER_CONCURRENCY (idempotent; a no-op
+    outside a job started by a Runner)."""
+    release = _slot.get()
+    if release is not None:
+        release()
 
 
 class MessageHandler(Protocol):
@@ -51,10 +71,15 @@ class Runner:
                     slots.release()
                     break
                 message, priority = item
-                task = asyncio.create_task(self.handler.handle(message, priority))
+                release = _once(slots.release)
+                token = _slot.set(release)
+                try:
+                    task = asyncio.create_task(self.handler.handle(message, priority))
+                finally:
+                    _slot.reset(token)
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-                task.add_done_callback(lambda _: slots.release())
+                task.add_done_callback(_releaser(release))
         finally:
             stop_waiter.cancel()
             await self._drain()
@@ -82,3 +107,22 @@ class Runner:
                 await asyncio.gather(*pending, return_exceptions=True)
                 log.warning("in-flight jobs handed back to the queue", count=len(pending))
         await self.consumer.close()
+
+
+def _releaser(release: Callable[[], None]) -> Callable[[asyncio.Task[None]], None]:
+    def on_done(_: asyncio.Task[None]) -> None:
+        release()
+
+    return on_done
+
+
+def _once(release: Callable[[], None]) -> Callable[[], None]:
+    done = False
+
+    def release_once() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            release()
+
+    return release_once
