@@ -70,10 +70,12 @@ class PriorityConsumer:
     def buffered(self) -> int:
         return sum(len(buffer) for buffer in self._buffers.values())
 
-    async def next(self) -> tuple[AbstractIncomingMessage, Priority] | None:
-        """The next message to start, high priority first; None once stopped."""
+    async def next(
+        self, priorities: tuple[Priority, ...] = (Priority.HIGH, Priority.NORMAL)
+    ) -> tuple[AbstractIncomingMessage, Priority] | None:
+        """The next message to start from `priorities`, in that order; None once stopped."""
         while not self._stopped:
-            for priority in (Priority.HIGH, Priority.NORMAL):
+            for priority in priorities:
                 buffer = self._buffers[priority]
                 while buffer:
                     message = buffer.popleft()

@@ -25,7 +25,7 @@ from ttsqueue.worker.context import WorkerContext
 from ttsqueue.worker.heartbeat import heartbeat_loop
 from ttsqueue.worker.pipeline import JobHandler
 from ttsqueue.worker.reaper import reaper_loop
-from ttsqueue.worker.runner import Runner
+from ttsqueue.worker.runner import Runner, prefetch_for
 from ttsqueue.worker.sweeper import sweeper_loop
 from ttsqueue.worker.trunk import TrunkGuard
 
@@ -73,7 +73,12 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     handler = JobHandler(ctx)
     registry = WorkerRegistry(redis, settings.REDIS_PREFIX)
     runner = Runner(
-        PriorityConsumer(connection, names, settings.WORKER_CONCURRENCY, handler.recycler),
+        PriorityConsumer(
+            connection,
+            names,
+            prefetch_for(settings.WORKER_CONCURRENCY, settings.MAX_CONCURRENT_CALLS),
+            handler.recycler,
+        ),
         handler,
         settings.WORKER_CONCURRENCY,
         SHUTDOWN_GRACE_S,
