@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from ttsqueue.config import Settings
 from ttsqueue.store.keys import Keys
 from ttsqueue.worker import main as worker_main
 from ttsqueue.worker.main import serve
+from ttsqueue.worker.trunk import HIGH_STREAK
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -186,3 +188,52 @@ async def test_a_high_job_takes_the_next_free_line(
     api: httpx.AsyncClient, redis_client: aioredis.Redis, settings: Settings, scenario: Scenario
 ) -> None:
     await run_scenario(api, redis_client, settings, scenario)
+
+
+STREAM = Scenario(workers=2, concurrency=4, lines=1, normal_jobs=3, time_scale=0.05)
+
+
+@pytest.mark.parametrize("scenario", [STREAM], ids=["stream-of-alerts"])
+async def test_normal_jobs_still_dial_under_a_stream_of_alerts(
+    api: httpx.AsyncClient, redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    settings = settings.model_copy(update={"CALLS_PER_SECOND": 1000.0})
+    keys = Keys(settings.REDIS_PREFIX)
+    normal_ids = []
+    for _ in range(STREAM.normal_jobs):
+        response = await api.post("/tts/call", json=CALL)
+        assert response.status_code == 202, response.text
+        normal_ids.append(response.json()["job_id"])
+    async with running_workers(settings, STREAM.workers):
+
+        async def normal_waiting() -> bool:
+            return await redis_client.zcard(keys.line_waiters_normal) >= STREAM.normal_jobs - 1
+
+        await until(normal_waiting, "normal jobs waiting for the one line")
+        high_ids = []
+        for _ in range(4 * HIGH_STREAK):
+            response = await api.post("/tts/call", json={**CALL, "priority": "high"})
+            assert response.status_code == 202, response.text
+            high_ids.append(response.json()["job_id"])
+
+        async def all_dialed() -> bool:
+            for job_id in [*normal_ids, *high_ids]:
+                body = (await api.get(f"/tts/status/{job_id}")).json()
+                if first(body["history"], "calling") is None:
+                    return False
+            return True
+
+        await until(all_dialed, "every job to dial", timeout=120)
+    dials: list[tuple[float, str]] = []
+    for job_id in [*normal_ids, *high_ids]:
+        body = (await api.get(f"/tts/status/{job_id}")).json()
+        start = first(body["history"], "calling")
+        assert start is not None
+        dials.append((start, "normal" if job_id in normal_ids else "high"))
+    order = [kind for _, kind in sorted(dials)]
+    # Every normal job dialed while alerts were still waiting, and never after more than
+    # HIGH_STREAK alerts in a row.
+    normal_at = [i for i, kind in enumerate(order) if kind == "normal"]
+    assert "high" in order[normal_at[-1] :], order
+    gaps = [b - a - 1 for a, b in itertools.pairwise([-1, *normal_at])]
+    assert max(gaps) <= HIGH_STREAK, order
