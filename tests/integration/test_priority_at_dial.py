@@ -33,7 +33,7 @@ from ttsqueue.config import Settings
 from ttsqueue.store.keys import Keys
 from ttsqueue.worker import main as worker_main
 from ttsqueue.worker.main import serve
-from ttsqueue.worker.trunk import HIGH_STREAK
+from ttsqueue.worker.trunk import HIGH_STREAK, TrunkGuard
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -199,6 +199,9 @@ async def test_normal_jobs_still_dial_under_a_stream_of_alerts(
 ) -> None:
     settings = settings.model_copy(update={"CALLS_PER_SECOND": 1000.0})
     keys = Keys(settings.REDIS_PREFIX)
+    # The test holds the one line until every normal job and a streak of alerts wait for it.
+    holder = TrunkGuard(redis_client, keys, max_calls=1, calls_per_second=1000.0)
+    assert await holder.try_acquire("held-by-the-test")
     normal_ids = []
     for _ in range(STREAM.normal_jobs):
         response = await api.post("/tts/call", json=CALL)
@@ -206,15 +209,19 @@ async def test_normal_jobs_still_dial_under_a_stream_of_alerts(
         normal_ids.append(response.json()["job_id"])
     async with running_workers(settings, STREAM.workers):
 
-        async def normal_waiting() -> bool:
-            return await redis_client.zcard(keys.line_waiters_normal) >= STREAM.normal_jobs - 1
+        async def waiting(key: str, count: int) -> bool:
+            return await redis_client.zcard(key) >= count
 
-        await until(normal_waiting, "normal jobs waiting for the one line")
+        await until(
+            lambda: waiting(keys.line_waiters_normal, STREAM.normal_jobs), "normal jobs in line"
+        )
         high_ids = []
         for _ in range(4 * HIGH_STREAK):
             response = await api.post("/tts/call", json={**CALL, "priority": "high"})
             assert response.status_code == 202, response.text
             high_ids.append(response.json()["job_id"])
+        await until(lambda: waiting(keys.line_waiters_high, HIGH_STREAK), "alerts in line")
+        await holder.release("held-by-the-test")
 
         async def all_dialed() -> bool:
             for job_id in [*normal_ids, *high_ids]:
