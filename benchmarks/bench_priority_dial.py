@@ -60,6 +60,8 @@ from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import declare_topology
 from ttsqueue.config import load_settings
 from ttsqueue.domain import HistoryEntry, Job, JobMessage, Priority
+from ttsqueue.store.connection import connect_redis
+from ttsqueue.store.factory import build_store
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.keys import Keys
 
@@ -114,8 +116,9 @@ def first(history: list[HistoryEntry], statuses: set[str]) -> float | None:
 async def run_once(scenario: Scenario, source: Path | None, log_dir: Path) -> dict[str, Any]:
     iso = Isolation.new()
     settings = load_settings(QUEUE_PREFIX=iso.queue_prefix, REDIS_PREFIX=iso.redis_prefix)
-    redis = aioredis.from_url(REDIS_URL, decode_responses=True)
-    store = JobStore(redis, iso.redis_prefix, 3600)
+    redis = connect_redis(REDIS_URL, client_name="bench-priority-dial")
+    parts = build_store(redis, settings)
+    store = parts.jobs
     connection = await aio_pika.connect_robust(RABBITMQ_URL)
     try:
         channel = await connection.channel()
@@ -124,7 +127,7 @@ async def run_once(scenario: Scenario, source: Path | None, log_dir: Path) -> di
 
         async def submit(priority: Priority) -> str:
             job: Job = make_job(text=TEXT, max_retries=0, priority=priority)
-            await store.create(job)
+            await parts.lifecycle.create(job)
             body = JobMessage(job_id=job.job_id).encode()
             await publisher.to_work_queue(iso.names.work_queue(priority), body, job.job_id)
             return job.job_id
@@ -142,7 +145,7 @@ async def run_once(scenario: Scenario, source: Path | None, log_dir: Path) -> di
             for n in range(scenario.workers):
                 env = product_env(iso, Path(audio), WORKER_ID=f"bench-{iso.tag}-{n}", **overrides)
                 started.append(spawn(f"worker-{n}", [PYTHON, str(ENTRY), "worker"], env, log_dir))
-            await until_saturated(redis, store, Keys(iso.redis_prefix), normal, scenario.lines)
+            await until_saturated(redis, store, parts.keys, normal, scenario.lines)
             high = await submit(Priority.HIGH)
             deadline = time.monotonic() + 120
             while first(await store.history(high), {"calling"}) is None:
