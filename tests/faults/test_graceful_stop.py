@@ -41,11 +41,13 @@ IN_FLIGHT = frozenset({JobStatus.PROCESSING.value, JobStatus.CALLING.value})
 @pytest.fixture
 def supervised(stack: Stack) -> Iterator[Stack]:
     # Calls of about 3 s: long enough to be caught in flight, far shorter than the
-    # 25 s a stopping worker gives them.
+    # 25 s a stopping worker gives them. A trunk of 8 lines keeps a backlog for the
+    # workers that stay (a followed call holds a line, not a worker slot).
     stack.overrides.update(
         TTSQ_VAR_DIR=stack.tmp / "var",
         WORKERS=3,
         WORKER_CONCURRENCY=4,
+        MAX_CONCURRENT_CALLS=8,
         SIMULATOR_TIME_SCALE=0.5,
         DASHBOARD_PORT=free_port(),
         DASHBOARD_HOST="127.0.0.1",

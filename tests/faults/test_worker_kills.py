@@ -41,8 +41,14 @@ RUN_LIMIT_S = 180.0
 async def test_sigkill_a_random_worker_every_two_seconds(
     stack: Stack, fault_redis: aioredis.Redis
 ) -> None:
-    # Calls of about 2 s and 10 at a time per worker: most kills land on calls in progress.
-    stack.overrides.update(SIMULATOR_TIME_SCALE=0.3, WORKER_CONCURRENCY=10, MAX_DELIVERIES=50)
+    # Calls of about 2 s, 30 lines for 3 workers: most kills land on calls in progress, and
+    # the run lasts long enough for many kills (a followed call holds a line, not a slot).
+    stack.overrides.update(
+        SIMULATOR_TIME_SCALE=0.3,
+        WORKER_CONCURRENCY=10,
+        MAX_CONCURRENT_CALLS=30,
+        MAX_DELIVERIES=50,
+    )
     await stack.start_api()
     generation = 0
     workers: list[Proc] = [stack.start_worker(f"w{i}-g0") for i in range(WORKERS)]

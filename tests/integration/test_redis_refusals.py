@@ -16,10 +16,10 @@ from tests.http_servers import free_port
 from ttsqueue.dialer.ami.call_records import CallRecords
 from ttsqueue.dialer.ami.protocol import AmiMessage
 from ttsqueue.dialer.ami.tracker import CallTracker
-from ttsqueue.dialer.trunk import TrunkGuard
 from ttsqueue.store.connection import connect_redis
 from ttsqueue.store.keys import Keys
 from ttsqueue.supervised import keep_running
+from ttsqueue.worker.trunk import TrunkGuard
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -11,8 +11,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from ttsqueue.config import Settings
-from ttsqueue.dialer.trunk import TrunkGuard
 from ttsqueue.store.keys import Keys
+from ttsqueue.worker.trunk import TrunkGuard
 
 FAST = 1_000_000.0  # calls per second high enough not to matter
 

@@ -20,6 +20,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from aio_pika.exceptions import ChannelInvalidStateError
 
 from ttsqueue.broker.recycle import Recycler
 from ttsqueue.broker.topology import QueueNames
@@ -67,16 +68,18 @@ class PriorityConsumer:
 
         return receive
 
-    async def next(self) -> tuple[AbstractIncomingMessage, Priority] | None:
-        """The next message to start, high priority first; None once stopped."""
+    async def next(
+        self, priorities: tuple[Priority, ...] = (Priority.HIGH, Priority.NORMAL)
+    ) -> tuple[AbstractIncomingMessage, Priority] | None:
+        """The next message to start from `priorities`, in that order; None once stopped."""
         while not self._stopped:
-            for priority in (Priority.HIGH, Priority.NORMAL):
+            for priority in priorities:
                 buffer = self._buffers[priority]
                 while buffer:
                     message = buffer.popleft()
                     # After a reconnect the old channel's deliveries are void: RabbitMQ
                     # redelivers them on the new channel.
-                    if not message.channel.is_closed:
+                    if _channel_open(message):
                         return message, priority
             self._available.clear()
             await self._available.wait()
@@ -104,3 +107,10 @@ class PriorityConsumer:
             if not channel.is_closed:
                 with contextlib.suppress(Exception):
                     await channel.close()
+
+
+def _channel_open(message: AbstractIncomingMessage) -> bool:
+    try:
+        return not message.channel.is_closed
+    except ChannelInvalidStateError:  # aio-pika's way of saying the channel is closed
+        return False

@@ -149,6 +149,31 @@ class Keys:
         """Sorted set of recent origination times, for CALLS_PER_SECOND."""
         return f"{self.prefix}calls:rate"
 
+    @property
+    def line_waiters_high(self) -> str:
+        """Sorted set of high-priority jobs waiting for a trunk line, scored by arrival."""
+        return f"{self.prefix}calls:waiting:high"
+
+    @property
+    def line_waiters_normal(self) -> str:
+        """Sorted set of normal jobs waiting for a trunk line, scored by arrival."""
+        return f"{self.prefix}calls:waiting:normal"
+
+    @property
+    def line_waiters_alive(self) -> str:
+        """Sorted set of every waiter, scored by when it stops counting unless it asks again."""
+        return f"{self.prefix}calls:waiting:alive"
+
+    @property
+    def line_arrivals(self) -> str:
+        """Counter giving each new waiter its place in line."""
+        return f"{self.prefix}calls:waiting:seq"
+
+    @property
+    def line_high_streak(self) -> str:
+        """High-priority grants in a row while a normal job waited (bounded: no starvation)."""
+        return f"{self.prefix}calls:waiting:streak"
+
     def call_record(self, call_id: str) -> str:
         """Hash of what Asterisk reported about one attempt's call (AMI events, first-seen
         values), written by every worker's AMI session, read by whichever worker follows it."""

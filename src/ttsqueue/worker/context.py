@@ -10,12 +10,12 @@ from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
 from ttsqueue.dialer.base import Dialer
-from ttsqueue.dialer.trunk import TrunkGuard
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.lifecycle import JobLifecycle
 from ttsqueue.store.metrics import MetricsStore
 from ttsqueue.store.workers import WorkerRegistry
 from ttsqueue.tts.service import SpeechService
+from ttsqueue.worker.trunk import TrunkGuard
 
 
 @dataclass(slots=True)

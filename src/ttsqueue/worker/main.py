@@ -13,7 +13,6 @@ from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import declare_topology
 from ttsqueue.config import Settings
 from ttsqueue.dialer.factory import build_dialer
-from ttsqueue.dialer.trunk import TrunkGuard
 from ttsqueue.logs import configure_logging, get_logger
 from ttsqueue.startup import wait_for_broker, wait_for_redis
 from ttsqueue.store.factory import build_store
@@ -23,8 +22,9 @@ from ttsqueue.worker.context import WorkerContext
 from ttsqueue.worker.heartbeat import heartbeat_loop
 from ttsqueue.worker.pipeline import JobHandler
 from ttsqueue.worker.reaper import reaper_loop
-from ttsqueue.worker.runner import Runner
+from ttsqueue.worker.runner import Runner, prefetch_for
 from ttsqueue.worker.sweeper import sweeper_loop
+from ttsqueue.worker.trunk import TrunkGuard
 
 log = get_logger("ttsqueue.worker")
 
@@ -73,7 +73,12 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     handler = JobHandler(ctx)
     registry = ctx.workers
     runner = Runner(
-        PriorityConsumer(connection, names, settings.WORKER_CONCURRENCY, handler.recycler),
+        PriorityConsumer(
+            connection,
+            names,
+            prefetch_for(settings.WORKER_CONCURRENCY, settings.MAX_CONCURRENT_CALLS),
+            handler.recycler,
+        ),
         handler,
         settings.WORKER_CONCURRENCY,
         SHUTDOWN_GRACE_S,

@@ -36,6 +36,7 @@ from ttsqueue.worker.outcomes import fail_job, finish_attempt, park_retry
 from ttsqueue.worker.plan import Plan, plan_for
 from ttsqueue.worker.reaper import abandon_call
 from ttsqueue.worker.retry import technical_delay, technical_exhausted
+from ttsqueue.worker.runner import following_call, waiting_for_line
 from ttsqueue.worker.settle import Disposition, settle
 
 log = get_logger("ttsqueue.worker.pipeline")
@@ -98,7 +99,9 @@ class JobHandler:
             return await self._start(job, msg, work_queue)
         if plan is Plan.RESUME:
             call_id = attempt_call_id(job.job_id, msg.attempt)
-            async with self.ctx.trunk.slot(call_id):
+            waiting_for_line()
+            async with self.ctx.trunk.slot(call_id, job.priority):
+                following_call()
                 await self._follow(job, msg.attempt, work_queue, _originated_at(job))
         elif plan is Plan.REPARK and job.next_attempt_ms is not None:
             await park_retry(self.ctx, job.job_id, msg.attempt + 1, job.next_attempt_ms, work_queue)
@@ -169,7 +172,11 @@ class JobHandler:
         ctx = self.ctx
         attempt = msg.attempt
         call_id = attempt_call_id(job.job_id, attempt)
-        async with ctx.trunk.slot(call_id):
+        # Prepared: the job waits in the line queue (priority order across all workers),
+        # then places and follows its call without holding a worker slot (worker/runner.py).
+        waiting_for_line()
+        async with ctx.trunk.slot(call_id, job.priority):
+            following_call()
             originated_at = time.time()
             call = call_request(
                 job.model_copy(update={"audio": audio}),
