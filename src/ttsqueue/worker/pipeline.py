@@ -179,7 +179,7 @@ class JobHandler:
             following_call()
             originated_at = time.time()
             call = call_request(
-                job.model_copy(update={"audio": audio}),
+                job,
                 attempt,
                 ring_timeout_s=ctx.settings.CALL_RING_TIMEOUT,
                 originated_at=originated_at,
