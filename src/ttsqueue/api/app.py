@@ -27,6 +27,8 @@ from ttsqueue.broker.topology import QueueInspector, declare_topology
 from ttsqueue.config import Settings, load_settings
 from ttsqueue.dialer.factory import describe_dialer
 from ttsqueue.logs import configure_logging, get_logger
+from ttsqueue.policy.clock import Clock
+from ttsqueue.policy.gate import build_calling_policy
 from ttsqueue.startup import wait_for_broker, wait_for_redis
 from ttsqueue.store.dnc import DncList
 from ttsqueue.store.jobs import JobStore
@@ -45,7 +47,9 @@ PUBLISH_DEADLINE_S = 3.5
 MAX_BODY_BYTES = 64 * 1024
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
+    """The API app; `clock` (default the system's) is where calling windows read the time."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = await wait_for_redis(settings, client_name="api")
@@ -71,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
             gate=BacklogGate(inspector, settings.MAX_QUEUE_DEPTH),
             metrics=MetricsStore(redis, settings.REDIS_PREFIX),
             dnc=DncList(redis, Keys(settings.REDIS_PREFIX)),
+            policy=build_calling_policy(settings, redis, clock),
         )
         log.info("api ready", host=settings.API_HOST, port=settings.API_PORT)
         try:

@@ -14,11 +14,12 @@ question alone, without I/O, for submission (`scheduled_for`) and for telephony 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 
 from ttsqueue.config import Settings
+from ttsqueue.domain import Job
 from ttsqueue.policy.clock import Clock, SystemClock
 from ttsqueue.policy.opening import closed_reason, local_date, next_local_day, next_opening
 from ttsqueue.policy.rules import CallingRules, JobPolicy, rules_for_job
@@ -118,10 +119,37 @@ class CallingPolicy:
             return WaitUntil(next_opening(tomorrow, rules.hours, zone), "contact_cap", zone.key)
         return Open(zone.key, result.claim)
 
+    def _offset(self) -> timedelta:
+        """How far the policy's clock is from the system clock (zero in production)."""
+        return self.clock.now() - datetime.now(UTC)
+
+    def to_system_time(self, at: datetime) -> datetime:
+        """An instant of the policy's clock as the system clock will show it: what the delay
+        queues, `scheduled_for` and every other timestamp are measured in."""
+        return at - self._offset()
+
+    def hold_until(
+        self, e164: str, job: JobPolicy, earliest: datetime | None = None
+    ) -> WaitUntil | None:
+        """`opening()` for a job that may start at `earliest` (system time, default now):
+        None when the window is open then, else the next opening in system time."""
+        offset = self._offset()
+        now = datetime.now(UTC)
+        start = max(earliest, now) if earliest is not None else now
+        wait = self.opening(e164, job, start + offset)
+        if wait is None:
+            return None
+        return WaitUntil(wait.at - offset, wait.reason, wait.zone)
+
     async def settle(self, decision: Open, *, answered: bool) -> None:
         """The call of an `Open` decision ended: count the contact if it was answered."""
         if decision.claim is not None:
             await self.ledger.settle(decision.claim, answered=answered)
+
+
+def policy_of(job: Job) -> JobPolicy:
+    """The policy fields a job was accepted with."""
+    return JobPolicy(job.calling_windows, job.timezone, job.ignore_calling_windows)
 
 
 def claim_lease_s(settings: Settings) -> float:

@@ -341,6 +341,10 @@ class JobStore:
         key = self.keys.attempt(job_id, attempt)
         return bool(await self.client.set(key, owner, nx=True, ex=self.ttl_seconds))
 
+    async def attempt_placed(self, job_id: str, attempt: int) -> bool:
+        """Whether the attempt's call was claimed (and so may be under way)."""
+        return bool(await self.client.exists(self.keys.attempt(job_id, attempt)))
+
     async def release_attempt(self, job_id: str, attempt: int) -> None:
         """Undo a claim whose call never reached the backend."""
         await self.client.delete(self.keys.attempt(job_id, attempt))

@@ -11,6 +11,7 @@ from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
 from ttsqueue.dialer.base import Dialer
 from ttsqueue.dialer.trunk import TrunkGuard
+from ttsqueue.policy.gate import CallingPolicy
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.metrics import MetricsStore
 from ttsqueue.tts.service import SpeechService
@@ -27,6 +28,7 @@ class WorkerContext:
     dialer: Dialer
     trunk: TrunkGuard
     metrics: MetricsStore
+    policy: CallingPolicy
 
     @property
     def worker_id(self) -> str:

@@ -15,6 +15,8 @@ from ttsqueue.config import Settings
 from ttsqueue.dialer.factory import build_dialer
 from ttsqueue.dialer.trunk import TrunkGuard
 from ttsqueue.logs import configure_logging, get_logger
+from ttsqueue.policy.clock import Clock
+from ttsqueue.policy.gate import build_calling_policy
 from ttsqueue.startup import wait_for_broker, wait_for_redis
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.keys import Keys
@@ -34,8 +36,11 @@ log = get_logger("ttsqueue.worker")
 SHUTDOWN_GRACE_S = 25.0
 
 
-async def build_context(settings: Settings, redis: Redis, publisher: Publisher) -> WorkerContext:
-    """Everything the pipeline needs, from settings and the two connections."""
+async def build_context(
+    settings: Settings, redis: Redis, publisher: Publisher, clock: Clock | None = None
+) -> WorkerContext:
+    """Everything the pipeline needs, from settings and the two connections (`clock`: where
+    calling windows read the time; the system's by default)."""
     return WorkerContext(
         settings=settings,
         redis=redis,
@@ -51,10 +56,13 @@ async def build_context(settings: Settings, redis: Redis, publisher: Publisher) 
             settings.CALLS_PER_SECOND,
         ),
         metrics=MetricsStore(redis, settings.REDIS_PREFIX),
+        policy=build_calling_policy(settings, redis, clock),
     )
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def serve(
+    settings: Settings, stop: asyncio.Event | None = None, clock: Clock | None = None
+) -> None:
     """Run one worker until `stop` is set (or SIGTERM/SIGINT when run as a process)."""
     redis = await wait_for_redis(settings, client_name=f"worker:{settings.WORKER_ID}")
     connection = await wait_for_broker(settings, name=f"worker:{settings.WORKER_ID}")
@@ -68,7 +76,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         await connection.close()
         await redis.aclose()
         raise
-    ctx = await build_context(settings, redis, Publisher(connection, names))
+    ctx = await build_context(settings, redis, Publisher(connection, names), clock)
     dialer = ctx.dialer
     handler = JobHandler(ctx)
     registry = WorkerRegistry(redis, settings.REDIS_PREFIX)

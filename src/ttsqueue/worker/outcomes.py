@@ -18,6 +18,7 @@ from ttsqueue.domain import (
     utcnow,
 )
 from ttsqueue.logs import get_logger
+from ttsqueue.policy.gate import policy_of
 from ttsqueue.store.jobs import Effects
 from ttsqueue.store.metrics import END_TO_END, PROCESSING, Observation
 from ttsqueue.worker.context import WorkerContext
@@ -129,6 +130,13 @@ async def finish_attempt(
         await end_job(ctx, job, JobStatus.COMPLETED, info, detail="answered")
     elif decision.retry:
         due_ms = int(utcnow().timestamp() * 1000) + decision.delay_s * 1000
+        detail = f"{result.outcome.value}: retry in {decision.delay_s}s"
+        # A retry that would fall outside the calling window waits for it (SPEC §13).
+        due = datetime.fromtimestamp(due_ms / 1000, UTC)
+        wait = ctx.policy.hold_until(job.e164, policy_of(job), due)
+        if wait is not None:
+            due_ms = int(wait.at.timestamp() * 1000)
+            detail = f"{result.outcome.value}: retry at {iso(wait.at)} ({wait.reason})"
         effects = Effects(
             set={"call": info.model_dump_json(), "next_attempt_ms": str(due_ms)},
             outcome=result.outcome,
@@ -136,7 +144,7 @@ async def finish_attempt(
         applied = await ctx.store.transition(
             job.job_id,
             JobStatus.RETRYING,
-            detail=f"{result.outcome.value}: retry in {decision.delay_s}s",
+            detail=detail,
             effects=effects,
             expected=frozenset({JobStatus.CALLING}),
         )

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from ttsqueue.broker.delays import DelayQueues, is_due, park
 from ttsqueue.broker.recycle import Recycler
 from ttsqueue.broker.topology import delivery_limit
+from ttsqueue.dialer.base import CallResult
 from ttsqueue.domain import CallOutcome, Job, JobMessage, JobStatus, Priority, iso
 from ttsqueue.errors import (
     DialerError,
@@ -21,10 +22,12 @@ from ttsqueue.errors import (
     TransientJobError,
 )
 from ttsqueue.logs import get_logger
+from ttsqueue.policy.gate import Open, policy_of
 from ttsqueue.store.jobs import Effects
 from ttsqueue.worker.call_request import call_request
 from ttsqueue.worker.context import WorkerContext
 from ttsqueue.worker.lifecycle import advance_to_processing, give_up
+from ttsqueue.worker.not_now import not_now
 from ttsqueue.worker.outcomes import fail_job, finish_attempt, park_retry
 from ttsqueue.worker.plan import Plan, plan_for
 from ttsqueue.worker.reaper import abandon_call
@@ -138,6 +141,16 @@ class JobHandler:
         attempt = msg.attempt
         call_id = _call_id(job.job_id, attempt)
         async with ctx.trunk.slot(call_id):
+            # The calling policy is asked with a line in hand, just before dialing (SPEC §13).
+            decision = await ctx.policy.check(
+                job.e164, policy_of(job), claimant=f"{job.job_id}:{attempt}"
+            )
+            if not isinstance(decision, Open) and not await ctx.store.attempt_placed(
+                job.job_id, attempt
+            ):
+                await self._unpin(job, call_id)
+                await not_now(ctx, job, msg, decision, work_queue)
+                return
             originated_at = time.time()
             call = call_request(
                 job,
@@ -162,7 +175,9 @@ class JobHandler:
                 originated_at = await ctx.store.attempt_claimed_at(job.job_id, attempt)
                 detail = "call already placed by an earlier delivery: following it"
             await self._mark_calling(job, attempt, originated_at, detail)
-            await self._follow(job, attempt, work_queue, originated_at)
+            result = await self._follow(job, attempt, work_queue, originated_at)
+        if isinstance(decision, Open):
+            await ctx.policy.settle(decision, answered=answered(result))
 
     async def _mark_calling(
         self, job: Job, attempt: int, originated_at: float, detail: str
@@ -193,7 +208,13 @@ class JobHandler:
             expected=frozenset({JobStatus.PROCESSING}),
         )
 
-    async def _follow(self, job: Job, attempt: int, work_queue: str, originated_at: float) -> None:
+    async def _unpin(self, job: Job, call_id: str) -> None:
+        if job.audio.cache_key:
+            await self.ctx.speech.unpin(job.audio.cache_key, call_id)
+
+    async def _follow(
+        self, job: Job, attempt: int, work_queue: str, originated_at: float
+    ) -> CallResult | None:
         """Wait for the call's outcome (bounded by CALL_MAX_DURATION) and record it."""
         ctx = self.ctx
         call = call_request(
@@ -206,11 +227,12 @@ class JobHandler:
         except TimeoutError:
             await abandon_call(ctx, call)
             await fail_job(ctx, job, "lost_track", outcome=CallOutcome.FAILED)
-            return
+            return None
         finally:
             if job.audio.cache_key:
                 await ctx.speech.unpin(job.audio.cache_key, call.call_id)
         await finish_attempt(ctx, job, attempt, result, work_queue)
+        return result
 
     async def _technical_retry(
         self, job: Job, msg: JobMessage, work_queue: str, exc: TransientJobError
@@ -241,6 +263,13 @@ class JobHandler:
             await park(self.ctx.publisher, work_queue, retry, DelayQueues.of(settings))
         log.warning("technical retry", error=str(exc), delay_s=delay)
         return Disposition.ACK
+
+
+def answered(result: CallResult | None) -> bool:
+    """Whether a call counts as a contact (MAX_CONTACTS_PER_DAY): somebody picked up."""
+    if result is None:
+        return False
+    return result.outcome is CallOutcome.ANSWERED or result.answered_at is not None
 
 
 def _decode(message: AbstractIncomingMessage) -> JobMessage:

@@ -1,0 +1,254 @@
+"""The calling policy on the whole path (API -> RabbitMQ -> worker -> simulator -> Redis), with
+the policy's clock put at chosen moments of a Colombian week (time flows from there):
+do-not-call at submission (409) and before dialing (`suppressed`), a job outside its window held
+as `scheduled` until the opening and never dialed early, the window checked again by the worker
+and for telephony retries, and the daily contact cap shared by two workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+
+from tests.conftest import in_process_api, make_settings
+from ttsqueue.config import Settings
+from ttsqueue.policy.clock import Clock, OffsetClock
+from ttsqueue.worker.main import serve
+
+pytestmark = pytest.mark.timeout(120)
+
+BOGOTA = ZoneInfo("America/Bogota")
+NUMBER = "3005050149"
+
+
+def bogota(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=BOGOTA)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(
+        tmp_path,
+        SIMULATOR_TIME_SCALE=0.01,
+        WORKER_CONCURRENCY=4,
+        CALLING_WINDOWS="co-ley-2300",
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    settings: Settings, clock: Clock, worker_id: str | None = None
+) -> AsyncIterator[None]:
+    if worker_id is not None:
+        settings = settings.model_copy(update={"WORKER_ID": worker_id})
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(settings, stop, clock))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+@contextlib.asynccontextmanager
+async def api_at(
+    settings: Settings, clock: Clock, broker: AbstractRobustConnection, redis_client: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with in_process_api(settings, clock) as client:
+        yield client
+
+
+async def wait_for(
+    client: httpx.AsyncClient,
+    job_id: str,
+    done: Callable[[dict[str, Any]], bool],
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = (await client.get(f"/tts/status/{job_id}")).json()
+        if done(body):
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not get there in {timeout}s: {body}")
+
+
+def terminal(body: dict[str, Any]) -> bool:
+    return body["status"] in {"completed", "failed", "canceled"}
+
+
+def parse(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp)
+
+
+async def submit(api: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
+    reply = await api.post("/tts/call", json={"text": "Su cita es mañana", **fields})
+    assert reply.status_code == 202, reply.text
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+async def test_listed_number_is_refused_at_submission(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> None:
+    clock = OffsetClock(bogota("2026-03-06 10:00"))
+    async with api_at(settings, clock, broker, redis_client) as api:
+        assert (await api.put(f"/dnc/{NUMBER}")).status_code in (200, 201)
+        refused = await api.post("/tts/call", json={"text": "hola", "phone_number": NUMBER})
+        assert refused.status_code == 409
+        assert refused.json()["code"] == "do_not_call"
+        assert refused.json()["details"][0]["field"] == "phone_number"
+        batch = await api.post(
+            "/tts/calls",
+            json={
+                "calls": [
+                    {"text": "hola", "phone_number": "+57 300 505 0149"},
+                    {"text": "hola", "phone_number": "3005050150"},
+                ]
+            },
+        )
+        assert batch.status_code == 202, batch.text
+        results = batch.json()["results"]
+        assert [r["success"] for r in results] == [False, True]
+        assert results[0]["code"] == "do_not_call"
+        # An emergency is not exempt from the list.
+        urgent = await api.post(
+            "/tts/call",
+            json={"text": "hola", "phone_number": NUMBER, "ignore_calling_windows": True},
+        )
+        assert urgent.status_code == 409
+
+
+async def test_bad_policy_fields_are_named(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> None:
+    clock = OffsetClock(bogota("2026-03-06 10:00"))
+    async with api_at(settings, clock, broker, redis_client) as api:
+        for field, value in (
+            ("calling_windows", "mon 25:00-26:00"),
+            ("calling_windows", "co-ley-9999"),
+            ("timezone", "Mars/Olympus"),
+            ("timezone", "../../etc/passwd"),
+            ("ignore_calling_windows", "yes"),
+        ):
+            reply = await api.post(
+                "/tts/call", json={"text": "hola", "phone_number": NUMBER, field: value}
+            )
+            assert reply.status_code == 422, (field, value, reply.text)
+            assert field in reply.json()["error"]
+
+
+async def test_sunday_job_waits_for_monday_seven(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> None:
+    clock = OffsetClock(bogota("2026-03-08 10:00"))  # a Sunday
+    async with api_at(settings, clock, broker, redis_client) as api:
+        accepted = await submit(api, phone_number=NUMBER)
+        assert accepted["status"] == "scheduled"
+        body = (await api.get(f"/tts/status/{accepted['job_id']}")).json()
+        opening = clock.now() - datetime.now(BOGOTA) + parse(body["scheduled_for"])
+        assert abs(opening - bogota("2026-03-09 07:00")) < timedelta(seconds=1)
+        # Same rules with a request zone: 10:00 in Bogotá is 11:00 in New York (EDT).
+        shifted = await submit(api, phone_number=NUMBER, timezone="America/New_York")
+        assert shifted["status"] == "scheduled"
+        # An emergency is called now; a per-job window open on Sundays too.
+        urgent = await submit(api, phone_number=NUMBER, ignore_calling_windows=True)
+        assert urgent["status"] == "queued"
+        sundays = await submit(api, phone_number=NUMBER, calling_windows="sun 09:00-12:00")
+        assert sundays["status"] == "queued"
+
+
+async def test_held_job_is_dialed_when_the_window_opens_not_before(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> None:
+    clock = OffsetClock(bogota("2026-03-09 06:59:57"))  # Monday, 3 s before the opening
+    async with api_at(settings, clock, broker, redis_client) as api:
+        accepted = await submit(api, phone_number=NUMBER)
+        assert accepted["status"] == "scheduled"
+        async with running_worker(settings, clock):
+            body = await wait_for(api, accepted["job_id"], terminal)
+    assert body["status"] == "completed", body
+    assert body["call"]["outcome"] == "answered"
+    scheduled_for = parse(body["scheduled_for"])
+    due = next(h for h in body["history"] if h["status"] == "queued")
+    assert parse(due["at"]) >= scheduled_for
+    calling = next(h for h in body["history"] if h["status"] == "calling")
+    offset = clock.now() - datetime.now(BOGOTA)
+    assert parse(calling["at"]) + offset >= bogota("2026-03-09 07:00")
+
+
+async def test_worker_holds_a_job_whose_window_closed_and_suppresses_a_listed_number(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> None:
+    clock = OffsetClock(bogota("2026-03-09 18:59:55"))  # Monday, 5 s before closing
+    async with api_at(settings, clock, broker, redis_client) as api:
+        late = await submit(api, phone_number="3005050151")
+        listed_later = await submit(api, phone_number="3005050152")
+        assert late["status"] == listed_later["status"] == "queued"
+        assert (await api.put("/dnc/3005050152")).status_code in (200, 201)
+        closed = bogota("2026-03-09 19:00:00.5")
+        await asyncio.sleep(max(0.0, (closed - clock.now()).total_seconds()))
+        async with running_worker(settings, clock):
+            held = await wait_for(api, late["job_id"], lambda b: b["status"] == "scheduled")
+            suppressed = await wait_for(api, listed_later["job_id"], terminal)
+    offset = clock.now() - datetime.now(BOGOTA)
+    assert abs(parse(held["scheduled_for"]) + offset - bogota("2026-03-10 07:00")) < timedelta(
+        seconds=1
+    )
+    assert held["attempts"] == 0
+    assert [h["status"] for h in held["history"]] == ["queued", "processing", "scheduled"]
+    assert "outside_calling_window" in held["history"][-1]["detail"]
+    assert suppressed["status"] == "failed"
+    assert suppressed["call"]["outcome"] == "suppressed"
+    assert "calling" not in [h["status"] for h in suppressed["history"]]
+    assert suppressed["attempts"] == 0
+
+
+async def test_a_retry_that_would_fall_outside_the_window_waits_for_the_next_opening(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> None:
+    clock = OffsetClock(bogota("2026-03-09 18:59:30"))
+    async with api_at(settings, clock, broker, redis_client) as api:
+        busy = await submit(api, phone_number="3005050001", max_retries=1, retry_delay=60)
+        async with running_worker(settings, clock):
+            body = await wait_for(api, busy["job_id"], lambda b: b["status"] == "retrying")
+    retry = body["history"][-1]
+    assert retry["status"] == "retrying"
+    assert "outside_calling_window" in retry["detail"]
+    assert body["attempts"] == 1
+
+
+async def test_one_contact_a_day_across_two_workers(
+    tmp_path: Path, broker: AbstractRobustConnection, redis_client: Any, settings: Settings
+) -> None:
+    clock = OffsetClock(bogota("2026-03-10 09:00"))  # Tuesday morning
+    async with api_at(settings, clock, broker, redis_client) as api:
+        jobs = [await submit(api, phone_number=NUMBER) for _ in range(6)]
+        other = await submit(api, phone_number="3005050160")
+        async with (
+            running_worker(settings, clock, "cap-a"),
+            running_worker(settings, clock, "cap-b"),
+        ):
+            await wait_for(api, other["job_id"], terminal)
+            for j in jobs:
+                await wait_for(
+                    api, j["job_id"], lambda b: b["status"] in {"completed", "scheduled"}
+                )
+            bodies = [(await api.get(f"/tts/status/{j['job_id']}")).json() for j in jobs]
+    assert sorted(b["status"] for b in bodies) == ["completed"] + ["scheduled"] * 5
+    offset = clock.now() - datetime.now(BOGOTA)
+    for body in bodies:
+        if body["status"] == "scheduled":
+            assert "contact_cap" in body["history"][-1]["detail"]
+            opening = parse(body["scheduled_for"]) + offset
+            assert abs(opening - bogota("2026-03-11 07:00")) < timedelta(seconds=1)
