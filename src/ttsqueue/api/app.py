@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from ttsqueue import __version__
 from ttsqueue.api.access import AccessControl
 from ttsqueue.api.backpressure import BacklogGate
+from ttsqueue.api.campaign_input import MAX_CAMPAIGN_BYTES
 from ttsqueue.api.context import ApiContext
 from ttsqueue.api.dnc_import import MAX_IMPORT_BYTES
 from ttsqueue.api.docs_assets import install_docs
@@ -18,6 +19,7 @@ from ttsqueue.api.errors import BodySizeLimitMiddleware, install_error_handlers
 from ttsqueue.api.routes_batch import batch_body_limit
 from ttsqueue.api.routes_batch import router as batch_router
 from ttsqueue.api.routes_calls import router as calls_router
+from ttsqueue.api.routes_campaigns import router as campaigns_router
 from ttsqueue.api.routes_dnc import router as dnc_router
 from ttsqueue.api.routes_jobs import router as jobs_router
 from ttsqueue.api.routes_metrics import router as metrics_router
@@ -100,6 +102,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         per_path={
             "/tts/calls": batch_body_limit(settings.MAX_TEXT_LENGTH),
             "/dnc": MAX_IMPORT_BYTES,
+            "/campaigns": MAX_CAMPAIGN_BYTES,
         },
     )
 
@@ -121,6 +124,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
     app.include_router(system_router)
     app.include_router(metrics_router)
     app.include_router(dnc_router)
+    app.include_router(campaigns_router)
     install_docs(app)
     return app
 

@@ -20,7 +20,7 @@ from ttsqueue.api.schemas import (
 )
 from ttsqueue.api.submission import idempotency_claim, submit
 from ttsqueue.domain import CANCELABLE, CallOutcome, Job, JobStatus, iso, utcnow
-from ttsqueue.store.jobs import Effects
+from ttsqueue.store.jobs import Effects, JobStore, TransitionResult
 
 router = APIRouter(
     tags=["calls"], responses=error_responses(400, 401, 404, 409, 413, 422, 429, 503)
@@ -90,15 +90,14 @@ async def create_call(
     return JsonBody(accepted_body(result.job, message), 202)
 
 
-@router.delete("/tts/call/{job_id}")
-async def cancel_call(job_id: str, ctx: Annotated[ApiContext, Depends(get_context)]) -> JsonBody:
-    job = await load_job(ctx, job_id)
-    job_id = job.job_id
+async def cancel_job(store: JobStore, job: Job, detail: str) -> TransitionResult:
+    """scheduled|queued|retrying -> canceled (compare-and-set); the worker that later gets
+    its message drops it."""
     info = job.call.model_copy(update={"outcome": CallOutcome.CANCELED, "reason": "canceled"})
-    moved = await ctx.store.transition(
-        job_id,
+    return await store.transition(
+        job.job_id,
         JobStatus.CANCELED,
-        detail="canceled by client",
+        detail=detail,
         effects=Effects(
             set={"completed_at": iso(utcnow()) or "", "call": info.model_dump_json()},
             outcome=CallOutcome.CANCELED,
@@ -106,6 +105,13 @@ async def cancel_call(job_id: str, ctx: Annotated[ApiContext, Depends(get_contex
         ),
         expected=CANCELABLE,
     )
+
+
+@router.delete("/tts/call/{job_id}")
+async def cancel_call(job_id: str, ctx: Annotated[ApiContext, Depends(get_context)]) -> JsonBody:
+    job = await load_job(ctx, job_id)
+    job_id = job.job_id
+    moved = await cancel_job(ctx.store, job, "canceled by client")
     if not moved.applied:
         current = moved.previous.value if moved.previous else job.status.value
         raise ApiError(

@@ -9,8 +9,10 @@ import signal
 from redis.asyncio import Redis
 
 from ttsqueue.broker.consumer import PriorityConsumer
+from ttsqueue.broker.delays import DelayQueues
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import declare_topology
+from ttsqueue.campaigns.pacer import build_pacer, pacer_loop
 from ttsqueue.config import Settings
 from ttsqueue.dialer.factory import build_dialer
 from ttsqueue.dialer.trunk import TrunkGuard
@@ -98,6 +100,18 @@ async def serve(
         ),
         asyncio.create_task(reaper_loop(ctx)),
         asyncio.create_task(sweeper_loop(ctx)),
+        asyncio.create_task(
+            pacer_loop(
+                build_pacer(
+                    redis,
+                    ctx.store,
+                    ctx.publisher,
+                    DelayQueues.of(settings),
+                    ctx.policy,
+                    settings.WORKER_ID,
+                )
+            )
+        ),
     ]
     if settings.WEBHOOKS_ENABLED:
         dispatcher = WebhookDispatcher(redis, settings, consumer=settings.WORKER_ID)
