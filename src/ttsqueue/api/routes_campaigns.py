@@ -16,7 +16,7 @@ from ttsqueue.api.errors import ApiError
 from ttsqueue.api.responses import JsonBody
 from ttsqueue.api.routes_calls import cancel_job
 from ttsqueue.api.schemas import error_responses
-from ttsqueue.campaigns.progress import campaign_view
+from ttsqueue.campaigns.overview import overview, recent_overviews
 from ttsqueue.campaigns.results import results_csv
 from ttsqueue.campaigns.spec import (
     CANCELABLE,
@@ -47,16 +47,7 @@ async def _load(ctx: ApiContext, campaign_id: str) -> CampaignRecord:
 
 
 async def view(ctx: ApiContext, record: CampaignRecord) -> dict[str, Any]:
-    store = campaign_store(ctx)
-    cid = record.spec.campaign_id
-    inflight = await store.inflight(cid)
-    statuses: list[str] = []
-    if inflight:
-        async with ctx.redis.pipeline(transaction=False) as pipe:
-            for job_id in inflight:
-                pipe.hget(ctx.store.keys.job(job_id), "status")
-            statuses = [str(s) for s in await pipe.execute() if s is not None]
-    return campaign_view(record, await store.counts(cid), statuses, utcnow())
+    return await overview(campaign_store(ctx), record)
 
 
 @router.post("/campaigns", status_code=201)
@@ -119,12 +110,7 @@ async def list_campaigns(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JsonBody:
     """The most recent campaigns first, each with its counts and progress."""
-    store = campaign_store(ctx)
-    found = []
-    for cid in await store.list_ids(limit):
-        record = await store.get(cid)
-        if record is not None:
-            found.append(await view(ctx, record))
+    found = await recent_overviews(campaign_store(ctx), limit)
     return JsonBody({"success": True, "campaigns": found})
 
 

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from ttsqueue import __version__
+from ttsqueue.api.campaign_input import MAX_CAMPAIGN_BYTES
 from ttsqueue.api.errors import BodySizeLimitMiddleware
 from ttsqueue.broker.management import ManagementClient, ManagementTarget
 from ttsqueue.broker.topology import QueueNames
@@ -94,7 +95,11 @@ def create_app(settings: Settings, *, api_url: str | None = None) -> FastAPI:
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # The same limit as the API's, before any route reads a body: 413 without reading the rest.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_CALL_BODY)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=MAX_CALL_BODY,
+        per_path={"/api/campaigns": MAX_CAMPAIGN_BYTES},
+    )
     app.add_middleware(
         DashboardAuth,
         keys=settings.API_KEYS,
