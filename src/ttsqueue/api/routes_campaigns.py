@@ -11,11 +11,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from ttsqueue.api.campaign_input import read_campaign
+from ttsqueue.api.campaign_schemas import (
+    CREATE_ANSWERS,
+    CREATE_BODY,
+    RESULTS_ANSWERS,
+    campaign_errors,
+)
 from ttsqueue.api.context import ApiContext, get_context
 from ttsqueue.api.errors import ApiError
 from ttsqueue.api.responses import JsonBody
 from ttsqueue.api.routes_calls import cancel_job
-from ttsqueue.api.schemas import error_responses
 from ttsqueue.campaigns.overview import overview, recent_overviews
 from ttsqueue.campaigns.results import results_csv
 from ttsqueue.campaigns.spec import (
@@ -27,7 +32,8 @@ from ttsqueue.campaigns.spec import (
 from ttsqueue.campaigns.store import CampaignRecord, CampaignStore
 from ttsqueue.domain import iso, utcnow
 
-router = APIRouter(tags=["campaigns"], responses=error_responses(401, 404, 409, 422, 429, 503))
+router = APIRouter(tags=["campaigns"])
+_ACTION_ANSWERS = campaign_errors(401, 404, 409, 429, 503)
 
 # Rows shown rendered in a dry run (the dashboard's preview).
 PREVIEW_ROWS = 10
@@ -50,7 +56,7 @@ async def view(ctx: ApiContext, record: CampaignRecord) -> dict[str, Any]:
     return await overview(campaign_store(ctx), record)
 
 
-@router.post("/campaigns", status_code=201)
+@router.post("/campaigns", status_code=201, openapi_extra=CREATE_BODY, responses=CREATE_ANSWERS)
 async def create_campaign(
     request: Request, ctx: Annotated[ApiContext, Depends(get_context)]
 ) -> JsonBody:
@@ -104,7 +110,7 @@ async def create_campaign(
     return JsonBody({"success": True, **report, "campaign": await view(ctx, record)}, 201)
 
 
-@router.get("/campaigns")
+@router.get("/campaigns", responses=campaign_errors(401, 422, 429, 503))
 async def list_campaigns(
     ctx: Annotated[ApiContext, Depends(get_context)],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -114,7 +120,7 @@ async def list_campaigns(
     return JsonBody({"success": True, "campaigns": found})
 
 
-@router.get("/campaigns/{campaign_id}")
+@router.get("/campaigns/{campaign_id}", responses=campaign_errors(401, 404, 429, 503))
 async def get_campaign(
     campaign_id: str, ctx: Annotated[ApiContext, Depends(get_context)]
 ) -> JsonBody:
@@ -145,7 +151,7 @@ async def _move(
     return record
 
 
-@router.post("/campaigns/{campaign_id}/pause")
+@router.post("/campaigns/{campaign_id}/pause", responses=_ACTION_ANSWERS)
 async def pause_campaign(
     campaign_id: str, ctx: Annotated[ApiContext, Depends(get_context)]
 ) -> JsonBody:
@@ -154,7 +160,7 @@ async def pause_campaign(
     return JsonBody({"success": True, **await view(ctx, await _load(ctx, campaign_id))})
 
 
-@router.post("/campaigns/{campaign_id}/resume")
+@router.post("/campaigns/{campaign_id}/resume", responses=_ACTION_ANSWERS)
 async def resume_campaign(
     campaign_id: str, ctx: Annotated[ApiContext, Depends(get_context)]
 ) -> JsonBody:
@@ -162,7 +168,7 @@ async def resume_campaign(
     return JsonBody({"success": True, **await view(ctx, await _load(ctx, campaign_id))})
 
 
-@router.post("/campaigns/{campaign_id}/cancel")
+@router.post("/campaigns/{campaign_id}/cancel", responses=_ACTION_ANSWERS)
 async def cancel_campaign(
     campaign_id: str, ctx: Annotated[ApiContext, Depends(get_context)]
 ) -> JsonBody:
@@ -175,7 +181,11 @@ async def cancel_campaign(
     return JsonBody({"success": True, **await view(ctx, await _load(ctx, campaign_id))})
 
 
-@router.get("/campaigns/{campaign_id}/results.csv", response_class=StreamingResponse)
+@router.get(
+    "/campaigns/{campaign_id}/results.csv",
+    response_class=StreamingResponse,
+    responses=RESULTS_ANSWERS,
+)
 async def campaign_results(
     campaign_id: str, ctx: Annotated[ApiContext, Depends(get_context)]
 ) -> StreamingResponse:
