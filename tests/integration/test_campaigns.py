@@ -266,3 +266,36 @@ async def test_cancel_leaves_unreleased_rows_uncalled(
     assert len(lines) == 10
     assert [line["status"] for line in lines[released:]] == ["canceled"] * (10 - released)
     assert all(line["job_id"] == "" for line in lines[released:])
+
+
+async def test_pacing_bounds_concurrency_and_rate(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    """Never more than max_concurrent_calls of its jobs at once, never faster than
+    calls_per_minute, though the worker could take more (concurrency 4, slower calls)."""
+    slower = settings.model_copy(update={"SIMULATOR_TIME_SCALE": 0.1})
+    concurrent = await create(api, rows=rows(8), max_concurrent_calls=2)
+    path = f"/campaigns/{concurrent['campaign']['campaign_id']}"
+    busiest = 0
+    async with running_worker(slower):
+        deadline = time.monotonic() + 120
+        while True:
+            body = (await api.get(path)).json()
+            by_status = body["counts"]["by_status"]
+            busiest = max(
+                busiest, sum(by_status.get(s, 0) for s in ("queued", "processing", "calling"))
+            )
+            if body["status"] == "completed" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.02)
+        assert body["status"] == "completed", body
+        assert 1 <= busiest <= 2
+        paced = await create(api, rows=rows(5, first=300), calls_per_minute=120)
+        started = time.monotonic()
+        await until(
+            api,
+            f"/campaigns/{paced['campaign']['campaign_id']}",
+            lambda b: b["status"] == "completed",
+        )
+    # Five releases 0.5 s apart: the last one at least 2 s after the first.
+    assert time.monotonic() - started >= 2.0
