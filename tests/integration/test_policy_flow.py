@@ -20,8 +20,16 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from tests.conftest import in_process_api, make_settings
+from tests.factories import make_job
+from ttsqueue.broker.publisher import Publisher
+from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
+from ttsqueue.domain import JobMessage, JobStatus, iso
 from ttsqueue.policy.clock import Clock, OffsetClock
+from ttsqueue.policy.gate import Open, WaitUntil, build_calling_policy
+from ttsqueue.policy.rules import JobPolicy
+from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.keys import Keys
 from ttsqueue.worker.main import serve
 
 pytestmark = pytest.mark.timeout(120)
@@ -252,3 +260,37 @@ async def test_one_contact_a_day_across_two_workers(
             assert "contact_cap" in body["history"][-1]["detail"]
             opening = parse(body["scheduled_for"]) + offset
             assert abs(opening - bogota("2026-03-11 07:00")) < timedelta(seconds=1)
+
+
+async def test_a_call_resumed_after_its_worker_was_lost_counts_as_the_contact(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> None:
+    """The attempt's call was placed (claim taken, job `calling`) by a worker that died; the
+    worker that gets the redelivered message follows it and settles that same claim."""
+    clock = OffsetClock(bogota("2026-03-10 09:00"))
+    policy = build_calling_policy(settings, redis_client, clock)
+    store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
+    job = make_job(status=JobStatus.CALLING, phone="3005050170")
+    job.attempts = 1
+    job.call.started_at = iso(datetime.now(BOGOTA))
+    await store.create(job)
+    claimant = f"{job.job_id}:1"
+    opened = await policy.check(job.e164, JobPolicy(), claimant=claimant)
+    assert isinstance(opened, Open)
+    assert opened.claim is not None
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    await Publisher(broker, names).to_work_queue(
+        names.work_queue(job.priority), JobMessage(job_id=job.job_id).encode(), job.job_id
+    )
+    async with (
+        api_at(settings, clock, broker, redis_client) as api,
+        running_worker(settings, clock),
+    ):
+        body = await wait_for(api, job.job_id, terminal)
+    assert body["status"] == "completed"
+    key = Keys(settings.REDIS_PREFIX).contacts(job.e164, opened.claim.local_day.isoformat())
+    assert await redis_client.zscore(key, claimant) == float("inf")
+    # The day's contact is made: another job for that number waits for tomorrow.
+    again = await policy.check(job.e164, JobPolicy(), claimant="other:1")
+    assert isinstance(again, WaitUntil)
+    assert again.reason == "contact_cap"

@@ -24,7 +24,7 @@ from ttsqueue.policy.clock import Clock, SystemClock
 from ttsqueue.policy.opening import closed_reason, local_date, next_local_day, next_opening
 from ttsqueue.policy.rules import CallingRules, JobPolicy, rules_for_job
 from ttsqueue.policy.zones import ZoneChoice, callee_zone
-from ttsqueue.store.contacts import ContactClaim, ContactLedger
+from ttsqueue.store.contacts import KEY_SLACK_S, ContactClaim, ContactLedger
 from ttsqueue.store.dnc import DncList
 from ttsqueue.store.keys import Keys
 
@@ -140,6 +140,22 @@ class CallingPolicy:
         if wait is None:
             return None
         return WaitUntil(wait.at - offset, wait.reason, wait.zone)
+
+    async def settle_placed(
+        self, e164: str, job: JobPolicy, *, claimant: str, placed_at: datetime, answered: bool
+    ) -> None:
+        """Settle the claim of a call an earlier delivery placed (its worker was lost before
+        the call ended): the same key and claimant that delivery's check used."""
+        rules = rules_for_job(self.rules, job)
+        if rules.max_contacts_per_day < 1:
+            return
+        zone = self.zone_for(e164, job).zone
+        at = placed_at + self._offset()
+        left = (next_local_day(at, zone) - at).total_seconds()
+        claim = ContactClaim(
+            e164, local_date(at, zone), claimant, int(max(left, 0) + 2 * KEY_SLACK_S)
+        )
+        await self.ledger.settle(claim, answered=answered)
 
     async def settle(self, decision: Open, *, answered: bool) -> None:
         """The call of an `Open` decision ended: count the contact if it was answered."""

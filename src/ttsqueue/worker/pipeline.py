@@ -91,8 +91,16 @@ class JobHandler:
             return await self._start(job, msg, work_queue)
         if plan is Plan.RESUME:
             call_id = _call_id(job.job_id, msg.attempt)
+            placed_at = _originated_at(job)
             async with self.ctx.trunk.slot(call_id):
-                await self._follow(job, msg.attempt, work_queue, _originated_at(job))
+                result = await self._follow(job, msg.attempt, work_queue, placed_at)
+            await self.ctx.policy.settle_placed(
+                job.e164,
+                policy_of(job),
+                claimant=f"{job.job_id}:{msg.attempt}",
+                placed_at=datetime.fromtimestamp(placed_at, UTC),
+                answered=answered(result),
+            )
         elif plan is Plan.REPARK and job.next_attempt_ms is not None:
             await park_retry(self.ctx, job.job_id, msg.attempt + 1, job.next_attempt_ms, work_queue)
         return Disposition.ACK
