@@ -158,6 +158,23 @@ async def test_csv_upload_edge_cases_are_reported_by_line(api: httpx.AsyncClient
     assert [p["line"] for p in body["preview"]] == [2, 5004]
     # A dry run creates nothing.
     assert (await api.get("/campaigns")).json()["campaigns"] == []
+    created = await api.post(
+        "/campaigns",
+        data={"name": "Cobranza", "template": TEMPLATE, "paused": "true"},
+        files={"file": ("lista.csv", text.encode("utf-8"), "text/csv")},
+    )
+    assert created.status_code == 201, created.text
+    cid = created.json()["campaign"]["campaign_id"]
+    assert created.json()["campaign"]["rows"] == {"total": 2, "invalid": 5001, "released": 0}
+    shown = (await api.get(f"/campaigns/{cid}", params={"errors": "true"})).json()
+    assert len(shown["errors"]) == 5001
+    assert shown["errors"][0] == body["errors"][0]
+    assert "errors" not in (await api.get(f"/campaigns/{cid}")).json()
+    lines = results((await api.get(f"/campaigns/{cid}/results.csv")).text)
+    assert [(line["line"], line["status"]) for line in lines] == [
+        ("2", "pending"),
+        ("5004", "pending"),
+    ]
 
 
 async def test_campaign_refusals_name_the_field(api: httpx.AsyncClient) -> None:

@@ -120,14 +120,18 @@ async def list_campaigns(
     return JsonBody({"success": True, "campaigns": found})
 
 
-@router.get("/campaigns/{campaign_id}", responses=campaign_errors(401, 404, 429, 503))
+@router.get("/campaigns/{campaign_id}", responses=campaign_errors(401, 404, 422, 429, 503))
 async def get_campaign(
-    campaign_id: str, ctx: Annotated[ApiContext, Depends(get_context)]
+    campaign_id: str,
+    ctx: Annotated[ApiContext, Depends(get_context)],
+    errors: Annotated[bool, Query(description="also list the rows refused at creation")] = False,
 ) -> JsonBody:
-    """Counts by status and outcome, confirmed, progress and ETA; `errors`: rows refused."""
+    """Counts by status and outcome, confirmed, progress and ETA; with `errors=true`, the rows
+    refused at creation (line or index, field, message)."""
     record = await _load(ctx, campaign_id)
     body = await view(ctx, record)
-    body["errors"] = (await campaign_store(ctx).errors(campaign_id))[:MAX_REPORTED_ERRORS]
+    if errors:
+        body["errors"] = (await campaign_store(ctx).errors(campaign_id))[:MAX_REPORTED_ERRORS]
     return JsonBody({"success": True, **body})
 
 
