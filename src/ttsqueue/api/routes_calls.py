@@ -19,8 +19,8 @@ from ttsqueue.api.schemas import (
     validate_call_request,
 )
 from ttsqueue.api.submission import idempotency_claim, submit
-from ttsqueue.domain import CANCELABLE, CallOutcome, Job, JobStatus, iso, utcnow
-from ttsqueue.store.jobs import Effects, JobStore, TransitionResult
+from ttsqueue.domain import Job, JobStatus, iso, utcnow
+from ttsqueue.store.cancel import cancel_job
 
 router = APIRouter(
     tags=["calls"], responses=error_responses(400, 401, 404, 409, 413, 422, 429, 503)
@@ -88,23 +88,6 @@ async def create_call(
         else "call queued"
     )
     return JsonBody(accepted_body(result.job, message), 202)
-
-
-async def cancel_job(store: JobStore, job: Job, detail: str) -> TransitionResult:
-    """scheduled|queued|retrying -> canceled (compare-and-set); the worker that later gets
-    its message drops it."""
-    info = job.call.model_copy(update={"outcome": CallOutcome.CANCELED, "reason": "canceled"})
-    return await store.transition(
-        job.job_id,
-        JobStatus.CANCELED,
-        detail=detail,
-        effects=Effects(
-            set={"completed_at": iso(utcnow()) or "", "call": info.model_dump_json()},
-            outcome=CallOutcome.CANCELED,
-            finished="canceled|canceled",
-        ),
-        expected=CANCELABLE,
-    )
 
 
 @router.delete("/tts/call/{job_id}")

@@ -20,7 +20,6 @@ from ttsqueue.api.campaign_schemas import (
 from ttsqueue.api.context import ApiContext, get_context
 from ttsqueue.api.errors import ApiError
 from ttsqueue.api.responses import JsonBody
-from ttsqueue.api.routes_calls import cancel_job
 from ttsqueue.campaigns.overview import overview, recent_overviews
 from ttsqueue.campaigns.results import results_csv
 from ttsqueue.campaigns.spec import (
@@ -31,6 +30,7 @@ from ttsqueue.campaigns.spec import (
 )
 from ttsqueue.campaigns.store import CampaignRecord, CampaignStore
 from ttsqueue.domain import iso, utcnow
+from ttsqueue.store.cancel import cancel_job
 
 router = APIRouter(tags=["campaigns"])
 _ACTION_ANSWERS = campaign_errors(401, 404, 409, 429, 503)

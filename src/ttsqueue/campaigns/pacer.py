@@ -26,9 +26,10 @@ from ttsqueue.broker.publisher import Publisher
 from ttsqueue.campaigns.release import release
 from ttsqueue.campaigns.spec import CampaignState
 from ttsqueue.campaigns.store import CampaignRecord, CampaignStore
-from ttsqueue.domain import JobStatus, iso, utcnow
+from ttsqueue.domain import CANCELABLE, JobStatus, iso, utcnow
 from ttsqueue.logs import get_logger
 from ttsqueue.policy.gate import CallingPolicy
+from ttsqueue.store.cancel import cancel_job
 from ttsqueue.store.connection import REDIS_DOWN_ERRORS
 from ttsqueue.store.jobs import JobStore
 
@@ -95,6 +96,8 @@ class Pacer:
             await self.campaigns.retire(campaign_id)
             return
         active = await self._settle_finished(campaign_id)
+        if record.state is CampaignState.CANCELED:
+            await self._cancel_waiting(campaign_id)
         if record.state is CampaignState.RUNNING:
             await self._release(record, active)
             record = await self.campaigns.get(campaign_id) or record
@@ -106,6 +109,13 @@ class Pacer:
                 log.info("campaign completed", campaign_id=campaign_id)
             if record.state is not CampaignState.PAUSED:
                 await self.campaigns.retire(campaign_id)
+
+    async def _cancel_waiting(self, campaign_id: str) -> None:
+        """A canceled campaign's jobs that have not started their call are canceled (the
+        cancel route does it too; this catches a row released while it ran)."""
+        for job in await self.jobs.get_many(await self.campaigns.inflight(campaign_id)):
+            if job.status in CANCELABLE:
+                await cancel_job(self.jobs, job, "campaign canceled")
 
     async def _release(self, record: CampaignRecord, active: int) -> None:
         spec = record.spec
@@ -121,12 +131,20 @@ class Pacer:
             free = 1  # strictly paced: one call per interval
         rows = await self.campaigns.rows(spec.campaign_id, record.released, free)
         for offset, row in enumerate(rows):
-            index = record.released + offset
-            job = await release(
-                self.jobs, self.publisher, self.delays, self.policy, spec, index, row
-            )
             next_ms = max(now_ms, next_ms) + interval_ms
-            await self.campaigns.mark_released(spec.campaign_id, job.job_id, next_ms)
+            released = await release(
+                self.jobs,
+                self.campaigns,
+                self.publisher,
+                self.delays,
+                self.policy,
+                spec,
+                record.released + offset,
+                row,
+                next_ms,
+            )
+            if not released:  # paused or canceled meanwhile
+                return
 
 
 async def pacer_loop(pacer: Pacer, tick_s: float = TICK_S) -> None:

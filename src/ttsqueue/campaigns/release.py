@@ -9,6 +9,7 @@ from ttsqueue.broker.delays import DelayQueues
 from ttsqueue.broker.job_messages import send_first_message
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.campaigns.spec import CampaignSpec, StoredRow, row_job_id
+from ttsqueue.campaigns.store import CampaignStore
 from ttsqueue.domain import Job, JobStatus, Priority, iso, utcnow
 from ttsqueue.policy.gate import CallingPolicy
 from ttsqueue.policy.rules import JobPolicy
@@ -47,18 +48,30 @@ def job_for_row(
 
 async def release(
     store: JobStore,
+    campaigns: CampaignStore,
     publisher: Publisher,
     delays: DelayQueues,
     policy: CallingPolicy,
     spec: CampaignSpec,
     index: int,
     row: StoredRow,
-) -> Job:
-    """Create the row's job and send its first message (confirmed). Releasing a row twice
-    (a pacer died before recording the first time) creates nothing new; its second message
-    is dropped by the worker like any duplicate."""
+    next_release_ms: int,
+) -> bool:
+    """Release row `index` as a job, unless the campaign stopped running meanwhile.
+
+    The record is created first (unconfirmed), the release recorded only while the campaign
+    is running, and only then the message sent: a pause or cancel that lands in between
+    leaves no job behind, and a pacer that dies after recording leaves an unconfirmed record
+    that the sweeper sends. Releasing a row twice creates nothing new (its job id is derived
+    from the row); a second message is dropped by the worker like any duplicate."""
     job = job_for_row(spec, index, row, policy, utcnow())
     await store.create(job)
+    marked = await campaigns.mark_released(spec.campaign_id, index, job.job_id, next_release_ms)
+    if marked == 0 and await store.client.zscore(store.keys.unconfirmed, job.job_id) is not None:
+        # Paused or canceled meanwhile: the record was never sent; forget it.
+        await store.discard(job.job_id)
+    if marked != 1:
+        return False
     await send_first_message(publisher, delays, job)
     await store.confirm(job.job_id)
-    return job
+    return True

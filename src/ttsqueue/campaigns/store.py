@@ -45,6 +45,7 @@ class CampaignStore:
         self.keys = keys
         self._move = redis.register_script(lua_source("campaign_state"))
         self._count = redis.register_script(lua_source("campaign_count"))
+        self._release = redis.register_script(lua_source("campaign_release"))
 
     async def create(
         self,
@@ -129,14 +130,17 @@ class CampaignStore:
         raw = await self.redis.lrange(self.keys.campaign_errors(campaign_id), 0, -1)
         return [orjson.loads(item) for item in raw]
 
-    async def mark_released(self, campaign_id: str, job_id: str, next_release_ms: int) -> None:
+    async def mark_released(
+        self, campaign_id: str, index: int, job_id: str, next_release_ms: int
+    ) -> int:
+        """Record row `index` as released, only while the campaign is running and the row is
+        the next one: 1 recorded, 0 not running, -1 released already (by another pacer)."""
         k = self.keys
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.sadd(k.campaign_inflight(campaign_id), job_id)
-            pipe.expire(k.campaign_inflight(campaign_id), CAMPAIGN_TTL_S)
-            pipe.hincrby(k.campaign(campaign_id), "released", 1)
-            pipe.hset(k.campaign(campaign_id), "next_release_ms", str(next_release_ms))
-            await pipe.execute()
+        reply = await self._release(
+            keys=[k.campaign(campaign_id), k.campaign_inflight(campaign_id)],
+            args=[index, job_id, next_release_ms, CAMPAIGN_TTL_S],
+        )
+        return int(reply)
 
     async def inflight(self, campaign_id: str) -> list[str]:
         return sorted(
