@@ -128,6 +128,7 @@ async def test_json_campaign_runs_to_completion_with_results(
     status = (await api.get(f"/tts/status/{lines[0]['job_id']}")).json()
     assert status["text"] == "Hola Ana 0, su cita es el lunes."
     assert status["metadata"] == {"campaign": "Citas", "campaign_line": 0}
+    assert status["campaign_id"] == cid
     listing = (await api.get("/campaigns")).json()["campaigns"]
     assert [c["campaign_id"] for c in listing] == [cid]
 

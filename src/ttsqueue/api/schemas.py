@@ -321,6 +321,7 @@ class JobStatusOut(BaseModel):
     call: CallOut
     history: list[HistoryOut]
     metadata: dict[str, Any] | None
+    campaign_id: str | None = None
 
 
 def job_to_status_body(job: Job, history: Sequence[HistoryEntry]) -> dict[str, Any]:
@@ -368,6 +369,7 @@ def job_to_status_body(job: Job, history: Sequence[HistoryEntry]) -> dict[str, A
             for entry in history
         ],
         "metadata": job.metadata,
+        "campaign_id": job.campaign_id,
     }
 
 

@@ -80,6 +80,8 @@ class CampaignStore:
             pipe.hset(k.campaign(cid), mapping=record)
             pipe.expire(k.campaign(cid), CAMPAIGN_TTL_S)
             pipe.zadd(k.campaigns, {cid: now_ms})
+            # Campaigns whose records have expired leave the index.
+            pipe.zremrangebyscore(k.campaigns, "-inf", now_ms - CAMPAIGN_TTL_S * 1000)
             pipe.sadd(k.campaigns_active, cid)
             await pipe.execute()
 
