@@ -82,6 +82,7 @@ def test_campaign_from_upload_to_results(
         expect(row.locator(".st")).to_have_text("en pausa")
         expect(row.locator("button.c-resume")).to_have_text("Reanudar")
         if SCREENSHOT:
+            page.add_style_tag(content="header.top { position: static; }")
             page.locator("#campaigns-panel").screenshot(path=SCREENSHOT)
         page.click("#lang")
 

@@ -176,6 +176,24 @@ async def test_sunday_job_waits_for_monday_seven(
         assert sundays["status"] == "queued"
 
 
+async def test_a_colombian_holiday_holds_the_call_to_the_next_working_morning(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> None:
+    # Monday 23 March 2026: San José (19 March) moved to Monday by Ley Emiliani.
+    clock = OffsetClock(bogota("2026-03-23 10:00"))
+    async with api_at(settings, clock, broker, redis_client) as api:
+        accepted = await submit(api, phone_number=NUMBER)
+        assert accepted["status"] == "scheduled"
+        body = (await api.get(f"/tts/status/{accepted['job_id']}")).json()
+        opening = clock.now() - datetime.now(BOGOTA) + parse(body["scheduled_for"])
+        assert abs(opening - bogota("2026-03-24 07:00")) < timedelta(seconds=1)
+        # A per-job window keeps the configured holidays: still closed that Monday.
+        mondays = await submit(api, phone_number=NUMBER, calling_windows="mon 08:00-18:00")
+        body = (await api.get(f"/tts/status/{mondays['job_id']}")).json()
+        opening = clock.now() - datetime.now(BOGOTA) + parse(body["scheduled_for"])
+        assert abs(opening - bogota("2026-03-30 08:00")) < timedelta(seconds=1)
+
+
 async def test_held_job_is_dialed_when_the_window_opens_not_before(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any
 ) -> None:

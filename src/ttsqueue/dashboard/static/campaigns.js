@@ -10,6 +10,15 @@
   const ACTIONS = { running: ["pause", "cancel"], paused: ["resume", "cancel"] };
   const hook = (window.ttsqCampaigns = { renders: 0 });
   let last = null;
+  // The message under the form, kept as a key so that it follows a change of language.
+  let said = null;
+
+  function say(kind, key, vars) {
+    said = { kind, key, vars };
+    const result = $("c-result");
+    result.className = `form-result${kind ? ` ${kind}` : ""}`;
+    result.textContent = key ? t(key, vars) : "…";
+  }
 
   function el(tag, props, ...children) {
     const node = document.createElement(tag);
@@ -62,15 +71,12 @@
   }
 
   async function send(dryRun) {
-    const result = $("c-result");
-    result.className = "form-result";
     const data = formData(dryRun);
     if (!data) {
-      result.classList.add("err");
-      result.textContent = t("c_pick_file");
+      say("err", "c_pick_file");
       return;
     }
-    result.textContent = "…";
+    say("", null);
     for (const id of ["c-check", "c-start"]) $(id).disabled = true;
     try {
       const reply = await fetch("/api/campaigns", { method: "POST", body: data, headers: { Accept: "application/json" } });
@@ -78,12 +84,10 @@
       if (body.details && !body.success) showReport(body);
       if (!reply.ok || !body.success) throw new Error(body.error || reply.statusText);
       showReport(body);
-      result.classList.add("ok");
-      result.textContent = t(dryRun ? "c_checked" : "c_created", { valid: body.valid, invalid: body.invalid });
+      say("ok", dryRun ? "c_checked" : "c_created", { valid: body.valid, invalid: body.invalid });
       if (!dryRun && body.campaign) render([body.campaign, ...(last || []).filter((c) => c.campaign_id !== body.campaign.campaign_id)]);
     } catch (error) {
-      result.classList.add("err");
-      result.textContent = t("c_refused", { error: error.message || error });
+      say("err", "c_refused", { error: error.message || error });
     } finally {
       for (const id of ["c-check", "c-start"]) $(id).disabled = false;
     }
@@ -93,8 +97,7 @@
     const reply = await fetch(`/api/campaigns/${encodeURIComponent(campaignId)}/${verb}`, { method: "POST" });
     const body = await reply.json();
     if (!reply.ok) {
-      $("c-result").className = "form-result err";
-      $("c-result").textContent = t("c_refused", { error: body.error || reply.statusText });
+      say("err", "c_refused", { error: body.error || reply.statusText });
       return;
     }
     render((last || []).map((c) => (c.campaign_id === campaignId ? body : c)));
@@ -146,7 +149,10 @@
     hook.renders += 1;
   }
 
-  window.addEventListener("ttsq:snapshot", (event) => render(event.detail.campaigns || last));
+  window.addEventListener("ttsq:snapshot", (event) => {
+    render(event.detail.campaigns || last);
+    if (said && said.key) say(said.kind, said.key, said.vars);
+  });
   window.addEventListener("DOMContentLoaded", () => {
     $("c-check").addEventListener("click", () => send(true));
     $("campaign-form").addEventListener("submit", (event) => {
