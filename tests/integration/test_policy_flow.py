@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,7 +25,7 @@ from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
 from ttsqueue.domain import JobMessage, JobStatus, iso
-from ttsqueue.policy.clock import Clock, OffsetClock
+from ttsqueue.policy.clock import Clock
 from ttsqueue.policy.gate import Open, WaitUntil, build_calling_policy
 from ttsqueue.policy.rules import JobPolicy
 from ttsqueue.store.jobs import JobStore
@@ -40,6 +40,21 @@ NUMBER = "3005050149"
 
 def bogota(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=BOGOTA)
+
+
+class StartingClock:
+    """The system clock shifted so that it reads `at` when the test starts its scenario (once
+    the API is up, however long a loaded machine took to start it); time flows from there."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at.astimezone(UTC)
+        self.restart()
+
+    def restart(self) -> None:
+        self._offset = self.at - datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
 
 
 @pytest.fixture
@@ -69,9 +84,10 @@ async def running_worker(
 
 @contextlib.asynccontextmanager
 async def api_at(
-    settings: Settings, clock: Clock, broker: AbstractRobustConnection, redis_client: Any
+    settings: Settings, clock: StartingClock, broker: AbstractRobustConnection, redis_client: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with in_process_api(settings, clock) as client:
+        clock.restart()
         yield client
 
 
@@ -109,7 +125,7 @@ async def submit(api: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
 async def test_listed_number_is_refused_at_submission(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any
 ) -> None:
-    clock = OffsetClock(bogota("2026-03-06 10:00"))
+    clock = StartingClock(bogota("2026-03-06 10:00"))
     async with api_at(settings, clock, broker, redis_client) as api:
         assert (await api.put(f"/dnc/{NUMBER}")).status_code in (200, 201)
         refused = await api.post("/tts/call", json={"text": "hola", "phone_number": NUMBER})
@@ -140,7 +156,7 @@ async def test_listed_number_is_refused_at_submission(
 async def test_bad_policy_fields_are_named(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any
 ) -> None:
-    clock = OffsetClock(bogota("2026-03-06 10:00"))
+    clock = StartingClock(bogota("2026-03-06 10:00"))
     async with api_at(settings, clock, broker, redis_client) as api:
         for field, value in (
             ("calling_windows", "mon 25:00-26:00"),
@@ -159,7 +175,7 @@ async def test_bad_policy_fields_are_named(
 async def test_sunday_job_waits_for_monday_seven(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any
 ) -> None:
-    clock = OffsetClock(bogota("2026-03-08 10:00"))  # a Sunday
+    clock = StartingClock(bogota("2026-03-08 10:00"))  # a Sunday
     async with api_at(settings, clock, broker, redis_client) as api:
         accepted = await submit(api, phone_number=NUMBER)
         assert accepted["status"] == "scheduled"
@@ -180,7 +196,7 @@ async def test_a_colombian_holiday_holds_the_call_to_the_next_working_morning(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any
 ) -> None:
     # Monday 23 March 2026: San José (19 March) moved to Monday by Ley Emiliani.
-    clock = OffsetClock(bogota("2026-03-23 10:00"))
+    clock = StartingClock(bogota("2026-03-23 10:00"))
     async with api_at(settings, clock, broker, redis_client) as api:
         accepted = await submit(api, phone_number=NUMBER)
         assert accepted["status"] == "scheduled"
@@ -197,7 +213,7 @@ async def test_a_colombian_holiday_holds_the_call_to_the_next_working_morning(
 async def test_held_job_is_dialed_when_the_window_opens_not_before(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any
 ) -> None:
-    clock = OffsetClock(bogota("2026-03-09 06:59:57"))  # Monday, 3 s before the opening
+    clock = StartingClock(bogota("2026-03-09 06:59:57"))  # Monday, 3 s before the opening
     async with api_at(settings, clock, broker, redis_client) as api:
         accepted = await submit(api, phone_number=NUMBER)
         assert accepted["status"] == "scheduled"
@@ -216,7 +232,7 @@ async def test_held_job_is_dialed_when_the_window_opens_not_before(
 async def test_worker_holds_a_job_whose_window_closed_and_suppresses_a_listed_number(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any
 ) -> None:
-    clock = OffsetClock(bogota("2026-03-09 18:59:55"))  # Monday, 5 s before closing
+    clock = StartingClock(bogota("2026-03-09 18:59:55"))  # Monday, 5 s before closing
     async with api_at(settings, clock, broker, redis_client) as api:
         late = await submit(api, phone_number="3005050151")
         listed_later = await submit(api, phone_number="3005050152")
@@ -243,9 +259,9 @@ async def test_worker_holds_a_job_whose_window_closed_and_suppresses_a_listed_nu
 async def test_a_retry_that_would_fall_outside_the_window_waits_for_the_next_opening(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any
 ) -> None:
-    clock = OffsetClock(bogota("2026-03-09 18:59:30"))
+    clock = StartingClock(bogota("2026-03-09 18:59:00"))
     async with api_at(settings, clock, broker, redis_client) as api:
-        busy = await submit(api, phone_number="3005050001", max_retries=1, retry_delay=60)
+        busy = await submit(api, phone_number="3005050001", max_retries=1, retry_delay=120)
         async with running_worker(settings, clock):
             body = await wait_for(api, busy["job_id"], lambda b: b["status"] == "retrying")
     retry = body["history"][-1]
@@ -257,7 +273,7 @@ async def test_a_retry_that_would_fall_outside_the_window_waits_for_the_next_ope
 async def test_one_contact_a_day_across_two_workers(
     tmp_path: Path, broker: AbstractRobustConnection, redis_client: Any, settings: Settings
 ) -> None:
-    clock = OffsetClock(bogota("2026-03-10 09:00"))  # Tuesday morning
+    clock = StartingClock(bogota("2026-03-10 09:00"))  # Tuesday morning
     async with api_at(settings, clock, broker, redis_client) as api:
         jobs = [await submit(api, phone_number=NUMBER) for _ in range(6)]
         other = await submit(api, phone_number="3005050160")
@@ -285,7 +301,7 @@ async def test_a_call_resumed_after_its_worker_was_lost_counts_as_the_contact(
 ) -> None:
     """The attempt's call was placed (claim taken, job `calling`) by a worker that died; the
     worker that gets the redelivered message follows it and settles that same claim."""
-    clock = OffsetClock(bogota("2026-03-10 09:00"))
+    clock = StartingClock(bogota("2026-03-10 09:00"))
     policy = build_calling_policy(settings, redis_client, clock)
     store = JobStore(redis_client, settings.REDIS_PREFIX, settings.JOB_TTL_SECONDS)
     job = make_job(status=JobStatus.CALLING, phone="3005050170")
