@@ -148,16 +148,23 @@ class Pacer:
 
 
 async def pacer_loop(pacer: Pacer, tick_s: float = TICK_S) -> None:
-    """Pace every active campaign until cancelled; Redis or broker trouble waits a tick."""
+    """Pace every active campaign until cancelled; Redis or broker trouble waits a tick (and
+    is logged once per outage, not every tick)."""
+    failing = False
     while True:
         try:
             await pacer.tick()
         except asyncio.CancelledError:
             raise
-        except REDIS_DOWN_ERRORS as exc:
-            log.warning("campaign pacer: redis unavailable", error=repr(exc))
-        except Exception as exc:  # a broker hiccup or a bad record: try again next tick
-            log.warning("campaign pacer tick failed", error=repr(exc))
+        except Exception as exc:  # Redis or broker down, or a bad record: try again next tick
+            if not failing:
+                redis_down = isinstance(exc, REDIS_DOWN_ERRORS)
+                log.warning("campaign pacer paused", error=repr(exc), redis_down=redis_down)
+            failing = True
+        else:
+            if failing:
+                log.info("campaign pacer resumed")
+            failing = False
         await asyncio.sleep(tick_s)
 
 
