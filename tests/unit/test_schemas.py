@@ -273,6 +273,7 @@ STATUS_KEYS = [
     "success", "job_id", "status", "text", "phone_number", "created_at", "processed_at",
     "completed_at", "worker_id", "error", "priority", "language", "engine", "attempts", "queue",
     "e164", "scheduled_for", "updated_at", "duration_ms", "audio", "call", "history", "metadata",
+    "campaign_id",
 ]  # fmt: skip
 
 

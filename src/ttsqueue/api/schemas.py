@@ -21,6 +21,12 @@ from ttsqueue.api.errors import FieldError
 from ttsqueue.config import Settings
 from ttsqueue.domain import JobStatus, Priority, utcnow
 from ttsqueue.phone import InvalidPhoneNumber, PhoneNumber, parse_phone, sanitize_caller_id
+from ttsqueue.policy.rules import (
+    DEFAULT_JOB_POLICY,
+    JobPolicy,
+    PolicyFieldError,
+    validate_job_policy,
+)
 from ttsqueue.tts.catalog import valid_tld
 from ttsqueue.webhooks.addresses import literal_target_refused
 from ttsqueue.webhooks.delivery import check_webhook_url
@@ -57,6 +63,21 @@ class CallRequestIn(BaseModel):
     )
     caller_id: str | None = Field(default=None, max_length=128)
     metadata: dict[str, Any] | None = None
+    calling_windows: str | None = Field(
+        default=None,
+        max_length=500,
+        description="replaces CALLING_WINDOWS for this call: a spec such as "
+        "'mon-fri 07:00-19:00; sat 08:00-15:00' or a preset (co-ley-2300)",
+    )
+    timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the callee's IANA time zone; default: from the number",
+        examples=["America/Bogota"],
+    )
+    ignore_calling_windows: bool = Field(
+        default=False, strict=True, description="emergencies: no windows, holidays or cap"
+    )
 
     @field_validator("text")
     @classmethod
@@ -137,6 +158,7 @@ class ValidatedCall:
     callback_url: str | None
     caller_id: str | None
     metadata: dict[str, Any] | None
+    policy: JobPolicy = DEFAULT_JOB_POLICY
 
 
 def _supported_language(
@@ -197,6 +219,12 @@ def validate_call_request(
             "must not point to a loopback or private address "
             "(set WEBHOOK_ALLOW_PRIVATE=true to allow it)",
         )
+    try:
+        policy = validate_job_policy(
+            body.calling_windows, body.timezone, body.ignore_calling_windows
+        )
+    except PolicyFieldError as exc:
+        raise FieldError(exc.field, str(exc).removeprefix(f"{exc.field}: ")) from None
     return ValidatedCall(
         text=body.text,
         phone=phone,
@@ -210,6 +238,7 @@ def validate_call_request(
         callback_url=body.callback_url,
         caller_id=caller_id,
         metadata=body.metadata,
+        policy=policy,
     )
 
 
@@ -292,6 +321,7 @@ class JobStatusOut(BaseModel):
     call: CallOut
     history: list[HistoryOut]
     metadata: dict[str, Any] | None
+    campaign_id: str | None = None
 
 
 _ERROR_MEANINGS = {

@@ -53,6 +53,7 @@ def job_to_status_body(job: Job, history: Sequence[HistoryEntry]) -> dict[str, A
             for entry in history
         ],
         "metadata": job.metadata,
+        "campaign_id": job.campaign_id,
     }
 
 
