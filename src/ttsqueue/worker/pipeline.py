@@ -172,6 +172,8 @@ class JobHandler:
                 await not_now(ctx, job, msg, decision, work_queue)
                 return
             originated_at = time.time()
+            # The call plays this audio: the request names it before the record does.
+            job = job.model_copy(update={"audio": audio})
             call = call_request(
                 job,
                 attempt,
