@@ -18,6 +18,7 @@ from ttsqueue.api.app import create_app as create_api
 from ttsqueue.broker.connection import connect_broker
 from ttsqueue.broker.topology import QueueNames, declare_topology
 from ttsqueue.config import Settings, load_settings
+from ttsqueue.policy.clock import Clock
 from ttsqueue.store.connection import connect_redis
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -91,9 +92,11 @@ async def delete_topology(connection: AbstractRobustConnection, names: QueueName
 
 
 @contextlib.asynccontextmanager
-async def in_process_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def in_process_api(
+    settings: Settings, clock: Clock | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
     """The real API app with its lifespan run, and a client that calls it without a socket."""
-    app = create_api(settings)
+    app = create_api(settings, clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:

@@ -17,7 +17,7 @@ from ttsqueue.addresses import api_base_url, api_key, env_value
 from ttsqueue.config import Settings, load_settings
 from ttsqueue.domain import JobStatus, MachineDetection, Priority
 from ttsqueue.errors import ConfigError, TopologyMismatchError
-from ttsqueue.ops import calls, dnc, housekeeping, operate, render
+from ttsqueue.ops import calls, campaigns, dnc, housekeeping, operate, render
 from ttsqueue.ops.client import ApiClient
 from ttsqueue.ops.config_view import masked_config, service_endpoints
 from ttsqueue.ops.layout import Layout
@@ -372,6 +372,127 @@ def dnc_list(
         action = partial(
             dnc.listing, _out(), client, limit=limit, cursor=cursor, every=every, as_json=as_json
         )
+        raise typer.Exit(calls.guarded(_err(), action))
+
+
+# Campaigns (SPEC §13) ------------------------------------------------------------------------
+campaign_app = typer.Typer(
+    help="Campaigns: one call per row of a CSV file, paced, with live progress.",
+    no_args_is_help=True,
+)
+app.add_typer(campaign_app, name="campaign")
+CampaignId = Annotated[str, typer.Argument(help="The campaign id (from create or status).")]
+
+
+@campaign_app.command("create")
+def campaign_create(
+    file: Annotated[
+        str,
+        typer.Argument(
+            help="A CSV file (UTF-8, `,` or `;`) with a phone_number column and every column "
+            "the template names, or - for standard input."
+        ),
+    ],
+    template: Annotated[
+        str, typer.Option("--template", "-t", help="The message, e.g. 'Hola {nombre}'.")
+    ],
+    name: Annotated[str | None, typer.Option(help="Default: the file name.")] = None,
+    language: Annotated[str | None, typer.Option(help="Default: DEFAULT_LANGUAGE.")] = None,
+    max_concurrent_calls: Annotated[int | None, typer.Option(min=1)] = None,
+    calls_per_minute: Annotated[int | None, typer.Option(min=1)] = None,
+    calling_windows: Annotated[
+        str | None, typer.Option(help="e.g. co-ley-2300 or 'mon-fri 08:00-18:00'.")
+    ] = None,
+    max_retries: Annotated[int | None, typer.Option(min=0, max=5)] = None,
+    paused: Annotated[bool, typer.Option(help="Create it paused (resume starts it).")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Check the rows; create nothing.")] = False,
+    wait: Annotated[bool, typer.Option(help="Follow it with a live progress bar.")] = False,
+    as_json: AsJson = False,
+    api_url: ApiUrl = None,
+) -> None:
+    """Create a campaign (POST /campaigns); refused rows are listed by line, not fatal.
+    Exit 0 created, 2 refused (no valid row, bad field), 3 API unreachable."""
+    wanted = {
+        "name": name or Path(file).stem or "campaign",
+        "template": template,
+        "language": language,
+        "max_concurrent_calls": max_concurrent_calls,
+        "calls_per_minute": calls_per_minute,
+        "calling_windows": calling_windows,
+        "max_retries": max_retries,
+        "paused": "true" if paused else None,
+        "dry_run": "true" if dry_run else None,
+    }
+    fields = {k: str(v) for k, v in wanted.items() if v is not None}
+    with _client(_settings(), api_url) as client:
+        action = partial(
+            campaigns.create, _out(), _err(), client, file, fields, wait=wait, as_json=as_json
+        )
+        raise typer.Exit(calls.guarded(_err(), action))
+
+
+@campaign_app.command("status")
+def campaign_status(
+    campaign_id: Annotated[str | None, typer.Argument(help="Default: every campaign.")] = None,
+    wait: Annotated[bool, typer.Option(help="Follow it with a live progress bar.")] = False,
+    as_json: AsJson = False,
+    api_url: ApiUrl = None,
+) -> None:
+    """Counts by status and outcome, progress and ETA (GET /campaigns[/{id}])."""
+    with _client(_settings(), api_url) as client:
+        if wait and campaign_id:
+            cid = campaign_id
+
+            def action() -> int:
+                campaigns.follow(_out(), client, cid)
+                return 0
+
+            raise typer.Exit(calls.guarded(_err(), action))
+        act = partial(campaigns.status, _out(), client, campaign_id, as_json)
+        raise typer.Exit(calls.guarded(_err(), act))
+
+
+def _campaign_verb(verb: str, campaign_id: str, as_json: bool, api_url: str | None) -> None:
+    with _client(_settings(), api_url) as client:
+        action = partial(campaigns.act, _out(), client, campaign_id, verb, as_json)
+        raise typer.Exit(calls.guarded(_err(), action))
+
+
+@campaign_app.command("pause")
+def campaign_pause(
+    campaign_id: CampaignId, as_json: AsJson = False, api_url: ApiUrl = None
+) -> None:
+    """Dial nothing new; calls in progress end normally. Exit 2 when not running."""
+    _campaign_verb("pause", campaign_id, as_json, api_url)
+
+
+@campaign_app.command("resume")
+def campaign_resume(
+    campaign_id: CampaignId, as_json: AsJson = False, api_url: ApiUrl = None
+) -> None:
+    """Start a paused campaign again."""
+    _campaign_verb("resume", campaign_id, as_json, api_url)
+
+
+@campaign_app.command("cancel")
+def campaign_cancel(
+    campaign_id: CampaignId, as_json: AsJson = False, api_url: ApiUrl = None
+) -> None:
+    """Never call the rows not released yet; cancel the calls still waiting."""
+    _campaign_verb("cancel", campaign_id, as_json, api_url)
+
+
+@campaign_app.command("results")
+def campaign_results(
+    campaign_id: CampaignId,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="A file (default: standard output).")
+    ] = None,
+    api_url: ApiUrl = None,
+) -> None:
+    """The results CSV: one line per row (status, outcome, attempts, confirmed, digits, times)."""
+    with _client(_settings(), api_url) as client:
+        action = partial(campaigns.results, _err(), client, campaign_id, output)
         raise typer.Exit(calls.guarded(_err(), action))
 
 

@@ -27,11 +27,14 @@ class JobStatus(StrEnum):
 
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED})
 
-# from -> allowed destinations (SPEC §3). processing -> queued is a technical retry.
+# from -> allowed destinations (SPEC §3). processing -> queued is a technical retry;
+# processing -> scheduled a job held until its calling window opens (SPEC §13).
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.SCHEDULED: frozenset({JobStatus.QUEUED, JobStatus.CANCELED}),
     JobStatus.QUEUED: frozenset({JobStatus.PROCESSING, JobStatus.CANCELED}),
-    JobStatus.PROCESSING: frozenset({JobStatus.CALLING, JobStatus.FAILED, JobStatus.QUEUED}),
+    JobStatus.PROCESSING: frozenset(
+        {JobStatus.CALLING, JobStatus.FAILED, JobStatus.QUEUED, JobStatus.SCHEDULED}
+    ),
     JobStatus.CALLING: frozenset({JobStatus.COMPLETED, JobStatus.RETRYING, JobStatus.FAILED}),
     JobStatus.RETRYING: frozenset({JobStatus.QUEUED, JobStatus.CANCELED}),
     JobStatus.COMPLETED: frozenset(),
@@ -83,6 +86,8 @@ class CallOutcome(StrEnum):
     MACHINE = "machine"
     VOICEMAIL = "voicemail"
     HANGUP_DURING_MESSAGE = "hangup_during_message"
+    # Never dialed: the number was put on the do-not-call list after submission.
+    SUPPRESSED = "suppressed"
 
     @property
     def retryable(self) -> bool:
@@ -216,6 +221,11 @@ class Job(BaseModel):
     confirm: ConfirmOptions | None = None
     machine_detection: MachineDetection = MachineDetection.OFF
     retry_unconfirmed: bool = False
+    # Calling policy of the job (SPEC §13): overrides of the global rules.
+    calling_windows: str | None = None
+    timezone: str | None = None
+    ignore_calling_windows: bool = False
+    campaign_id: str | None = None
     created_at: str
     updated_at: str
     processed_at: str | None = None

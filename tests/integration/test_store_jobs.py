@@ -290,3 +290,67 @@ async def test_expired_records_leave_every_index(
         store.keys.expiry_index,
     ):
         assert await redis_client.zscore(key, old.job_id) is None
+
+
+async def test_the_calling_policy_holds_and_suppresses_through_the_lifecycle(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    store = store_for(redis_client, settings)
+    lifecycle = lifecycle_of(redis_client, settings)
+    held, listed = make_job(), make_job(phone="3005050150")
+    for job in (held, listed):
+        await lifecycle.create(job)
+    opening = utcnow().replace(microsecond=0) + timedelta(hours=3)
+    # Only a job in processing is held back: a queued one is refused as it is.
+    assert not (await lifecycle.hold(held, opening, "outside_calling_window")).applied
+    started = (await lifecycle.start(held, "w1")).job
+    moved = await lifecycle.hold(started, opening, "outside_calling_window: waits")
+    assert (moved.applied, moved.previous, moved.status) == (
+        True,
+        JobStatus.PROCESSING,
+        JobStatus.SCHEDULED,
+    )
+    again = await store.get(held.job_id)
+    assert again is not None
+    assert again.status is JobStatus.SCHEDULED
+    assert again.scheduled_for == iso(opening)
+    history = await store.history(held.job_id)
+    assert [h.status for h in history] == ["queued", "processing", "scheduled"]
+    assert history[-1].detail == "outside_calling_window: waits"
+    # The next opening starts it again from scheduled.
+    assert (await lifecycle.start(again, "w2")).applied
+
+    assert not (await lifecycle.suppress(listed, "do_not_call", worker_id="w1")).applied
+    running = (await lifecycle.start(listed, "w1")).job
+    assert (await lifecycle.suppress(running, "do_not_call", worker_id="w1")).applied
+    ended = await store.get(listed.job_id)
+    assert ended is not None
+    assert ended.status is JobStatus.FAILED
+    assert ended.call.outcome is CallOutcome.SUPPRESSED
+    assert ended.attempts == 0
+    assert ended.error is not None
+    assert "do-not-call" in ended.error
+    assert await redis_client.hget(store.keys.outcomes, "suppressed") == "1"
+
+
+async def test_a_campaign_cancel_is_the_lifecycle_cancel(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    store = store_for(redis_client, settings)
+    published: list[bytes] = []
+
+    async def results(body: bytes, message_id: str) -> None:
+        published.append(body)
+
+    lifecycle = lifecycle_of(redis_client, settings, results=results)
+    job = make_job()
+    await lifecycle.create(job)
+    assert (await lifecycle.cancel(job, "campaign canceled")).applied
+    assert not (await lifecycle.cancel(job, "campaign canceled")).applied
+    canceled = await store.get(job.job_id)
+    assert canceled is not None
+    assert canceled.status is JobStatus.CANCELED
+    assert canceled.call.outcome is CallOutcome.CANCELED
+    assert (await store.history(job.job_id))[-1].detail == "campaign canceled"
+    assert len(published) == 1
+    assert b'"status":"canceled"' in published[0]

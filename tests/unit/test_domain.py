@@ -23,6 +23,8 @@ ALLOWED = {
     ("processing", "calling"),
     ("processing", "failed"),
     ("processing", "queued"),
+    # Held by the calling policy just before dialing until its window opens (SPEC §13).
+    ("processing", "scheduled"),
     ("calling", "completed"),
     ("calling", "retrying"),
     ("calling", "failed"),

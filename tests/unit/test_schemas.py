@@ -274,6 +274,7 @@ STATUS_KEYS = [
     "completed_at", "worker_id", "error", "priority", "language", "engine", "attempts", "queue",
     "e164", "scheduled_for", "updated_at", "duration_ms", "audio", "call", "history", "metadata",
     "confirm", "machine_detection", "retry_unconfirmed",
+    "campaign_id",
 ]  # fmt: skip
 
 

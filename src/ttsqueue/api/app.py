@@ -18,6 +18,7 @@ from ttsqueue.api.errors import install_error_handlers
 from ttsqueue.api.routes_batch import batch_body_limit
 from ttsqueue.api.routes_batch import router as batch_router
 from ttsqueue.api.routes_calls import router as calls_router
+from ttsqueue.api.routes_campaigns import router as campaigns_router
 from ttsqueue.api.routes_dnc import router as dnc_router
 from ttsqueue.api.routes_jobs import router as jobs_router
 from ttsqueue.api.routes_metrics import router as metrics_router
@@ -27,10 +28,12 @@ from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueInspector, declare_topology
 from ttsqueue.config import Settings, load_settings
 from ttsqueue.logs import configure_logging, get_logger
+from ttsqueue.policy.clock import Clock
+from ttsqueue.policy.gate import build_calling_policy
 from ttsqueue.startup import wait_for_broker, wait_for_redis
 from ttsqueue.store.factory import build_store
 from ttsqueue.tts.catalog import language_catalog
-from ttsqueue.views.http import BodySizeLimitMiddleware
+from ttsqueue.views.http import MAX_CAMPAIGN_BYTES, BodySizeLimitMiddleware
 
 log = get_logger("ttsqueue.api")
 
@@ -41,7 +44,9 @@ PUBLISH_DEADLINE_S = 3.5
 MAX_BODY_BYTES = 64 * 1024
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
+    """The API app; `clock` (default the system's) is where calling windows read the time."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = await wait_for_redis(settings, client_name="api")
@@ -70,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
             gate=BacklogGate(inspector, settings.MAX_QUEUE_DEPTH),
             metrics=store.metrics,
             dnc=store.dnc,
+            policy=build_calling_policy(settings, redis, clock),
         )
         log.info("api ready", host=settings.API_HOST, port=settings.API_PORT)
         try:
@@ -94,6 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
         per_path={
             "/tts/calls": batch_body_limit(settings.MAX_TEXT_LENGTH),
             "/dnc": MAX_IMPORT_BYTES,
+            "/campaigns": MAX_CAMPAIGN_BYTES,
         },
     )
 
@@ -115,6 +122,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(system_router)
     app.include_router(metrics_router)
     app.include_router(dnc_router)
+    app.include_router(campaigns_router)
     install_docs(app)
     return app
 

@@ -13,6 +13,7 @@ from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueInspector, QueueNames
 from ttsqueue.config import Settings
 from ttsqueue.domain import DialerHealth
+from ttsqueue.policy.gate import CallingPolicy
 from ttsqueue.store.dnc import DncList
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.lifecycle import JobLifecycle
@@ -39,6 +40,7 @@ class ApiContext:
     gate: BacklogGate
     metrics: MetricsStore
     dnc: DncList
+    policy: CallingPolicy
 
 
 async def get_context(request: Request) -> ApiContext:

@@ -21,6 +21,12 @@ from ttsqueue.api.errors import FieldError
 from ttsqueue.config import Settings
 from ttsqueue.domain import ConfirmOptions, JobStatus, MachineDetection, Priority, utcnow
 from ttsqueue.phone import InvalidPhoneNumber, PhoneNumber, parse_phone, sanitize_caller_id
+from ttsqueue.policy.rules import (
+    DEFAULT_JOB_POLICY,
+    JobPolicy,
+    PolicyFieldError,
+    validate_job_policy,
+)
 from ttsqueue.prompts import default_prompt
 from ttsqueue.tts.catalog import valid_tld
 from ttsqueue.webhooks.addresses import literal_target_refused
@@ -109,6 +115,21 @@ class CallRequestIn(BaseModel):
     confirm: ConfirmIn | None = None
     machine_detection: Literal["off", "hangup", "message", "retry"] = "off"
     retry_unconfirmed: bool = Field(default=False, strict=True)
+    calling_windows: str | None = Field(
+        default=None,
+        max_length=500,
+        description="replaces CALLING_WINDOWS for this call: a spec such as "
+        "'mon-fri 07:00-19:00; sat 08:00-15:00' or a preset (co-ley-2300)",
+    )
+    timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the callee's IANA time zone; default: from the number",
+        examples=["America/Bogota"],
+    )
+    ignore_calling_windows: bool = Field(
+        default=False, strict=True, description="emergencies: no windows, holidays or cap"
+    )
 
     @field_validator("text")
     @classmethod
@@ -192,6 +213,7 @@ class ValidatedCall:
     confirm: ConfirmOptions | None = None
     machine_detection: MachineDetection = MachineDetection.OFF
     retry_unconfirmed: bool = False
+    policy: JobPolicy = DEFAULT_JOB_POLICY
 
 
 def _confirm_options(body: CallRequestIn, language: str) -> ConfirmOptions | None:
@@ -274,6 +296,12 @@ def validate_call_request(
             "must not point to a loopback or private address "
             "(set WEBHOOK_ALLOW_PRIVATE=true to allow it)",
         )
+    try:
+        policy = validate_job_policy(
+            body.calling_windows, body.timezone, body.ignore_calling_windows
+        )
+    except PolicyFieldError as exc:
+        raise FieldError(exc.field, str(exc).removeprefix(f"{exc.field}: ")) from None
     return ValidatedCall(
         text=body.text,
         phone=phone,
@@ -290,6 +318,7 @@ def validate_call_request(
         confirm=_confirm_options(body, language),
         machine_detection=MachineDetection(body.machine_detection),
         retry_unconfirmed=body.retry_unconfirmed,
+        policy=policy,
     )
 
 
@@ -392,6 +421,7 @@ class JobStatusOut(BaseModel):
     confirm: ConfirmOut | None = None
     machine_detection: Literal["off", "hangup", "message", "retry"] = "off"
     retry_unconfirmed: bool = False
+    campaign_id: str | None = None
 
 
 _ERROR_MEANINGS = {

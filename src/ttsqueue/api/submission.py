@@ -28,6 +28,7 @@ from ttsqueue.broker.job_messages import send_first_message
 from ttsqueue.domain import Job, JobStatus, iso, utcnow
 from ttsqueue.errors import BrokerUnavailableError, StoreUnavailableError
 from ttsqueue.logs import get_logger
+from ttsqueue.policy.gate import CallingPolicy
 from ttsqueue.store.lifecycle import CreateResult, IdempotencyClaim
 from ttsqueue.store.replication import wait_replicated
 
@@ -56,13 +57,23 @@ def idempotency_claim(key: str, body: dict[str, object], scope: str = "") -> Ide
     return IdempotencyClaim(key_digest=key_digest, body_digest=body_digest)
 
 
-def build_job(call: ValidatedCall) -> Job:
+def build_job(
+    call: ValidatedCall, policy: CallingPolicy | None = None, campaign_id: str | None = None
+) -> Job:
+    """The job record of a validated call; `scheduled` until `send_at`, or until the callee's
+    calling window opens when it is closed then (SPEC §13: held, never refused)."""
     now = utcnow()
-    scheduled = call.send_at is not None and call.send_at - now > SCHEDULE_THRESHOLD
+    due = call.send_at
+    if due is not None and due - now <= SCHEDULE_THRESHOLD:
+        due = None
+    if policy is not None:
+        wait = policy.hold_until(call.phone.e164, call.policy, due)
+        if wait is not None and wait.at - now > SCHEDULE_THRESHOLD:
+            due = wait.at
     stamp = iso(now) or ""
     return Job(
         job_id=str(uuid.uuid4()),
-        status=JobStatus.SCHEDULED if scheduled else JobStatus.QUEUED,
+        status=JobStatus.SCHEDULED if due is not None else JobStatus.QUEUED,
         text=call.text,
         phone_number=call.phone.national,
         e164=call.phone.e164,
@@ -81,14 +92,36 @@ def build_job(call: ValidatedCall) -> Job:
         retry_unconfirmed=call.retry_unconfirmed,
         created_at=stamp,
         updated_at=stamp,
-        scheduled_for=iso(call.send_at) if scheduled else None,
+        scheduled_for=iso(due),
+        calling_windows=call.policy.calling_windows,
+        timezone=call.policy.timezone,
+        ignore_calling_windows=call.policy.ignore_calling_windows,
+        campaign_id=campaign_id,
     )
+
+
+async def refuse_listed(ctx: ApiContext, call: ValidatedCall) -> None:
+    """409 `do_not_call` for a number on the do-not-call list (SPEC §13)."""
+    if await ctx.policy.dnc.is_listed(call.phone.e164):
+        raise ApiError(
+            409,
+            "do_not_call",
+            f"phone_number: {call.phone.e164} is on the do-not-call list",
+            details=[
+                {
+                    "loc": ["body", "phone_number"],
+                    "field": "phone_number",
+                    "message": "on the do-not-call list",
+                }
+            ],
+        )
 
 
 async def submit(
     ctx: ApiContext, call: ValidatedCall, claim: IdempotencyClaim | None = None
 ) -> Submitted:
-    job = build_job(call)
+    await refuse_listed(ctx, call)
+    job = build_job(call, ctx.policy)
     created = await _create(ctx, job, claim)
     if not created.created:
         return await _existing(ctx, created, claim)

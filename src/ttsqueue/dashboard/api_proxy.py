@@ -34,6 +34,13 @@ class ApiProxy:
     async def submit_call(self, body: dict[str, Any]) -> Relayed:
         return await self._relay("POST", "/tts/call", json=body)
 
+    async def campaigns(self, method: str, path: str, body: bytes, content_type: str) -> Relayed:
+        """A campaign request relayed as it came (`path` under /campaigns, already checked)."""
+        headers = {"Content-Type": content_type} if content_type else {}
+        return await self._relay(
+            method, f"/campaigns{path}", content=body or None, headers=headers, timeout=120.0
+        )
+
     async def audio(self, job_id: str) -> Relayed:
         return await self._relay("GET", f"/tts/audio/{job_id}")
 

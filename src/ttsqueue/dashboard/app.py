@@ -30,7 +30,7 @@ from ttsqueue.dashboard.snapshot import SnapshotBuilder
 from ttsqueue.logs import configure_logging, get_logger
 from ttsqueue.stats_snapshot import StatsSources
 from ttsqueue.store.factory import build_store, connect_store
-from ttsqueue.views.http import BodySizeLimitMiddleware
+from ttsqueue.views.http import MAX_CAMPAIGN_BYTES, BodySizeLimitMiddleware
 
 log = get_logger("ttsqueue.dashboard")
 
@@ -88,7 +88,11 @@ def create_app(settings: Settings, *, api_url: str | None = None) -> FastAPI:
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # The same limit as the API's, before any route reads a body: 413 without reading the rest.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_CALL_BODY)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=MAX_CALL_BODY,
+        per_path={"/api/campaigns": MAX_CAMPAIGN_BYTES},
+    )
     app.add_middleware(
         DashboardAuth,
         keys=settings.API_KEYS,

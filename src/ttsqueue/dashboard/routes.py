@@ -11,6 +11,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response, StreamingResponse
 
+from ttsqueue.dashboard.api_proxy import Relayed
 from ttsqueue.dashboard.context import DashboardContext, get_context
 from ttsqueue.dashboard.snapshot import RecentFilter, job_row
 from ttsqueue.domain import JobStatus, Priority
@@ -153,3 +154,40 @@ async def place_call(request: Request, ctx: Ctx) -> Response:
         return _problem(422, "validation_error", "the body must be a JSON object")
     relayed = await ctx.api.submit_call(body)
     return Response(relayed.body, status_code=relayed.status, media_type=relayed.content_type)
+
+
+# Campaigns: relayed to the API, which checks everything -----------------------------------------
+_CAMPAIGN_VERBS = frozenset({"pause", "resume", "cancel"})
+
+
+def _relayed(relayed: Relayed, **headers: str) -> Response:
+    return Response(
+        relayed.body,
+        status_code=relayed.status,
+        media_type=relayed.content_type,
+        headers=headers or None,
+    )
+
+
+@router.post("/api/campaigns")
+async def create_campaign(request: Request, ctx: Ctx) -> Response:
+    """A CSV upload (multipart) or JSON rows, passed on to `POST /campaigns` as they came."""
+    body = await request.body()
+    content_type = request.headers.get("content-type", "")
+    return _relayed(await ctx.api.campaigns("POST", "", body, content_type))
+
+
+@router.post("/api/campaigns/{campaign_id}/{verb}")
+async def campaign_action(campaign_id: str, verb: str, ctx: Ctx) -> Response:
+    if not _valid_id(campaign_id) or verb not in _CAMPAIGN_VERBS:
+        return _problem(404, "campaign_not_found", "campaign not found")
+    return _relayed(await ctx.api.campaigns("POST", f"/{campaign_id}/{verb}", b"", ""))
+
+
+@router.get("/api/campaigns/{campaign_id}/results.csv")
+async def campaign_results(campaign_id: str, ctx: Ctx) -> Response:
+    if not _valid_id(campaign_id):
+        return _problem(404, "campaign_not_found", "campaign not found")
+    relayed = await ctx.api.campaigns("GET", f"/{campaign_id}/results.csv", b"", "")
+    disposition = f'attachment; filename="campaign-{campaign_id[:8]}-results.csv"'
+    return _relayed(relayed, **{"Content-Disposition": disposition})

@@ -17,6 +17,8 @@ from typing import Any
 
 from ttsqueue.backends import describe_dialer
 from ttsqueue.broker.management import QueueFigures, QueueRates
+from ttsqueue.campaigns.overview import recent_overviews
+from ttsqueue.campaigns.store import CampaignStore
 from ttsqueue.config import Settings
 from ttsqueue.dashboard.broker_link import BrokerLink
 from ttsqueue.dashboard.management_view import Figures, ManagementView
@@ -26,6 +28,7 @@ from ttsqueue.stats_snapshot import RedisFigures, StatsSources, read_redis_figur
 from ttsqueue.views.jobs import job_summary
 
 RECENT_LIMIT = 25
+CAMPAIGNS_SHOWN = 10
 REDIS_TIMEOUT_S = 2.0
 IDLE_QUEUE = QueueFigures(ready=0, unacked=0, consumers=0, rates=QueueRates(0.0, 0.0, 0.0))
 
@@ -87,7 +90,17 @@ class SnapshotBuilder:
             else [],
             "dialer": {"name": self.dialer_name, "simulated": self.dialer_name == "simulator"},
             "limits": {"max_concurrent_calls": self.settings.MAX_CONCURRENT_CALLS},
+            "campaigns": await self._campaigns() if redis_up else None,
         }
+
+    async def _campaigns(self) -> list[dict[str, Any]] | None:
+        """The most recent campaigns with their counts and progress (None: Redis trouble)."""
+        store = CampaignStore(self.sources.redis, self.sources.store.keys)
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT_S):
+                return await recent_overviews(store, CAMPAIGNS_SHOWN)
+        except (StoreUnavailableError, TimeoutError):
+            return None
 
     async def recent(self, flt: RecentFilter, limit: int = RECENT_LIMIT) -> list[dict[str, Any]]:
         """Newest jobs matching the filter; raises when Redis is down."""

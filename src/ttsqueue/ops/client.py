@@ -153,6 +153,43 @@ class ApiClient:
         """`POST /dnc` with a file's bytes (`text/csv` or `application/json`)."""
         return self._json("POST", "/dnc", upload=Upload(data, media_type))
 
+    # Campaigns (SPEC §13) -----------------------------------------------------------------
+    def campaign_create(self, filename: str, data: bytes, fields: Mapping[str, str]) -> Record:
+        """`POST /campaigns` with a CSV file (multipart) and the campaign's settings."""
+        try:
+            response = self._http.post(
+                "/campaigns",
+                data=dict(fields),
+                files={"file": (filename, data, "text/csv")},
+                timeout=UPLOAD_TIMEOUT_S,
+            )
+        except httpx.TransportError as exc:
+            raise ApiConnectionError(f"cannot reach the API at {self.base_url} ({exc})") from exc
+        data_json = response.json() if response.content else {}
+        if response.is_error:
+            raise ApiRequestError(
+                response.status_code,
+                str(data_json.get("error", "")),
+                str(data_json.get("code", "")),
+            )
+        return data_json if isinstance(data_json, dict) else {}
+
+    def campaign(self, campaign_id: str) -> Record:
+        return self._json("GET", f"/campaigns/{quote(campaign_id, safe='')}")
+
+    def campaigns(self) -> Record:
+        return self._json("GET", "/campaigns")
+
+    def campaign_action(self, campaign_id: str, verb: str) -> Record:
+        """pause, resume or cancel."""
+        return self._json("POST", f"/campaigns/{quote(campaign_id, safe='')}/{verb}")
+
+    def campaign_results(self, campaign_id: str) -> bytes:
+        response = self._send("GET", f"/campaigns/{quote(campaign_id, safe='')}/results.csv")
+        if response.is_error:
+            raise ApiRequestError(response.status_code, response.text[:200])
+        return response.content
+
     def health(self) -> tuple[int, Record]:
         """Status code and body; 503 (unhealthy) is an answer, not an error."""
         response = self._send("GET", "/health")

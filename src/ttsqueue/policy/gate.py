@@ -14,16 +14,17 @@ question alone, without I/O, for submission (`scheduled_for`) and for telephony 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 
 from ttsqueue.config import Settings
+from ttsqueue.domain import Job
 from ttsqueue.policy.clock import Clock, SystemClock
 from ttsqueue.policy.opening import closed_reason, local_date, next_local_day, next_opening
 from ttsqueue.policy.rules import CallingRules, JobPolicy, rules_for_job
 from ttsqueue.policy.zones import ZoneChoice, callee_zone
-from ttsqueue.store.contacts import ContactClaim, ContactLedger
+from ttsqueue.store.contacts import KEY_SLACK_S, ContactClaim, ContactLedger
 from ttsqueue.store.dnc import DncList
 from ttsqueue.store.keys import Keys
 
@@ -118,10 +119,53 @@ class CallingPolicy:
             return WaitUntil(next_opening(tomorrow, rules.hours, zone), "contact_cap", zone.key)
         return Open(zone.key, result.claim)
 
+    def _offset(self) -> timedelta:
+        """How far the policy's clock is from the system clock (zero in production)."""
+        return self.clock.now() - datetime.now(UTC)
+
+    def to_system_time(self, at: datetime) -> datetime:
+        """An instant of the policy's clock as the system clock will show it: what the delay
+        queues, `scheduled_for` and every other timestamp are measured in."""
+        return at - self._offset()
+
+    def hold_until(
+        self, e164: str, job: JobPolicy, earliest: datetime | None = None
+    ) -> WaitUntil | None:
+        """`opening()` for a job that may start at `earliest` (system time, default now):
+        None when the window is open then, else the next opening in system time."""
+        offset = self._offset()
+        now = datetime.now(UTC)
+        start = max(earliest, now) if earliest is not None else now
+        wait = self.opening(e164, job, start + offset)
+        if wait is None:
+            return None
+        return WaitUntil(wait.at - offset, wait.reason, wait.zone)
+
+    async def settle_placed(
+        self, e164: str, job: JobPolicy, *, claimant: str, placed_at: datetime, answered: bool
+    ) -> None:
+        """Settle the claim of a call an earlier delivery placed (its worker was lost before
+        the call ended): the same key and claimant that delivery's check used."""
+        rules = rules_for_job(self.rules, job)
+        if rules.max_contacts_per_day < 1:
+            return
+        zone = self.zone_for(e164, job).zone
+        at = placed_at + self._offset()
+        left = (next_local_day(at, zone) - at).total_seconds()
+        claim = ContactClaim(
+            e164, local_date(at, zone), claimant, int(max(left, 0) + 2 * KEY_SLACK_S)
+        )
+        await self.ledger.settle(claim, answered=answered)
+
     async def settle(self, decision: Open, *, answered: bool) -> None:
         """The call of an `Open` decision ended: count the contact if it was answered."""
         if decision.claim is not None:
             await self.ledger.settle(decision.claim, answered=answered)
+
+
+def policy_of(job: Job) -> JobPolicy:
+    """The policy fields a job was accepted with."""
+    return JobPolicy(job.calling_windows, job.timezone, job.ignore_calling_windows)
 
 
 def claim_lease_s(settings: Settings) -> float:

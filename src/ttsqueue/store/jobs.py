@@ -132,6 +132,10 @@ class JobStore:
         return int(replies[0]), by_status
 
     # Deliveries and attempts -------------------------------------------------------------
+    async def attempt_placed(self, job_id: str, attempt: int) -> bool:
+        """Whether the attempt's call was claimed (and so may be under way)."""
+        return bool(await self.client.exists(self.keys.attempt(job_id, attempt)))
+
     async def attempt_claimed_at(self, job_id: str, attempt: int) -> float:
         """Epoch seconds recorded by the claim (`<owner>@<epoch>`), or now if unknown."""
         value = await self.client.get(self.keys.attempt(job_id, attempt))
@@ -154,3 +158,8 @@ class JobStore:
             pipe.expire(deliveries, self.ttl_seconds)
             raw, count, _ = await pipe.execute()
         return (Job.from_redis(raw) if raw else None), int(count)
+
+    async def forget_deliveries(self, job_id: str, counter: tuple[int, int]) -> None:
+        """A delivery that ended normally (the job held back, nothing dialed) does not count
+        towards MAX_DELIVERIES."""
+        await self.client.delete(self.keys.deliveries(job_id, *counter))

@@ -230,3 +230,38 @@ class Keys:
         """Sorted set of one number's contacts on one local day (YYYY-MM-DD): claimant ->
         lease expiry (ms) while its call is under way, +inf once answered."""
         return f"{self.prefix}contacts:{e164}:{local_day}"
+
+    # Campaigns (SPEC §13) -----------------------------------------------------------------
+    @property
+    def campaigns(self) -> str:
+        """Sorted set of every campaign id, scored by creation time (epoch ms)."""
+        return f"{self.prefix}campaigns"
+
+    @property
+    def campaigns_active(self) -> str:
+        """Set of the campaigns a pacer still has work for (rows to release or calls to count)."""
+        return f"{self.prefix}campaigns:active"
+
+    def campaign(self, campaign_id: str) -> str:
+        """Hash: the campaign's settings, state, release cursor and pacing clock."""
+        return f"{self.prefix}campaign:{campaign_id}"
+
+    def campaign_rows(self, campaign_id: str) -> str:
+        """List of the campaign's valid rows (JSON), in file order."""
+        return f"{self.prefix}campaign:{campaign_id}:rows"
+
+    def campaign_errors(self, campaign_id: str) -> str:
+        """List of the rows refused at creation (JSON: line or index, field, message)."""
+        return f"{self.prefix}campaign:{campaign_id}:errors"
+
+    def campaign_inflight(self, campaign_id: str) -> str:
+        """Set of the ids of the campaign's jobs released and not yet seen finished."""
+        return f"{self.prefix}campaign:{campaign_id}:inflight"
+
+    def campaign_counts(self, campaign_id: str) -> str:
+        """Hash: finished jobs by `status:<s>`, `outcome:<o>`, and `confirmed`."""
+        return f"{self.prefix}campaign:{campaign_id}:counts"
+
+    def campaign_lock(self, campaign_id: str) -> str:
+        """Held by the one worker pacing the campaign at a time."""
+        return f"{self.prefix}campaign:{campaign_id}:lock"

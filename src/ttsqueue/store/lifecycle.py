@@ -316,6 +316,17 @@ class JobLifecycle:
             update={"status": status, "attempts": attempt, "call": info, "audio": audio}
         )
 
+    async def hold(self, job: Job, until: datetime, detail: str) -> Moved:
+        """processing -> scheduled: the calling policy holds the job until `until` (the next
+        opening of its window, after a holiday or the daily contact cap); nothing was dialed."""
+        return await self._apply(
+            job.job_id,
+            Change(
+                [Hop(frozenset({JobStatus.PROCESSING}), JobStatus.SCHEDULED, detail)],
+                fields={"scheduled_for": iso(until) or ""},
+            ),
+        )
+
     async def requeue(self, job: Job, detail: str) -> Moved:
         """processing -> queued: a technical retry of the same attempt."""
         return await self._apply(
@@ -391,10 +402,31 @@ class JobLifecycle:
         ]
         return await self._end(job, hops, info, error=reason, worker_id=worker_id)
 
-    async def cancel(self, job: Job) -> Moved:
-        """A client cancels a job that has not started its call (scheduled, queued, retrying)."""
+    async def suppress(self, job: Job, reason: str, *, worker_id: str) -> Moved:
+        """processing -> failed, never dialed: the number went on the do-not-call list after
+        the job was accepted (`call.outcome = suppressed`)."""
+        info = job.call.model_copy(
+            update={
+                "outcome": CallOutcome.SUPPRESSED,
+                "reason": reason,
+                "ended_at": iso(self._now()),
+            }
+        )
+        return await self.finish(
+            job,
+            JobStatus.FAILED,
+            info,
+            worker_id=worker_id,
+            detail=f"suppressed: {reason}",
+            error=f"not called: the number is on the do-not-call list ({reason})",
+            expected=frozenset({JobStatus.PROCESSING}),
+        )
+
+    async def cancel(self, job: Job, detail: str = "canceled by client") -> Moved:
+        """A job that has not started its call (scheduled, queued, retrying) is canceled: by
+        its client, or because its campaign was (`detail` says which)."""
         info = job.call.model_copy(update={"outcome": CallOutcome.CANCELED, "reason": "canceled"})
-        hops = [Hop(CANCELABLE, JobStatus.CANCELED, "canceled by client")]
+        hops = [Hop(CANCELABLE, JobStatus.CANCELED, detail)]
         return await self._end(job, hops, info, error=None, worker_id=None)
 
     async def _end(

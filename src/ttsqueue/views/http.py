@@ -10,6 +10,10 @@ import orjson
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# A campaign's upload (CSV or JSON rows): the limit of `POST /campaigns`, at the API and at the
+# dashboard's relay alike.
+MAX_CAMPAIGN_BYTES = 32 * 1024 * 1024
+
 
 class JsonBody(Response):
     media_type = "application/json; charset=utf-8"

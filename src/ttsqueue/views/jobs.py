@@ -59,6 +59,7 @@ def job_to_status_body(job: Job, history: Sequence[HistoryEntry]) -> dict[str, A
         "confirm": job.confirm.model_dump() if job.confirm else None,
         "machine_detection": job.machine_detection.value,
         "retry_unconfirmed": job.retry_unconfirmed,
+        "campaign_id": job.campaign_id,
     }
 
 

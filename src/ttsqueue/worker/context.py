@@ -10,6 +10,7 @@ from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
 from ttsqueue.dialer.base import Dialer
+from ttsqueue.policy.gate import CallingPolicy
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.lifecycle import JobLifecycle
 from ttsqueue.store.metrics import MetricsStore
@@ -31,6 +32,7 @@ class WorkerContext:
     dialer: Dialer
     trunk: TrunkGuard
     metrics: MetricsStore
+    policy: CallingPolicy
 
     @property
     def worker_id(self) -> str:

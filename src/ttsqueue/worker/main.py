@@ -9,11 +9,15 @@ import signal
 from redis.asyncio import Redis
 
 from ttsqueue.broker.consumer import PriorityConsumer
+from ttsqueue.broker.delays import DelayQueues
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import declare_topology
+from ttsqueue.campaigns.pacer import build_pacer, pacer_loop
 from ttsqueue.config import Settings
 from ttsqueue.dialer.factory import build_dialer
 from ttsqueue.logs import configure_logging, get_logger
+from ttsqueue.policy.clock import Clock
+from ttsqueue.policy.gate import build_calling_policy
 from ttsqueue.startup import wait_for_broker, wait_for_redis
 from ttsqueue.store.factory import build_store
 from ttsqueue.tts.service import SpeechService, build_engines
@@ -31,8 +35,11 @@ log = get_logger("ttsqueue.worker")
 SHUTDOWN_GRACE_S = 25.0
 
 
-async def build_context(settings: Settings, redis: Redis, publisher: Publisher) -> WorkerContext:
-    """Everything the pipeline needs, from settings and the two connections."""
+async def build_context(
+    settings: Settings, redis: Redis, publisher: Publisher, clock: Clock | None = None
+) -> WorkerContext:
+    """Everything the pipeline needs, from settings and the two connections (`clock`: where
+    calling windows read the time; the system's by default)."""
     store = build_store(redis, settings, results=publisher.to_results)
     return WorkerContext(
         settings=settings,
@@ -51,10 +58,13 @@ async def build_context(settings: Settings, redis: Redis, publisher: Publisher) 
             settings.CALLS_PER_SECOND,
         ),
         metrics=store.metrics,
+        policy=build_calling_policy(settings, redis, clock),
     )
 
 
-async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def serve(
+    settings: Settings, stop: asyncio.Event | None = None, clock: Clock | None = None
+) -> None:
     """Run one worker until `stop` is set (or SIGTERM/SIGINT when run as a process)."""
     redis = await wait_for_redis(settings, client_name=f"worker:{settings.WORKER_ID}")
     connection = await wait_for_broker(settings, name=f"worker:{settings.WORKER_ID}")
@@ -68,7 +78,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         await connection.close()
         await redis.aclose()
         raise
-    ctx = await build_context(settings, redis, Publisher(connection, names))
+    ctx = await build_context(settings, redis, Publisher(connection, names), clock)
     dialer = ctx.dialer
     handler = JobHandler(ctx)
     registry = ctx.workers
@@ -95,6 +105,19 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         ),
         asyncio.create_task(reaper_loop(ctx)),
         asyncio.create_task(sweeper_loop(ctx)),
+        asyncio.create_task(
+            pacer_loop(
+                build_pacer(
+                    redis,
+                    ctx.store,
+                    ctx.lifecycle,
+                    ctx.publisher,
+                    DelayQueues.of(settings),
+                    ctx.policy,
+                    settings.WORKER_ID,
+                )
+            )
+        ),
     ]
     if settings.WEBHOOKS_ENABLED:
         dispatcher = WebhookDispatcher(redis, settings, consumer=settings.WORKER_ID)

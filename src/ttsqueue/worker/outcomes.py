@@ -16,6 +16,7 @@ from ttsqueue.domain import (
     utcnow,
 )
 from ttsqueue.logs import get_logger
+from ttsqueue.policy.gate import policy_of
 from ttsqueue.worker.context import WorkerContext
 from ttsqueue.worker.retry import retried_like_no_answer, telephony_decision
 
@@ -71,6 +72,12 @@ async def finish_attempt(
     elif decision.retry:
         due_ms = int(utcnow().timestamp() * 1000) + decision.delay_s * 1000
         detail = f"{result.outcome.value}: retry in {decision.delay_s}s"
+        # A retry that would fall outside the calling window waits for it (SPEC §13).
+        due = datetime.fromtimestamp(due_ms / 1000, UTC)
+        wait = ctx.policy.hold_until(job.e164, policy_of(job), due)
+        if wait is not None:
+            due_ms = int(wait.at.timestamp() * 1000)
+            detail = f"{result.outcome.value}: retry at {iso(wait.at)} ({wait.reason})"
         if (await lifecycle.schedule_retry(job, info, due_ms, detail)).applied:
             await park_retry(ctx, job.job_id, decision.next_attempt, due_ms, work_queue)
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from ttsqueue.broker.delays import DelayQueues, is_due, park
 from ttsqueue.broker.recycle import Recycler
 from ttsqueue.broker.topology import delivery_limit
+from ttsqueue.dialer.base import CallResult
 from ttsqueue.domain import (
     AudioInfo,
     CallOutcome,
@@ -29,9 +30,11 @@ from ttsqueue.errors import (
     TransientJobError,
 )
 from ttsqueue.logs import get_logger
+from ttsqueue.policy.gate import Open, policy_of
 from ttsqueue.store.replication import claim_replicated
 from ttsqueue.worker.call_request import call_request
 from ttsqueue.worker.context import WorkerContext
+from ttsqueue.worker.not_now import not_now
 from ttsqueue.worker.outcomes import fail_job, finish_attempt, park_retry
 from ttsqueue.worker.plan import Plan, plan_for
 from ttsqueue.worker.reaper import abandon_call
@@ -99,10 +102,18 @@ class JobHandler:
             return await self._start(job, msg, work_queue)
         if plan is Plan.RESUME:
             call_id = attempt_call_id(job.job_id, msg.attempt)
+            placed_at = _originated_at(job)
             waiting_for_line()
             async with self.ctx.trunk.slot(call_id, job.priority):
                 following_call()
-                await self._follow(job, msg.attempt, work_queue, _originated_at(job))
+                result = await self._follow(job, msg.attempt, work_queue, placed_at)
+            await self.ctx.policy.settle_placed(
+                job.e164,
+                policy_of(job),
+                claimant=f"{job.job_id}:{msg.attempt}",
+                placed_at=datetime.fromtimestamp(placed_at, UTC),
+                answered=answered(result),
+            )
         elif plan is Plan.REPARK and job.next_attempt_ms is not None:
             await park_retry(self.ctx, job.job_id, msg.attempt + 1, job.next_attempt_ms, work_queue)
         return Disposition.ACK
@@ -177,6 +188,18 @@ class JobHandler:
         waiting_for_line()
         async with ctx.trunk.slot(call_id, job.priority):
             following_call()
+            # The calling policy is asked with a line in hand, just before dialing (SPEC §13).
+            decision = await ctx.policy.check(
+                job.e164, policy_of(job), claimant=f"{job.job_id}:{attempt}"
+            )
+            if not isinstance(decision, Open) and not await ctx.store.attempt_placed(
+                job.job_id, attempt
+            ):
+                for cache_key in (job.audio.cache_key, job.audio.prompt_cache_key):
+                    if cache_key:
+                        await ctx.speech.unpin(cache_key, call_id)
+                await not_now(ctx, job, msg, decision, work_queue)
+                return
             originated_at = time.time()
             call = call_request(
                 job,
@@ -212,9 +235,13 @@ class JobHandler:
                 started_at=originated_at,
                 detail=detail,
             )
-            await self._follow(job, attempt, work_queue, originated_at)
+            result = await self._follow(job, attempt, work_queue, originated_at)
+        if isinstance(decision, Open):
+            await ctx.policy.settle(decision, answered=answered(result))
 
-    async def _follow(self, job: Job, attempt: int, work_queue: str, originated_at: float) -> None:
+    async def _follow(
+        self, job: Job, attempt: int, work_queue: str, originated_at: float
+    ) -> CallResult | None:
         """Wait for the call's outcome (bounded by CALL_MAX_DURATION) and record it."""
         ctx = self.ctx
         call = call_request(
@@ -227,12 +254,13 @@ class JobHandler:
         except TimeoutError:
             await abandon_call(ctx, call)
             await fail_job(ctx, job, "lost_track", outcome=CallOutcome.FAILED)
-            return
+            return None
         finally:
             for cache_key in (job.audio.cache_key, job.audio.prompt_cache_key):
                 if cache_key:
                     await ctx.speech.unpin(cache_key, call.call_id)
         await finish_attempt(ctx, job, attempt, result, work_queue)
+        return result
 
     async def _technical_retry(
         self, job: Job, msg: JobMessage, work_queue: str, exc: TransientJobError
@@ -257,6 +285,13 @@ class JobHandler:
             await park(self.ctx.publisher, work_queue, retry, DelayQueues.of(settings))
         log.warning("technical retry", error=str(exc), delay_s=delay)
         return Disposition.ACK
+
+
+def answered(result: CallResult | None) -> bool:
+    """Whether a call counts as a contact (MAX_CONTACTS_PER_DAY): somebody picked up."""
+    if result is None:
+        return False
+    return result.outcome is CallOutcome.ANSWERED or result.answered_at is not None
 
 
 def _decode(message: AbstractIncomingMessage) -> JobMessage:

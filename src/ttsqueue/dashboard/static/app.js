@@ -114,6 +114,8 @@
     renderStatusChips(s);
     if (s.recent) renderRecent(s.recent);
     renderWorkers(s);
+    // Other views (campaigns.js) render from the same snapshot.
+    window.dispatchEvent(new CustomEvent("ttsq:snapshot", { detail: s }));
   }
 
   function renderBanners(s) {

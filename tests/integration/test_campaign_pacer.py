@@ -1,0 +1,137 @@
+"""The campaign pacer against real Redis and RabbitMQ, one tick at a time: a pacer that died
+mid-release leaves no row lost and none called twice, and a pause that lands between a row's
+record and its release sends nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+
+from tests.factories import lifecycle_for
+from ttsqueue.broker.delays import DelayQueues
+from ttsqueue.broker.publisher import Publisher
+from ttsqueue.broker.topology import QueueNames
+from ttsqueue.campaigns.pacer import Pacer, build_pacer
+from ttsqueue.campaigns.release import job_for_row, release
+from ttsqueue.campaigns.spec import CampaignSpec, CampaignState, StoredRow, row_job_id
+from ttsqueue.config import Settings
+from ttsqueue.domain import JobStatus, iso, utcnow
+from ttsqueue.policy.gate import build_calling_policy
+from ttsqueue.store.jobs import JobStore
+from ttsqueue.store.keys import Keys
+
+pytestmark = pytest.mark.timeout(60)
+
+CID = "0b13c1e2-6c1e-4f0e-9a57-2f1d8c6e9b3f"
+ROWS = [StoredRow(2 + i, f"+5730050501{i:02d}", f"30050501{i:02d}", f"Hola {i}") for i in range(3)]
+
+
+def spec() -> CampaignSpec:
+    return CampaignSpec(
+        campaign_id=CID,
+        name="Citas",
+        template="Hola {n}",
+        language="es",
+        engine="espeak",
+        voice=None,
+        max_retries=0,
+        retry_delay=60,
+        max_concurrent_calls=5,
+        calls_per_minute=None,
+        calling_windows=None,
+        timezone=None,
+        caller_id=None,
+        created_at=iso(utcnow()) or "",
+        total=len(ROWS),
+        invalid=0,
+    )
+
+
+@pytest.fixture
+async def pacer(settings: Settings, broker: AbstractRobustConnection, redis_client: Any) -> Pacer:
+    store = JobStore(redis_client, Keys(settings.REDIS_PREFIX), settings.JOB_TTL_SECONDS)
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    built = build_pacer(
+        redis_client,
+        store,
+        lifecycle_for(store),
+        Publisher(broker, names),
+        DelayQueues.of(settings),
+        build_calling_policy(settings, redis_client),
+        "pacer-test",
+    )
+    now = utcnow()
+    await built.campaigns.create(
+        spec(),
+        ROWS,
+        [],
+        state=CampaignState.RUNNING,
+        now_iso=iso(now) or "",
+        now_ms=int(now.timestamp() * 1000),
+    )
+    return built
+
+
+async def ready_messages(broker: AbstractRobustConnection, settings: Settings) -> int:
+    channel = await broker.channel()
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    queue = await channel.declare_queue(names.calls, passive=True)
+    count = queue.declaration_result.message_count
+    await channel.close()
+    assert count is not None
+    return count
+
+
+async def test_a_row_created_by_a_pacer_that_died_is_released_once(
+    pacer: Pacer, broker: AbstractRobustConnection, settings: Settings
+) -> None:
+    # The first pacer created row 0's record and died before recording the release.
+    orphan = job_for_row(spec(), 0, ROWS[0], pacer.policy, utcnow())
+    await pacer.lifecycle.create(orphan)
+    await pacer.pace(CID)
+    record = await pacer.campaigns.get(CID)
+    assert record is not None
+    assert record.released == 3
+    assert await pacer.campaigns.inflight(CID) == sorted(row_job_id(CID, i) for i in range(3))
+    assert await ready_messages(broker, settings) == 3
+    unconfirmed = await pacer.jobs.unconfirmed_before(int(utcnow().timestamp() * 1000) + 1)
+    assert unconfirmed == []
+    # Nothing is released twice.
+    await pacer.pace(CID)
+    assert await ready_messages(broker, settings) == 3
+    jobs = await pacer.jobs.get_many([row_job_id(CID, i) for i in range(3)])
+    assert [(j.status, j.campaign_id, j.text) for j in jobs] == [
+        (JobStatus.QUEUED, CID, f"Hola {i}") for i in range(3)
+    ]
+
+
+async def test_a_pause_between_record_and_release_sends_nothing(
+    pacer: Pacer, broker: AbstractRobustConnection, settings: Settings
+) -> None:
+    moved = await pacer.campaigns.move(
+        CID, CampaignState.PAUSED, frozenset({CampaignState.RUNNING}), at=iso(utcnow()) or ""
+    )
+    assert moved is CampaignState.RUNNING
+    sent = await release(
+        pacer.jobs,
+        pacer.lifecycle,
+        pacer.campaigns,
+        pacer.publisher,
+        pacer.delays,
+        pacer.policy,
+        spec(),
+        0,
+        ROWS[0],
+        0,
+    )
+    assert sent is False
+    assert await pacer.jobs.get(row_job_id(CID, 0)) is None
+    assert await ready_messages(broker, settings) == 0
+    record = await pacer.campaigns.get(CID)
+    assert record is not None
+    assert record.released == 0
+    # A paused campaign's tick releases nothing either.
+    await pacer.pace(CID)
+    assert await ready_messages(broker, settings) == 0
