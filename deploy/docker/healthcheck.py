@@ -19,8 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ttsqueue.config import Settings, load_settings
-from ttsqueue.store.connection import connect_redis
-from ttsqueue.store.workers import WorkerRegistry
+from ttsqueue.store.factory import build_store, connect_store
 
 ROLES = ("api", "dashboard", "worker")
 TIMEOUT_S = 4.0
@@ -61,11 +60,9 @@ def _local(host: str) -> str:
 
 
 async def worker_beating(settings: Settings) -> bool:
-    client = connect_redis(settings.REDIS_URL, client_name="healthcheck")
+    client = connect_store(settings, client_name="healthcheck")
     try:
-        workers = await asyncio.wait_for(
-            WorkerRegistry(client, settings.REDIS_PREFIX).alive(), TIMEOUT_S
-        )
+        workers = await asyncio.wait_for(build_store(client, settings).workers.alive(), TIMEOUT_S)
     except Exception:  # Redis down or slow: not healthy
         return False
     finally:

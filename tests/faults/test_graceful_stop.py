@@ -34,7 +34,7 @@ from ttsqueue.store.workers import WorkerRegistry
 
 pytestmark = pytest.mark.timeout(240)
 
-JOBS = 60
+JOBS = 120  # about 45 s of calls on 8 lines: a backlog outlasts a slow scale and stop
 IN_FLIGHT = frozenset({JobStatus.PROCESSING.value, JobStatus.CALLING.value})
 
 
