@@ -231,6 +231,18 @@ async def outage(
     return codes
 
 
+async def health_after_recovery(client: httpx.AsyncClient, within_s: float = 30.0) -> int:
+    """/health once the service is back: its status code when it first says 200, or the last
+    one seen within `within_s` (connections are re-established in the background, and a loaded
+    machine can take a few seconds)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        code = (await client.get("/health")).status_code
+        if code == 200 or time.monotonic() > deadline:
+            return code
+        await asyncio.sleep(0.5)
+
+
 # The worker's line just before it asks the dialer, and the simulator's record of each
 # origination it receives.
 WORKER_ORIGINATES = "originating call"

@@ -18,6 +18,7 @@ from tests.faults.stack import (
     Stack,
     Submitter,
     counts_are_exact,
+    health_after_recovery,
     originations,
     outage,
     wait_terminal,
@@ -48,7 +49,7 @@ async def test_redis_restart_mid_run(stack: Stack, fault_redis: aioredis.Redis) 
             )
             await asyncio.wait_for(submitting, timeout=120)
             final = await wait_terminal(fault_redis, stack.keys, submitter.accepted, timeout=120)
-            health_after = (await client.get("/health")).status_code
+            health_after = await health_after_recovery(client)
         except BaseException:
             submitting.cancel()
             stack.dump_logs()
