@@ -404,6 +404,20 @@ def campaign_create(
         str | None, typer.Option(help="e.g. co-ley-2300 or 'mon-fri 08:00-18:00'.")
     ] = None,
     max_retries: Annotated[int | None, typer.Option(min=0, max=5)] = None,
+    confirm: Annotated[
+        str | None,
+        typer.Option(
+            "--confirm-digits",
+            "--confirm",
+            help="Ask each callee to press one of these keys to confirm (e.g. 1).",
+        ),
+    ] = None,
+    machine_detection: Annotated[
+        MachineDetection, typer.Option(help="Answering machines: off, hangup, message, retry.")
+    ] = MachineDetection.OFF,
+    retry_unconfirmed: Annotated[
+        bool, typer.Option(help="Retry an unconfirmed call like a no-answer.")
+    ] = False,
     paused: Annotated[bool, typer.Option(help="Create it paused (resume starts it).")] = False,
     dry_run: Annotated[bool, typer.Option(help="Check the rows; create nothing.")] = False,
     wait: Annotated[bool, typer.Option(help="Follow it with a live progress bar.")] = False,
@@ -420,6 +434,11 @@ def campaign_create(
         "calls_per_minute": calls_per_minute,
         "calling_windows": calling_windows,
         "max_retries": max_retries,
+        "confirm": json.dumps({"digits": confirm}) if confirm is not None else None,
+        "machine_detection": machine_detection.value
+        if machine_detection is not MachineDetection.OFF
+        else None,
+        "retry_unconfirmed": "true" if retry_unconfirmed else None,
         "paused": "true" if paused else None,
         "dry_run": "true" if dry_run else None,
     }

@@ -152,3 +152,38 @@ def test_paused_campaign_resumes_and_cancels(stack: Stack) -> None:
     assert canceled.code == 0, canceled
     assert canceled.json()["status"] == "canceled"
     assert stack.cli("resume", cid).code == 2
+
+
+def test_create_a_campaign_that_asks_for_a_key(stack: Stack) -> None:
+    source = stack.tmp / "avisos.csv"
+    source.write_text(
+        "phone_number,nombre\n3005050004,Ana\n3005050005,Luis\n3005050006,Eva\n", "utf-8"
+    )
+    created = stack.cli(
+        "create",
+        str(source),
+        "--template",
+        "Hola {nombre}, mañana hay corte de agua.",
+        "--confirm-digits",
+        "1",
+        "--machine-detection",
+        "hangup",
+        "--calls-per-minute",
+        "240",
+        "--max-retries",
+        "0",
+        "--json",
+    )
+    assert created.code == 0, created
+    campaign = created.json()["campaign"]
+    assert campaign["confirm"]["digits"] == "1"
+    assert campaign["machine_detection"] == "hangup"
+    followed = stack.cli("status", campaign["campaign_id"], "--wait")
+    assert followed.code == 0, followed
+    final = stack.cli("status", campaign["campaign_id"], "--json").json()
+    assert final["status"] == "completed"
+    assert final["counts"]["by_outcome"] == {"confirmed": 1, "machine": 1, "not_confirmed": 1}
+    assert final["counts"]["confirmed"] == 1
+    bad = stack.cli("create", str(source), "-t", "Hola {nombre}", "--confirm-digits", "x")
+    assert bad.code == 2, bad
+    assert "confirm.digits" in bad.err

@@ -103,3 +103,38 @@ def test_campaign_from_upload_to_results(
         assert lines[0]["line"] == "2"
         assert lines[2]["line"] == "5"  # line 4 was refused
     assert errors.errors == []
+
+
+def test_campaign_form_asks_for_a_key_and_detects_machines(
+    settings: Settings, broker: Any, redis_client: Any, browser: Browser
+) -> None:
+    fast = settings.model_copy(update={"SIMULATOR_TIME_SCALE": 0.01, "CALL_MAX_RETRIES": 0})
+    page: Page = browser.new_page(viewport={"width": 1280, "height": 1000}, locale="en-US")
+    errors = ConsoleErrors(page)
+    # Simulator: ...0004 presses 1, ...0005 is an answering machine, ...0006 presses nothing.
+    rows = b"phone_number,nombre\n3005050004,Ana\n3005050005,Luis\n3005050006,Eva\n"
+    with LiveStack(fast, api=True, worker=True) as stack:
+        page.goto(stack.dashboard_url)
+        wait_for_snapshot(page)
+        expect(page.locator("#c-amd option[value=hangup]")).to_have_text("hang up")
+        page.click("#lang")
+        expect(page.locator("label:has(#c-confirm) span")).to_have_text(
+            "Pedir una tecla (1 confirma, 2 repite)"
+        )
+        expect(page.locator("#c-amd option[value=hangup]")).to_have_text("colgar")
+        page.set_input_files(
+            "#c-file", {"name": "avisos.csv", "mimeType": "text/csv", "buffer": rows}
+        )
+        page.fill("#c-template", "Hola {nombre}, mañana hay corte de agua.")
+        page.check("#c-confirm")
+        page.select_option("#c-amd", "hangup")
+        page.click("#c-start")
+        row = page.locator("#campaigns-body tr.campaign")
+        expect(row).to_have_count(1)
+        expect(row).to_have_attribute("data-status", "completed", timeout=60_000)
+        for label in ("confirmada 1", "sin confirmar 1", "contestador 1"):
+            expect(row.locator(".counts")).to_contain_text(label)
+        [campaign] = httpx.get(f"{stack.api_url}/campaigns", timeout=10).json()["campaigns"]
+        assert campaign["machine_detection"] == "hangup"
+        assert campaign["confirm"]["prompt"].startswith("Para confirmar, presione 1.")
+    assert errors.errors == []

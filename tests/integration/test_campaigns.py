@@ -317,3 +317,91 @@ async def test_pacing_bounds_concurrency_and_rate(
         )
     # Five releases 0.5 s apart: the last one at least 2 s after the first.
     assert time.monotonic() - started >= 2.0
+
+
+async def test_a_campaign_that_listens_counts_confirmed_unconfirmed_and_machines(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    # Simulator: ...0004 presses 1, ...0005 is an answering machine, ...0006 presses nothing.
+    items = [{"phone_number": number(n), "nombre": f"Ana {n}", "fecha": "lunes"} for n in (4, 5, 6)]
+    created = await create(
+        api,
+        rows=items,
+        language="es",
+        confirm={"digits": "1", "timeout_s": 1, "max_repeats": 0},
+        machine_detection="hangup",
+        max_retries=0,
+        calls_per_minute=240,
+    )
+    campaign = created["campaign"]
+    assert campaign["machine_detection"] == "hangup"
+    assert campaign["retry_unconfirmed"] is False
+    assert campaign["confirm"]["digits"] == "1"
+    assert campaign["confirm"]["prompt"] == (
+        "Para confirmar, presione 1. Para escuchar el mensaje de nuevo, presione 2."
+    )  # the default of the campaign's language
+    cid = campaign["campaign_id"]
+    async with running_worker(settings):
+        done = await until(api, f"/campaigns/{cid}", lambda b: b["status"] == "completed")
+    assert done["counts"]["by_outcome"] == {"confirmed": 1, "machine": 1, "not_confirmed": 1}
+    assert done["counts"]["confirmed"] == 1
+    lines = results((await api.get(f"/campaigns/{cid}/results.csv")).text)
+    shown = {line["phone_number"][-4:]: line for line in lines}
+    assert (shown["0004"]["outcome"], shown["0004"]["confirmed"]) == ("confirmed", "true")
+    assert shown["0004"]["digits"] == "1"
+    assert (shown["0006"]["outcome"], shown["0006"]["confirmed"]) == ("not_confirmed", "false")
+    assert shown["0006"]["digits"] == ""
+    assert (shown["0005"]["outcome"], shown["0005"]["confirmed"]) == ("machine", "")
+    job = (await api.get(f"/tts/status/{shown['0004']['job_id']}")).json()
+    assert job["machine_detection"] == "hangup"
+    assert job["confirm"]["prompt"] == campaign["confirm"]["prompt"]
+
+
+async def test_campaign_confirm_refusals_name_the_field_like_single_calls(
+    api: httpx.AsyncClient,
+) -> None:
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"confirm": {"digits": "a"}}, "confirm.digits"),
+        ({"confirm": {"digits": "1", "repeat_digit": "1"}}, "confirm.repeat_digit"),
+        ({"confirm": {"timeout_s": 99}}, "confirm.timeout_s"),
+        ({"confirm": {"prompt": "  "}}, "confirm.prompt"),
+        ({"confirm": {"digits": "1"}, "language": "fr", "engine": "espeak"}, "confirm.prompt"),
+        ({"confirm": {"sound": "x"}}, "confirm.sound"),
+        ({"machine_detection": "maybe"}, "machine_detection"),
+        ({"retry_unconfirmed": True}, "retry_unconfirmed"),
+    ]
+    for fields, field in cases:
+        body = {"name": "x", "template": TEMPLATE, "rows": rows(1)} | fields
+        for path in ("/campaigns", "/tts/call"):
+            if path == "/tts/call":
+                body = {"text": "Hola", "phone_number": number(1)} | fields
+            reply = await api.post(path, json=body)
+            assert reply.status_code == 422, (path, fields, reply.text)
+            assert field in reply.json()["error"], (path, field, reply.json())
+    # A CSV upload carries `confirm` as JSON text in its form field, checked the same way.
+    csv_text = f"phone_number,nombre,fecha\n{number(4)},Ana,lunes\n".encode()
+    for confirm, field in (("{not json", "confirm"), ('{"digits": "x"}', "confirm.digits")):
+        reply = await api.post(
+            "/campaigns",
+            data={"name": "x", "template": TEMPLATE, "confirm": confirm},
+            files={"file": ("l.csv", csv_text, "text/csv")},
+        )
+        assert reply.status_code == 422, reply.text
+        assert field in reply.json()["error"], reply.json()
+    reply = await api.post(
+        "/campaigns",
+        data={
+            "name": "x",
+            "template": TEMPLATE,
+            "confirm": '{"digits": "1"}',
+            "machine_detection": "message",
+            "retry_unconfirmed": "true",
+            "language": "en",
+            "paused": "true",
+        },
+        files={"file": ("l.csv", csv_text, "text/csv")},
+    )
+    assert reply.status_code == 201, reply.text
+    campaign = reply.json()["campaign"]
+    assert campaign["confirm"]["prompt"].startswith("To confirm, press 1.")
+    assert (campaign["machine_detection"], campaign["retry_unconfirmed"]) == ("message", True)

@@ -17,7 +17,7 @@ from starlette.datastructures import UploadFile
 
 from ttsqueue.api.context import ApiContext
 from ttsqueue.api.errors import ApiError, FieldError, describe_validation_errors
-from ttsqueue.api.schemas import _supported_language
+from ttsqueue.api.schemas import ConfirmIn, _supported_language, confirm_options
 from ttsqueue.campaigns.rows import ParsedRows, RowError, RowRules, rows_from_csv, rows_from_json
 from ttsqueue.campaigns.spec import CampaignSpec, StoredRow
 from ttsqueue.campaigns.template import MessageTemplate, TemplateError, parse_template
@@ -49,6 +49,11 @@ class CampaignIn(BaseModel):
     timezone: str | None = Field(default=None, max_length=64)
     max_concurrent_calls: int | None = Field(default=None, ge=1)
     calls_per_minute: int | None = Field(default=None, ge=1)
+    confirm: ConfirmIn | None = Field(
+        default=None, description="ask each callee for a key (a JSON object in a form field)"
+    )
+    machine_detection: Literal["off", "hangup", "message", "retry"] = "off"
+    retry_unconfirmed: bool = False
     paused: bool = Field(default=False, description="create it paused: resume starts it")
     dry_run: bool = Field(default=False, description="check the rows, create nothing")
 
@@ -87,6 +92,20 @@ def _model(fields: Mapping[str, Any]) -> CampaignIn:
         raise ApiError(422, "validation_error", message, details) from None
 
 
+def _form_json(values: dict[str, Any]) -> dict[str, Any]:
+    """A form carries `confirm` as JSON text: the object itself is checked like in JSON."""
+    raw = values.get("confirm")
+    if raw is None:
+        return values
+    if not raw.strip():
+        return {k: v for k, v in values.items() if k != "confirm"}
+    try:
+        values["confirm"] = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise FieldError("confirm", 'must be a JSON object, such as {"digits": "1"}') from None
+    return values
+
+
 async def _read_body(request: Request) -> tuple[CampaignIn, bytes | None]:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media == "application/json" or media.endswith("+json"):
@@ -109,7 +128,7 @@ async def _read_body(request: Request) -> tuple[CampaignIn, bytes | None]:
             values = {k: v for k, v in form.items() if k != "file" and isinstance(v, str)}
         if "rows" in values:
             raise FieldError("rows", "send rows as JSON or as a CSV file, not both")
-        return _model(values), data_bytes
+        return _model(_form_json(values)), data_bytes
     raise ApiError(
         415,
         "unsupported_media_type",
@@ -152,7 +171,11 @@ def _settings_checked(body: CampaignIn, ctx: ApiContext) -> dict[str, Any]:
     except PolicyFieldError as exc:
         raise FieldError(exc.field, str(exc).removeprefix(f"{exc.field}: ")) from None
     concurrent, per_minute = _pacing(body, ctx)
+    confirm = confirm_options(body.confirm, body.retry_unconfirmed, language)
     return {
+        "confirm": confirm.model_dump_json() if confirm is not None else None,
+        "machine_detection": body.machine_detection,
+        "retry_unconfirmed": body.retry_unconfirmed,
         "engine": engine,
         "language": language,
         "voice": body.voice,

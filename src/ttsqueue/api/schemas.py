@@ -216,10 +216,13 @@ class ValidatedCall:
     policy: JobPolicy = DEFAULT_JOB_POLICY
 
 
-def _confirm_options(body: CallRequestIn, language: str) -> ConfirmOptions | None:
-    confirm = body.confirm
+def confirm_options(
+    confirm: ConfirmIn | None, retry_unconfirmed: bool, language: str
+) -> ConfirmOptions | None:
+    """The checked confirmation of a call or campaign (`confirm`, `retry_unconfirmed`), its
+    prompt defaulting by `language`; `FieldError` naming the bad field."""
     if confirm is None:
-        if body.retry_unconfirmed:
+        if retry_unconfirmed:
             raise FieldError("retry_unconfirmed", "needs `confirm`: only a confirmation can fail")
         return None
     if confirm.repeat_digit is not None and confirm.repeat_digit in confirm.digits:
@@ -315,7 +318,7 @@ def validate_call_request(
         callback_url=body.callback_url,
         caller_id=caller_id,
         metadata=body.metadata,
-        confirm=_confirm_options(body, language),
+        confirm=confirm_options(body.confirm, body.retry_unconfirmed, language),
         machine_detection=MachineDetection(body.machine_detection),
         retry_unconfirmed=body.retry_unconfirmed,
         policy=policy,

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from ttsqueue.campaigns.spec import CampaignState
 from ttsqueue.campaigns.store import CampaignRecord
 
@@ -76,6 +78,9 @@ def campaign_view(
         "voice": spec.voice,
         "calling_windows": spec.calling_windows,
         "timezone": spec.timezone,
+        "confirm": orjson.loads(spec.confirm) if spec.confirm else None,
+        "machine_detection": spec.machine_detection,
+        "retry_unconfirmed": spec.retry_unconfirmed,
         "pacing": {
             "max_concurrent_calls": spec.max_concurrent_calls,
             "calls_per_minute": spec.calls_per_minute,

@@ -10,7 +10,15 @@ from ttsqueue.broker.job_messages import send_first_message
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.campaigns.spec import CampaignSpec, StoredRow, row_job_id
 from ttsqueue.campaigns.store import CampaignStore
-from ttsqueue.domain import Job, JobStatus, Priority, iso, utcnow
+from ttsqueue.domain import (
+    ConfirmOptions,
+    Job,
+    JobStatus,
+    MachineDetection,
+    Priority,
+    iso,
+    utcnow,
+)
 from ttsqueue.policy.gate import CallingPolicy
 from ttsqueue.policy.rules import JobPolicy
 from ttsqueue.store.jobs import JobStore
@@ -44,6 +52,9 @@ def job_for_row(
         calling_windows=spec.calling_windows,
         timezone=spec.timezone,
         campaign_id=spec.campaign_id,
+        confirm=ConfirmOptions.model_validate_json(spec.confirm) if spec.confirm else None,
+        machine_detection=MachineDetection(spec.machine_detection),
+        retry_unconfirmed=spec.retry_unconfirmed,
     )
 
 

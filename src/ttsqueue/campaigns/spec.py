@@ -8,7 +8,7 @@ still waiting are canceled) or `completed` (every row released and every job fin
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from enum import StrEnum
 from typing import Any
 
@@ -58,17 +58,30 @@ class CampaignSpec:
     created_at: str
     total: int
     invalid: int
+    # Calls that listen (SPEC §12): the checked `ConfirmOptions` as JSON (prompt resolved for
+    # the campaign's language), the answering machine handling, whether unconfirmed retries.
+    confirm: str | None = None
+    machine_detection: str = "off"
+    retry_unconfirmed: bool = False
 
     def to_fields(self) -> dict[str, str]:
-        return {k: str(v) for k, v in asdict(self).items() if v is not None}
+        return {
+            k: (str(v).lower() if isinstance(v, bool) else str(v))
+            for k, v in asdict(self).items()
+            if v is not None
+        }
 
     @classmethod
     def from_fields(cls, raw: dict[str, str]) -> CampaignSpec:
         values: dict[str, Any] = {}
         for f in fields(cls):
             value = raw.get(f.name)
+            if value is None and f.default is not MISSING:
+                continue  # a campaign stored before the field existed
             if f.type in ("int", "int | None"):
                 values[f.name] = int(value) if value not in (None, "") else None
+            elif f.type == "bool":
+                values[f.name] = value == "true"
             else:
                 values[f.name] = value
         return cls(**values)

@@ -39,6 +39,8 @@
       const input = $(id);
       if (input.value) data.append(input.name, input.value);
     }
+    if ($("c-confirm").checked) data.append("confirm", JSON.stringify({ digits: "1" }));
+    if ($("c-amd").value !== "off") data.append("machine_detection", $("c-amd").value);
     if (dryRun) data.append("dry_run", "true");
     return data;
   }
