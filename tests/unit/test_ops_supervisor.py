@@ -257,6 +257,8 @@ def test_stop_forgets_and_restart_records_anew(tmp_path: Path) -> None:
     first.start(1, dashboard=False)
     first.stop(timeout=5)
     assert not first.layout.config_record.exists()
+    # Logs are appended to: the next run's settings line must not be confused with this one's.
+    first.layout.log_file("worker-1").unlink(missing_ok=True)
     second = make_supervisor(tmp_path, WORKER_CONCURRENCY="2")
     third = make_supervisor(tmp_path, WORKER_CONCURRENCY="6")
     try:
