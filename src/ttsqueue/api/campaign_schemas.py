@@ -28,11 +28,31 @@ _FORM_FIELDS = {
     name: {"type": "string"} for name in CampaignIn.model_fields if name not in {"rows"}
 }
 
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON schema with its `$defs` written in place: an operation's own schema
+    cannot carry `$defs` (ReDoc refuses `#/$defs/...` references), and none of ours recurse."""
+    defs: dict[str, Any] = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    inlined: dict[str, Any] = resolve(schema)
+    return inlined
+
+
 CREATE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": CampaignIn.model_json_schema()},
+            "application/json": {"schema": _inlined(CampaignIn.model_json_schema())},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
