@@ -33,6 +33,8 @@ from ttsqueue.worker.trunk import TrunkGuard
 log = get_logger("ttsqueue.worker")
 
 SHUTDOWN_GRACE_S = 25.0
+# How long a cancelled background loop may take to end before it is cancelled again.
+CANCEL_AGAIN_S = 1.0
 
 
 async def build_context(
@@ -133,15 +135,25 @@ async def serve(
     try:
         await runner.run()
     finally:
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
+        await _cancel_all(background)
         with contextlib.suppress(Exception):
             await registry.deregister(settings.WORKER_ID)
         await dialer.aclose()
         await connection.close()
         await redis.aclose()
         log.info("worker stopped", worker_id=settings.WORKER_ID)
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the background loops and wait for them, cancelling again those still running:
+    redis-py's asyncio client can swallow a cancellation that lands mid-command
+    (redis/redis-py#2028), and a loop that lost it would keep the worker from ever stopping."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=CANCEL_AGAIN_S)
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _relay(stop: asyncio.Event, runner: Runner) -> None:
