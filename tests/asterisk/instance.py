@@ -150,9 +150,9 @@ class PrivateAsterisk:
             (self.etc / name).write_text(text)
         for sample in ("amd.conf", "indications.conf"):
             # app_amd does not load without amd.conf; indications.conf names the tones.
-            text = self.install.sample(sample)
-            if text is not None:
-                (self.etc / sample).write_text(text)
+            sample_text = self.install.sample(sample)
+            if sample_text is not None:
+                (self.etc / sample).write_text(sample_text)
         self._install_project_snippets()
 
     def _install_project_snippets(self) -> None:

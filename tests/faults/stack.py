@@ -23,7 +23,8 @@ import httpx
 import orjson
 import redis.asyncio as aioredis
 
-from tests.faults.servers import RabbitServer, RedisServer, free_port
+from tests.faults.servers import RabbitServer, RedisServer
+from tests.http_servers import free_port
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.domain import JobStatus
 from ttsqueue.store.keys import Keys
