@@ -28,6 +28,7 @@ from ttsqueue.domain import JobMessage, JobStatus, iso
 from ttsqueue.policy.clock import Clock
 from ttsqueue.policy.gate import Open, WaitUntil, build_calling_policy
 from ttsqueue.policy.rules import JobPolicy
+from ttsqueue.store.factory import keys_for
 from ttsqueue.store.keys import Keys
 from ttsqueue.worker.main import serve
 
@@ -301,7 +302,7 @@ async def test_a_call_resumed_after_its_worker_was_lost_counts_as_the_contact(
     """The attempt's call was placed (claim taken, job `calling`) by a worker that died; the
     worker that gets the redelivered message follows it and settles that same claim."""
     clock = StartingClock(bogota("2026-03-10 09:00"))
-    policy = build_calling_policy(settings, redis_client, clock)
+    policy = build_calling_policy(settings, redis_client, keys_for(settings), clock)
     lifecycle = lifecycle_of(redis_client, settings)
     job = make_job(status=JobStatus.CALLING, phone="3005050170")
     job.attempts = 1

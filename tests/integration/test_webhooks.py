@@ -25,6 +25,7 @@ from structlog.testing import capture_logs
 
 from tests.integration.test_pipeline import api, running_worker, terminal, wait_for
 from ttsqueue.config import Settings
+from ttsqueue.store.factory import keys_for
 from ttsqueue.store.keys import Keys
 from ttsqueue.webhooks.addresses import RefusedTarget, literal_target_refused
 from ttsqueue.webhooks.delivery import DeliveryFailed, deliver
@@ -304,7 +305,9 @@ async def _dispatch_one(
     entry is gone from the stream, and return the dispatcher's log events."""
     keys = Keys(settings.REDIS_PREFIX)
     await redis_client.xadd(keys.webhooks, {"job_id": "j-1", "url": url, "body": BODY.decode()})
-    dispatcher = WebhookDispatcher(redis_client, settings, consumer="test", resolver=dns)
+    dispatcher = WebhookDispatcher(
+        redis_client, keys_for(settings), settings, consumer="test", resolver=dns
+    )
     with capture_logs() as logs:
         task = asyncio.create_task(dispatcher.run())
         try:

@@ -87,6 +87,7 @@ class AmiDialer:
         self,
         settings: Settings,
         redis: aioredis.Redis,
+        keys: Keys,
         *,
         owns_redis: bool = False,
         timings: SessionTimings | None = None,
@@ -100,7 +101,6 @@ class AmiDialer:
         self._owns_redis = owns_redis
         self._connect_wait_s = connect_wait_s
         self._action_timeout_s = action_timeout_s
-        keys = Keys(settings.REDIS_PREFIX)
         self._records = CallRecords(redis, keys, settings.CALL_MAX_DURATION + 3600)
         self._tracker = CallTracker(self._records, deadlines)
         self._presence = DialerPresence(redis, keys)

@@ -114,6 +114,7 @@ class CallfileDialer:
         self,
         settings: Settings,
         redis: aioredis.Redis,
+        keys: Keys,
         *,
         owns_redis: bool = False,
         deadlines: Deadlines | None = None,
@@ -128,7 +129,7 @@ class CallfileDialer:
         self._deadlines = deadlines or Deadlines()
         self._stalled_after_s = stalled_after_s
         self._watcher = SpoolWatcher(self.paths)
-        self._presence = DialerPresence(redis, Keys(settings.REDIS_PREFIX))
+        self._presence = DialerPresence(redis, keys)
         self._tasks: list[asyncio.Task[None]] = []
         # (name, seconds late) of a call file Asterisk does not start, from the last look;
         # and the last file taken back unstarted, until Asterisk archives one again.
