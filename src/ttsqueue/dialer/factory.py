@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
 from ttsqueue.backends import resolve_dialer
 from ttsqueue.config import DialerName, Settings
 from ttsqueue.dialer.base import Dialer
 from ttsqueue.dialer.simulator import SimulatorDialer
+from ttsqueue.logs import get_logger
 from ttsqueue.store.factory import Store, build_store, connect_store
 
-log = logging.getLogger("ttsqueue.dialer")
+log = get_logger("ttsqueue.dialer")
 
 
 def build_dialer(settings: Settings, store: Store | None = None) -> Dialer:
@@ -20,8 +19,8 @@ def build_dialer(settings: Settings, store: Store | None = None) -> Dialer:
     if name is DialerName.SIMULATOR:
         if settings.DIALER is DialerName.AUTO:
             log.warning(
-                "no Asterisk configured: calls are simulated "
-                "(set ASTERISK_AMI_HOST or a writable ASTERISK_SPOOL_DIR to place real calls)"
+                "no asterisk configured: calls are simulated",
+                hint="set ASTERISK_AMI_HOST or a writable ASTERISK_SPOOL_DIR to place real calls",
             )
         return SimulatorDialer(settings)
     owns = store is None
