@@ -85,7 +85,7 @@ async def test_rebuild_needs_a_copy_of_the_same_job_and_not_a_stale_one(
     assert rebuilt is not None
     assert rebuilt.status == job.status
     assert rebuilt.text == job.text
-    # Not left "unconfirmed": the sweeper must not send its first message again.
+    # Not left "unconfirmed": the sweeper must not take it for a never-acknowledged job.
     assert await redis_client.zscore(f"{settings.REDIS_PREFIX}jobs:unconfirmed", job.job_id) is None
 
 
