@@ -19,7 +19,7 @@ from tests.asterisk.fake_phones import number
 from tests.asterisk.helpers import call_id, eventually, publish_many, wait_jobs
 from tests.asterisk.instance import PrivateAsterisk
 from tests.asterisk.test_restart import health_becomes
-from tests.integration.test_pipeline import api, running_worker
+from tests.in_process import running_worker
 from ttsqueue.config import Settings
 from ttsqueue.domain import JobStatus
 from ttsqueue.store.factory import build_store
@@ -27,8 +27,6 @@ from ttsqueue.store.keys import Keys
 from ttsqueue.store.presence import DialerPresence
 
 pytestmark = pytest.mark.timeout(120)
-__all__ = ["api"]
-
 WRONG = "not-the-secret-4417"
 
 

@@ -25,15 +25,13 @@ from tests.doubles.api_checks import (
     refused_hostile_input,
     submit,
 )
-from tests.integration.test_pipeline import api, publish_job, running_worker
+from tests.in_process import publish_job, running_worker
 from ttsqueue.config import DialerName, Settings
 from ttsqueue.store.factory import build_store
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.presence import DialerPresence
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.settings(WORKER_CONCURRENCY=4)]
-__all__ = ["api"]
-
 SECRET = "tts_secret-e2e"
 
 

@@ -12,7 +12,7 @@ from aio_pika.abc import AbstractRobustConnection
 
 from tests.conftest import in_process_api
 from tests.factories import make_job
-from tests.integration.test_pipeline import running_worker, terminal, wait_for
+from tests.in_process import running_worker, terminal, wait_for
 from ttsqueue.config import Settings
 from ttsqueue.domain import JobMessage
 from ttsqueue.store.factory import build_store

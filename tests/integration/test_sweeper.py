@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,9 @@ import httpx
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
-from tests.conftest import in_process_api, make_settings
+from tests.conftest import make_settings
 from tests.factories import lifecycle_of, make_job
-from tests.integration.test_pipeline import running_worker, terminal, wait_for
+from tests.in_process import running_worker, terminal, wait_for
 from ttsqueue.api import submission
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueInspector, QueueNames
@@ -51,14 +50,6 @@ class Crash(BaseException):
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path, SIMULATOR_TIME_SCALE=0.01, SWEEP_AFTER_SECONDS=2)
-
-
-@pytest.fixture
-async def api(
-    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with in_process_api(settings) as client:
-        yield client
 
 
 def store_of(redis_client: Any, settings: Settings) -> JobStore:

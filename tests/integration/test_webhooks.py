@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from structlog.testing import capture_logs
 
-from tests.integration.test_pipeline import api, running_worker, terminal, wait_for
+from tests.in_process import running_worker, terminal, wait_for
 from ttsqueue.config import Settings
 from ttsqueue.store.factory import keys_for
 from ttsqueue.store.keys import Keys
@@ -32,8 +32,6 @@ from ttsqueue.webhooks.delivery import DeliveryFailed, deliver
 from ttsqueue.webhooks.dispatcher import WebhookDispatcher
 from ttsqueue.webhooks.guard import webhook_client
 from ttsqueue.webhooks.signing import verify
-
-__all__ = ["api"]
 
 SECRET = "whsec-test"
 

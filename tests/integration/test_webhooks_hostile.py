@@ -17,7 +17,6 @@ import pytest
 import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
-from tests.integration.test_pipeline import api
 from tests.integration.test_webhooks import BODY, SECRET, Recorder, listening
 from ttsqueue.config import Settings
 from ttsqueue.store.factory import keys_for
@@ -25,8 +24,6 @@ from ttsqueue.store.keys import Keys
 from ttsqueue.webhooks.delivery import DeliveryFailed, UndeliverableUrl, deliver
 from ttsqueue.webhooks.dispatcher import WebhookDispatcher
 from ttsqueue.webhooks.guard import webhook_client
-
-__all__ = ["api"]
 
 pytestmark = [
     pytest.mark.timeout(60),
