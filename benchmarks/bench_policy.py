@@ -59,6 +59,7 @@ from ttsqueue.policy.clock import FixedClock
 from ttsqueue.policy.gate import Open, WaitUntil, build_calling_policy
 from ttsqueue.policy.rules import JobPolicy
 from ttsqueue.store.dnc import DncList
+from ttsqueue.store.factory import keys_for
 from ttsqueue.store.keys import Keys
 
 BOGOTA = ZoneInfo("America/Bogota")
@@ -188,7 +189,7 @@ async def per_job(checks: int, iso: Isolation, audio: Path) -> dict[str, Any]:
     )
     redis = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
     clock = FixedClock(datetime(2026, 3, 10, 10, 0, tzinfo=BOGOTA))  # a Tuesday
-    policy = build_calling_policy(settings, redis, clock)
+    policy = build_calling_policy(settings, redis, keys_for(settings), clock)
     targets = [parse_phone(n, "CO", False).e164 for n in numbers(checks, start=2_000_000)]
     await policy.dnc.add_many(targets[::50], "bench")  # a few listed, as in real life
     job = JobPolicy()

@@ -24,6 +24,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from ttsqueue.config import load_settings
+from ttsqueue.store.factory import keys_for
 from ttsqueue.tts.audio import convert_for_asterisk
 from ttsqueue.tts.base import SpeechRequest
 from ttsqueue.tts.espeak import EspeakEngine
@@ -114,7 +115,9 @@ async def bench_service(runs: int, rows: dict[str, list[float]]) -> str | None:
             await client.aclose()
             return f"prepare row skipped: Redis unreachable ({exc})"
         try:
-            service = SpeechService(settings, client, {"espeak": await EspeakEngine.create()})
+            service = SpeechService(
+                settings, client, keys_for(settings), {"espeak": await EspeakEngine.create()}
+            )
             for run in range(runs):
                 text = spanish_text(runs + run)
                 rows["SpeechService.prepare (uncached)"].append(

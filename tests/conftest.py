@@ -101,3 +101,12 @@ async def in_process_api(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
             yield client
+
+
+@pytest.fixture
+async def api(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: aioredis.Redis
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API of `settings` in this process (a module may override `settings`)."""
+    async with in_process_api(settings) as client:
+        yield client

@@ -4,10 +4,11 @@ cancellation excepted."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 
-log = logging.getLogger("ttsqueue")
+from ttsqueue.logs import get_logger
+
+log = get_logger("ttsqueue")
 
 RESTART_PAUSE_S = 1.0
 
@@ -19,9 +20,9 @@ async def keep_running(
     while True:
         try:
             await loop()
-            log.error("background task %s ended; restarting it", name)
+            log.error("background task ended; restarting it", task=name)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.error("background task %s died (%r); restarting it", name, exc)
+            log.error("background task died; restarting it", task=name, error=repr(exc))
         await asyncio.sleep(pause_s)

@@ -12,7 +12,7 @@ from types import TracebackType
 from aio_pika.abc import AbstractRobustConnection
 
 from tests.asterisk.instance import PrivateAsterisk
-from tests.integration.test_pipeline import publish_job
+from tests.in_process import publish_job
 from ttsqueue.config import Settings
 from ttsqueue.domain import Job, JobStatus
 from ttsqueue.store.jobs import JobStore

@@ -4,7 +4,6 @@ cannot write. Nothing is dialed, `/health` says why, no job is lost."""
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import subprocess
 from collections.abc import Iterator
@@ -14,12 +13,13 @@ from typing import Any
 import httpx
 import pytest
 from aio_pika.abc import AbstractRobustConnection
+from structlog.testing import capture_logs
 
 from tests.asterisk.fake_phones import number
 from tests.asterisk.helpers import call_id, eventually, publish_many, wait_jobs
 from tests.asterisk.instance import PrivateAsterisk
 from tests.asterisk.test_restart import health_becomes
-from tests.integration.test_pipeline import api, running_worker
+from tests.in_process import running_worker
 from ttsqueue.config import Settings
 from ttsqueue.domain import JobStatus
 from ttsqueue.store.factory import build_store
@@ -27,8 +27,6 @@ from ttsqueue.store.keys import Keys
 from ttsqueue.store.presence import DialerPresence
 
 pytestmark = pytest.mark.timeout(120)
-__all__ = ["api"]
-
 WRONG = "not-the-secret-4417"
 
 
@@ -45,12 +43,10 @@ async def test_a_wrong_ami_secret_dials_nothing_and_says_why(
     broker: AbstractRobustConnection,
     redis_client: Any,
     asterisk: PrivateAsterisk,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings = settings.model_copy(
         update=asterisk.ami_settings(ASTERISK_AMI_SECRET=WRONG, TECH_MAX_RETRIES=1)
     )
-    caplog.set_level(logging.INFO, logger="ttsqueue")
     store = build_store(redis_client, settings).jobs
     presence = DialerPresence(redis_client, Keys(settings.REDIS_PREFIX))
     (job_id,) = await publish_many(broker, settings, store, [number("0006")], max_retries=0)
@@ -59,10 +55,11 @@ async def test_a_wrong_ami_secret_dials_nothing_and_says_why(
     async def refusal_reported() -> bool:
         return [(r.state, r.error) for r in await presence.alive()] == [refused]
 
-    async with running_worker(settings):
-        await eventually(refusal_reported, 30, "the worker reporting the refused login")
-        await health_becomes(api, "disconnected")
-        jobs = await wait_jobs(store, [job_id], timeout=60)
+    with capture_logs() as logs:
+        async with running_worker(settings):
+            await eventually(refusal_reported, 30, "the worker reporting the refused login")
+            await health_becomes(api, "disconnected")
+            jobs = await wait_jobs(store, [job_id], timeout=60)
     job = jobs[job_id]
     assert (job.status, job.call.outcome) == ("failed", "failed")
     assert job.call.reason is not None
@@ -71,8 +68,10 @@ async def test_a_wrong_ami_secret_dials_nothing_and_says_why(
     assert f"failed to authenticate as '{asterisk.ami_user}'" in asterisk.log_text()
     assert asterisk.rings() == {}
     assert asterisk.ami_sessions() == []
-    assert "refused (Authentication failed)" in caplog.text
-    assert WRONG not in caplog.text
+    refusals = [e for e in logs if e["event"] == "ami login refused"]
+    assert refusals
+    assert {e["reason"] for e in refusals} == {"Authentication failed"}
+    assert WRONG not in repr(logs)
     assert WRONG not in asterisk.log_text()
 
 

@@ -26,14 +26,12 @@ from tests.asterisk.instance import PrivateAsterisk
 from tests.asterisk.sounds import BEEP_S
 from tests.conftest import in_process_api
 from tests.doubles.api_checks import finished, submit
-from tests.integration.test_pipeline import api, publish_job, running_worker
+from tests.in_process import publish_job, running_worker
 from ttsqueue.config import Settings
 from ttsqueue.domain import ConfirmOptions, MachineDetection
 from ttsqueue.store.factory import build_store
 
 pytestmark = pytest.mark.timeout(180)
-__all__ = ["api"]
-
 CONFIRM: dict[str, Any] = {"digits": "1", "repeat_digit": "2", "max_repeats": 2, "timeout_s": 3}
 PROMPT = "Presione uno para confirmar, o dos para repetir el mensaje."
 

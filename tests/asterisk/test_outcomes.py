@@ -16,13 +16,11 @@ from aio_pika.abc import AbstractRobustConnection
 from tests.asterisk.fake_phones import number
 from tests.asterisk.instance import PrivateAsterisk
 from tests.doubles.api_checks import finished, submit
-from tests.integration.test_pipeline import api, publish_job, running_worker
+from tests.in_process import publish_job, running_worker
 from ttsqueue.config import Settings
 from ttsqueue.store.factory import build_store
 
 pytestmark = pytest.mark.timeout(120)
-__all__ = ["api"]
-
 # number -> (status, call.outcome, call.reason), as Asterisk tells it.
 EXPECTED = {
     number("0006"): ("completed", "answered", "played"),

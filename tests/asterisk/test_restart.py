@@ -15,15 +15,13 @@ from tests.asterisk.fake_phones import number
 from tests.asterisk.helpers import call_id, publish_many, wait_jobs
 from tests.asterisk.instance import PrivateAsterisk
 from tests.e2e.test_asterisk_crash import until
-from tests.integration.test_pipeline import api, running_worker
+from tests.in_process import running_worker
 from ttsqueue.config import Settings
 from ttsqueue.domain import Job, JobStatus
 from ttsqueue.store.factory import build_store
 from ttsqueue.store.jobs import JobStore
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.parametrize("backend", ["ami", "callfile"])]
-__all__ = ["api"]
-
 # About 7 s of speech: still playing when Asterisk goes away.
 LONG = (
     "Aviso de la administración: mañana se suspende el servicio de agua entre las ocho "

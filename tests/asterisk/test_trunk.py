@@ -13,7 +13,7 @@ from aio_pika.abc import AbstractRobustConnection
 from tests.asterisk.fake_phones import number
 from tests.asterisk.helpers import LiveCallSampler, call_id, publish_many, wait_jobs
 from tests.asterisk.instance import PrivateAsterisk
-from tests.integration.test_pipeline import running_worker
+from tests.in_process import running_worker
 from ttsqueue.config import Settings
 from ttsqueue.store.factory import build_store
 

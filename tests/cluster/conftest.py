@@ -8,8 +8,6 @@ all three run before the next test.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,25 +16,27 @@ import redis.asyncio as aioredis
 
 from tests.cluster.rabbit_cluster import RabbitCluster
 from tests.cluster.redis_sentinel import MASTER_NAME, SentinelGroup
-from tests.faults.conftest import missing
-from tests.faults.servers import RedisServer, rabbitmq_tool
+from tests.faults.fixtures import (
+    delete_keys,
+    private_redis,
+    require_rabbitmq,
+    require_redis,
+    scratch_dir,
+)
+from tests.faults.servers import RedisServer
 from tests.faults.stack import Stack
 from ttsqueue.store.connection import connect_sentinel_master
 
 
 @pytest.fixture(scope="module")
 def cluster_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="ttsq-cluster-"))
-    try:
+    with scratch_dir("ttsq-cluster-") as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def rabbit_cluster(cluster_dir: Path) -> Iterator[RabbitCluster]:
-    if rabbitmq_tool("rabbitmq-server") is None:
-        pytest.fail(missing("rabbitmq-server"), pytrace=False)
+    require_rabbitmq()
     cluster = RabbitCluster(cluster_dir / "rabbitmq")
     try:
         cluster.start()
@@ -47,16 +47,8 @@ def rabbit_cluster(cluster_dir: Path) -> Iterator[RabbitCluster]:
 
 @pytest.fixture(scope="module")
 def cluster_redis(cluster_dir: Path) -> Iterator[RedisServer]:
-    if shutil.which("redis-server") is None:
-        pytest.fail(missing("redis-server"), pytrace=False)
-    base = cluster_dir / "redis"
-    base.mkdir()
-    server = RedisServer(base)
-    try:
-        server.start()
+    with private_redis(cluster_dir / "redis") as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture
@@ -83,15 +75,13 @@ async def cluster_store(cluster_stack: Stack) -> AsyncIterator[aioredis.Redis]:
     try:
         yield client
     finally:
-        async for key in client.scan_iter(match=f"{cluster_stack.redis_prefix}*", count=1000):
-            await client.unlink(key)
+        await delete_keys(client, cluster_stack.redis_prefix)
         await client.aclose()
 
 
 @pytest.fixture(scope="module")
 def sentinel_group(cluster_dir: Path) -> Iterator[SentinelGroup]:
-    if shutil.which("redis-server") is None:
-        pytest.fail(missing("redis-server"), pytrace=False)
+    require_redis()
     group = SentinelGroup(cluster_dir / "sentinel")
     try:
         yield group
@@ -135,6 +125,5 @@ async def sentinel_store(
     try:
         yield client
     finally:
-        async for key in client.scan_iter(match=f"{sentinel_stack.redis_prefix}*", count=1000):
-            await client.unlink(key)
+        await delete_keys(client, sentinel_stack.redis_prefix)
         await client.aclose()

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.integration.test_pipeline import terminal, wait_for
+from tests.in_process import terminal, wait_for
 
 # SPEC §2.6: none of these may reach Asterisk. Each is refused by the API (422), or, for the
 # fields that are never written into a dial string (text, metadata), accepted but kept away.

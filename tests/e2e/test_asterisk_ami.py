@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from aio_pika.abc import AbstractRobustConnection
+from structlog.testing import capture_logs
 
 from tests.doubles.ami_server import AmiServerDouble, running_ami_double
 from tests.doubles.api_checks import (
@@ -25,15 +25,13 @@ from tests.doubles.api_checks import (
     refused_hostile_input,
     submit,
 )
-from tests.integration.test_pipeline import api, publish_job, running_worker
+from tests.in_process import publish_job, running_worker
 from ttsqueue.config import DialerName, Settings
 from ttsqueue.store.factory import build_store
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.presence import DialerPresence
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.settings(WORKER_CONCURRENCY=4)]
-__all__ = ["api"]
-
 SECRET = "tts_secret-e2e"
 
 
@@ -173,16 +171,15 @@ async def test_a_wrong_secret_is_reported_and_the_worker_keeps_running(
     settings: Settings,
     double: AmiServerDouble,
     redis_client: Any,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     wrong = settings.model_copy(update={"ASTERISK_AMI_SECRET": "not-the-secret"})
-    caplog.set_level(logging.INFO, logger="ttsqueue.dialer")
     presence = DialerPresence(redis_client, Keys(settings.REDIS_PREFIX))
-    async with running_worker(wrong):
-        await asyncio.sleep(2.5)
-        health = (await api.get("/health")).json()
-        logins = len(double.logins)
-        reports = await presence.alive()
+    with capture_logs() as logs:
+        async with running_worker(wrong):
+            await asyncio.sleep(2.5)
+            health = (await api.get("/health")).json()
+            logins = len(double.logins)
+            reports = await presence.alive()
     # What /health says comes from the worker's own report, not from the API's fallback
     # (which says `disconnected` too when no worker reports anything).
     assert [(r.worker_id, r.backend, r.state, r.error) for r in reports] == [
@@ -192,9 +189,12 @@ async def test_a_wrong_secret_is_reported_and_the_worker_keeps_running(
     assert health["status"] == "healthy"
     assert 1 <= logins <= 3, double.logins
     assert not any(ok for _, ok in double.logins)
-    assert "AMI login to 127.0.0.1" in caplog.text
-    assert "refused (Authentication failed)" in caplog.text
-    assert "not-the-secret" not in caplog.text
+    refusals = [e for e in logs if e["event"] == "ami login refused"]
+    assert refusals
+    assert {(e["endpoint"].split(":")[0], e["reason"]) for e in refusals} == {
+        ("127.0.0.1", "Authentication failed")
+    }
+    assert "not-the-secret" not in repr(logs)
 
 
 async def test_an_ami_link_dropped_mid_call_still_ends_the_job(

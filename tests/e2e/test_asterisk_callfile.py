@@ -23,12 +23,11 @@ from tests.doubles.api_checks import (
     submit,
 )
 from tests.doubles.spool import SpoolDouble, running_spool_double
-from tests.integration.test_pipeline import api, publish_job, running_worker
+from tests.in_process import publish_job, running_worker
 from ttsqueue.config import DialerName, Settings
 from ttsqueue.store.factory import build_store
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.settings(WORKER_CONCURRENCY=4)]
-__all__ = ["api"]
 
 
 @pytest.fixture

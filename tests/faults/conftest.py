@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,32 +16,20 @@ import aio_pika
 import pytest
 import redis.asyncio as aioredis
 
-from tests.faults.servers import RabbitServer, RedisServer, port_open, rabbitmq_tool
+from tests.faults.fixtures import delete_keys, private_redis, require_rabbitmq, scratch_dir
+from tests.faults.servers import RabbitServer, RedisServer, port_open
 from tests.faults.stack import Stack
-
-
-def missing(binary: str) -> str:
-    """Why the fault suite cannot run: it never skips, since `./manage.sh check` installs
-    what it needs."""
-    return (
-        f"the fault suite needs {binary} to start private servers, and it is not installed: "
-        f"run `./manage.sh check` as root (it installs it with apt), or `apt-get install {binary}`"
-    )
 
 
 @pytest.fixture(scope="session")
 def fault_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="ttsq-faults-"))
-    try:
+    with scratch_dir("ttsq-faults-") as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def rabbit_server(fault_dir: Path) -> Iterator[RabbitServer]:
-    if rabbitmq_tool("rabbitmq-server") is None:
-        pytest.fail(missing("rabbitmq-server"), pytrace=False)
+    require_rabbitmq()
     base = fault_dir / "rabbitmq"
     base.mkdir()
     server = RabbitServer(base)
@@ -56,16 +42,8 @@ def rabbit_server(fault_dir: Path) -> Iterator[RabbitServer]:
 
 @pytest.fixture(scope="session")
 def redis_server(fault_dir: Path) -> Iterator[RedisServer]:
-    if shutil.which("redis-server") is None:
-        pytest.fail(missing("redis-server"), pytrace=False)
-    base = fault_dir / "redis"
-    base.mkdir()
-    server = RedisServer(base)
-    try:
-        server.start()
+    with private_redis(fault_dir / "redis") as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture
@@ -82,7 +60,11 @@ async def stack(
         if not port_open(redis_server.port):
             redis_server.restart()
         await _delete_queues(stack)
-        await _delete_keys(stack)
+        client = aioredis.Redis.from_url(stack.redis.url)
+        try:
+            await delete_keys(client, stack.redis_prefix)
+        finally:
+            await client.aclose()
 
 
 @pytest.fixture
@@ -109,12 +91,3 @@ async def _delete_queues(stack: Stack) -> None:
             channel = await connection.channel()
             with contextlib.suppress(aio_pika.exceptions.AMQPError):
                 await channel.exchange_delete(exchange)
-
-
-async def _delete_keys(stack: Stack) -> None:
-    client = aioredis.Redis.from_url(stack.redis.url)
-    try:
-        async for key in client.scan_iter(match=f"{stack.redis_prefix}*", count=1000):
-            await client.unlink(key)
-    finally:
-        await client.aclose()

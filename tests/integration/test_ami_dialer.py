@@ -23,6 +23,7 @@ from ttsqueue.dialer.base import CallRequest
 from ttsqueue.dialer.outcome import Deadlines
 from ttsqueue.domain import CallOutcome, DialerHealth
 from ttsqueue.errors import DialerError
+from ttsqueue.store.factory import keys_for
 from ttsqueue.store.keys import Keys
 
 pytestmark = pytest.mark.timeout(45)
@@ -53,7 +54,7 @@ def ami_settings(tmp_path: Path, settings: Settings, double: AmiServerDouble) ->
 async def make_dialer(
     settings: Settings, redis: aioredis.Redis, deadlines: Deadlines | None = None
 ) -> AmiDialer:
-    dialer = AmiDialer(settings, redis, timings=FAST, deadlines=deadlines)
+    dialer = AmiDialer(settings, redis, keys_for(settings), timings=FAST, deadlines=deadlines)
     dialer.start()
     assert await dialer.session.wait_connected(5)
     return dialer
@@ -216,7 +217,9 @@ async def test_an_originate_whose_response_is_lost_is_followed_never_resent(
     ami_settings: Settings, redis_client: aioredis.Redis, double: AmiServerDouble
 ) -> None:
     double.ack_originates = False
-    dialer = AmiDialer(ami_settings, redis_client, timings=FAST, action_timeout_s=0.3)
+    dialer = AmiDialer(
+        ami_settings, redis_client, keys_for(ami_settings), timings=FAST, action_timeout_s=0.3
+    )
     try:
         call = make_call()
         await dialer.originate(call)  # no DialerError: the claim on the attempt must stay
@@ -231,7 +234,9 @@ async def test_without_a_session_nothing_is_sent_and_the_error_says_why(
     ami_settings: Settings, redis_client: aioredis.Redis, double: AmiServerDouble
 ) -> None:
     await double.stop()
-    dialer = AmiDialer(ami_settings, redis_client, timings=FAST, connect_wait_s=0.3)
+    dialer = AmiDialer(
+        ami_settings, redis_client, keys_for(ami_settings), timings=FAST, connect_wait_s=0.3
+    )
     try:
         with pytest.raises(DialerError, match="no AMI session"):
             await dialer.originate(make_call())

@@ -19,6 +19,7 @@ from ttsqueue.dialer.callfile.dialer import CallfileDialer
 from ttsqueue.dialer.factory import build_dialer
 from ttsqueue.domain import DialerHealth
 from ttsqueue.errors import ConfigError
+from ttsqueue.store.factory import build_store, keys_for
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.presence import DialerPresence, PresenceReport
 
@@ -86,7 +87,7 @@ async def test_auto_builds_callfile_when_the_spool_is_writable(
         tmp_path, REDIS_PREFIX=settings.REDIS_PREFIX, DIALER="auto", ASTERISK_SPOOL_DIR=spool
     )
     assert describe_dialer(cf) == ("callfile", DialerHealth.CONNECTED)
-    dialer = build_dialer(cf, redis_client)
+    dialer = build_dialer(cf, build_store(redis_client, cf))
     assert isinstance(dialer, CallfileDialer)
     try:
         assert (spool / "outgoing_done").is_dir()
@@ -104,13 +105,13 @@ async def test_auto_builds_callfile_when_the_spool_is_writable(
 def test_callfile_needs_an_outgoing_directory(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, DIALER="callfile", ASTERISK_SPOOL_DIR=tmp_path)
     with pytest.raises(ConfigError, match="outgoing"):
-        CallfileDialer(settings, aioredis.Redis())
+        CallfileDialer(settings, aioredis.Redis(), keys_for(settings))
 
 
 def test_ami_needs_a_host_and_a_user(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, DIALER="ami")
     with pytest.raises(ConfigError, match="ASTERISK_AMI_HOST"):
-        build_dialer(settings, aioredis.Redis())
+        build_dialer(settings, build_store(aioredis.Redis(), settings))
 
 
 async def test_stale_and_broken_reports_are_ignored(

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from structlog.testing import capture_logs
 
 from tests.doubles import ami_answers
 from tests.doubles.ami_server import AmiServerDouble, running_ami_double
@@ -75,11 +75,23 @@ async def test_login_asks_only_for_the_event_classes_it_needs(double: AmiServerD
 
 
 async def test_a_wrong_secret_is_a_clear_error_with_backoff_not_a_crash_loop(
-    double: AmiServerDouble, caplog: pytest.LogCaptureFixture
+    double: AmiServerDouble,
 ) -> None:
     session = session_to(double, secret="WRONG-secret-42")
-    caplog.set_level(logging.INFO, logger="ttsqueue.dialer.ami")
-    session.start()
+    with capture_logs() as logs:
+        session.start()
+        await _refused_then_retried(double, session)
+    errors = [e for e in logs if e["log_level"] == "error"]
+    assert errors
+    assert (errors[0]["event"], errors[0]["reason"]) == (
+        "ami login refused",
+        "Authentication failed",
+    )
+    assert errors[0]["user"] == "tts"
+    assert "WRONG-secret-42" not in repr(logs)
+
+
+async def _refused_then_retried(double: AmiServerDouble, session: AmiSession) -> None:
     try:
         await until(lambda: session.state is SessionState.AUTH_FAILED)
         await asyncio.sleep(1.0)
@@ -91,11 +103,6 @@ async def test_a_wrong_secret_is_a_clear_error_with_backoff_not_a_crash_loop(
             await session.request([("Action", "Ping")], timeout=1)
     finally:
         await session.close()
-    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert errors
-    assert "refused (Authentication failed)" in errors[0].getMessage()
-    assert "'tts'" in errors[0].getMessage()
-    assert "WRONG-secret-42" not in caplog.text
 
 
 async def test_an_unknown_user_is_refused_the_same_way(double: AmiServerDouble) -> None:
@@ -152,18 +159,19 @@ async def test_events_off_hides_the_originate_response(double: AmiServerDouble) 
 
 
 async def test_asterisk_shutdown_then_restart_reconnects(
-    double: AmiServerDouble, caplog: pytest.LogCaptureFixture
+    double: AmiServerDouble,
 ) -> None:
     states: list[SessionState] = []
     credentials = AmiCredentials("127.0.0.1", double.port, "tts", SECRET)
     session = AmiSession(credentials, lambda _: None, timings=FAST, on_state=states.append)
-    caplog.set_level(logging.WARNING, logger="ttsqueue.dialer.ami")
     session.start()
     try:
         assert await session.wait_connected(5)
-        await double.shutdown()
-        await until(lambda: session.state is not SessionState.CONNECTED)
-        assert "shutting down (Cleanly, restart False)" in caplog.text
+        with capture_logs() as logs:
+            await double.shutdown()
+            await until(lambda: session.state is not SessionState.CONNECTED)
+        shutdowns = [e for e in logs if e["event"] == "asterisk shutting down"]
+        assert [(e["shutdown"], e["restart"]) for e in shutdowns] == [("Cleanly", "False")]
         await asyncio.sleep(0.3)
         assert session.state is not SessionState.CONNECTED
         await double.restart()

@@ -7,13 +7,10 @@ import json
 import httpx
 import pytest
 
-from tests.integration.test_pipeline import api
 from ttsqueue.api.app import MAX_BODY_BYTES
 from ttsqueue.api.routes_batch import MAX_BATCH, batch_body_limit
 from ttsqueue.api.schemas import METADATA_MAX_BYTES
 from ttsqueue.config import Settings
-
-__all__ = ["api"]
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -40,6 +40,7 @@ from ttsqueue.dialer.callfile.spool_watcher import SpoolPaths, overdue_unstarted
 from ttsqueue.dialer.outcome import Deadlines
 from ttsqueue.domain import CallOutcome, DialerHealth
 from ttsqueue.errors import ConfigError
+from ttsqueue.store.factory import keys_for
 
 pytestmark = pytest.mark.timeout(45)
 
@@ -70,7 +71,7 @@ def cf_settings(tmp_path: Path, settings: Settings, spool: Path) -> Settings:
 async def dialer(
     double: SpoolDouble, cf_settings: Settings, redis_client: aioredis.Redis
 ) -> AsyncIterator[CallfileDialer]:
-    callfile = CallfileDialer(cf_settings, redis_client)
+    callfile = CallfileDialer(cf_settings, redis_client, keys_for(cf_settings))
     try:
         yield callfile
     finally:
@@ -203,8 +204,8 @@ async def test_the_file_is_handed_over_once_owned_and_readable_by_asterisk(
 async def test_another_process_follows_a_file_it_did_not_place(
     double: SpoolDouble, cf_settings: Settings, redis_client: aioredis.Redis
 ) -> None:
-    first = CallfileDialer(cf_settings, redis_client)
-    second = CallfileDialer(cf_settings, redis_client)
+    first = CallfileDialer(cf_settings, redis_client, keys_for(cf_settings))
+    second = CallfileDialer(cf_settings, redis_client, keys_for(cf_settings))
     try:
         call = make_call("3005550002")
         await first.originate(call)
@@ -236,7 +237,7 @@ async def test_a_file_asterisk_never_starts_is_taken_back_before_the_reaper(
         ASTERISK_SPOOL_DIR=double.spool,
         CALL_MAX_DURATION=6,
     )
-    dialer = CallfileDialer(short, redis_client)
+    dialer = CallfileDialer(short, redis_client, keys_for(short))
     try:
         call = make_call()
         await dialer.originate(call)
@@ -261,7 +262,7 @@ async def test_health_says_when_asterisk_does_not_take_the_files(
     double: SpoolDouble, cf_settings: Settings, redis_client: aioredis.Redis
 ) -> None:
     double.paused = True  # Asterisk is down
-    dialer = CallfileDialer(cf_settings, redis_client, stalled_after_s=0.5)
+    dialer = CallfileDialer(cf_settings, redis_client, keys_for(cf_settings), stalled_after_s=0.5)
     try:
         call = make_call()
         await dialer.originate(call)
@@ -279,7 +280,9 @@ async def test_an_answered_call_whose_end_never_came_is_settled_once_it_must_be_
     """Asterisk died mid-call (SIGKILL, measured on a real one): the file stays in outgoing/
     with its StartRetry line, the status file has only the line written at answer time."""
     double.paused = True
-    dialer = CallfileDialer(cf_settings, redis_client, deadlines=Deadlines(talk_grace_s=0.5))
+    dialer = CallfileDialer(
+        cf_settings, redis_client, keys_for(cf_settings), deadlines=Deadlines(talk_grace_s=0.5)
+    )
     try:
         call = dataclasses.replace(make_call(), audio_duration_s=1.0)
         await dialer.originate(call)

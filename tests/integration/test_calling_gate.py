@@ -16,6 +16,7 @@ from ttsqueue.config import Settings
 from ttsqueue.policy.clock import FixedClock, OffsetClock, SystemClock
 from ttsqueue.policy.gate import CallingPolicy, Open, Suppressed, WaitUntil, build_calling_policy
 from ttsqueue.policy.rules import JobPolicy
+from ttsqueue.store.factory import keys_for
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.settings(CALLING_WINDOWS="co-ley-2300")]
 
@@ -35,7 +36,7 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def policy(settings: Settings, redis_client: Any, clock: FixedClock) -> CallingPolicy:
-    return build_calling_policy(settings, redis_client, clock)
+    return build_calling_policy(settings, redis_client, keys_for(settings), clock)
 
 
 async def test_open_inside_the_window_with_a_claim(policy: CallingPolicy) -> None:
@@ -170,5 +171,6 @@ def test_clocks(tmp_path: Any, redis_client: Any) -> None:
     assert abs(first - bogota("2026-03-08 10:00")) < timedelta(seconds=5)
     assert shifted.now() >= first
     assert abs(SystemClock().now() - datetime.now(UTC)) < timedelta(seconds=5)
-    policy = build_calling_policy(make_settings(tmp_path), redis_client)
+    settings = make_settings(tmp_path)
+    policy = build_calling_policy(settings, redis_client, keys_for(settings))
     assert isinstance(policy.clock, SystemClock)

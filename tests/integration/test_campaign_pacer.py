@@ -19,6 +19,7 @@ from ttsqueue.campaigns.spec import CampaignSpec, CampaignState, StoredRow, row_
 from ttsqueue.config import Settings
 from ttsqueue.domain import JobStatus, iso, utcnow
 from ttsqueue.policy.gate import build_calling_policy
+from ttsqueue.store.factory import keys_for
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.keys import Keys
 
@@ -59,7 +60,7 @@ async def pacer(settings: Settings, broker: AbstractRobustConnection, redis_clie
         lifecycle_for(store),
         Publisher(broker, names),
         DelayQueues.of(settings),
-        build_calling_policy(settings, redis_client),
+        build_calling_policy(settings, redis_client, keys_for(settings)),
         "pacer-test",
     )
     now = utcnow()

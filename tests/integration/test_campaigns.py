@@ -5,21 +5,18 @@ progress, results CSV, and a high-priority call that overtakes a running campaig
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import io
 import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aio_pika.abc import AbstractRobustConnection
 
-from tests.conftest import in_process_api, make_settings
+from tests.conftest import make_settings
+from tests.in_process import running_worker, until
 from ttsqueue.config import Settings
-from ttsqueue.worker.main import serve
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -29,41 +26,6 @@ TEMPLATE = "Hola {nombre}, su cita es el {fecha}."
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path, SIMULATOR_TIME_SCALE=0.01, WORKER_CONCURRENCY=4)
-
-
-@pytest.fixture
-async def api(
-    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with in_process_api(settings) as client:
-        yield client
-
-
-@contextlib.asynccontextmanager
-async def running_worker(settings: Settings) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-
-
-async def until(
-    api: httpx.AsyncClient,
-    path: str,
-    done: Callable[[dict[str, Any]], bool],
-    timeout: float = 90.0,
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        body = (await api.get(path)).json()
-        if done(body):
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{path} did not get there in {timeout}s: {body}")
 
 
 def number(i: int) -> str:

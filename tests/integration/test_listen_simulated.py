@@ -10,12 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.in_process import running_worker, terminal, wait_for
 from tests.integration.test_metrics import samples
-from tests.integration.test_pipeline import api, running_worker, terminal, wait_for
 from tests.integration.test_webhooks import SECRET, Receiver, serving
 from ttsqueue.config import Settings
-
-__all__ = ["api"]
 
 pytestmark = [
     pytest.mark.timeout(60),

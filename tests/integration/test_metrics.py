@@ -13,11 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import in_process_api
 from tests.doubles.tcp_proxy import tcp_proxy
-from tests.integration.test_pipeline import api, publish_job, running_worker, terminal, wait_for
+from tests.in_process import publish_job, running_worker, terminal, wait_for
 from ttsqueue.config import Settings
 from ttsqueue.store.factory import build_store
-
-__all__ = ["api"]
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.settings(WORKER_CONCURRENCY=4)]
 

@@ -11,11 +11,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.test_pipeline import api, running_worker, terminal, wait_for
+from tests.in_process import running_worker, terminal, wait_for
 from tests.monitoring_files import TARGET_LABELS, Query, alert_queries, dashboard_queries, selectors
 from ttsqueue.config import Settings
-
-__all__ = ["api"]
 
 pytestmark = [
     pytest.mark.timeout(90),

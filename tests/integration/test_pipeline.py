@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,15 +15,10 @@ import pytest
 import soundfile
 from aio_pika.abc import AbstractRobustConnection
 
-from tests.conftest import in_process_api, make_settings
-from tests.factories import lifecycle_for, make_job
-from ttsqueue.broker.publisher import Publisher
-from ttsqueue.broker.topology import QueueNames
+from tests.conftest import make_settings
+from tests.in_process import publish_job, running_worker, terminal, wait_for
 from ttsqueue.config import Settings
-from ttsqueue.domain import JobMessage
 from ttsqueue.store.factory import build_store
-from ttsqueue.store.jobs import JobStore
-from ttsqueue.worker.main import serve
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -33,45 +26,6 @@ pytestmark = pytest.mark.timeout(90)
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path, SIMULATOR_TIME_SCALE=0.01, WORKER_CONCURRENCY=4)
-
-
-@contextlib.asynccontextmanager
-async def running_worker(settings: Settings) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-
-
-@pytest.fixture
-async def api(
-    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with in_process_api(settings) as client:
-        yield client
-
-
-async def wait_for(
-    client: httpx.AsyncClient,
-    job_id: str,
-    done: Callable[[dict[str, Any]], bool],
-    timeout: float = 30.0,
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        body = (await client.get(f"/tts/status/{job_id}")).json()
-        if done(body):
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not get there in {timeout}s: {body.get('status')}")
-
-
-def terminal(body: dict[str, Any]) -> bool:
-    return body["status"] in {"completed", "failed", "canceled"}
 
 
 async def test_seed_call_is_completed(api: httpx.AsyncClient, settings: Settings) -> None:
@@ -106,20 +60,6 @@ async def test_seed_call_is_completed(api: httpx.AsyncClient, settings: Settings
     assert stats["jobs"]["by_status"]["completed"] == 1
     assert stats["metrics"]["succeeded"] == 1
     assert stats["calls"]["by_outcome"]["answered"] == 1
-
-
-async def publish_job(
-    broker: AbstractRobustConnection, settings: Settings, store: JobStore, **job_args: Any
-) -> str:
-    """A job created the way the API does, but with values the API would not accept
-    (a 1-second retry delay keeps retry tests short)."""
-    job = make_job(**job_args)
-    await lifecycle_for(store).create(job)
-    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
-    await Publisher(broker, names).to_work_queue(
-        names.work_queue(job.priority), JobMessage(job_id=job.job_id).encode(), job.job_id
-    )
-    return job.job_id
 
 
 async def test_busy_number_is_retried_then_fails(

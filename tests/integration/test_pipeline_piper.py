@@ -12,7 +12,7 @@ import soundfile
 from aio_pika.abc import AbstractRobustConnection
 
 from tests.conftest import in_process_api
-from tests.integration.test_pipeline import running_worker, terminal, wait_for
+from tests.in_process import running_worker, terminal, wait_for
 from ttsqueue.config import Settings
 
 pytest.importorskip("piper", reason="piper-tts is not installed (pip install 'ttsqueue[piper]')")

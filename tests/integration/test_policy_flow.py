@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,15 +20,15 @@ from aio_pika.abc import AbstractRobustConnection
 
 from tests.conftest import in_process_api, make_settings
 from tests.factories import lifecycle_of, make_job
+from tests.in_process import running_worker, terminal, wait_for
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
 from ttsqueue.domain import JobMessage, JobStatus, iso
-from ttsqueue.policy.clock import Clock
 from ttsqueue.policy.gate import Open, WaitUntil, build_calling_policy
 from ttsqueue.policy.rules import JobPolicy
+from ttsqueue.store.factory import keys_for
 from ttsqueue.store.keys import Keys
-from ttsqueue.worker.main import serve
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -67,47 +66,12 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def running_worker(
-    settings: Settings, clock: Clock, worker_id: str | None = None
-) -> AsyncIterator[None]:
-    if worker_id is not None:
-        settings = settings.model_copy(update={"WORKER_ID": worker_id})
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(settings, stop, clock))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-
-
-@contextlib.asynccontextmanager
 async def api_at(
     settings: Settings, clock: StartingClock, broker: AbstractRobustConnection, redis_client: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with in_process_api(settings, clock) as client:
         clock.restart()
         yield client
-
-
-async def wait_for(
-    client: httpx.AsyncClient,
-    job_id: str,
-    done: Callable[[dict[str, Any]], bool],
-    timeout: float = 60.0,
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        body = (await client.get(f"/tts/status/{job_id}")).json()
-        if done(body):
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not get there in {timeout}s: {body}")
-
-
-def terminal(body: dict[str, Any]) -> bool:
-    return body["status"] in {"completed", "failed", "canceled"}
 
 
 def parse(stamp: str) -> datetime:
@@ -301,7 +265,7 @@ async def test_a_call_resumed_after_its_worker_was_lost_counts_as_the_contact(
     """The attempt's call was placed (claim taken, job `calling`) by a worker that died; the
     worker that gets the redelivered message follows it and settles that same claim."""
     clock = StartingClock(bogota("2026-03-10 09:00"))
-    policy = build_calling_policy(settings, redis_client, clock)
+    policy = build_calling_policy(settings, redis_client, keys_for(settings), clock)
     lifecycle = lifecycle_of(redis_client, settings)
     job = make_job(status=JobStatus.CALLING, phone="3005050170")
     job.attempts = 1

@@ -22,7 +22,7 @@ from structlog.testing import capture_logs
 from tests.conftest import make_settings
 from tests.doubles.spool import SpoolDouble, running_spool_double
 from tests.factories import lifecycle_for, make_job
-from tests.integration.test_pipeline import running_worker
+from tests.in_process import running_worker
 from ttsqueue.config import Settings
 from ttsqueue.dialer.base import CallRequest
 from ttsqueue.dialer.callfile.dialer import place_call_file

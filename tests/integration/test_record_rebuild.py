@@ -12,7 +12,7 @@ from aio_pika.abc import AbstractRobustConnection
 
 from tests.conftest import in_process_api
 from tests.factories import make_job
-from tests.integration.test_pipeline import running_worker, terminal, wait_for
+from tests.in_process import running_worker, terminal, wait_for
 from ttsqueue.config import Settings
 from ttsqueue.domain import JobMessage
 from ttsqueue.store.factory import build_store
@@ -85,7 +85,7 @@ async def test_rebuild_needs_a_copy_of_the_same_job_and_not_a_stale_one(
     assert rebuilt is not None
     assert rebuilt.status == job.status
     assert rebuilt.text == job.text
-    # Not left "unconfirmed": the sweeper must not send its first message again.
+    # Not left "unconfirmed": the sweeper must not take it for a never-acknowledged job.
     assert await redis_client.zscore(f"{settings.REDIS_PREFIX}jobs:unconfirmed", job.job_id) is None
 
 

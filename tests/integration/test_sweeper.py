@@ -1,13 +1,13 @@
 """Accepted means durable, also across a crash: idempotency keys wait for the confirm, the
-workers' sweeper sends what a dead API never sent and gives stuck jobs their message back,
-and a quorum queue's delivery limit does not swallow a job the worker itself requeued."""
+workers' sweeper fails (never dials) a job whose submission was never acknowledged and gives
+stuck jobs their message back, and a quorum queue's delivery limit does not swallow a job the
+worker itself requeued."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +16,21 @@ import httpx
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
-from tests.conftest import in_process_api, make_settings
+from tests.conftest import make_settings
 from tests.factories import lifecycle_of, make_job
-from tests.integration.test_pipeline import running_worker, terminal, wait_for
+from tests.in_process import running_worker, terminal, wait_for
 from ttsqueue.api import submission
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueInspector, QueueNames
 from ttsqueue.config import Settings
-from ttsqueue.domain import JobMessage, JobStatus
-from ttsqueue.errors import BrokerUnavailableError
+from ttsqueue.domain import Job, JobMessage, JobStatus, iso, utcnow
+from ttsqueue.errors import BrokerUnavailableError, StoreUnavailableError
 from ttsqueue.store.factory import build_store
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.lifecycle import JobLifecycle
 from ttsqueue.worker.main import build_context
 from ttsqueue.worker.pipeline import JobHandler
-from ttsqueue.worker.sweeper import MAX_RESENDS, sweep_once
+from ttsqueue.worker.sweeper import MAX_RESENDS, NEVER_CONFIRMED, sweep_once
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -52,19 +52,11 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path, SIMULATOR_TIME_SCALE=0.01, SWEEP_AFTER_SECONDS=2)
 
 
-@pytest.fixture
-async def api(
-    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with in_process_api(settings) as client:
-        yield client
-
-
 def store_of(redis_client: Any, settings: Settings) -> JobStore:
     return build_store(redis_client, settings).jobs
 
 
-async def test_a_crash_before_the_publish_is_repaired_and_the_key_waits_for_it(
+async def test_a_crash_before_the_publish_is_failed_not_dialed_and_the_key_freed(
     api: httpx.AsyncClient,
     settings: Settings,
     redis_client: Any,
@@ -87,12 +79,59 @@ async def test_a_crash_before_the_publish_is_repaired_and_the_key_waits_for_it(
     repeat = await api.post("/tts/call", json=BODY, headers=headers)
     assert repeat.status_code == 409
     assert repeat.json()["code"] == "idempotency_in_progress"
-    # The workers' sweeper sends the message the API never sent; the job runs.
+    # Nobody was told the job was accepted and no message exists: the workers' sweeper fails
+    # it, never dialed, and frees its key; the client's retry gets a job of its own, which runs.
     async with running_worker(settings):
         body = await wait_for(api, job_id, terminal, timeout=40)
-    assert body["status"] == "completed"
-    again = await api.post("/tts/call", json=BODY, headers=headers)
-    assert (again.status_code, again.json()["job_id"]) == (200, job_id)
+        await never_dialed(redis_client, settings, body, job_id)
+        again = await api.post("/tts/call", json=BODY, headers=headers)
+        assert again.status_code == 202, again.text
+        assert again.json()["job_id"] != job_id
+        done = await wait_for(api, again.json()["job_id"], terminal, timeout=40)
+    assert done["status"] == "completed"
+
+
+async def never_dialed(
+    redis_client: Any, settings: Settings, body: dict[str, Any], job_id: str
+) -> None:
+    """`body` (the job's status) says failed as never confirmed, and no attempt was claimed."""
+    assert (body["status"], body["attempts"]) == ("failed", 0), body
+    assert body["error"] == NEVER_CONFIRMED
+    keys = build_store(redis_client, settings).keys
+    assert await redis_client.exists(keys.attempt(job_id, 1)) == 0
+    # Left unconfirmed just after the failure is written (the key is freed with it).
+    deadline = time.monotonic() + 10
+    while await redis_client.zscore(keys.unconfirmed, job_id) is not None:
+        assert time.monotonic() < deadline, "still unconfirmed"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_record_whose_creation_reply_was_lost_is_never_dialed(
+    api: httpx.AsyncClient,
+    settings: Settings,
+    redis_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Redis restart can lose the reply to the record's creation, not the record: the client
+    gets 503 and nothing is published. That job must never be dialed (it once was, by the
+    sweeper sending its "missing" first message: one call more than the jobs accepted)."""
+    real_create = JobLifecycle.create
+    created: list[str] = []
+
+    async def reply_lost(self: JobLifecycle, job: Job, **options: Any) -> Any:
+        await real_create(self, job, **options)
+        created.append(job.job_id)
+        raise StoreUnavailableError("connection lost while reading the reply")
+
+    headers = {"Idempotency-Key": "otp-lost-reply-1"}
+    with monkeypatch.context() as patch:
+        patch.setattr(JobLifecycle, "create", reply_lost)
+        refused = await api.post("/tts/call", json=BODY, headers=headers)
+    assert refused.status_code == 503, refused.text
+    (job_id,) = created
+    async with running_worker(settings):
+        body = await wait_for(api, job_id, terminal, timeout=40)
+    await never_dialed(redis_client, settings, body, job_id)
 
 
 async def test_a_failed_publish_leaves_no_key_behind(
@@ -217,6 +256,43 @@ async def test_jobs_with_a_backlog_or_a_live_owner_are_left_alone(
     await asyncio.sleep(settings.SWEEP_AFTER_SECONDS + 0.5)
     report = await _sweep(settings, broker, redis_client)
     assert (report.confirmed, report.resent, report.failed) == (0, 0, 0)
+
+
+async def test_an_unconfirmed_job_whose_message_may_come_is_left_for_later(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> None:
+    """Not due yet (its message may wait in a delay queue), or its work queue still holds
+    messages: no verdict yet. Once a worker started it, it had its message: confirmed."""
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    lifecycle = lifecycle_of(redis_client, settings)
+    later = iso(utcnow() + timedelta(hours=1))
+    scheduled = make_job(status=JobStatus.SCHEDULED, scheduled_for=later)
+    waiting, started = make_job(), make_job()
+    for job in (scheduled, waiting, started):
+        await lifecycle.create(job)
+    assert (await lifecycle.start(started, "a-worker")).applied
+    other = make_job().job_id  # another job's message, still ahead in the queue
+    await Publisher(broker, names).to_work_queue(
+        names.calls, JobMessage(job_id=other).encode(), other
+    )
+    await asyncio.sleep(settings.SWEEP_AFTER_SECONDS + 0.5)
+    report = await _sweep(settings, broker, redis_client)
+    assert (report.confirmed, report.refused) == (0, 0)
+    store = store_of(redis_client, settings)
+    unconfirmed = await store.unconfirmed_before(int(time.time() * 1000))
+    assert sorted(unconfirmed) == sorted([scheduled.job_id, waiting.job_id])
+    statuses = [job.status for job in await store.get_many(unconfirmed)]
+    assert set(statuses) == {JobStatus.SCHEDULED, JobStatus.QUEUED}
+    # The queue drained: the queued one is failed now; the scheduled one still waits.
+    channel = await broker.channel()
+    await (await channel.get_queue(names.calls)).purge()
+    await channel.close()
+    report = await _sweep(settings, broker, redis_client)
+    assert report.refused == 1
+    failed = await store.get(waiting.job_id)
+    assert failed is not None
+    assert (failed.status, failed.error) == (JobStatus.FAILED, NEVER_CONFIRMED)
+    assert await store.unconfirmed_before(int(time.time() * 1000)) == [scheduled.job_id]
 
 
 async def test_a_quorum_queue_does_not_dead_letter_what_the_worker_requeued(

@@ -16,6 +16,7 @@ import soundfile as sf
 
 from tests.conftest import make_settings
 from ttsqueue.config import Settings
+from ttsqueue.store.factory import keys_for
 from ttsqueue.store.keys import Keys
 from ttsqueue.tts.audio import ConvertedAudio
 from ttsqueue.tts.cache import AudioCache, Lease
@@ -162,7 +163,9 @@ async def test_service_eviction_with_espeak_keeps_the_live_call(
     settings: Settings, redis_client: aioredis.Redis, tmp_path: Path
 ) -> None:
     tiny = make_settings(tmp_path, REDIS_PREFIX=settings.REDIS_PREFIX, AUDIO_CACHE_MAX_MB=0.05)
-    service = SpeechService(tiny, redis_client, {"espeak": await EspeakEngine.create()})
+    service = SpeechService(
+        tiny, redis_client, keys_for(tiny), {"espeak": await EspeakEngine.create()}
+    )
     half = tiny.audio_cache_max_bytes / 2  # each entry must be larger than this
     live = await service.prepare("Su cita es mañana a las nueve.", "es", lease_id="job-1:1")
     assert live.wav_path.stat().st_size > half

@@ -17,6 +17,7 @@ import soundfile
 from tests.conftest import make_settings
 from ttsqueue.config import Settings
 from ttsqueue.errors import PermanentJobError, TTSError
+from ttsqueue.store.factory import keys_for
 from ttsqueue.tts.base import SpeechAudio, SpeechRequest
 from ttsqueue.tts.breaker import BreakerState
 from ttsqueue.tts.espeak import EspeakEngine
@@ -95,7 +96,9 @@ async def test_unreachable_google_falls_back_then_breaker_skips_it(
     fetch = CountingFetch()
     gtts = GttsEngine.from_settings(config, fetch=fetch)
     espeak = CountingEngine(await EspeakEngine.create())
-    service = SpeechService(config, redis_client, {"gtts": gtts, "espeak": espeak})
+    service = SpeechService(
+        config, redis_client, keys_for(config), {"gtts": gtts, "espeak": espeak}
+    )
 
     first = await service.prepare("Primer aviso de prueba.", "es")
     assert (first.engine, first.cached, fetch.calls) == ("espeak", False, 1)
@@ -123,7 +126,9 @@ async def test_without_fallback_the_job_gets_a_transient_error(
     settings: Settings, redis_client: aioredis.Redis, tmp_path: Path
 ) -> None:
     config = _gtts_settings(settings, tmp_path, TTS_FALLBACK_ENGINE="")
-    service = SpeechService(config, redis_client, {"gtts": GttsEngine.from_settings(config)})
+    service = SpeechService(
+        config, redis_client, keys_for(config), {"gtts": GttsEngine.from_settings(config)}
+    )
     with pytest.raises(TTSError, match="gtts: cannot reach Google"):
         await service.prepare("Hola", "es")
     with pytest.raises(TTSError, match="gtts: cannot reach Google"):
@@ -179,7 +184,7 @@ async def test_one_voice_failing_never_opens_the_breaker_for_everyone(
     mp3 = _silent_mp3()
     config = _gtts_settings(settings, tmp_path, TTS_FALLBACK_ENGINE="")
     gtts = GttsEngine.from_settings(config, fetch=by_domain)
-    service = SpeechService(config, redis_client, {"gtts": gtts})
+    service = SpeechService(config, redis_client, keys_for(config), {"gtts": gtts})
     for n in range(3):
         with pytest.raises(TTSError, match="gtts"):
             await service.prepare(f"Aviso {n}", "es", voice="com.mx")

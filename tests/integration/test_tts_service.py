@@ -13,6 +13,7 @@ import soundfile as sf
 from tests.conftest import make_settings
 from ttsqueue.config import Settings
 from ttsqueue.errors import PermanentJobError
+from ttsqueue.store.factory import keys_for
 from ttsqueue.tts.base import SpeechAudio, SpeechRequest
 from ttsqueue.tts.catalog import language_catalog
 from ttsqueue.tts.espeak import EspeakEngine
@@ -49,7 +50,7 @@ def _service(
         settings = make_settings(
             Path(settings.AUDIO_DIR).parent, REDIS_PREFIX=settings.REDIS_PREFIX, **overrides
         )
-    return SpeechService(settings, client, {"espeak": engine})
+    return SpeechService(settings, client, keys_for(settings), {"espeak": engine})
 
 
 async def test_spanish_text_becomes_an_asterisk_wav(

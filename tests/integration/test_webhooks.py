@@ -23,16 +23,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 from structlog.testing import capture_logs
 
-from tests.integration.test_pipeline import api, running_worker, terminal, wait_for
+from tests.in_process import running_worker, terminal, wait_for
 from ttsqueue.config import Settings
+from ttsqueue.store.factory import keys_for
 from ttsqueue.store.keys import Keys
 from ttsqueue.webhooks.addresses import RefusedTarget, literal_target_refused
 from ttsqueue.webhooks.delivery import DeliveryFailed, deliver
 from ttsqueue.webhooks.dispatcher import WebhookDispatcher
 from ttsqueue.webhooks.guard import webhook_client
 from ttsqueue.webhooks.signing import verify
-
-__all__ = ["api"]
 
 SECRET = "whsec-test"
 
@@ -304,7 +303,9 @@ async def _dispatch_one(
     entry is gone from the stream, and return the dispatcher's log events."""
     keys = Keys(settings.REDIS_PREFIX)
     await redis_client.xadd(keys.webhooks, {"job_id": "j-1", "url": url, "body": BODY.decode()})
-    dispatcher = WebhookDispatcher(redis_client, settings, consumer="test", resolver=dns)
+    dispatcher = WebhookDispatcher(
+        redis_client, keys_for(settings), settings, consumer="test", resolver=dns
+    )
     with capture_logs() as logs:
         task = asyncio.create_task(dispatcher.run())
         try:

@@ -17,15 +17,13 @@ import pytest
 import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
-from tests.integration.test_pipeline import api
 from tests.integration.test_webhooks import BODY, SECRET, Recorder, listening
 from ttsqueue.config import Settings
+from ttsqueue.store.factory import keys_for
 from ttsqueue.store.keys import Keys
 from ttsqueue.webhooks.delivery import DeliveryFailed, UndeliverableUrl, deliver
 from ttsqueue.webhooks.dispatcher import WebhookDispatcher
 from ttsqueue.webhooks.guard import webhook_client
-
-__all__ = ["api"]
 
 pytestmark = [
     pytest.mark.timeout(60),
@@ -169,7 +167,7 @@ async def test_the_stream_moves_on_after_an_undeliverable_url(
             await redis_client.xadd(
                 keys.webhooks, {"job_id": job_id, "url": url, "body": BODY.decode()}
             )
-        dispatcher = WebhookDispatcher(redis_client, settings, consumer="test")
+        dispatcher = WebhookDispatcher(redis_client, keys_for(settings), settings, consumer="test")
         with capture_logs() as logs:
             task = asyncio.create_task(dispatcher.run())
             try:

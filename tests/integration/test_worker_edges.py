@@ -12,7 +12,7 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from tests.factories import lifecycle_for, make_job
-from tests.integration.test_pipeline import running_worker
+from tests.in_process import running_worker
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueInspector, QueueNames
 from ttsqueue.config import Settings

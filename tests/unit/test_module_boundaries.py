@@ -21,7 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "text_rules": set(),
     "csvfile": set(),
     "prompts": set(),
-    "supervised": set(),
+    "supervised": {"logs"},
     "vendoring": set(),
     "policy": {"config", "errors", "store", "domain"},
     "config": {"errors", "policy"},

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from tests.conftest import make_settings
 from ttsqueue.backends import resolve_dialer
@@ -52,22 +52,22 @@ def test_an_explicit_choice_wins(tmp_path: Path) -> None:
 
 
 def test_auto_fallback_builds_a_simulator_and_warns(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
 ) -> None:
     settings = make_settings(tmp_path, DIALER="auto", ASTERISK_SPOOL_DIR=tmp_path / "missing")
-    with caplog.at_level(logging.WARNING, logger="ttsqueue.dialer"):
+    with capture_logs() as logs:
         dialer = build_dialer(settings)
     assert isinstance(dialer, SimulatorDialer)
-    warnings = [r for r in caplog.records if r.name == "ttsqueue.dialer"]
-    assert len(warnings) == 1
-    assert "calls are simulated" in warnings[0].getMessage()
+    warnings = [e for e in logs if e["log_level"] == "warning"]
+    assert [e["event"] for e in warnings] == ["no asterisk configured: calls are simulated"]
+    assert "ASTERISK_AMI_HOST" in warnings[0]["hint"]
 
 
 def test_explicit_simulator_builds_without_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
 ) -> None:
     settings = make_settings(tmp_path, DIALER="simulator")
-    with caplog.at_level(logging.WARNING, logger="ttsqueue.dialer"):
+    with capture_logs() as logs:
         dialer = build_dialer(settings)
     assert isinstance(dialer, SimulatorDialer)
-    assert not [r for r in caplog.records if r.name == "ttsqueue.dialer"]
+    assert [e for e in logs if e["log_level"] == "warning"] == []

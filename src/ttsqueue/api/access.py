@@ -75,14 +75,13 @@ class AccessControl:
         keys: Sequence[str],
         per_minute: int,
         redis: Callable[[], aioredis.Redis | None],
-        prefix: str = "tts:",
+        redis_keys: Keys,
     ) -> None:
         self.app = app
         self.keys = list(keys)
-        self.limiter = RateLimiter(per_minute, Keys(prefix))
+        self.limiter = RateLimiter(per_minute, redis_keys)
         # Resolved per request: the client is created in the lifespan, after this middleware.
         self.redis = redis
-        self.prefix = prefix
         self._limiter_down = False
         self._retry_at = 0.0
 

@@ -31,7 +31,7 @@ from ttsqueue.logs import configure_logging, get_logger
 from ttsqueue.policy.clock import Clock
 from ttsqueue.policy.gate import build_calling_policy
 from ttsqueue.startup import wait_for_broker, wait_for_redis
-from ttsqueue.store.factory import build_store
+from ttsqueue.store.factory import build_store, keys_for
 from ttsqueue.tts.catalog import language_catalog
 from ttsqueue.views.http import MAX_CAMPAIGN_BYTES, BodySizeLimitMiddleware
 
@@ -75,7 +75,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             gate=BacklogGate(inspector, settings.MAX_QUEUE_DEPTH),
             metrics=store.metrics,
             dnc=store.dnc,
-            policy=build_calling_policy(settings, redis, clock),
+            policy=build_calling_policy(settings, redis, store.keys, clock),
         )
         log.info("api ready", host=settings.API_HOST, port=settings.API_PORT)
         try:
@@ -113,7 +113,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         keys=settings.API_KEYS,
         per_minute=settings.RATE_LIMIT_PER_MINUTE,
         redis=redis_of_app,
-        prefix=settings.REDIS_PREFIX,
+        redis_keys=keys_for(settings),
     )
     install_error_handlers(app)
     app.include_router(calls_router)

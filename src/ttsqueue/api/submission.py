@@ -4,8 +4,8 @@ A job is acknowledged to the client only once RabbitMQ has confirmed its message
 record exists in Redis. If the publish fails the record is removed again, so nothing is left
 in a non-terminal state for a job the client was told failed. Until the confirm, the job sits
 in the unconfirmed set and its Idempotency-Key is "pending" (a repeat gets 409
-`idempotency_in_progress`); if this process dies in between, the workers' sweeper sends the
-message and confirms the key.
+`idempotency_in_progress`); if this process dies in between, the workers' sweeper fails the
+job, never dialed, and frees the key (worker/sweeper.py).
 """
 
 from __future__ import annotations
@@ -138,8 +138,8 @@ async def submit(
     try:
         await ctx.lifecycle.confirm(job.job_id, claim.key_digest if claim else None)
     except StoreUnavailableError as exc:
-        # The job is queued and durable: accepted. Its key stays pending until the sweeper
-        # confirms it (and sends a second, harmless copy of the message).
+        # The job is queued and durable: accepted. Its key stays pending until a worker
+        # starts the job and the sweeper, seeing that, confirms it.
         log.warning("job queued but not marked confirmed", job_id=job.job_id, error=repr(exc))
     return Submitted(job, True)
 

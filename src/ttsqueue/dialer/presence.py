@@ -4,12 +4,12 @@ at once on every change, so that the API can report `asterisk` truthfully."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 
+from ttsqueue.logs import get_logger
 from ttsqueue.store.presence import DialerPresence, PresenceReport
 
-log = logging.getLogger("ttsqueue.dialer")
+log = get_logger("ttsqueue.dialer")
 
 BEAT_S = 2.0
 
@@ -25,7 +25,7 @@ async def presence_loop(
         try:
             await presence.publish(snapshot())
         except Exception as exc:  # Redis blip: the next beat tries again
-            log.warning("dialer presence not published: %r", exc)
+            log.warning("dialer presence not published", error=repr(exc))
         _end_if_cancelled()
         try:
             async with asyncio.timeout(BEAT_S):

@@ -173,9 +173,8 @@ def claim_lease_s(settings: Settings) -> float:
 
 
 def build_calling_policy(
-    settings: Settings, redis: aioredis.Redis, clock: Clock | None = None
+    settings: Settings, redis: aioredis.Redis, keys: Keys, clock: Clock | None = None
 ) -> CallingPolicy:
-    keys = Keys(settings.REDIS_PREFIX)
     return CallingPolicy(
         settings.calling_rules(),
         DncList(redis, keys, clock),

@@ -46,12 +46,18 @@ def connect_store(settings: Settings, *, client_name: str) -> StoreClient:
     return connect_redis(settings.REDIS_URL, client_name=client_name)
 
 
+def keys_for(settings: Settings) -> Keys:
+    """The keys of the settings' REDIS_PREFIX: built here only, and handed to every part that
+    names a Redis key (tests/unit/test_key_builder.py holds the rule)."""
+    return Keys(settings.REDIS_PREFIX)
+
+
 def build_store(
     client: aioredis.Redis, settings: Settings, *, results: ResultSink | None = None
 ) -> Store:
     """The store over `client` (see store/connection.py); `results` receives the audit
     message of every job that ends (the worker's and the API's publisher)."""
-    keys = Keys(settings.REDIS_PREFIX)
+    keys = keys_for(settings)
     return Store(
         client=client,
         keys=keys,

@@ -402,6 +402,34 @@ class JobLifecycle:
         ]
         return await self._end(job, hops, info, error=reason, worker_id=worker_id)
 
+    async def refuse_unconfirmed(
+        self, job: Job, reason: str, idempotency_digest: str | None, *, worker_id: str
+    ) -> Moved:
+        """Fail a job whose first message RabbitMQ never confirmed (its client was told 503,
+        or told nothing), only while no worker has taken it: scheduled|retrying -> queued ->
+        processing -> failed. Its Idempotency-Key, still pending, is freed for a retry. Not
+        applied when a worker started the job meanwhile (its message existed after all)."""
+        now = iso(self._now()) or ""
+        info = job.call.model_copy(update={"outcome": CallOutcome.FAILED, "reason": reason})
+        hops = [
+            Hop(_TO_QUEUED, JobStatus.QUEUED, "due", optional=True),
+            Hop(
+                frozenset({JobStatus.QUEUED}),
+                JobStatus.PROCESSING,
+                f"sweeper on {worker_id}",
+                {"processed_at": now, "worker_id": worker_id},
+            ),
+            Hop(_LIVE, JobStatus.FAILED, reason),
+        ]
+        moved = await self._end(job, hops, info, error=reason, worker_id=worker_id)
+        if moved.applied:
+            k = self._keys
+            digest = idempotency_digest or "-"
+            await self._scripts.drop_unconfirmed(
+                keys=[k.unconfirmed, k.idempotency(digest)], args=[job.job_id]
+            )
+        return moved
+
     async def suppress(self, job: Job, reason: str, *, worker_id: str) -> Moved:
         """processing -> failed, never dialed: the number went on the do-not-call list after
         the job was accepted (`call.outcome = suppressed`)."""

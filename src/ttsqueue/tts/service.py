@@ -46,13 +46,15 @@ class _Step:
 
 class SpeechService:
     def __init__(
-        self, settings: Settings, client: aioredis.Redis, engines: Mapping[str, SpeechEngine]
+        self,
+        settings: Settings,
+        client: aioredis.Redis,
+        keys: Keys,
+        engines: Mapping[str, SpeechEngine],
     ) -> None:
         self.settings = settings
         self.engines = dict(engines)
-        self.cache = AudioCache(
-            client, Keys(settings.REDIS_PREFIX), settings.AUDIO_DIR, settings.audio_cache_max_bytes
-        )
+        self.cache = AudioCache(client, keys, settings.AUDIO_DIR, settings.audio_cache_max_bytes)
         self._locks = KeyedLocks()
 
     async def prepare(

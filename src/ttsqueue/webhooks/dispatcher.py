@@ -46,6 +46,7 @@ class WebhookDispatcher:
     def __init__(
         self,
         redis: aioredis.Redis,
+        keys: Keys,
         settings: Settings,
         consumer: str,
         resolver: Resolver = system_resolver,
@@ -54,7 +55,7 @@ class WebhookDispatcher:
         self.resolver = resolver
         self.settings = settings
         self.consumer = consumer
-        self.keys = Keys(settings.REDIS_PREFIX)
+        self.keys = keys
         self._chains: dict[str, deque[Entry]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 

@@ -51,8 +51,8 @@ async def build_context(
         workers=store.workers,
         publisher=publisher,
         names=publisher.names,
-        speech=SpeechService(settings, redis, await build_engines(settings)),
-        dialer=build_dialer(settings, redis),
+        speech=SpeechService(settings, redis, store.keys, await build_engines(settings)),
+        dialer=build_dialer(settings, store),
         trunk=TrunkGuard(
             redis,
             store.keys,
@@ -60,7 +60,7 @@ async def build_context(
             settings.CALLS_PER_SECOND,
         ),
         metrics=store.metrics,
-        policy=build_calling_policy(settings, redis, clock),
+        policy=build_calling_policy(settings, redis, store.keys, clock),
     )
 
 
@@ -122,7 +122,7 @@ async def serve(
         ),
     ]
     if settings.WEBHOOKS_ENABLED:
-        dispatcher = WebhookDispatcher(redis, settings, consumer=settings.WORKER_ID)
+        dispatcher = WebhookDispatcher(redis, ctx.store.keys, settings, consumer=settings.WORKER_ID)
         background.append(asyncio.create_task(dispatcher.run()))
     if stop is not None:
         background.append(asyncio.create_task(_relay(stop, runner)))

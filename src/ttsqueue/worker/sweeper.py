@@ -2,9 +2,14 @@
 at a time (a short Redis lock).
 
 Each pass, for what has waited longer than SWEEP_AFTER_SECONDS:
-1. Jobs whose first message RabbitMQ never confirmed (`jobs:unconfirmed`: the accepting API
-   died between the record and the publish, or could not mark the confirm): the message is
-   sent, and the job's Idempotency-Key stops being "pending".
+1. Jobs whose first message was never marked confirmed (`jobs:unconfirmed`). A job a worker
+   has started had its message: it is marked confirmed. Any other job of the API was never
+   acknowledged as far as anyone can prove (the client got 503: Redis lost the reply to the
+   record's creation, or the publish failed and the discard with it; or the API died before
+   answering): it is failed with reason `never confirmed`, never dialed, and its
+   Idempotency-Key is freed. While a message of it could still be on its way (its work queue
+   holds ready messages, or it is not due yet) it is left for a later pass. A campaign's job
+   is sent: the pacer released its row, and no client was refused.
 2. `queued` jobs while their work queue holds no ready message, and `processing` jobs that no
    live worker holds (its heartbeat lists its jobs): the message of the job's next attempt is
    sent again, at most MAX_RESENDS times per job; after that the job is failed with a reason.
@@ -37,9 +42,15 @@ PASS_LIMIT = 500
 _FIRST_SENDABLE = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED})
 
 
+NEVER_CONFIRMED = (
+    "never confirmed: the submission was not acknowledged (no confirmed message), not dialed"
+)
+
+
 @dataclass(slots=True)
 class SweepReport:
-    confirmed: int = 0  # unconfirmed jobs whose first message was sent
+    confirmed: int = 0  # unconfirmed campaign jobs whose first message was sent
+    refused: int = 0  # unconfirmed jobs failed, never dialed
     resent: int = 0  # stuck jobs given their message again
     failed: int = 0  # stuck jobs given up
 
@@ -56,30 +67,49 @@ async def sweep_once(ctx: WorkerContext, inspector: QueueInspector) -> SweepRepo
     if not await ctx.redis.set(ctx.store.keys.sweeper_lock, ctx.worker_id, nx=True, ex=lock_s):
         return report
     horizon = time.time() - grace
-    report.confirmed = await _send_unconfirmed(ctx, int(horizon * 1000))
-    await _sweep_stuck(ctx, inspector, horizon, report)
+    ready = await inspector.depths()
+    await _settle_unconfirmed(ctx, horizon, ready, report)
+    await _sweep_stuck(ctx, ready, horizon, report)
     return report
 
 
-async def _send_unconfirmed(ctx: WorkerContext, horizon_ms: int) -> int:
-    sent = 0
-    for job_id in await ctx.store.unconfirmed_before(horizon_ms, PASS_LIMIT):
+async def _settle_unconfirmed(
+    ctx: WorkerContext, horizon: float, ready: dict[str, int], report: SweepReport
+) -> None:
+    for job_id in await ctx.store.unconfirmed_before(int(horizon * 1000), PASS_LIMIT):
         job = await ctx.store.get(job_id)
         digest = await ctx.store.idempotency_digest(job_id)
         if job is not None and job.status in _FIRST_SENDABLE and job.attempts == 0:
-            await send_first_message(ctx.publisher, DelayQueues.of(ctx.settings), job)
-            log.warning("first message sent by the sweeper", job_id=job_id)
-            sent += 1
-        # Sent now, or a worker has it already (the job moved on): either way confirmed.
+            if job.campaign_id is not None:
+                await send_first_message(ctx.publisher, DelayQueues.of(ctx.settings), job)
+                log.warning("first message sent by the sweeper", job_id=job_id)
+                report.confirmed += 1
+            elif _may_be_on_its_way(job, horizon, ready):
+                continue
+            else:
+                refused = await ctx.lifecycle.refuse_unconfirmed(
+                    job, NEVER_CONFIRMED, digest, worker_id=ctx.worker_id
+                )
+                if refused.applied:
+                    log.warning("unconfirmed job failed by the sweeper", job_id=job_id)
+                    report.refused += 1
+                    continue
+        # Sent now, gone, or a worker has it already (its message existed): confirmed.
         await ctx.lifecycle.confirm(job_id, digest)
-    return sent
+
+
+def _may_be_on_its_way(job: Job, horizon: float, ready: dict[str, int]) -> bool:
+    """Whether a message of this never-started job could still reach a worker: it is not due
+    a grace period ago, or its work queue holds messages no worker has taken yet."""
+    if job.scheduled_for and datetime.fromisoformat(job.scheduled_for).timestamp() > horizon:
+        return True
+    return ready.get(job.queue, 0) > 0
 
 
 async def _sweep_stuck(
-    ctx: WorkerContext, inspector: QueueInspector, horizon: float, report: SweepReport
+    ctx: WorkerContext, ready: dict[str, int], horizon: float, report: SweepReport
 ) -> None:
     owned = {job_id for worker in await ctx.workers.alive() for job_id in worker.current_jobs}
-    ready = await inspector.depths()
     for status in (JobStatus.QUEUED, JobStatus.PROCESSING):
         ids = await ctx.redis.zrangebyscore(
             ctx.store.keys.status_index(status), "-inf", int(horizon * 1000), 0, PASS_LIMIT
@@ -131,10 +161,11 @@ async def sweeper_loop(ctx: WorkerContext) -> None:
         while True:
             try:
                 report = await sweep_once(ctx, inspector)
-                if report.confirmed or report.resent or report.failed:
+                if report.confirmed or report.refused or report.resent or report.failed:
                     log.warning(
                         "sweeper pass",
                         first_messages=report.confirmed,
+                        never_confirmed=report.refused,
                         resent=report.resent,
                         failed=report.failed,
                     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable, Sequence
 
 from ttsqueue.dialer.ami.actions import PendingActions
@@ -19,8 +18,9 @@ from ttsqueue.dialer.ami.errors import (
     AmiResponseTimeout,
 )
 from ttsqueue.dialer.ami.protocol import AmiMessage, encode_action, read_banner, read_message
+from ttsqueue.logs import get_logger
 
-log = logging.getLogger("ttsqueue.dialer.ami")
+log = get_logger("ttsqueue.dialer.ami")
 
 STREAM_LIMIT = 1024 * 1024
 EventCallback = Callable[[AmiMessage], None]
@@ -122,7 +122,7 @@ class AmiConnection:
         try:
             self._on_event(event)
         except Exception:
-            log.exception("AMI event handler failed on %s", event.name)
+            log.exception("ami event handler failed", ami_event=event.name)
 
     def _mark_closed(self, reason: str) -> None:
         if self._closed.is_set():

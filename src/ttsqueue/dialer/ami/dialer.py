@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 
 import redis.asyncio as aioredis
@@ -36,11 +35,12 @@ from ttsqueue.dialer.outcome import Deadlines
 from ttsqueue.dialer.presence import presence_loop
 from ttsqueue.domain import DialerHealth
 from ttsqueue.errors import ConfigError, DialerError, StoreUnavailableError
+from ttsqueue.logs import get_logger
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.presence import DialerPresence, PresenceReport
 from ttsqueue.supervised import keep_running
 
-log = logging.getLogger("ttsqueue.dialer.ami")
+log = get_logger("ttsqueue.dialer.ami")
 
 CONNECT_WAIT_S = 5.0
 ACTION_TIMEOUT_S = 10.0
@@ -87,6 +87,7 @@ class AmiDialer:
         self,
         settings: Settings,
         redis: aioredis.Redis,
+        keys: Keys,
         *,
         owns_redis: bool = False,
         timings: SessionTimings | None = None,
@@ -100,7 +101,6 @@ class AmiDialer:
         self._owns_redis = owns_redis
         self._connect_wait_s = connect_wait_s
         self._action_timeout_s = action_timeout_s
-        keys = Keys(settings.REDIS_PREFIX)
         self._records = CallRecords(redis, keys, settings.CALL_MAX_DURATION + 3600)
         self._tracker = CallTracker(self._records, deadlines)
         self._presence = DialerPresence(redis, keys)
@@ -156,7 +156,7 @@ class AmiDialer:
             raise DialerError(str(exc)) from None
         except (AmiConnectionClosed, AmiResponseTimeout) as exc:
             # It may have been queued: never send it again, follow it from its events.
-            log.warning("Originate %s sent but not confirmed (%s)", call.call_id, exc)
+            log.warning("originate sent but not confirmed", call_id=call.call_id, error=str(exc))
             return
         if response.name.lower() != "success":
             message = response.get("Message") or "no message"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -32,8 +31,9 @@ from ttsqueue.dialer.ami.errors import (
     AmiResponseTimeout,
 )
 from ttsqueue.dialer.ami.protocol import AmiMessage
+from ttsqueue.logs import get_logger
 
-log = logging.getLogger("ttsqueue.dialer.ami")
+log = get_logger("ttsqueue.dialer.ami")
 
 DEFAULT_EVENTS = "call,user,system"
 
@@ -124,7 +124,7 @@ class AmiSession:
             try:
                 delay = await self._connect_once()
             except Exception as exc:  # a bug must not end the session for good
-                log.exception("AMI session to %s failed", self.endpoint)
+                log.exception("ami session failed", endpoint=self.endpoint)
                 delay = self._connection_failed(f"unexpected error: {exc!r}")
             await asyncio.sleep(delay)
 
@@ -185,10 +185,10 @@ class AmiSession:
     def _dispatch(self, event: AmiMessage) -> None:
         if event.name.lower() == "shutdown":
             log.warning(
-                "Asterisk at %s is shutting down (%s, restart %s)",
-                self.endpoint,
-                event.get("Shutdown", "?"),
-                event.get("Restart", "?"),
+                "asterisk shutting down",
+                endpoint=self.endpoint,
+                shutdown=event.get("Shutdown", "?"),
+                restart=event.get("Restart", "?"),
             )
             self._set_state(SessionState.DISCONNECTED)
         self._on_event(event)
@@ -199,10 +199,10 @@ class AmiSession:
         self.last_error = None
         self.connected_since = time.time()
         log.info(
-            "AMI session to %s as %r is up (Asterisk Call Manager %s)",
-            self.endpoint,
-            self.credentials.username,
-            self._conn.version if self._conn else "?",
+            "ami session up",
+            endpoint=self.endpoint,
+            user=self.credentials.username,
+            manager_version=self._conn.version if self._conn else "?",
         )
         self._set_state(SessionState.CONNECTED)
 
@@ -211,8 +211,9 @@ class AmiSession:
         delay = self._backoff.next()
         self.last_error = why
         self._set_state(SessionState.DISCONNECTED)
-        level = logging.WARNING if self._backoff.failures <= 3 else logging.ERROR
-        log.log(level, "AMI %s %s; retrying in %.1fs", self.endpoint, why, delay)
+        # A few failures are a restart or a blip; more say Asterisk stays away.
+        say = log.warning if self._backoff.failures <= 3 else log.error
+        say("ami connection failed", endpoint=self.endpoint, reason=why, retry_in_s=round(delay, 1))
         return delay
 
     def _auth_failed(self, message: str) -> float:
@@ -221,12 +222,13 @@ class AmiSession:
         self.last_error = f"authentication failed: {message}"
         self._set_state(SessionState.AUTH_FAILED)
         log.error(
-            "AMI login to %s as %r refused (%s): check ASTERISK_AMI_USER, ASTERISK_AMI_SECRET "
-            "and the manager.conf user (permit, secret); retrying in %.0fs",
-            self.endpoint,
-            self.credentials.username,
-            message,
-            delay,
+            "ami login refused",
+            endpoint=self.endpoint,
+            user=self.credentials.username,
+            reason=message,
+            retry_in_s=round(delay),
+            hint="check ASTERISK_AMI_USER, ASTERISK_AMI_SECRET and the manager.conf user "
+            "(permit, secret)",
         )
         return delay
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections import deque
 
@@ -26,8 +25,9 @@ from ttsqueue.dialer.ami.protocol import AmiMessage
 from ttsqueue.dialer.base import CallRequest, CallResult
 from ttsqueue.dialer.outcome import Deadlines, resolve
 from ttsqueue.errors import StoreError
+from ttsqueue.logs import get_logger
 
-log = logging.getLogger("ttsqueue.dialer.ami")
+log = get_logger("ttsqueue.dialer.ami")
 
 POLL_S = 0.5
 MAX_PENDING_FACTS = 50_000
@@ -64,9 +64,7 @@ class CallTracker:
         if len(self._pending) >= self._max_pending:
             call_id, _ = self._pending.popleft()
             self.dropped += 1
-            log.error(
-                "facts about call %s given up: %d facts wait for Redis", call_id, self._max_pending
-            )
+            log.error("call facts given up", call_id=call_id, waiting=self._max_pending)
         self._pending.append(found)
         self._arrived.set()
 
@@ -114,9 +112,9 @@ class CallTracker:
                 await self.records.record(call_id, facts)
                 return
             except _STORE_ERRORS as exc:
-                log.warning("facts about call %s wait for Redis: %r", call_id, exc)
+                log.warning("call facts wait for redis", call_id=call_id, error=repr(exc))
             except Exception as exc:
-                log.error("facts about call %s not recorded: %r", call_id, exc)
+                log.error("call facts not recorded", call_id=call_id, error=repr(exc))
                 return
             await asyncio.sleep(delay)
             delay = min(RETRY_MAX_S, delay * 2)
@@ -125,5 +123,5 @@ class CallTracker:
         try:
             return await self.records.read(call_id)
         except _STORE_ERRORS as exc:
-            log.warning("call record %s not readable: %r", call_id, exc)
+            log.warning("call record not readable", call_id=call_id, error=repr(exc))
             return None

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import time
 import uuid
@@ -48,10 +47,11 @@ from ttsqueue.dialer.outcome import Deadlines
 from ttsqueue.dialer.presence import BEAT_S, presence_loop
 from ttsqueue.domain import CallOutcome, DialerHealth
 from ttsqueue.errors import ConfigError, DialerError
+from ttsqueue.logs import get_logger
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.presence import DialerPresence, PresenceReport
 
-log = logging.getLogger("ttsqueue.dialer.callfile")
+log = get_logger("ttsqueue.dialer.callfile")
 
 FILE_MODE = 0o664
 # pbx_spool starts a renamed-in file at once (inotify), and a file left while it was down
@@ -114,6 +114,7 @@ class CallfileDialer:
         self,
         settings: Settings,
         redis: aioredis.Redis,
+        keys: Keys,
         *,
         owns_redis: bool = False,
         deadlines: Deadlines | None = None,
@@ -128,7 +129,7 @@ class CallfileDialer:
         self._deadlines = deadlines or Deadlines()
         self._stalled_after_s = stalled_after_s
         self._watcher = SpoolWatcher(self.paths)
-        self._presence = DialerPresence(redis, Keys(settings.REDIS_PREFIX))
+        self._presence = DialerPresence(redis, keys)
         self._tasks: list[asyncio.Task[None]] = []
         # (name, seconds late) of a call file Asterisk does not start, from the last look;
         # and the last file taken back unstarted, until Asterisk archives one again.
@@ -159,7 +160,7 @@ class CallfileDialer:
         except OSError as exc:
             raise DialerError(f"call file {name} not placed: {exc!r}") from None
         if not placed:
-            log.warning("call file %s was already handed to Asterisk", name)
+            log.warning("call file already handed to asterisk", call_file=name)
 
     async def wait_outcome(self, call: CallRequest) -> CallResult:
         self.start()
@@ -209,7 +210,7 @@ class CallfileDialer:
                     overdue_unstarted, self.paths, time.time(), self._stalled_after_s
                 )
             except OSError as exc:
-                log.warning("spool not readable: %r", exc)
+                log.warning("spool not readable", error=repr(exc))
             await asyncio.sleep(min(BEAT_S, self._stalled_after_s))
 
     async def aclose(self) -> None:
@@ -227,17 +228,17 @@ class CallfileDialer:
         try:
             return await self._watcher.sight(call_file, report_file)
         except OSError as exc:
-            log.warning("spool not readable: %r", exc)
+            log.warning("spool not readable", error=repr(exc))
             return None
 
     async def _withdraw(self, name: str) -> bool:
         try:
             withdrawn = await asyncio.to_thread(withdraw_if_unstarted, self.paths, name)
         except OSError as exc:
-            log.error("call file %s could not be withdrawn: %r", name, exc)
+            log.error("call file not withdrawn", call_file=name, error=repr(exc))
             return False
         if withdrawn:
-            log.error("Asterisk never started call file %s: withdrawn", name)
+            log.error("call file never started by asterisk: withdrawn", call_file=name)
         return withdrawn
 
     def _report(self) -> PresenceReport:
