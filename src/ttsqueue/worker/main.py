@@ -54,9 +54,7 @@ async def build_context(
         names=publisher.names,
         speech=SpeechService(settings, redis, await build_engines(settings)),
         dialer=dialer,
-        trunk=TrunkGuard(
-            redis, store.keys, servers=line_servers(settings), is_up=dialer.server_up
-        ),
+        trunk=TrunkGuard(redis, store.keys, servers=line_servers(settings), is_up=dialer.server_up),
         metrics=store.metrics,
         policy=build_calling_policy(settings, redis, clock),
     )
