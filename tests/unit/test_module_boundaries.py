@@ -44,7 +44,7 @@ ALLOWED: dict[str, set[str]] = {
     "store": {"asterisk_servers", "config", "domain", "errors", "logs", "policy"},
     "broker": {"config", "domain", "errors", "logs"},
     "startup": {"broker", "config", "errors", "logs", "store"},
-    "stats_snapshot": {"broker", "store"},
+    "stats_snapshot": {"asterisk_servers", "broker", "store"},
     "tts": {"config", "errors", "store", "logs"},
     "webhooks": {"config", "logs", "store", "errors", "domain"},
     "dialer": {

@@ -82,9 +82,7 @@ class SnapshotBuilder:
             "queues": queues,
             "management": {"available": managed, "url": self.management.base_url},
             "in_flight": sum(len(w.current_jobs) for w in fig.workers) if fig else None,
-            "statistics": redis_statistics(fig, self.settings.MAX_CONCURRENT_CALLS)
-            if fig
-            else None,
+            "statistics": redis_statistics(fig) if fig else None,
             "throughput": [[minute * 60_000, n] for minute, n in fig.metrics.per_minute]
             if fig
             else [],
