@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from ttsqueue.api.errors import FieldError
+from ttsqueue.api.schemas import CallRequestIn, validate_call_request
 from ttsqueue.asterisk_servers import DEFAULT_SERVER
 from ttsqueue.backends import resolve_dialer
 from ttsqueue.config import DialerName, load_settings
@@ -188,3 +190,20 @@ def test_each_server_has_its_own_keys_and_the_single_one_keeps_the_old_ones() ->
     assert keys.server_rate(DEFAULT_SERVER) == keys.call_rate
     assert keys.server_lines("co") == "p:calls:active:co"
     assert keys.server_rate("co") == "p:calls:rate:co"
+
+
+def test_the_api_refuses_a_number_no_server_calls_naming_the_field() -> None:
+    settings = load_settings(
+        ASTERISK_SERVERS=servers_env(server("co", prefixes=["+57"]), server("us", prefixes=["+1"]))
+    )
+    languages = {"gtts": {"es"}, "espeak": {"es"}}
+
+    def validated(phone: str) -> str:
+        body = CallRequestIn.model_validate({"text": "Hola", "phone_number": phone})
+        return validate_call_request(body, settings, languages).phone.e164
+
+    assert validated("3005050149") == "+573005050149"
+    assert validated("+1 212 555 0100") == "+12125550100"
+    with pytest.raises(FieldError) as caught:
+        validated("+34 600 000 000")
+    assert (caught.value.field, caught.value.code) == ("phone_number", "no_asterisk_server")

@@ -74,6 +74,7 @@ ALLOWED: dict[str, set[str]] = {
         "webhooks",
     },
     "api": {
+        "asterisk_servers",
         "backends",
         "broker",
         "campaigns",
