@@ -12,11 +12,14 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 import redis.asyncio as aioredis
+from aio_pika.abc import AbstractRobustConnection
 
-from ttsqueue.config import Settings
+from tests.conftest import in_process_api
+from ttsqueue.asterisk_servers import AsteriskServer
+from ttsqueue.config import DialerName, Settings
 from ttsqueue.domain import Priority
 from ttsqueue.store.keys import Keys
-from ttsqueue.worker.trunk import LineServer, TrunkGuard
+from ttsqueue.worker.trunk import LineServer, TrunkGuard, line_servers
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -192,3 +195,54 @@ async def test_slots_spread_concurrent_calls_over_both_servers(
     assert await one.active_by_server() == {"a": 0, "b": 0}
     assert await one.waiting() == {HIGH: [], NORMAL: []}
     assert await redis_client.hlen(keys.line_waiter_servers) == 0
+
+
+@pytest.fixture
+def servers_settings(settings: Settings) -> Settings:
+    def server(name: str, limit: int) -> AsteriskServer:
+        return AsteriskServer(
+            name=name,
+            ami_host="127.0.0.1",
+            ami_user="tts",
+            max_concurrent_calls=limit,
+            calls_per_second=FAST / 1000,
+        )
+
+    return settings.model_copy(
+        update={
+            "DIALER": DialerName.SIMULATOR,
+            "ASTERISK_SERVERS": [server("pbx-a", 2), server("pbx-b", 1)],
+        }
+    )
+
+
+async def test_stats_and_metrics_show_each_servers_lines_and_the_line_queue(
+    servers_settings: Settings, broker: AbstractRobustConnection, redis_client: aioredis.Redis
+) -> None:
+    keys = Keys(servers_settings.REDIS_PREFIX)
+    guard = TrunkGuard(redis_client, keys, servers=line_servers(servers_settings))
+    granted = [await guard.try_grant(f"c{n}", NORMAL, CO) for n in range(3)]
+    assert Counter(granted) == {"pbx-a": 2, "pbx-b": 1}
+    assert await guard.try_grant("alert", HIGH, CO) is None
+    assert await guard.try_grant("late", NORMAL, CO) is None
+    async with in_process_api(servers_settings) as api:
+        stats = (await api.get("/queue/stats")).json()["statistics"]["calls"]
+        metrics = (await api.get("/metrics")).text
+        health = (await api.get("/health")).json()
+    assert (stats["active"], stats["limit"]) == (3, 3)
+    assert [(s["name"], s["active"], s["limit"]) for s in stats["servers"]] == [
+        ("pbx-a", 2, 2),
+        ("pbx-b", 1, 1),
+    ]
+    assert stats["waiting"] == {"high": 1, "normal": 1}
+    # No worker reports sessions (the simulator has none): what /health says of the backend.
+    assert health["asterisk_servers"] == {"pbx-a": "not_configured", "pbx-b": "not_configured"}
+    for line in (
+        'ttsq_asterisk_calls_active{server="pbx-a"} 2.0',
+        'ttsq_asterisk_calls_limit{server="pbx-b"} 1.0',
+        'ttsq_asterisk_up{server="pbx-a"} 0.0',
+        'ttsq_line_waiters{priority="high"} 1.0',
+        'ttsq_line_waiters{priority="normal"} 1.0',
+        "ttsq_calls_limit 3.0",
+    ):
+        assert line in metrics, line

@@ -17,7 +17,8 @@
 -- jobs in a row took a line while a normal job waited, the oldest normal waiter goes first.
 -- With several servers, the waiters ahead are given free lines first (each on the candidate
 -- server with the most free lines); this job is granted a line when one of its candidates
--- still has one, on the candidate with the most left, whose rate allows a new call.
+-- still has one, on the candidate with the most left (ties: the one listed first) whose rate
+-- allows a new call.
 -- Times come from the server clock (TIME), the one clock every worker shares.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -35,6 +36,7 @@ for i = 1, n do
     interval = tonumber(ARGV[7 + 3 * i]),
     lines = KEYS[5 + 2 * i],
     rate = KEYS[6 + 2 * i],
+    index = i,
   }
   redis.call('ZREMRANGEBYSCORE', s.lines, '-inf', now)
   servers[i] = s
@@ -173,7 +175,11 @@ local order = {}
 for _, name in ipairs(mine_c) do
   if free[name] > 0 then order[#order + 1] = name end
 end
-table.sort(order, function(a, b) return free[a] > free[b] end)
+-- Ties: the server listed first.
+table.sort(order, function(a, b)
+  if free[a] ~= free[b] then return free[a] > free[b] end
+  return by_name[a].index < by_name[b].index
+end)
 local wait = nil
 local chosen = nil
 for _, name in ipairs(order) do
