@@ -150,13 +150,18 @@ def ended_clearly(job: Job) -> bool:
     return (job.status, job.call.outcome, job.call.reason) == ("failed", "failed", "lost_track")
 
 
+@pytest.mark.parametrize("how", ["stop", "kill"])
 async def test_a_server_stopped_mid_run_gives_its_share_to_the_other(
     api: httpx.AsyncClient,
     settings: Settings,
     broker: AbstractRobustConnection,
     redis_client: Any,
     pbxs: dict[str, PrivateAsterisk],
+    how: str,
 ) -> None:
+    """`stop`: Asterisk hangs its calls up on the way down (the Hangups reach the workers);
+    `kill`: SIGKILL, nothing more is heard of its calls, which are settled once their message
+    must be over."""
     store = build_store(redis_client, settings).jobs
     a, b = pbxs["pbx-a"], pbxs["pbx-b"]
     async with running_worker(settings):
@@ -166,7 +171,7 @@ async def test_a_server_stopped_mid_run_gives_its_share_to_the_other(
         )
         await wait_jobs(store, first, frozenset({JobStatus.CALLING}), timeout=60)
         await until(lambda: len(a.live_calls()) == len(b.live_calls()) == LIMIT, timeout=30)
-        await asyncio.to_thread(a.stop)
+        await asyncio.to_thread(a.stop if how == "stop" else a.kill)
         await servers_are(settings, redis_client, {"pbx-a": "disconnected", "pbx-b": "connected"})
         started = time.monotonic()
         with LiveCallSampler(b) as on_b:
