@@ -16,6 +16,7 @@ from ttsqueue.backends import resolve_dialer
 from ttsqueue.config import DialerName, load_settings
 from ttsqueue.errors import ConfigError, PermanentJobError
 from ttsqueue.ops.config_view import masked_config
+from ttsqueue.ops.render import jobs_line
 from ttsqueue.store.keys import Keys
 from ttsqueue.worker.trunk import LineServer, TrunkGuard, line_servers
 
@@ -207,3 +208,21 @@ def test_the_api_refuses_a_number_no_server_calls_naming_the_field() -> None:
     with pytest.raises(FieldError) as caught:
         validated("+34 600 000 000")
     assert (caught.value.field, caught.value.code) == ("phone_number", "no_asterisk_server")
+
+
+def test_the_cli_stats_line_lists_each_server_and_the_line_queue() -> None:
+    stats = {
+        "jobs": {"total": 4, "by_status": {"calling": 3, "processing": 1}},
+        "calls": {
+            "by_outcome": {},
+            "servers": [
+                {"name": "pbx-a", "state": "connected", "active": 2, "limit": 3},
+                {"name": "pbx-b", "state": "disconnected", "active": 1, "limit": 2},
+            ],
+            "waiting": {"high": 1, "normal": 0},
+        },
+    }
+    assert jobs_line(stats).splitlines()[1:] == [
+        "asterisk servers (live/limit): pbx-a connected 2/3, pbx-b disconnected 1/2",
+        "waiting for a line: high=1, normal=0",
+    ]
