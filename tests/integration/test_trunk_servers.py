@@ -14,10 +14,16 @@ import pytest
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
 
+from tests.asterisk.helpers import wait_jobs
 from tests.conftest import in_process_api
+from tests.factories import lifecycle_for, make_job
+from tests.integration.test_pipeline import publish_job, running_worker
 from ttsqueue.asterisk_servers import AsteriskServer
+from ttsqueue.broker.publisher import Publisher
+from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import DialerName, Settings
-from ttsqueue.domain import Priority
+from ttsqueue.domain import JobMessage, JobStatus, Priority
+from ttsqueue.store.factory import build_store
 from ttsqueue.store.keys import Keys
 from ttsqueue.worker.trunk import LineServer, TrunkGuard, line_servers
 
@@ -206,11 +212,13 @@ def servers_settings(settings: Settings) -> Settings:
             ami_user="tts",
             max_concurrent_calls=limit,
             calls_per_second=FAST / 1000,
+            prefixes=("+57",),
         )
 
     return settings.model_copy(
         update={
             "DIALER": DialerName.SIMULATOR,
+            # Both call Colombia only (+57).
             "ASTERISK_SERVERS": [server("pbx-a", 2), server("pbx-b", 1)],
         }
     )
@@ -246,3 +254,53 @@ async def test_stats_and_metrics_show_each_servers_lines_and_the_line_queue(
         "ttsq_calls_limit 3.0",
     ):
         assert line in metrics, line
+
+
+async def test_a_worker_places_simulated_calls_on_every_servers_lines(
+    servers_settings: Settings, broker: AbstractRobustConnection, redis_client: aioredis.Redis
+) -> None:
+    settings = servers_settings.model_copy(
+        update={"SIMULATOR_TIME_SCALE": 0.05, "WORKER_CONCURRENCY": 4}
+    )
+    store = build_store(redis_client, settings).jobs
+    ids = [await publish_job(broker, settings, store, phone="3005050149") for _ in range(9)]
+    # Spain: no server's prefixes match (the API refuses it; a job that got this far fails).
+    spain_job = make_job(phone="600000000").model_copy(update={"e164": "+34600000000"})
+    await lifecycle_for(store).create(spain_job)
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    await Publisher(broker, names).to_work_queue(
+        names.work_queue(spain_job.priority),
+        JobMessage(job_id=spain_job.job_id).encode(),
+        spain_job.job_id,
+    )
+    spain = spain_job.job_id
+    keys = Keys(settings.REDIS_PREFIX)
+    peak: Counter[str] = Counter()
+
+    async def sample_lines() -> None:
+        while True:
+            for name in ("pbx-a", "pbx-b"):
+                live = await redis_client.zcount(
+                    keys.server_lines(name), int(time.time() * 1000), "+inf"
+                )
+                peak[name] = max(peak[name], live)
+            await asyncio.sleep(0.005)
+
+    async with running_worker(settings):
+        sampler = asyncio.create_task(sample_lines())
+        try:
+            jobs = await wait_jobs(store, [*ids, spain], timeout=60)
+        finally:
+            sampler.cancel()
+    assert {jobs[j].status for j in ids} == {JobStatus.COMPLETED}
+    # Every call took a line of one of the servers (each origination is in its rate window).
+    originations = {
+        name: await redis_client.zcard(keys.server_rate(name)) for name in ("pbx-a", "pbx-b")
+    }
+    assert sum(originations.values()) == 9
+    assert originations["pbx-a"] > 0
+    assert originations["pbx-b"] > 0
+    assert peak["pbx-a"] <= 2
+    assert peak["pbx-b"] <= 1
+    assert jobs[spain].status is JobStatus.FAILED
+    assert "no_asterisk_server" in str(jobs[spain].error), jobs[spain]
