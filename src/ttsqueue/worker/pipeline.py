@@ -218,7 +218,12 @@ class JobHandler:
                     await ctx.lifecycle.release_attempt(job.job_id, attempt)
                     raise TransientJobError("Redis replicas did not confirm the call claim")
                 # Logged before the backend is asked, so the log never undercounts dials.
-                log.info("originating call", call_id=call.call_id, backend=ctx.dialer.name)
+                log.info(
+                    "originating call",
+                    call_id=call.call_id,
+                    backend=ctx.dialer.name,
+                    server=call.server,
+                )
                 try:
                     await ctx.dialer.originate(call)
                 except DialerError:
