@@ -26,6 +26,7 @@ from tests.asterisk.helpers import (
 )
 from tests.asterisk.install import AsteriskInstall
 from tests.asterisk.instance import PrivateAsterisk
+from tests.conftest import in_process_api
 from tests.e2e.test_asterisk_crash import until
 from tests.integration.test_pipeline import api, running_worker
 from ttsqueue.asterisk_servers import AsteriskServer
@@ -212,3 +213,44 @@ async def test_a_server_stopped_mid_run_gives_its_share_to_the_other(
     assert stats["calls"]["waiting"] == {"high": 0, "normal": 0}
     assert 'ttsq_asterisk_up{server="pbx-a"} 0.0' in metrics
     assert 'ttsq_asterisk_up{server="pbx-b"} 1.0' in metrics
+
+
+async def test_numbers_are_placed_on_the_server_of_their_prefix(
+    settings: Settings,
+    broker: AbstractRobustConnection,
+    redis_client: Any,
+    pbxs: dict[str, PrivateAsterisk],
+) -> None:
+    colombia, usa = (
+        server.model_copy(update={"prefixes": (prefix,)})
+        for server, prefix in zip(settings.ASTERISK_SERVERS, ("+57", "+1"), strict=True)
+    )
+    settings = settings.model_copy(update={"ASTERISK_SERVERS": [colombia, usa]})
+    store = build_store(redis_client, settings).jobs
+    phones = {"pbx-a": [number("0006")] * 3, "pbx-b": ["+1 212 555 0006"] * 3}
+    submitted: dict[str, list[str]] = {}
+    async with in_process_api(settings) as client, running_worker(settings):
+        for name, numbers in phones.items():
+            submitted[name] = []
+            for phone in numbers:
+                reply = await client.post(
+                    "/tts/call", json={"text": "Hola.", "phone_number": phone, "max_retries": 0}
+                )
+                assert reply.status_code == 202, reply.text
+                submitted[name].append(reply.json()["job_id"])
+        # Spain: no server calls it, refused before it is queued.
+        spain = await client.post(
+            "/tts/call", json={"text": "Hola.", "phone_number": "+34 600 000 006"}
+        )
+        jobs = await wait_jobs(store, [*submitted["pbx-a"], *submitted["pbx-b"]], timeout=90)
+    assert spain.status_code == 422
+    assert spain.json()["code"] == "no_asterisk_server"
+    assert {(j.status, j.call.reason) for j in jobs.values()} == {("completed", "played")}
+    for name, ids in submitted.items():
+        other = NAMES[1 - NAMES.index(name)]
+        assert await placed_on(redis_client, settings, ids) == dict.fromkeys(ids, name)
+        dialed = rings(pbxs, ids)
+        assert (sum(dialed[name].values()), sum(dialed[other].values())) == (3, 0), name
+    # What each Asterisk dialed: national numbers of its own country only.
+    assert set(pbxs["pbx-a"].rings_by_number()) == {number("0006")}
+    assert set(pbxs["pbx-b"].rings_by_number()) == {"2125550006"}
