@@ -1,5 +1,6 @@
 """Several Asterisk servers (ASTERISK_SERVERS) against two real private Asterisks: calls spread
-over both, each server's max_concurrent_calls held (counted by each Asterisk itself), and one
+over both, each server's max_concurrent_calls held (counted by each Asterisk itself), numbers
+placed on the server of their prefix (submitted through the API), and one
 server stopped mid-run: its calls in flight end with a clear outcome, its share moves to the
 other, no job is lost or stuck and no call is dialed twice. `/health`, `/queue/stats` and
 `/metrics` tell each server's state."""
