@@ -333,6 +333,16 @@ class Settings(BaseSettings):
         ]
 
     @property
+    def call_limit(self) -> int:
+        """Live calls the trunk takes: MAX_CONCURRENT_CALLS, or the servers' sum."""
+        return sum(server.max_concurrent_calls for server in self.asterisk_servers)
+
+    @property
+    def call_rate(self) -> float:
+        """New calls per second the trunk takes: CALLS_PER_SECOND, or the servers' sum."""
+        return sum(server.calls_per_second for server in self.asterisk_servers)
+
+    @property
     def rabbitmq_urls(self) -> list[str]:
         """The broker nodes of RABBITMQ_URL, in the order given."""
         return split_urls(self.RABBITMQ_URL)

@@ -226,3 +226,17 @@ def test_the_cli_stats_line_lists_each_server_and_the_line_queue() -> None:
         "asterisk servers (live/limit): pbx-a connected 2/3, pbx-b disconnected 1/2",
         "waiting for a line: high=1, normal=0",
     ]
+
+
+def test_the_trunk_is_every_servers_lines_and_rate_together() -> None:
+    single = load_settings(MAX_CONCURRENT_CALLS=7, CALLS_PER_SECOND=2.5)
+    assert (single.call_limit, single.call_rate) == (7, 2.5)
+    several = load_settings(
+        MAX_CONCURRENT_CALLS=7,
+        ASTERISK_SERVERS=servers_env(
+            server("a", max_concurrent_calls=20, calls_per_second=4),
+            server("b", max_concurrent_calls=5, calls_per_second=1.5),
+        ),
+    )
+    # What a worker's prefetch, a campaign's pacing and the dashboard's limit are measured by.
+    assert (several.call_limit, several.call_rate) == (25, 5.5)

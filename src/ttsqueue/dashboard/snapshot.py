@@ -87,7 +87,7 @@ class SnapshotBuilder:
             if fig
             else [],
             "dialer": {"name": self.dialer_name, "simulated": self.dialer_name == "simulator"},
-            "limits": {"max_concurrent_calls": self.settings.MAX_CONCURRENT_CALLS},
+            "limits": {"max_concurrent_calls": self.settings.call_limit},
             "campaigns": await self._campaigns() if redis_up else None,
         }
 

@@ -84,7 +84,8 @@ async def serve(
         PriorityConsumer(
             connection,
             names,
-            prefetch_for(settings.WORKER_CONCURRENCY, settings.MAX_CONCURRENT_CALLS),
+            # Calls it may follow: every line of every Asterisk server.
+            prefetch_for(settings.WORKER_CONCURRENCY, settings.call_limit),
             handler.recycler,
         ),
         handler,
