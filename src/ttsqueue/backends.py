@@ -19,7 +19,7 @@ def resolve_dialer(settings: Settings) -> DialerName:
     """The concrete backend `DIALER` stands for; `auto` looks at what is configured."""
     if settings.DIALER is not DialerName.AUTO:
         return settings.DIALER
-    if settings.ASTERISK_AMI_HOST:
+    if settings.ASTERISK_AMI_HOST or settings.ASTERISK_SERVERS:
         return DialerName.AMI
     if spool_writable(settings):
         return DialerName.CALLFILE

@@ -6,6 +6,7 @@ never read the environment themselves.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from enum import StrEnum
@@ -13,9 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ttsqueue.asterisk_servers import (
+    DEFAULT_SERVER,
+    AsteriskServer,
+    check_channel_template,
+    check_servers,
+)
 from ttsqueue.errors import ConfigError
 from ttsqueue.policy.presets import check_calling_windows
 
@@ -156,6 +163,10 @@ class Settings(BaseSettings):
     CALL_RING_TIMEOUT: int = Field(default=30, ge=5, le=300)
     MAX_CONCURRENT_CALLS: int = Field(default=10, ge=1)
     CALLS_PER_SECOND: float = Field(default=5.0, gt=0)
+    # Several Asterisk servers (SPEC §11): a JSON list of {name, ami_host, ami_port, ami_user,
+    # ami_secret, channel, max_concurrent_calls, calls_per_second, prefixes}. When set it
+    # replaces ASTERISK_AMI_*, ASTERISK_CHANNEL, MAX_CONCURRENT_CALLS and CALLS_PER_SECOND.
+    ASTERISK_SERVERS: Annotated[list[AsteriskServer], NoDecode] = Field(default_factory=list)
     # Multiplies every simulated ring and playback time; 0 makes simulated calls instant.
     SIMULATOR_TIME_SCALE: float = Field(default=1.0, ge=0)
 
@@ -187,6 +198,25 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+    @field_validator("ASTERISK_SERVERS", mode="before")
+    @classmethod
+    def _servers_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return []
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError("must be a JSON list of servers") from None
+            if not isinstance(value, list):
+                raise ValueError("must be a JSON list of servers")
+        return value
+
+    @field_validator("ASTERISK_SERVERS")
+    @classmethod
+    def _servers_unique(cls, value: list[AsteriskServer]) -> list[AsteriskServer]:
+        return check_servers(value)
 
     @field_validator("TTS_FALLBACK_ENGINE", "PIPER_MODEL", "MAX_CONTACTS_PER_DAY", mode="before")
     @classmethod
@@ -220,11 +250,7 @@ class Settings(BaseSettings):
     @field_validator("ASTERISK_CHANNEL")
     @classmethod
     def _channel_template(cls, value: str) -> str:
-        if not any(p in value for p in ("{number}", "{e164}", "{e164_digits}")):
-            raise ValueError("must contain {number}, {e164} or {e164_digits}")
-        if any(ch in value for ch in "\r\n"):
-            raise ValueError("must not contain line breaks")
-        return value
+        return check_channel_template(value)
 
     @field_validator("CALLING_WINDOWS")
     @classmethod
@@ -257,6 +283,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _servers_need_ami(self) -> Settings:
+        if self.ASTERISK_SERVERS and self.DIALER is DialerName.CALLFILE:
+            raise ValueError(
+                "ASTERISK_SERVERS: DIALER=callfile writes to one Asterisk's spool; several "
+                "servers are dialed through AMI (DIALER=ami or auto)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _production_guards(self) -> Settings:
         if self.TTSQ_ENV is not Environment.PRODUCTION:
             return self
@@ -277,6 +312,35 @@ class Settings(BaseSettings):
         return rules_from_settings(
             self.CALLING_WINDOWS, self.CALLING_HOLIDAYS, self.MAX_CONTACTS_PER_DAY
         )
+
+    @property
+    def asterisk_servers(self) -> list[AsteriskServer]:
+        """ASTERISK_SERVERS, or the one server the single-server variables describe."""
+        if self.ASTERISK_SERVERS:
+            return list(self.ASTERISK_SERVERS)
+        return [
+            AsteriskServer.model_construct(
+                name=DEFAULT_SERVER,
+                ami_host=self.ASTERISK_AMI_HOST,
+                ami_port=self.ASTERISK_AMI_PORT,
+                ami_user=self.ASTERISK_AMI_USER,
+                ami_secret=SecretStr(self.ASTERISK_AMI_SECRET),
+                channel=self.ASTERISK_CHANNEL,
+                max_concurrent_calls=self.MAX_CONCURRENT_CALLS,
+                calls_per_second=self.CALLS_PER_SECOND,
+                prefixes=(),
+            )
+        ]
+
+    @property
+    def call_limit(self) -> int:
+        """Live calls the trunk takes: MAX_CONCURRENT_CALLS, or the servers' sum."""
+        return sum(server.max_concurrent_calls for server in self.asterisk_servers)
+
+    @property
+    def call_rate(self) -> float:
+        """New calls per second the trunk takes: CALLS_PER_SECOND, or the servers' sum."""
+        return sum(server.calls_per_second for server in self.asterisk_servers)
 
     @property
     def rabbitmq_urls(self) -> list[str]:

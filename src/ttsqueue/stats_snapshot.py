@@ -7,15 +7,16 @@ them is down (the dashboard) can combine what it has; `/queue/stats` needs both.
 from __future__ import annotations
 
 import asyncio
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from ttsqueue.asterisk_servers import AsteriskServer
 from ttsqueue.broker.topology import QueueInspector
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.keys import Keys
+from ttsqueue.store.lines import LineFigures, read_lines
 from ttsqueue.store.stats import JobMetrics, StatsReader
 from ttsqueue.store.workers import WorkerInfo, WorkerRegistry
 
@@ -27,7 +28,9 @@ class StatsSources:
     registry: WorkerRegistry
     stats: StatsReader
     keys: Keys
-    call_limit: int
+    # settings.asterisk_servers, and what a server no worker reports about is shown as.
+    servers: list[AsteriskServer] = field(default_factory=list)
+    dialer_state: str = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,18 +43,18 @@ class RedisFigures:
     metrics: JobMetrics
     cache: dict[str, str]
     cache_entries: int
-    active_calls: int
+    lines: LineFigures
 
 
 async def read_redis_figures(src: StatsSources) -> RedisFigures:
     keys = src.keys
-    (total, by_status), workers, metrics, cache, entries, active = await asyncio.gather(
+    (total, by_status), workers, metrics, cache, entries, lines = await asyncio.gather(
         src.store.counts_by_status(),
         src.registry.alive(),
         src.stats.job_metrics(),
         src.redis.hgetall(keys.cache_stats),
         src.redis.zcard(keys.cache_lru),
-        src.redis.zcount(keys.call_slots, int(time.time() * 1000), "+inf"),
+        read_lines(src.redis, keys, src.servers, src.dialer_state),
     )
     return RedisFigures(
         total_jobs=total,
@@ -60,7 +63,7 @@ async def read_redis_figures(src: StatsSources) -> RedisFigures:
         metrics=metrics,
         cache={str(name): str(value) for name, value in cache.items()},
         cache_entries=int(entries),
-        active_calls=int(active),
+        lines=lines,
     )
 
 
@@ -77,7 +80,7 @@ def worker_row(w: WorkerInfo) -> dict[str, Any]:
     }
 
 
-def redis_statistics(fig: RedisFigures, call_limit: int) -> dict[str, Any]:
+def redis_statistics(fig: RedisFigures) -> dict[str, Any]:
     """Every section of `statistics` but `queues`, in the documented order."""
     workers = fig.workers
     busy = sum(1 for w in workers if w.current_jobs)
@@ -100,7 +103,14 @@ def redis_statistics(fig: RedisFigures, call_limit: int) -> dict[str, Any]:
             "avg_processing_ms": m.avg_processing_ms,
             "throughput_per_min": m.throughput_per_min,
         },
-        "calls": {"active": fig.active_calls, "limit": call_limit, "by_outcome": m.by_outcome},
+        "calls": {
+            "active": fig.lines.active,
+            "limit": fig.lines.limit,
+            "by_outcome": m.by_outcome,
+            # Each Asterisk server's lines, and the jobs waiting for one by priority.
+            "servers": [server.as_dict() for server in fig.lines.servers],
+            "waiting": fig.lines.waiting,
+        },
         "tts_cache": {
             "hits": hits,
             "misses": misses,
@@ -114,4 +124,4 @@ def redis_statistics(fig: RedisFigures, call_limit: int) -> dict[str, Any]:
 async def queue_statistics(src: StatsSources, inspector: QueueInspector) -> dict[str, Any]:
     """The `statistics` object of `/queue/stats`; raises when RabbitMQ or Redis is down."""
     depths, figures = await asyncio.gather(inspector.depths(), read_redis_figures(src))
-    return {"queues": depths, **redis_statistics(figures, src.call_limit)}
+    return {"queues": depths, **redis_statistics(figures)}

@@ -42,7 +42,7 @@ def sources(redis: aioredis.Redis, settings: Settings) -> StatsSources:
         registry=WorkerRegistry(redis, Keys(prefix)),
         stats=StatsReader(redis, Keys(prefix)),
         keys=Keys(prefix),
-        call_limit=settings.MAX_CONCURRENT_CALLS,
+        servers=settings.asterisk_servers,
     )
 
 
@@ -183,8 +183,9 @@ async def test_a_snapshot_costs_the_same_with_100_or_10000_jobs_and_lists_20_wor
 
     # Same commands, same number of each, whether 100 or 10,000 jobs exist ...
     assert big_calls == small_calls
-    # ... bounded by the page (25 jobs per list) and the workers (2 hashes each), not the jobs.
-    assert small_calls["hgetall"] <= 2 * RECENT_LIMIT + 2 * 20 + 4
+    # ... bounded by the page (25 jobs per list) and the workers (2 hashes each, and the one
+    # hash of dialer heartbeats that tells each Asterisk server's state), not the jobs.
+    assert small_calls["hgetall"] <= 2 * RECENT_LIMIT + 2 * 20 + 5
     assert sum(small_calls.values()) <= small_calls["hgetall"] + 30
     assert not {"keys", "scan", "hscan", "zscan", "sscan"} & set(big_calls)
     # ... and replies of about the same size: reading every job id alone would be > 360 KB.

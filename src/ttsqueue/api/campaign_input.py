@@ -137,14 +137,15 @@ async def _read_body(request: Request) -> tuple[CampaignIn, bytes | None]:
 
 
 def _pacing(body: CampaignIn, ctx: ApiContext) -> tuple[int, int | None]:
-    trunk = ctx.settings.MAX_CONCURRENT_CALLS
+    # With ASTERISK_SERVERS the trunk is every server's lines and rate together.
+    trunk = ctx.settings.call_limit
     concurrent = body.max_concurrent_calls or trunk
     if concurrent > trunk:
         raise FieldError(
             "max_concurrent_calls", f"must be at most the trunk's MAX_CONCURRENT_CALLS ({trunk})"
         )
     per_minute = body.calls_per_minute
-    limit = int(ctx.settings.CALLS_PER_SECOND * 60)
+    limit = int(ctx.settings.call_rate * 60)
     if per_minute is not None and per_minute > limit:
         raise FieldError(
             "calls_per_minute", f"must be at most CALLS_PER_SECOND x 60 ({limit}) for this trunk"

@@ -10,7 +10,6 @@ being down makes the scrape a 503, through the API's error mapping.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -25,8 +24,9 @@ from prometheus_client.core import (
 from starlette.responses import Response
 
 from ttsqueue.api.context import ApiContext, get_context
-from ttsqueue.domain import CallOutcome
+from ttsqueue.domain import CallOutcome, DialerHealth
 from ttsqueue.logs import get_logger
+from ttsqueue.store.lines import LineFigures, read_lines
 from ttsqueue.store.metrics import END_TO_END, PROCESSING, Histogram, synthesis_histogram
 
 router = APIRouter(tags=["system"])
@@ -89,12 +89,14 @@ async def _families(ctx: ApiContext) -> list[Metric]:
 
 async def _redis_families(ctx: ApiContext) -> list[Metric]:
     engines = sorted(ctx.languages)
-    snapshot, workers, cache, (_, by_status), active, outcomes = await asyncio.gather(
+    snapshot, workers, cache, (_, by_status), lines, outcomes = await asyncio.gather(
         ctx.metrics.snapshot(engines),
         ctx.registry.alive(),
         ctx.redis.hgetall(ctx.store.keys.cache_stats),
         ctx.store.counts_by_status(),
-        ctx.redis.zcount(ctx.store.keys.call_slots, int(time.time() * 1000), "+inf"),
+        read_lines(
+            ctx.redis, ctx.store.keys, ctx.settings.asterisk_servers, ctx.dialer_health.value
+        ),
         ctx.redis.hgetall(ctx.store.keys.outcomes),
     )
     submitted = CounterMetricFamily(
@@ -140,10 +142,15 @@ async def _redis_families(ctx: ApiContext) -> list[Metric]:
             "Speech that had to be synthesized",
             value=int(cache.get("misses", 0)),
         ),
-        GaugeMetricFamily("ttsq_calls_active", "Live calls holding a trunk slot", value=active),
         GaugeMetricFamily(
-            "ttsq_calls_limit", "MAX_CONCURRENT_CALLS", value=ctx.settings.MAX_CONCURRENT_CALLS
+            "ttsq_calls_active", "Live calls holding a trunk slot", value=lines.active
         ),
+        GaugeMetricFamily(
+            "ttsq_calls_limit",
+            "MAX_CONCURRENT_CALLS (summed over ASTERISK_SERVERS)",
+            value=lines.limit,
+        ),
+        *_line_families(lines),
         GaugeMetricFamily(
             "ttsq_workers_alive", "Workers with a live heartbeat", value=len(workers)
         ),
@@ -164,6 +171,31 @@ async def _redis_families(ctx: ApiContext) -> list[Metric]:
             )
         )
     return families
+
+
+def _line_families(lines: LineFigures) -> list[Metric]:
+    """Each Asterisk server's state and lines, and the line queue by priority."""
+    up = GaugeMetricFamily(
+        "ttsq_asterisk_up",
+        "1 when a live worker's AMI session to the server is logged in",
+        labels=["server"],
+    )
+    active = GaugeMetricFamily(
+        "ttsq_asterisk_calls_active", "Live calls holding a line of the server", labels=["server"]
+    )
+    limit = GaugeMetricFamily(
+        "ttsq_asterisk_calls_limit", "The server's max_concurrent_calls", labels=["server"]
+    )
+    for server in lines.servers:
+        up.add_metric([server.name], 1 if server.state == DialerHealth.CONNECTED.value else 0)
+        active.add_metric([server.name], server.active)
+        limit.add_metric([server.name], server.limit)
+    waiting = GaugeMetricFamily(
+        "ttsq_line_waiters", "Prepared calls waiting for a trunk line", labels=["priority"]
+    )
+    for priority, count in lines.waiting.items():
+        waiting.add_metric([priority], count)
+    return [up, active, limit, waiting]
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ttsqueue import __version__
 from ttsqueue.addresses import api_base_url, api_key, env_value
+from ttsqueue.backends import describe_dialer
 from ttsqueue.broker.management import ManagementClient, ManagementTarget
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
@@ -50,7 +51,8 @@ def create_app(settings: Settings, *, api_url: str | None = None) -> FastAPI:
             registry=store.workers,
             stats=store.stats,
             keys=store.keys,
-            call_limit=settings.MAX_CONCURRENT_CALLS,
+            servers=settings.asterisk_servers,
+            dialer_state=describe_dialer(settings)[1].value,
         )
         names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
         broker = BrokerLink(settings.RABBITMQ_URL, names)

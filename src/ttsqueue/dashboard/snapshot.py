@@ -82,14 +82,12 @@ class SnapshotBuilder:
             "queues": queues,
             "management": {"available": managed, "url": self.management.base_url},
             "in_flight": sum(len(w.current_jobs) for w in fig.workers) if fig else None,
-            "statistics": redis_statistics(fig, self.settings.MAX_CONCURRENT_CALLS)
-            if fig
-            else None,
+            "statistics": redis_statistics(fig) if fig else None,
             "throughput": [[minute * 60_000, n] for minute, n in fig.metrics.per_minute]
             if fig
             else [],
             "dialer": {"name": self.dialer_name, "simulated": self.dialer_name == "simulator"},
-            "limits": {"max_concurrent_calls": self.settings.MAX_CONCURRENT_CALLS},
+            "limits": {"max_concurrent_calls": self.settings.call_limit},
             "campaigns": await self._campaigns() if redis_up else None,
         }
 

@@ -35,6 +35,8 @@ class CallRequest:
     not_before: float = 0.0
     # Keys and answering machines (SPEC §12); None for a call that only speaks.
     listen: ListenOptions | None = None
+    # The Asterisk server whose trunk line the call holds (ASTERISK_SERVERS); None: the only one.
+    server: str | None = None
 
     @property
     def longest_talk_s(self) -> float:
@@ -78,6 +80,14 @@ class Dialer(Protocol):
 
     def health(self) -> DialerHealth:
         """What `/health` reports as `asterisk`."""
+
+    def server_up(self, name: str) -> bool:
+        """Whether a call can be placed on Asterisk server `name` now (its AMI session logged
+        in); the trunk gives a server that is down no new calls."""
+
+    def server_states(self) -> dict[str, str]:
+        """Each Asterisk server's DialerHealth value, for the heartbeat; empty when the
+        backend has no servers of its own (simulator, call files)."""
 
     async def aclose(self) -> None:
         """Release connections and watchers."""

@@ -146,15 +146,18 @@ def check_dial_settings(settings: Settings) -> None:
             raise ConfigError(f"ASTERISK_CALLER_ID: {exc}") from None
 
 
-def dial_values(settings: Settings, call: CallRequest) -> DialValues:
-    """The validated values for `call`; `PermanentJobError` when one cannot be built."""
+def dial_values(
+    settings: Settings, call: CallRequest, channel_template: str | None = None
+) -> DialValues:
+    """The validated values for `call`; `PermanentJobError` when one cannot be built.
+    `channel_template`: the chosen server's (ASTERISK_SERVERS), else ASTERISK_CHANNEL."""
     job_id = _job_id(call)
     call_id = call.call_id
     if not CALL_ID.fullmatch(call_id):
         raise _bad(call, "invalid_call_id", "call id is not 32 hex digits and a 2-digit attempt")
     region = settings.DEFAULT_REGION
     values = DialValues(
-        channel=_channel(settings.ASTERISK_CHANNEL, call, region),
+        channel=_channel(channel_template or settings.ASTERISK_CHANNEL, call, region),
         caller_id=_caller_id(call.caller_id or settings.ASTERISK_CALLER_ID, region, call),
         context=check_context(settings.ASTERISK_CONTEXT),
         tts_file=_tts_file(call),

@@ -117,5 +117,11 @@ class SimulatorDialer:
     def health(self) -> DialerHealth:
         return DialerHealth.NOT_CONFIGURED
 
+    def server_up(self, name: str) -> bool:
+        return True  # simulated calls: every server's lines are counted, none is ever down
+
+    def server_states(self) -> dict[str, str]:
+        return {}
+
     async def aclose(self) -> None:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -64,6 +65,9 @@ def masked_config(settings: Settings) -> list[tuple[str, str]]:
         if name in URL_FIELDS:
             # RABBITMQ_URL may list several nodes: each URL masked on its own.
             shown = ",".join(mask_url(url) for url in split_urls(str(value)))
+        elif name == "ASTERISK_SERVERS":
+            # Each server as JSON, its AMI secret masked.
+            shown = json.dumps([server.shown() for server in value]) if value else ""
         elif name == "API_KEYS":
             shown = ",".join(MASK for _ in value)
         elif name in SECRET_FIELDS:

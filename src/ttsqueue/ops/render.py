@@ -90,9 +90,23 @@ def jobs_line(stats: Mapping[str, Any]) -> str:
     by_status = jobs.get("by_status") or {}
     counts = ", ".join(f"{_e(name)}={_e(count)}" for name, count in by_status.items() if count)
     line = f"jobs: {jobs.get('total', 0)} total" + (f" ({counts})" if counts else "")
-    by_outcome = (stats.get("calls") or {}).get("by_outcome") or {}
+    calls = stats.get("calls") or {}
+    by_outcome = calls.get("by_outcome") or {}
     outcomes = ", ".join(f"{_e(name)}={_e(n)}" for name, n in sorted(by_outcome.items()) if n)
-    return line + (f"\ncalls by outcome: {outcomes}" if outcomes else "")
+    line += f"\ncalls by outcome: {outcomes}" if outcomes else ""
+    servers = ", ".join(
+        f"{_e(s.get('name', ''))} {_e(s.get('state', ''))} {_e(s.get('active', 0))}/"
+        f"{_e(s.get('limit', 0))}"
+        for s in calls.get("servers") or []
+    )
+    line += f"\nasterisk servers (live/limit): {servers}" if servers else ""
+    waiting = calls.get("waiting") or {}
+    if waiting.get("high") or waiting.get("normal"):
+        line += (
+            f"\nwaiting for a line: high={_e(waiting.get('high', 0))}, "
+            f"normal={_e(waiting.get('normal', 0))}"
+        )
+    return line
 
 
 def _clock(at: object) -> str:

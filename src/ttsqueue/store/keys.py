@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ttsqueue.asterisk_servers import DEFAULT_SERVER
+
 
 @dataclass(frozen=True, slots=True)
 class Keys:
@@ -148,6 +150,19 @@ class Keys:
     def call_rate(self) -> str:
         """Sorted set of recent origination times, for CALLS_PER_SECOND."""
         return f"{self.prefix}calls:rate"
+
+    def server_lines(self, server: str) -> str:
+        """`call_slots` of one Asterisk server (the single-server one keeps the plain key)."""
+        return self.call_slots if server == DEFAULT_SERVER else f"{self.call_slots}:{server}"
+
+    def server_rate(self, server: str) -> str:
+        """`call_rate` of one Asterisk server (the single-server one keeps the plain key)."""
+        return self.call_rate if server == DEFAULT_SERVER else f"{self.call_rate}:{server}"
+
+    @property
+    def line_waiter_servers(self) -> str:
+        """Hash of each waiter's candidate servers (`name,name`), read by the grant script."""
+        return f"{self.prefix}calls:waiting:servers"
 
     @property
     def line_waiters_high(self) -> str:

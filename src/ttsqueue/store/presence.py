@@ -8,7 +8,7 @@ belongs to a worker that is gone and is ignored (and pruned by the next reader).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import orjson
 import redis.asyncio as aioredis
@@ -28,6 +28,8 @@ class PresenceReport:
     state: str  # a DialerHealth value
     beat: float
     error: str | None = None
+    # Each Asterisk server's state as this worker sees it (name -> DialerHealth value).
+    servers: dict[str, str] = field(default_factory=dict)
 
 
 class DialerPresence:
@@ -59,6 +61,21 @@ class DialerPresence:
         if forgotten:
             await self._redis.hdel(self._key, *forgotten)
         return reports
+
+    async def server_health(self) -> dict[str, str]:
+        """Each Asterisk server's state across live workers: connected when one worker's
+        session to it is logged in, else disconnected; empty when no worker reports servers
+        or Redis cannot tell."""
+        try:
+            reports = await self.alive()
+        except StoreUnavailableError:
+            return {}
+        states: dict[str, str] = {}
+        for report in reports:
+            for name, state in report.servers.items():
+                if states.get(name) != DialerHealth.CONNECTED.value:
+                    states[name] = state
+        return dict(sorted(states.items()))
 
     async def health(self, fallback: DialerHealth) -> DialerHealth:
         """`asterisk` for `/health`, from what live workers' dialers report: connected when one

@@ -28,7 +28,7 @@ from ttsqueue.worker.pipeline import JobHandler
 from ttsqueue.worker.reaper import reaper_loop
 from ttsqueue.worker.runner import Runner, prefetch_for
 from ttsqueue.worker.sweeper import sweeper_loop
-from ttsqueue.worker.trunk import TrunkGuard
+from ttsqueue.worker.trunk import TrunkGuard, line_servers
 
 log = get_logger("ttsqueue.worker")
 
@@ -43,6 +43,7 @@ async def build_context(
     """Everything the pipeline needs, from settings and the two connections (`clock`: where
     calling windows read the time; the system's by default)."""
     store = build_store(redis, settings, results=publisher.to_results)
+    dialer = build_dialer(settings, store)
     return WorkerContext(
         settings=settings,
         redis=redis,
@@ -52,13 +53,8 @@ async def build_context(
         publisher=publisher,
         names=publisher.names,
         speech=SpeechService(settings, redis, store.keys, await build_engines(settings)),
-        dialer=build_dialer(settings, store),
-        trunk=TrunkGuard(
-            redis,
-            store.keys,
-            settings.MAX_CONCURRENT_CALLS,
-            settings.CALLS_PER_SECOND,
-        ),
+        dialer=dialer,
+        trunk=TrunkGuard(redis, store.keys, servers=line_servers(settings), is_up=dialer.server_up),
         metrics=store.metrics,
         policy=build_calling_policy(settings, redis, store.keys, clock),
     )
@@ -88,7 +84,8 @@ async def serve(
         PriorityConsumer(
             connection,
             names,
-            prefetch_for(settings.WORKER_CONCURRENCY, settings.MAX_CONCURRENT_CALLS),
+            # Calls it may follow: every line of every Asterisk server.
+            prefetch_for(settings.WORKER_CONCURRENCY, settings.call_limit),
             handler.recycler,
         ),
         handler,

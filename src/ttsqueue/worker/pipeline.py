@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from datetime import UTC, datetime
 
@@ -186,7 +187,7 @@ class JobHandler:
         # Prepared: the job waits in the line queue (priority order across all workers),
         # then places and follows its call without holding a worker slot (worker/runner.py).
         waiting_for_line()
-        async with ctx.trunk.slot(call_id, job.priority):
+        async with ctx.trunk.slot(call_id, job.priority, job.e164) as line:
             following_call()
             # The calling policy is asked with a line in hand, just before dialing (SPEC §13).
             decision = await ctx.policy.check(
@@ -208,6 +209,7 @@ class JobHandler:
                 originated_at=originated_at,
                 not_before=msg.not_before_ms / 1000,
             )
+            call = dataclasses.replace(call, server=line.server)  # placed where the line is
             if await ctx.lifecycle.claim_attempt(
                 job.job_id, attempt, f"{ctx.worker_id}@{originated_at}"
             ):
@@ -216,7 +218,12 @@ class JobHandler:
                     await ctx.lifecycle.release_attempt(job.job_id, attempt)
                     raise TransientJobError("Redis replicas did not confirm the call claim")
                 # Logged before the backend is asked, so the log never undercounts dials.
-                log.info("originating call", call_id=call.call_id, backend=ctx.dialer.name)
+                log.info(
+                    "originating call",
+                    call_id=call.call_id,
+                    backend=ctx.dialer.name,
+                    server=call.server,
+                )
                 try:
                     await ctx.dialer.originate(call)
                 except DialerError:

@@ -13,8 +13,8 @@ What a job is doing decides what it holds of the worker's WORKER_CONCURRENCY slo
 So a normal message starts when preparing + waiting < WORKER_CONCURRENCY, a high one when
 preparing < WORKER_CONCURRENCY, and the choice is made at that moment, high first. Messages of
 followed calls stay unacked (nothing is acked before its next state is recorded), so each
-queue's prefetch is WORKER_CONCURRENCY + MAX_CONCURRENT_CALLS (`prefetch_for`, which caps the
-second term at MAX_FOLLOWED_CALLS).
+queue's prefetch is WORKER_CONCURRENCY + MAX_CONCURRENT_CALLS (the servers' sum with
+ASTERISK_SERVERS; `prefetch_for`, which caps the second term at MAX_FOLLOWED_CALLS).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Trunk lines shared by every worker process, granted in priority order.
+"""Trunk lines shared by every worker process, granted in priority order, on one of the
+Asterisk servers that may place the call.
 
 A Redis semaphore of expiring call leases (MAX_CONCURRENT_CALLS), a minimum spacing between new
 originations (CALLS_PER_SECOND), and a line queue: a job that finds every line busy registers
@@ -6,6 +7,11 @@ as a waiter, and a freed line goes to the oldest high-priority waiter first, the
 normal one, whichever worker holds them. After `high_streak` high-priority grants in a row
 while a normal job waited, the oldest normal waiter goes first once, so normal jobs never
 starve under a flood of alerts.
+
+Each Asterisk server (ASTERISK_SERVERS, or the one the single-server variables describe) has
+its own lines and rate. A job's candidates are the servers whose prefixes match its number and
+whose AMI session in this worker is up (all matching ones when none is: the dial then fails and
+is retried, as with one server down); the grant picks the candidate with the most free lines.
 
 Every check and the grant run in one Lua script (store/lua/line_*.lua), so two processes can
 never both take the last line or the same rate token. Times come from the Redis server clock.
@@ -17,14 +23,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from ttsqueue.asterisk_servers import DEFAULT_SERVER
+from ttsqueue.config import Settings
 from ttsqueue.domain import Priority
-from ttsqueue.errors import StoreError
+from ttsqueue.errors import PermanentJobError, StoreError
 from ttsqueue.logs import get_logger
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.scripts import load_script
@@ -42,9 +50,36 @@ HIGH_STREAK = 8
 WAITER_TTL_S = 5.0
 
 
+@dataclass(frozen=True, slots=True)
+class LineServer:
+    """One Asterisk server's lines: how many, how fast, for which numbers."""
+
+    name: str
+    max_calls: int
+    calls_per_second: float
+    prefixes: tuple[str, ...] = ()
+
+    def serves(self, e164: str) -> bool:
+        return not self.prefixes or any(e164.startswith(p) for p in self.prefixes)
+
+
+def line_servers(settings: Settings) -> list[LineServer]:
+    """The servers of ASTERISK_SERVERS, or the single one of MAX_CONCURRENT_CALLS etc."""
+    return [
+        LineServer(s.name, s.max_concurrent_calls, s.calls_per_second, tuple(s.prefixes))
+        for s in settings.asterisk_servers
+    ]
+
+
+def _always_up(_: str) -> bool:
+    return True
+
+
 @dataclass(slots=True)
 class Lease:
     lease_id: str
+    # The Asterisk server whose line this is: the call is placed there.
+    server: str = DEFAULT_SERVER
     # Set when a renewal found the lease expired and every line taken by others.
     lost: bool = False
 
@@ -54,6 +89,7 @@ class _Answer:
     held: bool
     rate_wait_s: float  # > 0: a line is ours once the rate allows
     behind: int  # lines that must free before our turn
+    server: str  # the server of the line, when held
 
 
 class TrunkGuard:
@@ -61,20 +97,30 @@ class TrunkGuard:
         self,
         redis: aioredis.Redis,
         keys: Keys,
-        max_calls: int,
-        calls_per_second: float,
+        max_calls: int = 0,
+        calls_per_second: float = 0.0,
         lease_s: float = 30.0,
         *,
         high_streak: int = HIGH_STREAK,
         waiter_ttl_s: float = WAITER_TTL_S,
+        servers: Sequence[LineServer] | None = None,
+        is_up: Callable[[str], bool] = _always_up,
     ) -> None:
-        if max_calls < 1 or calls_per_second <= 0 or lease_s <= 0:
-            raise ValueError("max_calls >= 1, calls_per_second > 0 and lease_s > 0 required")
+        """One server from `max_calls` and `calls_per_second`, or `servers`; `is_up` says
+        whether this worker can dial on a server now."""
+        if servers is None:
+            servers = [LineServer(DEFAULT_SERVER, max_calls, calls_per_second)]
+        if not servers or lease_s <= 0:
+            raise ValueError("at least one server and lease_s > 0 required")
+        if any(s.max_calls < 1 or s.calls_per_second <= 0 for s in servers):
+            raise ValueError("max_calls >= 1 and calls_per_second > 0 required")
+        if len({s.name for s in servers}) != len(servers) or any("," in s.name for s in servers):
+            raise ValueError("server names must be unique and hold no ','")
         if high_streak < 1 or waiter_ttl_s <= POLL_BACK_S:
             raise ValueError(f"high_streak >= 1 and waiter_ttl_s > {POLL_BACK_S} required")
         self._keys = keys
-        self._max_calls = max_calls
-        self._interval_ms = 1000.0 / calls_per_second
+        self._servers = {s.name: s for s in servers}
+        self._is_up = is_up
         self._lease_s = lease_s
         self._high_streak = high_streak
         self._waiter_ttl_ms = round(waiter_ttl_s * 1000)
@@ -86,11 +132,35 @@ class TrunkGuard:
 
     @property
     def limit(self) -> int:
-        return self._max_calls
+        return sum(s.max_calls for s in self._servers.values())
+
+    @property
+    def servers(self) -> list[LineServer]:
+        return list(self._servers.values())
 
     async def active(self) -> int:
-        """Live leases across all processes (expired ones excluded)."""
-        return int(await self._active(keys=[self._keys.call_slots]))
+        """Live leases across all processes and servers (expired ones excluded)."""
+        return sum((await self.active_by_server()).values())
+
+    async def active_by_server(self) -> dict[str, int]:
+        """Live leases of each server, across all processes."""
+        return {
+            name: int(await self._active(keys=[self._keys.server_lines(name)]))
+            for name in self._servers
+        }
+
+    def candidates(self, e164: str | None) -> list[str]:
+        """The servers that may place a call to `e164` now, up ones only unless none is;
+        every server for None (a call already placed: its line is found wherever it is)."""
+        if e164 is None:
+            return list(self._servers)
+        serving = [s.name for s in self._servers.values() if s.serves(e164)]
+        if not serving:
+            raise PermanentJobError(
+                "no Asterisk server of ASTERISK_SERVERS serves this number",
+                reason="no_asterisk_server",
+            )
+        return [name for name in serving if self._is_up(name)] or serving
 
     async def waiting(self) -> dict[Priority, list[str]]:
         """Lease ids waiting for a line, in arrival order, by priority."""
@@ -98,15 +168,30 @@ class TrunkGuard:
         normal = await self._redis.zrange(self._keys.line_waiters_normal, 0, -1)
         return {Priority.HIGH: [str(x) for x in high], Priority.NORMAL: [str(x) for x in normal]}
 
-    async def try_acquire(self, lease_id: str, priority: Priority = Priority.NORMAL) -> bool:
+    async def try_acquire(
+        self, lease_id: str, priority: Priority = Priority.NORMAL, e164: str | None = None
+    ) -> bool:
         """One attempt; True when `lease_id` now holds a line (again, if it already did).
         When False, `lease_id` keeps its place in line for `waiter_ttl_s`."""
-        return (await self._attempt(lease_id, priority)).held
+        return await self.try_grant(lease_id, priority, e164) is not None
 
-    async def acquire(self, lease_id: str, priority: Priority = Priority.NORMAL) -> None:
-        """Wait in line, without blocking the loop, until a line and a rate token are ours."""
+    async def try_grant(
+        self, lease_id: str, priority: Priority = Priority.NORMAL, e164: str | None = None
+    ) -> str | None:
+        """One attempt; the server whose line `lease_id` now holds, or None."""
+        answer = await self._attempt(lease_id, priority, self.candidates(e164))
+        return answer.server if answer.held else None
+
+    async def acquire(
+        self, lease_id: str, priority: Priority = Priority.NORMAL, e164: str | None = None
+    ) -> str:
+        """Wait in line, without blocking the loop, until a line and a rate token are ours;
+        the server of the line. Candidates are asked again each time: a server that goes
+        down meanwhile is no longer one, one that comes back is."""
         try:
-            while not (answer := await self._attempt(lease_id, priority)).held:
+            while not (
+                answer := await self._attempt(lease_id, priority, self.candidates(e164))
+            ).held:
                 if answer.rate_wait_s > 0:
                     pause = answer.rate_wait_s + random.uniform(0, POLL_MIN_S)
                 elif answer.behind <= 1:
@@ -114,29 +199,40 @@ class TrunkGuard:
                 else:
                     pause = random.uniform(POLL_MAX_S, POLL_BACK_S)
                 await asyncio.sleep(pause)
+            return answer.server
         except BaseException:
             # Canceled, or Redis failed: leave the line (the script may have granted the
             # lease just before the reply was lost).
             await self._release_quietly(lease_id)
             raise
 
-    async def renew(self, lease_id: str) -> bool:
-        args: list[str | int] = [lease_id, self._lease_ms, self._max_calls]
-        return int(await self._renew(keys=[self._keys.call_slots], args=args)) == 1
+    async def renew(self, lease_id: str, server: str | None = None) -> bool:
+        line = self._servers[server] if server else next(iter(self._servers.values()))
+        args: list[str | int] = [lease_id, self._lease_ms, line.max_calls]
+        keys = [self._keys.server_lines(line.name)]
+        return int(await self._renew(keys=keys, args=args)) == 1
 
     async def release(self, lease_id: str) -> None:
-        """Give up the line, or the place in line."""
+        """Give up the line (whichever server's), or the place in line."""
         k = self._keys
-        keys = [k.call_slots, k.line_waiters_high, k.line_waiters_normal, k.line_waiters_alive]
+        keys = [
+            k.line_waiters_high,
+            k.line_waiters_normal,
+            k.line_waiters_alive,
+            k.line_waiter_servers,
+            *[k.server_lines(name) for name in self._servers],
+        ]
         await self._leave(keys=keys, args=[lease_id])
 
     @asynccontextmanager
     async def slot(
-        self, lease_id: str, priority: Priority = Priority.NORMAL
+        self, lease_id: str, priority: Priority = Priority.NORMAL, e164: str | None = None
     ) -> AsyncIterator[Lease]:
-        """Hold a line for the body's duration, renewing the lease in the background."""
-        await self.acquire(lease_id, priority)
-        lease = Lease(lease_id)
+        """Hold a line for the body's duration, renewing the lease in the background.
+        `e164`: the number to call (its servers are the candidates); None for a call already
+        placed, whose line is kept on whichever server holds it."""
+        server = await self.acquire(lease_id, priority, e164)
+        lease = Lease(lease_id, server)
         renewer = asyncio.create_task(self._keep_alive(lease), name=f"lease-{lease_id}")
         try:
             yield lease
@@ -149,28 +245,30 @@ class TrunkGuard:
     def _lease_ms(self) -> int:
         return max(1, round(self._lease_s * 1000))
 
-    async def _attempt(self, lease_id: str, priority: Priority) -> _Answer:
+    async def _attempt(self, lease_id: str, priority: Priority, candidates: list[str]) -> _Answer:
         k = self._keys
         keys = [
-            k.call_slots,
-            k.call_rate,
             k.line_waiters_high,
             k.line_waiters_normal,
             k.line_waiters_alive,
             k.line_arrivals,
             k.line_high_streak,
+            k.line_waiter_servers,
         ]
         args: list[str | int] = [
             lease_id,
             self._lease_ms,
-            self._max_calls,
-            repr(self._interval_ms),
             "high" if priority is Priority.HIGH else "normal",
             self._waiter_ttl_ms,
             self._high_streak,
+            ",".join(candidates),
+            len(self._servers),
         ]
-        held, wait_ms, behind = await self._acquire(keys=keys, args=args)
-        return _Answer(int(held) == 1, int(wait_ms) / 1000, int(behind))
+        for line in self._servers.values():
+            keys += [k.server_lines(line.name), k.server_rate(line.name)]
+            args += [line.name, line.max_calls, repr(1000.0 / line.calls_per_second)]
+        held, wait_ms, behind, server = await self._acquire(keys=keys, args=args)
+        return _Answer(int(held) == 1, int(wait_ms) / 1000, int(behind), str(server))
 
     async def _release_quietly(self, lease_id: str) -> None:
         try:
@@ -186,7 +284,7 @@ class TrunkGuard:
         while True:
             await asyncio.sleep(self._lease_s / 3)
             try:
-                held = await self.renew(lease.lease_id)
+                held = await self.renew(lease.lease_id, lease.server)
             except Exception as exc:
                 log.warning("trunk lease not renewed", lease_id=lease.lease_id, error=repr(exc))
                 continue

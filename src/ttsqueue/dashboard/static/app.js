@@ -143,6 +143,22 @@
     const bar = $("kpi-calls-bar");
     bar.style.width = `${ratio * 100}%`;
     bar.classList.toggle("full", ratio >= 1);
+    // Each Asterisk server: its live calls of its limit, and whether workers reach it.
+    const servers = st.calls.servers || [];
+    $("kpi-servers").replaceChildren(
+      ...servers.map((srv) => {
+        const down = srv.state === "disconnected";
+        const label = `${srv.name}${down ? ` (${t("server_down")})` : ""}`;
+        return el(
+          "li",
+          { className: down ? "down" : "", title: srv.state },
+          el("span", { textContent: label }),
+          el("b", { textContent: `${fmt(srv.active)} / ${fmt(srv.limit)}` }),
+        );
+      }),
+    );
+    const waiting = st.calls.waiting || { high: 0, normal: 0 };
+    $("kpi-waiting").textContent = t("line_waiting", { high: fmt(waiting.high), normal: fmt(waiting.normal) });
     const byOutcome = Object.entries(st.calls.by_outcome || {}).filter(([, n]) => n > 0);
     byOutcome.sort((a, b) => b[1] - a[1]);
     $("kpi-outcomes").replaceChildren(

@@ -7,6 +7,12 @@ dialplan's TTSDone / TTSFailed UserEvents), and `wait_outcome` reads them in whi
 follows the call (`tracker.py`). When no session saw the end (every AMI link was down),
 `dialer.outcome.resolve` decides from what is known once the call must be over, so the job never
 stays in `calling`.
+
+Several Asterisk servers (ASTERISK_SERVERS): one session per server, all feeding the one
+tracker (a call's events come from the server it was placed on, under its ChannelId). A call
+is placed on the server its trunk line belongs to (`CallRequest.server`), with that server's
+channel template. A server whose session is not logged in reports down (`server_up`), so the
+trunk gives its share to the others; its calls in flight are settled by the tracker as above.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import time
 
 import redis.asyncio as aioredis
 
+from ttsqueue.asterisk_servers import AsteriskServer
 from ttsqueue.config import Settings
 from ttsqueue.dialer.ami import (
     AmiConnectionClosed,
@@ -69,14 +76,14 @@ def originate_action(values: DialValues) -> list[tuple[str, str]]:
     return fields
 
 
-def credentials_of(settings: Settings) -> AmiCredentials:
-    if not settings.ASTERISK_AMI_HOST or not settings.ASTERISK_AMI_USER:
+def credentials_of(server: AsteriskServer) -> AmiCredentials:
+    if not server.ami_host or not server.ami_user:
         raise ConfigError("DIALER=ami needs ASTERISK_AMI_HOST and ASTERISK_AMI_USER")
     return AmiCredentials(
-        settings.ASTERISK_AMI_HOST,
-        settings.ASTERISK_AMI_PORT,
-        settings.ASTERISK_AMI_USER,
-        settings.ASTERISK_AMI_SECRET,
+        server.ami_host,
+        server.ami_port,
+        server.ami_user,
+        server.ami_secret.get_secret_value(),
     )
 
 
@@ -106,12 +113,21 @@ class AmiDialer:
         self._presence = DialerPresence(redis, keys)
         self._presence_changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.session = AmiSession(
-            credentials_of(settings),
-            self._tracker.on_event,
-            timings=timings,
-            on_state=lambda _: self._presence_changed.set(),
-        )
+        self._servers = {server.name: server for server in settings.asterisk_servers}
+        self.sessions = {
+            name: AmiSession(
+                credentials_of(server),
+                self._tracker.on_event,
+                timings=timings,
+                on_state=lambda _: self._presence_changed.set(),
+            )
+            for name, server in self._servers.items()
+        }
+
+    @property
+    def session(self) -> AmiSession:
+        """The first server's session (the only one without ASTERISK_SERVERS)."""
+        return next(iter(self.sessions.values()))
 
     def start(self) -> None:
         """Connect in the background (needs a running loop; otherwise done on first use)."""
@@ -121,7 +137,8 @@ class AmiDialer:
             asyncio.get_running_loop()
         except RuntimeError:
             return
-        self.session.start()
+        for session in self.sessions.values():
+            session.start()
         self._tasks = [
             asyncio.create_task(keep_running("ami-tracker", self._tracker.run), name="ami-tracker"),
             asyncio.create_task(
@@ -132,10 +149,14 @@ class AmiDialer:
 
     async def originate(self, call: CallRequest) -> None:
         self.start()
-        values = dial_values(self._settings, call)
-        if not await self.session.wait_connected(self._connect_wait_s):
-            why = self.session.last_error or self.session.state.value
-            raise DialerError(f"no AMI session to {self.session.endpoint}: {why}")
+        name = call.server or next(iter(self._servers))
+        server, session = self._servers.get(name), self.sessions.get(name)
+        if server is None or session is None:
+            raise DialerError(f"no Asterisk server {name!r} in this worker's ASTERISK_SERVERS")
+        values = dial_values(self._settings, call, channel_template=server.channel)
+        if not await session.wait_connected(self._connect_wait_s):
+            why = session.last_error or session.state.value
+            raise DialerError(f"no AMI session to {name} ({session.endpoint}): {why}")
         try:
             await self._records.create(
                 call.call_id,
@@ -143,15 +164,18 @@ class AmiDialer:
                     "originated_at": f"{call.originated_at:.3f}",
                     "job_id": values.job_id,
                     "dialed": values.channel,
+                    "server": name,
                 },
             )
         except StoreUnavailableError as exc:
             raise DialerError(f"call record not written, call not placed: {exc!r}") from None
-        await self._send_originate(call, values)
+        await self._send_originate(session, call, values)
 
-    async def _send_originate(self, call: CallRequest, values: DialValues) -> None:
+    async def _send_originate(
+        self, session: AmiSession, call: CallRequest, values: DialValues
+    ) -> None:
         try:
-            response = await self.session.request(originate_action(values), self._action_timeout_s)
+            response = await session.request(originate_action(values), self._action_timeout_s)
         except AmiNotConnected as exc:
             raise DialerError(str(exc)) from None
         except (AmiConnectionClosed, AmiResponseTimeout) as exc:
@@ -173,16 +197,27 @@ class AmiDialer:
         return False
 
     def health(self) -> DialerHealth:
-        if self.session.state is SessionState.CONNECTED:
+        """Connected while any server's session is logged in."""
+        if any(self.server_up(name) for name in self.sessions):
             return DialerHealth.CONNECTED
         return DialerHealth.DISCONNECTED
+
+    def server_up(self, name: str) -> bool:
+        session = self.sessions.get(name)
+        return session is not None and session.state is SessionState.CONNECTED
+
+    def server_states(self) -> dict[str, str]:
+        return {
+            name: (DialerHealth.CONNECTED if self.server_up(name) else DialerHealth.DISCONNECTED)
+            for name in self.sessions
+        }
 
     async def aclose(self) -> None:
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self.session.close()
+        await asyncio.gather(*(session.close() for session in self.sessions.values()))
         with contextlib.suppress(Exception):
             await self._presence.remove(self._settings.WORKER_ID)
         if self._owns_redis:
@@ -194,5 +229,12 @@ class AmiDialer:
             backend=self.name,
             state=self.health().value,
             beat=time.time(),
-            error=self.session.last_error,
+            error=self._last_error(),
+            servers=self.server_states(),
         )
+
+    def _last_error(self) -> str | None:
+        if len(self.sessions) == 1:
+            return self.session.last_error
+        errors = [f"{name}: {s.last_error}" for name, s in self.sessions.items() if s.last_error]
+        return "; ".join(errors) or None

@@ -183,6 +183,12 @@ class CallfileDialer:
         """Take the call file back from `outgoing/` unless Asterisk has started dialing it."""
         return await self._withdraw(call_file_name(call))
 
+    def server_up(self, name: str) -> bool:
+        return True  # one Asterisk (its spool): call files wait there while it is down
+
+    def server_states(self) -> dict[str, str]:
+        return {}
+
     def health(self) -> DialerHealth:
         """Connected while we can hand files over and Asterisk takes the ones it is given.
         Whether Asterisk runs shows only once a call file waits: a spool says nothing else."""

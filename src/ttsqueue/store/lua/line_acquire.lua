@@ -1,99 +1,213 @@
--- A trunk line for one call, granted in priority order across every worker process.
--- KEYS[1] lines (lease id -> expiry ms), KEYS[2] rate (origination -> time ms),
--- KEYS[3] high waiters (id -> arrival), KEYS[4] normal waiters (id -> arrival),
--- KEYS[5] waiters' liveness (id -> expiry ms), KEYS[6] arrival counter,
--- KEYS[7] high grants in a row while a normal job waited
--- ARGV[1] lease id, ARGV[2] lease ms, ARGV[3] max calls, ARGV[4] ms between originations,
--- ARGV[5] "high" or "normal", ARGV[6] waiter ttl ms, ARGV[7] longest high streak
--- Returns {1, 0, 0} when the lease is held; else {0, ms to wait for the rate, 0} or
--- {0, 0, lines that must free before this waiter's turn}.
+-- A trunk line for one call, on one of the Asterisk servers that may place it, granted in
+-- priority order across every worker process.
+-- KEYS[1] high waiters (id -> arrival), KEYS[2] normal waiters (id -> arrival),
+-- KEYS[3] waiters' liveness (id -> expiry ms), KEYS[4] arrival counter,
+-- KEYS[5] high grants in a row while a normal job waited,
+-- KEYS[6] each waiter's candidate servers (id -> "name,name"),
+-- then per server i (1..n): KEYS[5 + 2i] its lines (lease id -> expiry ms),
+-- KEYS[6 + 2i] its rate (origination -> time ms).
+-- ARGV[1] lease id, ARGV[2] lease ms, ARGV[3] "high" or "normal", ARGV[4] waiter ttl ms,
+-- ARGV[5] longest high streak, ARGV[6] this job's candidate servers ("name,name"),
+-- ARGV[7] n, then per server i: ARGV[5 + 3i] name, ARGV[6 + 3i] max calls,
+-- ARGV[7 + 3i] ms between originations.
+-- Returns {1, 0, 0, server} when the lease is held; else {0, ms to wait for the rate, 0, ''}
+-- or {0, 0, lines that must free before this waiter's turn, ''}.
 --
--- Order: high waiters by arrival, then normal waiters by arrival; but once ARGV[7] high
+-- Order: high waiters by arrival, then normal waiters by arrival; but once ARGV[5] high
 -- jobs in a row took a line while a normal job waited, the oldest normal waiter goes first.
+-- With several servers, the waiters ahead are given free lines first (each on the candidate
+-- server with the most free lines); this job is granted a line when one of its candidates
+-- still has one, on the candidate with the most left (ties: the one listed first) whose rate
+-- allows a new call.
 -- Times come from the server clock (TIME), the one clock every worker shares.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local id = ARGV[1]
 local lease_ms = tonumber(ARGV[2])
-local ttl = tonumber(ARGV[6])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local ttl = tonumber(ARGV[4])
+local n = tonumber(ARGV[7])
 
-local function expire_lines()
-  local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+local servers = {}
+local by_name = {}
+for i = 1, n do
+  local s = {
+    name = ARGV[5 + 3 * i],
+    max = tonumber(ARGV[6 + 3 * i]),
+    interval = tonumber(ARGV[7 + 3 * i]),
+    lines = KEYS[5 + 2 * i],
+    rate = KEYS[6 + 2 * i],
+    index = i,
+  }
+  redis.call('ZREMRANGEBYSCORE', s.lines, '-inf', now)
+  servers[i] = s
+  by_name[s.name] = s
+end
+
+local function expire_lines(s)
+  local newest = redis.call('ZRANGE', s.lines, -1, -1, 'WITHSCORES')
   if newest[2] then
-    redis.call('PEXPIREAT', KEYS[1], math.ceil(tonumber(newest[2])) + 1000)
+    redis.call('PEXPIREAT', s.lines, math.ceil(tonumber(newest[2])) + 1000)
   end
 end
 
 local function leave()
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
   redis.call('ZREM', KEYS[3], id)
-  redis.call('ZREM', KEYS[4], id)
-  redis.call('ZREM', KEYS[5], id)
+  redis.call('HDEL', KEYS[6], id)
 end
 
-if redis.call('ZSCORE', KEYS[1], id) then
-  redis.call('ZADD', KEYS[1], now + lease_ms, id)
-  expire_lines()
-  leave()
-  return {1, 0, 0}
+-- Already held (a renewal, or a call followed again after a redelivery): on whichever server.
+for _, s in ipairs(servers) do
+  if redis.call('ZSCORE', s.lines, id) then
+    redis.call('ZADD', s.lines, now + lease_ms, id)
+    expire_lines(s)
+    leave()
+    return {1, 0, 0, s.name}
+  end
 end
 
 -- Waiters whose worker stopped asking (crashed, or gave up) lose their place.
-local gone = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now)
+local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
 for _, w in ipairs(gone) do
-  redis.call('ZREM', KEYS[3], w)
-  redis.call('ZREM', KEYS[4], w)
+  redis.call('ZREM', KEYS[1], w)
+  redis.call('ZREM', KEYS[2], w)
+  redis.call('HDEL', KEYS[6], w)
 end
 if #gone > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 end
 
-local high = ARGV[5] == 'high'
-local mine = KEYS[4]
-if high then mine = KEYS[3] end
+local high = ARGV[3] == 'high'
+local mine = KEYS[2]
+if high then mine = KEYS[1] end
 if not redis.call('ZSCORE', mine, id) then
-  redis.call('ZADD', mine, redis.call('INCR', KEYS[6]), id)
+  redis.call('ZADD', mine, redis.call('INCR', KEYS[4]), id)
 end
-redis.call('ZADD', KEYS[5], now + ttl, id)
+redis.call('ZADD', KEYS[3], now + ttl, id)
+redis.call('HSET', KEYS[6], id, ARGV[6])
 -- Everything about waiting lives only while somebody waits and asks.
-for i = 3, 7 do
+for i = 1, 6 do
   redis.call('PEXPIRE', KEYS[i], 2 * ttl)
 end
 
-local n_high = redis.call('ZCARD', KEYS[3])
-local n_normal = redis.call('ZCARD', KEYS[4])
-local streak = tonumber(redis.call('GET', KEYS[7]) or '0')
-local normal_first = n_high > 0 and n_normal > 0 and streak >= tonumber(ARGV[7])
+local free = {}
+for _, s in ipairs(servers) do
+  free[s.name] = math.max(0, s.max - redis.call('ZCARD', s.lines))
+end
+local function candidates(text)
+  local found = {}
+  for name in string.gmatch(text or '', '[^,]+') do
+    if by_name[name] then found[#found + 1] = name end
+  end
+  return found
+end
+local mine_c = candidates(ARGV[6])
+local function my_free()
+  local total = 0
+  for _, name in ipairs(mine_c) do total = total + free[name] end
+  return total
+end
+
+local n_high = redis.call('ZCARD', KEYS[1])
+local n_normal = redis.call('ZCARD', KEYS[2])
+local streak = tonumber(redis.call('GET', KEYS[5]) or '0')
+local normal_first = n_high > 0 and n_normal > 0 and streak >= tonumber(ARGV[5])
 local rank
+local mine_rank = redis.call('ZRANK', mine, id)
 if high then
-  rank = redis.call('ZRANK', mine, id)
+  rank = mine_rank
   if normal_first then rank = rank + 1 end
 else
-  local r = redis.call('ZRANK', mine, id)
-  if normal_first and r == 0 then rank = 0 else rank = n_high + r end
+  if normal_first and mine_rank == 0 then rank = 0 else rank = n_high + mine_rank end
 end
 
-local free = tonumber(ARGV[3]) - redis.call('ZCARD', KEYS[1])
-if rank >= free then
-  return {0, 0, rank - math.max(free, 0) + 1}
+local total_free = my_free()
+if total_free <= rank and n == 1 then
+  -- One server: every waiter ahead needs one of its lines.
+  return {0, 0, rank - total_free + 1, ''}
 end
-local interval = tonumber(ARGV[4])
-local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-if last[2] and now < tonumber(last[2]) + interval then
-  return {0, math.ceil(tonumber(last[2]) + interval - now), 0}
+if total_free == 0 then
+  return {0, 0, rank + 1, ''}
 end
 
-redis.call('ZADD', KEYS[1], now + lease_ms, id)
-local keep = math.ceil(math.max(10000, 2 * interval))
-redis.call('ZADD', KEYS[2], now, id .. '@' .. t[1] .. '.' .. t[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - keep)
-redis.call('PEXPIRE', KEYS[2], keep)
+if n > 1 and rank > 0 then
+  -- The waiters ahead, in grant order, take free lines first (as their grants would).
+  local ahead = {}
+  if high then
+    if normal_first then
+      ahead[1] = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+    end
+    if mine_rank > 0 then
+      for _, w in ipairs(redis.call('ZRANGE', KEYS[1], 0, mine_rank - 1)) do
+        ahead[#ahead + 1] = w
+      end
+    end
+  elseif rank > 0 then
+    local skip = nil
+    if normal_first then
+      skip = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+      ahead[1] = skip
+    end
+    for _, w in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do ahead[#ahead + 1] = w end
+    if mine_rank > 0 then
+      for _, w in ipairs(redis.call('ZRANGE', KEYS[2], 0, mine_rank - 1)) do
+        if w ~= skip then ahead[#ahead + 1] = w end
+      end
+    end
+  end
+  for k, w in ipairs(ahead) do
+    local best = nil
+    for _, name in ipairs(candidates(redis.call('HGET', KEYS[6], w))) do
+      if free[name] > 0 and (best == nil or free[name] > free[best]) then best = name end
+    end
+    if best then free[best] = free[best] - 1 end
+    if my_free() == 0 then
+      return {0, 0, #ahead - k + 1, ''}
+    end
+  end
+elseif n == 1 then
+  free[servers[1].name] = free[servers[1].name] - rank
+end
+
+-- This job's turn: the candidate with the most free lines whose rate allows a call now.
+local order = {}
+for _, name in ipairs(mine_c) do
+  if free[name] > 0 then order[#order + 1] = name end
+end
+-- Ties: the server listed first.
+table.sort(order, function(a, b)
+  if free[a] ~= free[b] then return free[a] > free[b] end
+  return by_name[a].index < by_name[b].index
+end)
+local wait = nil
+local chosen = nil
+for _, name in ipairs(order) do
+  local s = by_name[name]
+  local last = redis.call('ZRANGE', s.rate, -1, -1, 'WITHSCORES')
+  if last[2] and now < tonumber(last[2]) + s.interval then
+    local w = math.ceil(tonumber(last[2]) + s.interval - now)
+    if wait == nil or w < wait then wait = w end
+  else
+    chosen = s
+    break
+  end
+end
+if chosen == nil then
+  return {0, wait or 0, 0, ''}
+end
+
+redis.call('ZADD', chosen.lines, now + lease_ms, id)
+local keep = math.ceil(math.max(10000, 2 * chosen.interval))
+redis.call('ZADD', chosen.rate, now, id .. '@' .. t[1] .. '.' .. t[2])
+redis.call('ZREMRANGEBYSCORE', chosen.rate, '-inf', now - keep)
+redis.call('PEXPIRE', chosen.rate, keep)
 leave()
 if high and n_normal > 0 then
-  redis.call('INCR', KEYS[7])
+  redis.call('INCR', KEYS[5])
 else
-  redis.call('SET', KEYS[7], 0)
+  redis.call('SET', KEYS[5], 0)
 end
-redis.call('PEXPIRE', KEYS[7], 2 * ttl)
-expire_lines()
-return {1, 0, 0}
+redis.call('PEXPIRE', KEYS[5], 2 * ttl)
+expire_lines(chosen)
+return {1, 0, 0, chosen.name}

@@ -1,7 +1,11 @@
 -- A job gives up its line or its place in line (call over, canceled while waiting).
--- KEYS[1] lines, KEYS[2] high waiters, KEYS[3] normal waiters, KEYS[4] waiters' liveness;
--- ARGV[1] lease id.
-for i = 1, 4 do
-  redis.call('ZREM', KEYS[i], ARGV[1])
+-- KEYS[1] high waiters, KEYS[2] normal waiters, KEYS[3] waiters' liveness,
+-- KEYS[4] waiters' candidate servers, KEYS[5..] each server's lines; ARGV[1] lease id.
+for i = 1, #KEYS do
+  if i == 4 then
+    redis.call('HDEL', KEYS[i], ARGV[1])
+  else
+    redis.call('ZREM', KEYS[i], ARGV[1])
+  end
 end
 return 1
