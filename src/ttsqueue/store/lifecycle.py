@@ -285,9 +285,11 @@ class JobLifecycle:
 
     async def release_attempt(self, job_id: str, attempt: int) -> None:
         """Undo a claim whose call never reached the backend."""
-        release = functools.partial(self._client.delete, self._keys.attempt(job_id, attempt))
-        await release()
-        journal.note(release)
+        key = self._keys.attempt(job_id, attempt)
+        owner = await self._client.getdel(key)
+        if owner is not None:
+            # Made again elsewhere, it releases this claim only, never a later one.
+            journal.note(functools.partial(self._scripts.release_claim, keys=[key], args=[owner]))
 
     async def mark_calling(
         self,

@@ -44,6 +44,7 @@ class Scripts:
     delete_job: AsyncScript
     touch_job: AsyncScript
     confirm_job: AsyncScript
+    release_claim: AsyncScript
 
     @classmethod
     def register(cls, client: aioredis.Redis) -> Scripts:
@@ -53,4 +54,5 @@ class Scripts:
             delete_job=load_script(client, "delete_job"),
             touch_job=load_script(client, "touch_job"),
             confirm_job=load_script(client, "confirm_job"),
+            release_claim=load_script(client, "release_claim"),
         )
