@@ -12,24 +12,33 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 # Makes one write again, on whatever master the client now talks to.
 Redo = Callable[[], Awaitable[object]]
 
-_open: ContextVar[list[Redo] | None] = ContextVar("ttsqueue_store_journal", default=None)
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    redo: Redo
+    # For a status change: the `updated_at` it wrote (tells whether the record moved on since).
+    at: str | None = None
 
 
-def note(redo: Redo) -> None:
+_open: ContextVar[list[Entry] | None] = ContextVar("ttsqueue_store_journal", default=None)
+
+
+def note(redo: Redo, *, at: str | None = None) -> None:
     """Keep `redo` in the journal open in this task, if any."""
     entries = _open.get()
     if entries is not None:
-        entries.append(redo)
+        entries.append(Entry(redo, at))
 
 
 @contextlib.contextmanager
-def journaling() -> Iterator[list[Redo]]:
-    """Open a journal for the writes made inside the block; the list of their redos."""
-    entries: list[Redo] = []
+def journaling() -> Iterator[list[Entry]]:
+    """Open a journal for the writes made inside the block; its entries."""
+    entries: list[Entry] = []
     token = _open.set(entries)
     try:
         yield entries
@@ -37,11 +46,11 @@ def journaling() -> Iterator[list[Redo]]:
         _open.reset(token)
 
 
-async def replay(entries: list[Redo]) -> None:
+async def replay(entries: list[Entry]) -> None:
     """Make the writes again, in order, without noting them a second time."""
     with paused():
-        for redo in list(entries):
-            await redo()
+        for entry in list(entries):
+            await entry.redo()
 
 
 @contextlib.contextmanager

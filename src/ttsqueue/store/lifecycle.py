@@ -500,7 +500,7 @@ class JobLifecycle:
         )
         reply = await transition()
         if reply[0]:
-            journal.note(transition)
+            journal.note(transition, at=str(payload["at"]))
         previous = JobStatus(reply[1]) if reply[1] else None
         status = JobStatus(reply[2]) if reply[2] else None
         return Moved(bool(reply[0]), previous, status)

@@ -8,7 +8,9 @@ old master is being erased), the worker waits for the new master, recreates the 
 the message if it is missing there, and makes its writes again, in order. Each is guarded by
 the state it starts from, so what the new master already has is not counted twice; a call
 this worker placed keeps its claim, so it is never dialed again; an ending is not lost, so the
-job does not stay `calling`.
+job does not stay `calling`. Status changes are made again only while the record there is
+still where this delivery's own writes left it (its `updated_at` is one of theirs, or older):
+a record that moved on since (another delivery, the sweeper) is not taken back.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ async def _seal(
     ctx: WorkerContext,
     fence: MasterFence,
     stamp: Stamp,
-    writes: list[journal.Redo],
+    writes: list[journal.Entry],
     message: AbstractIncomingMessage,
 ) -> None:
     if not writes:
@@ -67,8 +69,8 @@ async def _seal(
         log.warning("redis master switched during the job: writing it again", writes=len(writes))
         stamp = await fence.settle()
         with journal.paused():
-            await _restore_record(ctx, message)
-        await journal.replay(writes)
+            job_id = await _restore_record(ctx, message)
+        await journal.replay(await _still_ours(ctx, job_id, writes))
     raise StoreUnavailableError("the job's writes were not confirmed on the Redis master")
 
 
@@ -81,11 +83,32 @@ async def _replicated(ctx: WorkerContext) -> bool:
     return acked >= wanted
 
 
-async def _restore_record(ctx: WorkerContext, message: AbstractIncomingMessage) -> None:
-    """The job's record on the new master, from the message's copy, when it is not there."""
+async def _restore_record(ctx: WorkerContext, message: AbstractIncomingMessage) -> str | None:
+    """The job's record on the new master, from the message's copy, when it is not there;
+    the job's id."""
     try:
         msg = JobMessage.decode(message.body)
     except ValueError:
-        return
+        return None
     if await ctx.store.get(msg.job_id) is None and await ctx.lifecycle.rebuild(msg) is None:
         log.warning("job record lost with the old master and not in its message", job_id=msg.job_id)
+    return msg.job_id
+
+
+async def _still_ours(
+    ctx: WorkerContext, job_id: str | None, writes: list[journal.Entry]
+) -> list[journal.Entry]:
+    """The writes to make again: claims always (each is safe twice), status changes only
+    after the last of them the record already shows, and none if it moved on elsewhere."""
+    ours = [entry.at for entry in writes if entry.at is not None]
+    if not ours or job_id is None:
+        return writes
+    raw = await ctx.redis.hget(ctx.store.keys.job(job_id), "updated_at")
+    current = None if raw is None else str(raw)
+    if current is None or current < min(ours):
+        return writes
+    if current in ours:
+        last = max(i for i, entry in enumerate(writes) if entry.at == current)
+        return [e for i, e in enumerate(writes) if e.at is None or i > last]
+    log.warning("job moved on since this delivery: its status changes are not made again")
+    return [entry for entry in writes if entry.at is None]
