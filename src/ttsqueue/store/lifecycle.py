@@ -277,10 +277,9 @@ class JobLifecycle:
     async def claim_attempt(self, job_id: str, attempt: int, owner: str) -> bool:
         """True exactly once per (job, attempt): the caller may originate that call."""
         key = self._keys.attempt(job_id, attempt)
-        claim = functools.partial(self._client.set, key, owner, nx=True, ex=self._ttl_seconds)
-        if not await claim():
+        if not await self._client.set(key, owner, nx=True, ex=self._ttl_seconds):
             return False
-        journal.note(claim)
+        journal.note(functools.partial(self._client.set, key, owner, nx=True, ex=self._ttl_seconds))
         return True
 
     async def release_attempt(self, job_id: str, attempt: int) -> None:
