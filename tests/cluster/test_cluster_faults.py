@@ -9,7 +9,10 @@ no job stuck: publishers move to a live node and keep confirming, consumers resu
 The same holds when the Redis master is SIGKILLed: clients follow the Sentinels to the replica
 they promote; with REDIS_WAIT_REPLICAS=1 a 202 and a dial both wait for a replica to hold the
 record or the claim, a record lost anyway is rebuilt by the worker from the job's message, and
-a job whose last change was lost is given its message again by the sweeper.
+a job whose last change was lost is given its message again by the sweeper. A planned
+`SENTINEL FAILOVER` leaves the old master taking writes for seconds, which are erased later:
+workers and the API check with the Sentinels before they ack or answer 202, and make their
+writes again on the new master (store/fence.py).
 """
 
 from __future__ import annotations
@@ -220,8 +223,9 @@ async def test_sentinel_failover_with_the_old_master_still_up(
     rabbit_cluster: RabbitCluster,
 ) -> None:
     """A planned `SENTINEL FAILOVER`: the old master keeps answering until the Sentinels turn
-    it into a replica, so writes made there meanwhile are lost when it resynchronises. What
-    those writes carried comes back from the jobs' messages and the sweeper."""
+    it into a replica, so writes made there meanwhile are lost when it resynchronises. The
+    fence (store/fence.py) has them made again on the new master before a message is acked
+    or a 202 answered."""
 
     def failover() -> None:
         sentinel_group.failover()
@@ -286,6 +290,9 @@ async def _run_with_redis_fault(
         "jobs_lost": accepted - sum(1 for s in final.values() if s in {"completed", "failed"}),
         "failed": counts["failed"],
         "records_rebuilt": _log_count(stack, "job record rebuilt"),
+        # Deliveries and submissions whose writes the fence had made again on the new master.
+        "deliveries_rewritten": _log_count(stack, "redis master switched during the job"),
+        "submissions_rewritten": _api_log_count(stack, "redis master switched while accepting"),
         "duplicate_originations": len(twice),
         "stuck": 0,
         "seconds": round(time.monotonic() - started, 1),
@@ -294,3 +301,9 @@ async def _run_with_redis_fault(
 
 def _log_count(stack: Stack, event: str) -> int:
     return sum(log.read_text(errors="replace").count(event) for log in stack.worker_logs())
+
+
+def _api_log_count(stack: Stack, event: str) -> int:
+    return sum(
+        log.read_text(errors="replace").count(event) for log in stack.log_dir.glob("api*.log")
+    )
