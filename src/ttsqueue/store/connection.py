@@ -124,6 +124,8 @@ class SentinelStoreClient(StoreClient):
 
     sentinels: tuple[aioredis.Redis, ...] = ()
     master_name = ""
+    # Sentinels (by id) that did not answer the fence, and until when they are not asked.
+    sentinel_quiet: dict[int, float]
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         try:
@@ -234,4 +236,5 @@ def connect_sentinel_master(
     assert isinstance(client, SentinelStoreClient)
     client.sentinels = tuple(manager.sentinels)
     client.master_name = master
+    client.sentinel_quiet = {}
     return client

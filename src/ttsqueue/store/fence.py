@@ -36,6 +36,9 @@ log = get_logger("ttsqueue.store.fence")
 # normally completes in a few seconds; failover-timeout bounds a stuck one).
 SETTLE_TIMEOUT_S = 60.0
 SETTLE_POLL_S = 0.2
+# A Sentinel that did not answer is not waited for again this long (each ask would otherwise
+# cost every ack up to its timeout); a majority must still answer.
+QUIET_S = 5.0
 
 Address = tuple[str, int]
 
@@ -129,15 +132,18 @@ class MasterFence:
 
     async def _views(self) -> list[_View]:
         """What each Sentinel that answers says of the master (unanswered ones left out)."""
-        assert self._client is not None
-        name = self._client.master_name
+        client = self._client
+        assert client is not None
+        now = time.monotonic()
+        asked = [s for s in self._sentinels() if client.sentinel_quiet.get(id(s), 0.0) <= now]
         replies = await asyncio.gather(
-            *(sentinel.sentinel_master(name) for sentinel in self._sentinels()),
+            *(sentinel.sentinel_master(client.master_name) for sentinel in asked),
             return_exceptions=True,
         )
         views = []
-        for reply in replies:
+        for sentinel, reply in zip(asked, replies, strict=True):
             if isinstance(reply, BaseException) or not isinstance(reply, dict):
+                client.sentinel_quiet[id(sentinel)] = now + QUIET_S
                 continue
             flags = reply.get("flags", "")
             failing_over = "failover_in_progress" in (
