@@ -82,12 +82,16 @@ class MasterFence:
         pool = self._pool()
         if pool is None:
             return True
-        if stamp.address is None or pool.switches != stamp.switches:
+        if pool.switches != stamp.switches:
+            return False
+        # Stamped before the process's first connection: its first master is not a switch.
+        address = stamp.address or self.stamp().address
+        if address is None:
             return False
         views = await self._views()
         if not _majority(views, len(self._sentinels())):
             return False
-        return all(v.address == stamp.address and not v.failing_over for v in views)
+        return all(v.address == address and not v.failing_over for v in views)
 
     async def settle(self, timeout_s: float = SETTLE_TIMEOUT_S) -> Stamp:
         """Wait until the Sentinels agree on a master that no failover is moving and this
