@@ -30,6 +30,7 @@ from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.lifecycle import JobLifecycle
 from ttsqueue.worker.main import build_context
 from ttsqueue.worker.pipeline import JobHandler
+from ttsqueue.worker.plan import Plan, plan_for
 from ttsqueue.worker.sweeper import MAX_RESENDS, NEVER_CONFIRMED, sweep_once
 
 pytestmark = pytest.mark.timeout(90)
@@ -238,6 +239,42 @@ async def test_a_processing_job_without_owner_or_message_is_resent_then_failed(
     assert failed is not None
     assert failed.status is JobStatus.FAILED
     assert "no message and no worker" in (failed.error or "")
+    await channel.close()
+
+
+async def test_a_calling_job_without_owner_gets_the_dialed_attempt_back_never_a_new_one(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> None:
+    """Its ending was lost (a demoted Redis master): the resent message names the attempt
+    that was dialed, so its delivery follows that call (plan RESUME) and never dials."""
+    store = store_of(redis_client, settings)
+    lifecycle = lifecycle_of(redis_client, settings)
+    job = make_job()
+    await lifecycle.create(job)
+    await lifecycle.confirm(job.job_id)
+    assert (await lifecycle.start(job, "gone-worker")).applied
+    assert await lifecycle.claim_attempt(job.job_id, 1, "gone-worker@0")
+    calling = await lifecycle.mark_calling(
+        job.model_copy(update={"status": JobStatus.PROCESSING}),
+        1,
+        audio=job.audio,
+        backend="simulator",
+        started_at=time.time(),
+        detail="call placed",
+    )
+    assert calling.status is JobStatus.CALLING
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    channel = await broker.channel()
+    queue = await channel.get_queue(names.calls)
+    await asyncio.sleep(settings.SWEEP_AFTER_SECONDS + 0.5)
+    await in_the_past(redis_client, settings).touch(job.job_id)
+    report = await _sweep(settings, broker, redis_client)
+    assert (report.resent, report.failed) == (1, 0)
+    message = JobMessage.decode((await queue.get(no_ack=True, timeout=5)).body)
+    assert message.attempt == 1
+    stored = await store.get(job.job_id)
+    assert stored is not None
+    assert plan_for(stored, message.attempt) is Plan.RESUME
     await channel.close()
 
 

@@ -26,6 +26,7 @@ WRITES = {
     "lpush",
     "ltrim",
     "delete",
+    "getdel",
     "unlink",
     "expire",
     "pexpire",
@@ -50,7 +51,14 @@ JOB_KEYS = {
     "idempotency",
 }
 # The scripts that change job records, and the encodings of a record or a status change.
-JOB_SCRIPTS = {"create_job", "transition", "delete_job", "touch_job", "confirm_job"}
+JOB_SCRIPTS = {
+    "create_job",
+    "transition",
+    "delete_job",
+    "touch_job",
+    "confirm_job",
+    "release_claim",
+}
 ENCODINGS = {"to_redis", "encode_change"}
 # What only the owner imports: the job scripts' registry and the change encoding.
 OWNER_ONLY = {

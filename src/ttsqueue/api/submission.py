@@ -22,6 +22,7 @@ import orjson
 
 from ttsqueue.api.context import ApiContext
 from ttsqueue.api.errors import ApiError
+from ttsqueue.api.kept import ensure_kept, master_stamp
 from ttsqueue.api.schemas import ValidatedCall
 from ttsqueue.broker.delays import DelayQueues
 from ttsqueue.broker.job_messages import send_first_message
@@ -122,6 +123,7 @@ async def submit(
 ) -> Submitted:
     await refuse_listed(ctx, call)
     job = build_job(call, ctx.policy)
+    stamp = master_stamp(ctx)
     created = await _create(ctx, job, claim)
     if not created.created:
         return await _existing(ctx, created, claim)
@@ -141,6 +143,7 @@ async def submit(
         # The job is queued and durable: accepted. Its key stays pending until a worker
         # starts the job and the sweeper, seeing that, confirms it.
         log.warning("job queued but not marked confirmed", job_id=job.job_id, error=repr(exc))
+    await ensure_kept(ctx, job, claim, stamp)
     return Submitted(job, True)
 
 

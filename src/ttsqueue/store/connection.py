@@ -9,6 +9,7 @@ never catch redis-py's exceptions.
 With `REDIS_SENTINELS` set, the client asks the Sentinels for the current master before each
 new connection and drops connections to a master that was demoted, so a failover costs a few
 retried commands rather than a restart (store/factory.py chooses which client a process gets).
+Writes that may still have reached the old master meanwhile are caught by store/fence.py.
 """
 
 from __future__ import annotations
@@ -122,6 +123,9 @@ class SentinelStoreClient(StoreClient):
     connections to the Sentinels."""
 
     sentinels: tuple[aioredis.Redis, ...] = ()
+    master_name = ""
+    # Sentinels (by id) that did not answer the fence, and until when they are not asked.
+    sentinel_quiet: dict[int, float]
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         try:
@@ -149,18 +153,57 @@ class BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPo
     keep writing to a demoted master that still answers (until Sentinel reconfigures it,
     up to ~10 s, and those writes are then lost). Here the master's address is checked at
     most once a second as connections are taken: when it changed, idle connections to the
-    old one are closed and busy ones are not returned to the pool.
+    old one are closed, and a connection still open to it is closed when it is taken or
+    given back (redis-py would hand it out again). `switches` counts the changes seen, so
+    that store/fence.py can tell that writes may have gone to two masters.
     """
 
     _master_checked = 0.0
+    switches = 0
+
+    async def get_master_address(self) -> Any:
+        before = self.master_address
+        address = await super().get_master_address()  # type: ignore[no-untyped-call]
+        if before is not None and address != before:
+            self.switches += 1
+        return address
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         now = time.monotonic()
         if now - self._master_checked >= MASTER_CHECK_S:
             self._master_checked = now
             with contextlib.suppress(RedisError, OSError):
-                await self.get_master_address()  # type: ignore[no-untyped-call]
-        return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+                await self.get_master_address()
+        connection = await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        if self._stale(connection):
+            # Reconnected here: redis-py's own reconnect mid-command reuses the old address.
+            await connection.disconnect()
+            await connection.connect()
+        return connection
+
+    async def release(self, connection: Any) -> None:
+        if self._stale(connection):
+            await connection.disconnect()
+        await super().release(connection)
+
+    def _stale(self, connection: Any) -> bool:
+        """Connected to a server that is no longer the master (it reconnects on next use)."""
+        return (
+            self.master_address is not None
+            and connection.is_connected
+            and (connection.host, connection.port) != self.master_address
+        )
+
+
+class FailoverAwareSentinel(Sentinel):
+    """Names a master only from a Sentinel that is not failing it over: during a failover the
+    leading Sentinel still reports the old master (SENTINEL MASTERS) for seconds after it
+    promoted a replica, while the others already name the new one."""
+
+    def check_master_state(self, state: dict[str, Any], service_name: str) -> bool:
+        if "failover_in_progress" in str(state.get("flags", "")):
+            return False
+        return bool(super().check_master_state(state, service_name))
 
 
 def connect_sentinel_master(
@@ -174,7 +217,7 @@ def connect_sentinel_master(
         auth["password"] = unquote(parts.password)
         if parts.username:
             auth["username"] = unquote(parts.username)
-    manager = Sentinel(  # type: ignore[no-untyped-call]
+    manager = FailoverAwareSentinel(  # type: ignore[no-untyped-call]
         sentinels,
         sentinel_kwargs={
             "socket_timeout": SENTINEL_TIMEOUT_S,
@@ -192,4 +235,6 @@ def connect_sentinel_master(
     )
     assert isinstance(client, SentinelStoreClient)
     client.sentinels = tuple(manager.sentinels)
+    client.master_name = master
+    client.sentinel_quiet = {}
     return client

@@ -14,6 +14,7 @@ submission was refused (`discard` marks it so).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -37,6 +38,7 @@ from ttsqueue.domain import (
 )
 from ttsqueue.errors import ConnectionLostError
 from ttsqueue.logs import get_logger
+from ttsqueue.store import journal
 from ttsqueue.store.confirms import ConfirmBatcher
 from ttsqueue.store.job_change import Change, Hop, count_processing, encode
 from ttsqueue.store.keys import Keys
@@ -179,6 +181,7 @@ class JobLifecycle:
                 )
         if reply[0] == "refused":
             return CreateResult(False, job.job_id, refused=True)
+        journal.note(functools.partial(self.create, job, claim=claim))
         # "created"; or "exists" / the key holding this very id: the script already ran for
         # this fresh UUID and its reply was lost before redis-py retried. Still created, so the
         # caller publishes the message instead of reporting a job that would never run.
@@ -274,11 +277,18 @@ class JobLifecycle:
     async def claim_attempt(self, job_id: str, attempt: int, owner: str) -> bool:
         """True exactly once per (job, attempt): the caller may originate that call."""
         key = self._keys.attempt(job_id, attempt)
-        return bool(await self._client.set(key, owner, nx=True, ex=self._ttl_seconds))
+        if not await self._client.set(key, owner, nx=True, ex=self._ttl_seconds):
+            return False
+        journal.note(functools.partial(self._client.set, key, owner, nx=True, ex=self._ttl_seconds))
+        return True
 
     async def release_attempt(self, job_id: str, attempt: int) -> None:
         """Undo a claim whose call never reached the backend."""
-        await self._client.delete(self._keys.attempt(job_id, attempt))
+        key = self._keys.attempt(job_id, attempt)
+        owner = await self._client.getdel(key)
+        if owner is not None:
+            # Made again elsewhere, it releases this claim only, never a later one.
+            journal.note(functools.partial(self._scripts.release_claim, keys=[key], args=[owner]))
 
     async def mark_calling(
         self,
@@ -510,10 +520,14 @@ class JobLifecycle:
     # The one script behind every status change --------------------------------------------
     async def _apply(self, job_id: str, change: Change) -> Moved:
         payload = encode(change, self._keys, self._now())
-        reply = await self._scripts.transition(
+        transition = functools.partial(
+            self._scripts.transition,
             keys=[self._keys.job(job_id), self._keys.history(job_id)],
             args=[self._keys.prefix, job_id, orjson.dumps(payload).decode()],
         )
+        reply = await transition()
+        if reply[0]:
+            journal.note(transition, at=str(payload["at"]))
         previous = JobStatus(reply[1]) if reply[1] else None
         status = JobStatus(reply[2]) if reply[2] else None
         return Moved(bool(reply[0]), previous, status)

@@ -45,6 +45,7 @@ class Scripts:
     touch_job: AsyncScript
     confirm_job: AsyncScript
     drop_unconfirmed: AsyncScript
+    release_claim: AsyncScript
 
     @classmethod
     def register(cls, client: aioredis.Redis) -> Scripts:
@@ -55,4 +56,5 @@ class Scripts:
             touch_job=load_script(client, "touch_job"),
             confirm_job=load_script(client, "confirm_job"),
             drop_unconfirmed=load_script(client, "drop_unconfirmed"),
+            release_claim=load_script(client, "release_claim"),
         )

@@ -35,6 +35,7 @@ from ttsqueue.policy.gate import Open, policy_of
 from ttsqueue.store.replication import claim_replicated
 from ttsqueue.worker.call_request import call_request
 from ttsqueue.worker.context import WorkerContext
+from ttsqueue.worker.durable import sealed
 from ttsqueue.worker.not_now import not_now
 from ttsqueue.worker.outcomes import fail_job, finish_attempt, park_retry
 from ttsqueue.worker.plan import Plan, plan_for
@@ -59,7 +60,7 @@ class JobHandler:
         async def hand_back(msg: AbstractIncomingMessage) -> bool:
             return await self.recycler.hand_back(msg, queue)
 
-        async with settle(message, hand_back) as settlement:
+        async with settle(message, hand_back) as settlement, sealed(self.ctx, message):
             settlement.set(await self._process(message, priority))
 
     async def _process(self, message: AbstractIncomingMessage, priority: Priority) -> Disposition:

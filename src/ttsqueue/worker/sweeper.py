@@ -13,6 +13,10 @@ Each pass, for what has waited longer than SWEEP_AFTER_SECONDS:
 2. `queued` jobs while their work queue holds no ready message, and `processing` jobs that no
    live worker holds (its heartbeat lists its jobs): the message of the job's next attempt is
    sent again, at most MAX_RESENDS times per job; after that the job is failed with a reason.
+3. `calling` jobs that no live worker holds (the ending was lost, e.g. with a demoted Redis
+   master whose writes were erased after the message was acked): the message of the attempt
+   that was dialed is sent again. Its delivery follows the call to its outcome (or fails the
+   job `lost_track` once CALL_MAX_DURATION has passed) and never dials: the claim is there.
 
 Sending a message that may still exist somewhere is safe: the attempt claim (`SET NX` on
 `attempt:<job>:<n>`) still lets at most one delivery dial, and the plan drops stale copies.
@@ -40,6 +44,8 @@ SWEEP_INTERVAL_S = 10.0
 MAX_RESENDS = 3
 PASS_LIMIT = 500
 _FIRST_SENDABLE = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED})
+# Statuses in which a live worker holds the job (and lists it in its heartbeat).
+_HELD = frozenset({JobStatus.PROCESSING, JobStatus.CALLING})
 
 
 NEVER_CONFIRMED = (
@@ -110,7 +116,7 @@ async def _sweep_stuck(
     ctx: WorkerContext, ready: dict[str, int], horizon: float, report: SweepReport
 ) -> None:
     owned = {job_id for worker in await ctx.workers.alive() for job_id in worker.current_jobs}
-    for status in (JobStatus.QUEUED, JobStatus.PROCESSING):
+    for status in (JobStatus.QUEUED, JobStatus.PROCESSING, JobStatus.CALLING):
         ids = await ctx.redis.zrangebyscore(
             ctx.store.keys.status_index(status), "-inf", int(horizon * 1000), 0, PASS_LIMIT
         )
@@ -124,7 +130,7 @@ def _stuck(
 ) -> bool:
     if job.status is not status or datetime.fromisoformat(job.updated_at).timestamp() > horizon:
         return False
-    if status is JobStatus.PROCESSING:
+    if status in _HELD:
         return job.job_id not in owned
     # A queued job's message may be anywhere in a backlog: only an empty queue says it is not.
     return ready.get(job.queue, 0) == 0
@@ -142,7 +148,9 @@ async def _resend_or_fail(ctx: WorkerContext, job: Job, report: SweepReport) -> 
         return
     # The record is touched first: the next resend waits for another full grace period.
     await ctx.lifecycle.touch(job.job_id)
-    message = JobMessage(job_id=job.job_id, attempt=job.attempts + 1)
+    # A calling job's message names the attempt that was dialed: its delivery follows it.
+    attempt = job.attempts if job.status is JobStatus.CALLING else job.attempts + 1
+    message = JobMessage(job_id=job.job_id, attempt=attempt)
     queue = ctx.names.work_queue(job.priority)
     await ctx.publisher.to_work_queue(queue, message.encode(), job.job_id)
     log.warning(
