@@ -36,6 +36,14 @@ class PageCursor:
         return cls(int(score), job_id)
 
 
+def claimed_at(claim: str) -> float:
+    """Epoch seconds an attempt claim (`<owner>@<epoch>`) records, or now if unknown."""
+    try:
+        return float(claim.rsplit("@", 1)[1])
+    except (IndexError, ValueError):
+        return time.time()
+
+
 class JobStore:
     def __init__(self, client: aioredis.Redis, keys: Keys, ttl_seconds: int) -> None:
         self.client = client
@@ -138,11 +146,7 @@ class JobStore:
 
     async def attempt_claimed_at(self, job_id: str, attempt: int) -> float:
         """Epoch seconds recorded by the claim (`<owner>@<epoch>`), or now if unknown."""
-        value = await self.client.get(self.keys.attempt(job_id, attempt))
-        try:
-            return float(str(value).rsplit("@", 1)[1])
-        except (IndexError, ValueError):
-            return time.time()
+        return claimed_at(str(await self.client.get(self.keys.attempt(job_id, attempt))))
 
     async def load_for_delivery(
         self, job_id: str, counter: tuple[int, int] | None

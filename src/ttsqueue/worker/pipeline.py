@@ -24,13 +24,14 @@ from ttsqueue.domain import (
     attempt_call_id,
 )
 from ttsqueue.errors import (
-    DialerError,
     PermanentJobError,
     PoisonMessageError,
     TransientJobError,
 )
 from ttsqueue.logs import get_logger
 from ttsqueue.policy.gate import Open, policy_of
+from ttsqueue.store.jobs import claimed_at
+from ttsqueue.store.lifecycle import Delivered, Unpin
 from ttsqueue.store.replication import claim_replicated
 from ttsqueue.worker.call_request import call_request
 from ttsqueue.worker.context import WorkerContext
@@ -69,10 +70,23 @@ class JobHandler:
         # Only deliveries of a due message count towards MAX_DELIVERIES: a call scheduled
         # days ahead comes back many times on its way, and that is not a crash loop.
         due = is_due(msg)
-        job, deliveries = await self.ctx.store.load_for_delivery(
-            msg.job_id, (msg.attempt, msg.tech_retries) if due else None
-        )
+        # A due message is counted, read and (when it starts the job's next attempt) started
+        # in one step; `started` is None when that step still has to be taken.
+        started: Delivered | None = None
+        if due:
+            started = await self.ctx.lifecycle.deliver(
+                msg.job_id,
+                attempt=msg.attempt,
+                tech_retries=msg.tech_retries,
+                priority=priority,
+                worker_id=self.ctx.worker_id,
+                max_deliveries=self.ctx.settings.MAX_DELIVERIES,
+            )
+            job, deliveries = started.found, started.deliveries
+        else:
+            job, deliveries = await self.ctx.store.get(msg.job_id), 0
         if job is None:
+            started = None
             job = await self.ctx.lifecycle.rebuild(msg)
         if job is None:
             raise PoisonMessageError(f"no job record for {msg.job_id}")
@@ -91,15 +105,15 @@ class JobHandler:
         plan = plan_for(job, msg.attempt)
         self.in_flight.add(job.job_id)
         try:
-            return await self._run_plan(plan, job, msg, work_queue)
+            return await self._run_plan(plan, job, msg, work_queue, started)
         finally:
             self.in_flight.discard(job.job_id)
 
     async def _run_plan(
-        self, plan: Plan, job: Job, msg: JobMessage, work_queue: str
+        self, plan: Plan, job: Job, msg: JobMessage, work_queue: str, started: Delivered | None
     ) -> Disposition:
         if plan is Plan.START:
-            return await self._start(job, msg, work_queue)
+            return await self._start(job, msg, work_queue, started)
         if plan is Plan.RESUME:
             call_id = attempt_call_id(job.job_id, msg.attempt)
             placed_at = _originated_at(job)
@@ -118,14 +132,19 @@ class JobHandler:
             await park_retry(self.ctx, job.job_id, msg.attempt + 1, job.next_attempt_ms, work_queue)
         return Disposition.ACK
 
-    async def _start(self, job: Job, msg: JobMessage, work_queue: str) -> Disposition:
-        job = (await self.ctx.lifecycle.start(job, self.ctx.worker_id)).job
+    async def _start(
+        self, job: Job, msg: JobMessage, work_queue: str, started: Delivered | None
+    ) -> Disposition:
+        if started is not None and started.job is not None:
+            job = started.job  # started by the delivery's step (or found processing)
+        else:
+            job = (await self.ctx.lifecycle.start(job, self.ctx.worker_id)).job
         if job.status is not JobStatus.PROCESSING:
             return Disposition.ACK  # canceled meanwhile, or another copy moved it on
         try:
             # The call request names this audio, and the move to `calling` stores it.
             job = job.model_copy(update={"audio": await self._prepare_audio(job, msg.attempt)})
-            await self._call(job, msg, work_queue)
+            return await self._call(job, msg, work_queue)
         except PermanentJobError as exc:
             await fail_job(
                 self.ctx,
@@ -179,7 +198,7 @@ class JobHandler:
             await self.ctx.metrics.observe_synthesis(audio.engine, audio.synth_s)
         return info
 
-    async def _call(self, job: Job, msg: JobMessage, work_queue: str) -> None:
+    async def _call(self, job: Job, msg: JobMessage, work_queue: str) -> Disposition:
         ctx = self.ctx
         attempt = msg.attempt
         call_id = attempt_call_id(job.job_id, attempt)
@@ -195,11 +214,9 @@ class JobHandler:
             if not isinstance(decision, Open) and not await ctx.store.attempt_placed(
                 job.job_id, attempt
             ):
-                for cache_key in (job.audio.cache_key, job.audio.prompt_cache_key):
-                    if cache_key:
-                        await ctx.speech.unpin(cache_key, call_id)
+                await self._unpin(_leases(job, call_id))
                 await not_now(ctx, job, msg, decision, work_queue)
-                return
+                return Disposition.ACK
             originated_at = time.time()
             call = call_request(
                 job,
@@ -208,59 +225,99 @@ class JobHandler:
                 originated_at=originated_at,
                 not_before=msg.not_before_ms / 1000,
             )
-            if await ctx.lifecycle.claim_attempt(
-                job.job_id, attempt, f"{ctx.worker_id}@{originated_at}"
-            ):
-                # The claim is what stops a second dial: on replicas before the call, if asked.
-                if not await claim_replicated(ctx.store.client, ctx.store.keys, ctx.settings):
-                    await ctx.lifecycle.release_attempt(job.job_id, attempt)
-                    raise TransientJobError("Redis replicas did not confirm the call claim")
-                # Logged before the backend is asked, so the log never undercounts dials.
-                log.info("originating call", call_id=call.call_id, backend=ctx.dialer.name)
-                try:
-                    await ctx.dialer.originate(call)
-                except DialerError:
-                    # Not handed to the backend: this attempt may be dialed again later.
-                    await ctx.lifecycle.release_attempt(job.job_id, attempt)
-                    raise
-                detail = "call placed"
-            else:
-                originated_at = await ctx.store.attempt_claimed_at(job.job_id, attempt)
-                detail = "call already placed by an earlier delivery: following it"
-            job = await ctx.lifecycle.mark_calling(
+            # The claim (at most one dial per attempt) and the move to `calling`, one step.
+            placed = await ctx.lifecycle.place_call(
                 job,
                 attempt,
+                owner=f"{ctx.worker_id}@{originated_at}",
                 audio=job.audio,
                 backend=ctx.dialer.name,
                 started_at=originated_at,
-                detail=detail,
             )
+            if placed.claimed:
+                try:
+                    # The claim is what stops a second dial: on replicas before the call.
+                    if not await claim_replicated(ctx.store.client, ctx.store.keys, ctx.settings):
+                        raise TransientJobError("Redis replicas did not confirm the call claim")
+                    # Logged before the backend is asked, so the log never undercounts dials.
+                    log.info("originating call", call_id=call.call_id, backend=ctx.dialer.name)
+                    await ctx.dialer.originate(call)
+                except TransientJobError as exc:  # DialerError included
+                    # Not handed to the backend: this attempt may be dialed again later.
+                    return await self._withdraw(job, placed.job, msg, work_queue, exc)
+                job = placed.job
+            elif placed.holder:
+                originated_at = claimed_at(placed.holder)
+                job = await ctx.lifecycle.mark_calling(
+                    job,
+                    attempt,
+                    audio=job.audio,
+                    backend=ctx.dialer.name,
+                    started_at=originated_at,
+                    detail="call already placed by an earlier delivery: following it",
+                )
+            else:
+                # The job left `processing` meanwhile (another copy moved it on): no call.
+                await self._unpin(_leases(job, call_id))
+                log.info("job no longer processing: not dialed")
+                return Disposition.ACK
             result = await self._follow(job, attempt, work_queue, originated_at)
         if isinstance(decision, Open):
             await ctx.policy.settle(decision, answered=answered(result))
+        return Disposition.ACK
+
+    async def _unpin(self, leases: list[Unpin]) -> None:
+        for cache_key, lease_id in leases:
+            await self.ctx.speech.unpin(cache_key, lease_id)
 
     async def _follow(
         self, job: Job, attempt: int, work_queue: str, originated_at: float
     ) -> CallResult | None:
-        """Wait for the call's outcome (bounded by CALL_MAX_DURATION) and record it."""
+        """Wait for the call's outcome (bounded by CALL_MAX_DURATION) and record it; the
+        recording also drops the call's audio cache leases."""
         ctx = self.ctx
         call = call_request(
             job, attempt, ring_timeout_s=ctx.settings.CALL_RING_TIMEOUT, originated_at=originated_at
         )
+        leases = _leases(job, call.call_id)
         left = originated_at + ctx.settings.CALL_MAX_DURATION - time.time()
         try:
             async with asyncio.timeout(max(left, 0.001)):
                 result = await ctx.dialer.wait_outcome(call)
         except TimeoutError:
             await abandon_call(ctx, call)
-            await fail_job(ctx, job, "lost_track", outcome=CallOutcome.FAILED)
+            await fail_job(ctx, job, "lost_track", outcome=CallOutcome.FAILED, unpin=leases)
             return None
-        finally:
-            for cache_key in (job.audio.cache_key, job.audio.prompt_cache_key):
-                if cache_key:
-                    await ctx.speech.unpin(cache_key, call.call_id)
-        await finish_attempt(ctx, job, attempt, result, work_queue)
+        except BaseException:
+            await self._unpin(leases)
+            raise
+        await finish_attempt(ctx, job, attempt, result, work_queue, unpin=leases)
         return result
+
+    async def _withdraw(
+        self, before: Job, job: Job, msg: JobMessage, work_queue: str, exc: TransientJobError
+    ) -> Disposition:
+        """A technical retry of a call claimed (`calling`) that never reached the backend."""
+        settings = self.ctx.settings
+        if technical_exhausted(msg.tech_retries, settings.TECH_MAX_RETRIES):
+            reason = f"technical error, retries exhausted: {exc}"
+            await fail_job(self.ctx, job, reason, outcome=CallOutcome.FAILED)
+            return Disposition.DEAD
+        delay = technical_delay(settings.TECH_RETRY_BASE_SECONDS, msg.tech_retries)
+        retry = msg.model_copy(
+            update={
+                "tech_retries": msg.tech_retries + 1,
+                "not_before_ms": int((time.time() + delay) * 1000),
+            }
+        )
+        detail = f"technical retry in {delay:g}s: {exc}"
+        moved = await self.ctx.lifecycle.withdraw_call(
+            before, msg.attempt, retry.not_before_ms, detail
+        )
+        if moved.applied:
+            await park(self.ctx.publisher, work_queue, retry, DelayQueues.of(settings))
+        log.warning("technical retry", error=str(exc), delay_s=delay)
+        return Disposition.ACK
 
     async def _technical_retry(
         self, job: Job, msg: JobMessage, work_queue: str, exc: TransientJobError
@@ -292,6 +349,12 @@ def answered(result: CallResult | None) -> bool:
     if result is None:
         return False
     return result.outcome is CallOutcome.ANSWERED or result.answered_at is not None
+
+
+def _leases(job: Job, call_id: str) -> list[Unpin]:
+    """The audio cache leases the call's speech was pinned with (`_prepare_audio`)."""
+    keys = (job.audio.cache_key, job.audio.prompt_cache_key)
+    return [(key, call_id) for key in keys if key]
 
 
 def _decode(message: AbstractIncomingMessage) -> JobMessage:
