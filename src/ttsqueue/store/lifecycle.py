@@ -77,6 +77,8 @@ class CreateResult:
     pending: bool = False
     # The job's submission was refused (`discard`): its record must not come back.
     refused: bool = False
+    # Asked with `refuse_listed`: the number is on the do-not-call list (nothing written).
+    listed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +165,11 @@ class JobLifecycle:
         self._background: set[asyncio.Task[None]] = set()
 
     # Acceptance --------------------------------------------------------------------------
-    async def create(self, job: Job, *, claim: IdempotencyClaim | None = None) -> CreateResult:
-        """Record a new job (unconfirmed until its first message is confirmed)."""
+    async def create(
+        self, job: Job, *, claim: IdempotencyClaim | None = None, refuse_listed: bool = False
+    ) -> CreateResult:
+        """Record a new job (unconfirmed until its first message is confirmed); with
+        `refuse_listed`, not when its number is on the do-not-call list (same step)."""
         k = self._keys
         created_ms = int(time.time() * 1000)
         entry = HistoryEntry(status=job.status, at=job.created_at, detail="accepted")
@@ -191,6 +196,7 @@ class JobLifecycle:
                 k.status_priority_index(job.status, job.priority),
                 k.expiry_index,
                 k.refused(job.job_id),
+                k.dnc,
             ],
             args=[
                 job.job_id,
@@ -203,6 +209,7 @@ class JobLifecycle:
                 orjson.dumps(event).decode(),
                 k.prefix,
                 job.priority.value,
+                job.e164 if refuse_listed else "",
                 *flat,
             ],
         )
@@ -217,6 +224,8 @@ class JobLifecycle:
                 )
         if reply[0] == "refused":
             return CreateResult(False, job.job_id, refused=True)
+        if reply[0] == "listed":
+            return CreateResult(False, job.job_id, listed=True)
         # "created"; or "exists" / the key holding this very id: the script already ran for
         # this fresh UUID and its reply was lost before redis-py retried. Still created, so the
         # caller publishes the message instead of reporting a job that would never run.
