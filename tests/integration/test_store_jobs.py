@@ -172,13 +172,84 @@ async def test_discard_forgets_job_and_its_key(
     assert (await lifecycle.create(make_job(), claim=claim)).created
 
 
-async def test_attempt_claim_is_granted_once(
+async def test_place_call_claims_the_attempt_once(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    store = store_for(redis_client, settings)
+    lifecycle = lifecycle_of(redis_client, settings)
+    job = make_job()
+    await lifecycle.create(job)
+    processing = (await lifecycle.start(job, "w")).job
+
+    async def place(i: int) -> bool:
+        placed = await lifecycle.place_call(
+            processing, 1, owner=f"w{i}@1.5", audio=AudioInfo(), backend="sim", started_at=1.5
+        )
+        return placed.claimed
+
+    assert sum(await asyncio.gather(*(place(i) for i in range(20)))) == 1
+    loaded = await store.get(job.job_id)
+    assert loaded is not None
+    assert (loaded.status, loaded.attempts) == (JobStatus.CALLING, 1)
+    assert await store.attempt_placed(job.job_id, 1)
+
+
+async def test_place_call_reports_an_earlier_claim_and_withdraw_frees_it(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    store = store_for(redis_client, settings)
+    lifecycle = lifecycle_of(redis_client, settings)
+    job = make_job()
+    await lifecycle.create(job)
+    processing = (await lifecycle.start(job, "w")).job
+    await redis_client.set(store.keys.attempt(job.job_id, 1), "old@12.5")
+    held = await lifecycle.place_call(
+        processing, 1, owner="w@13", audio=AudioInfo(), backend="sim", started_at=13.0
+    )
+    assert (held.claimed, held.holder) == (False, "old@12.5")
+    assert await store.get_status(job.job_id) is JobStatus.PROCESSING
+    await redis_client.delete(store.keys.attempt(job.job_id, 1))
+    placed = await lifecycle.place_call(
+        processing, 1, owner="w@14", audio=AudioInfo(), backend="sim", started_at=14.0
+    )
+    assert placed.claimed
+    # The dial failed before reaching the backend: the attempt is free and counted again.
+    assert (await lifecycle.withdraw_call(processing, 1, 99, "technical retry")).applied
+    loaded = await store.get(job.job_id)
+    assert loaded is not None
+    assert (loaded.status, loaded.attempts) == (JobStatus.RETRYING, 0)
+    assert not await store.attempt_placed(job.job_id, 1)
+    history = [h.status for h in await store.history(job.job_id)]
+    assert history[-2:] == [JobStatus.CALLING, JobStatus.RETRYING]
+
+
+async def test_deliver_counts_reads_and_starts_in_one_step(
     redis_client: aioredis.Redis, settings: Settings
 ) -> None:
     lifecycle = lifecycle_of(redis_client, settings)
-    grants = await asyncio.gather(*(lifecycle.claim_attempt("job", 1, f"w{i}") for i in range(20)))
-    assert sum(grants) == 1
-    assert await lifecycle.claim_attempt("job", 2, "w0")
+    job = make_job()
+    await lifecycle.create(job)
+
+    async def deliver(
+        job_id: str, attempt: int
+    ) -> tuple[int, bool, JobStatus | None, JobStatus | None]:
+        got = await lifecycle.deliver(
+            job_id,
+            attempt=attempt,
+            tech_retries=0,
+            priority=job.priority,
+            worker_id="w",
+            max_deliveries=2,
+        )
+        found = got.found.status if got.found else None
+        now = got.job.status if got.job else None
+        return got.deliveries, got.started, found, now
+
+    queued, processing = JobStatus.QUEUED, JobStatus.PROCESSING
+    assert await deliver(job.job_id, 2) == (1, False, queued, queued)  # not its next attempt
+    assert await deliver(job.job_id, 1) == (1, True, queued, processing)
+    assert await deliver(job.job_id, 1) == (2, False, processing, processing)
+    assert await deliver("nope", 1) == (1, False, None, None)
 
 
 async def test_list_recent_pages_newest_first(

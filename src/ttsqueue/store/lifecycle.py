@@ -406,15 +406,6 @@ class JobLifecycle:
         change.extras = {"release": self._keys.attempt(job.job_id, attempt)}
         return await self._apply(job.job_id, change)
 
-    async def claim_attempt(self, job_id: str, attempt: int, owner: str) -> bool:
-        """True exactly once per (job, attempt): the caller may originate that call."""
-        key = self._keys.attempt(job_id, attempt)
-        return bool(await self._client.set(key, owner, nx=True, ex=self._ttl_seconds))
-
-    async def release_attempt(self, job_id: str, attempt: int) -> None:
-        """Undo a claim whose call never reached the backend."""
-        await self._client.delete(self._keys.attempt(job_id, attempt))
-
     async def mark_calling(
         self,
         job: Job,
