@@ -425,3 +425,33 @@ async def test_a_campaign_cancel_is_the_lifecycle_cancel(
     assert (await store.history(job.job_id))[-1].detail == "campaign canceled"
     assert len(published) == 1
     assert b'"status":"canceled"' in published[0]
+
+
+async def test_place_call_refuses_a_listed_number_unless_already_claimed(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    store = store_for(redis_client, settings)
+    lifecycle = lifecycle_of(redis_client, settings)
+    job = make_job()
+    await lifecycle.create(job)
+    processing = (await lifecycle.start(job, "w")).job
+    await redis_client.zadd(store.keys.dnc, {job.e164: 0})
+
+    async def place() -> tuple[bool, str, bool]:
+        placed = await lifecycle.place_call(
+            processing,
+            1,
+            owner="w@2.5",
+            audio=AudioInfo(),
+            backend="sim",
+            started_at=2.5,
+            refuse_listed=job.e164,
+        )
+        return placed.claimed, placed.holder, placed.listed
+
+    assert await place() == (False, "", True)
+    assert await store.get_status(job.job_id) is JobStatus.PROCESSING
+    assert not await store.attempt_placed(job.job_id, 1)
+    # A call an earlier delivery placed is followed, listed or not.
+    await redis_client.set(store.keys.attempt(job.job_id, 1), "old@1.5")
+    assert await place() == (False, "old@1.5", False)

@@ -118,6 +118,8 @@ class Placed:
     job: Job
     claimed: bool
     holder: str = ""
+    # Asked with `refuse_listed`: the number is on the do-not-call list, nothing was claimed.
+    listed: bool = False
 
 
 # An audio cache lease to drop with a change: (cache key, lease id).
@@ -129,6 +131,7 @@ class _Reply:
     moved: Moved
     count: int
     holder: str
+    listed: bool
     record: dict[str, str]
 
 
@@ -365,10 +368,12 @@ class JobLifecycle:
         audio: AudioInfo,
         backend: str,
         started_at: float,
+        refuse_listed: str | None = None,
     ) -> Placed:
         """processing -> calling together with the attempt's claim (`SET NX`, at most one dial
         per attempt), just before the caller originates the call. Refused when the job is not
-        in processing, or when another delivery already holds the claim (`holder`)."""
+        in processing, when another delivery already holds the claim (`holder`), or (asked
+        with `refuse_listed`, a number) when that number is on the do-not-call list."""
         info = _calling_info(job, backend, started_at)
         change = Change(
             [Hop(frozenset({JobStatus.PROCESSING}), JobStatus.CALLING, "call placed")],
@@ -380,6 +385,8 @@ class JobLifecycle:
         )
         key = self._keys.attempt(job.job_id, attempt)
         change.extras = {"claim": {"key": key, "value": owner, "ttl": self._ttl_seconds}}
+        if refuse_listed is not None:
+            change.extras["refuse_listed"] = {"key": self._keys.dnc, "member": refuse_listed}
         reply = await self._call(job.job_id, change)
         if reply.moved.applied:
             update = {
@@ -389,7 +396,7 @@ class JobLifecycle:
                 "audio": audio,
             }
             return Placed(job.model_copy(update=update), True)
-        return Placed(job, False, reply.holder)
+        return Placed(job, False, reply.holder, reply.listed)
 
     async def withdraw_call(self, job: Job, attempt: int, due_ms: int, detail: str) -> Moved:
         """calling -> retrying for a call `place_call` claimed that never reached the backend
@@ -623,10 +630,10 @@ class JobLifecycle:
         )
         previous = JobStatus(reply[1]) if reply[1] else None
         status = JobStatus(reply[2]) if reply[2] else None
-        flat = [str(v) for v in reply[5:]]
+        flat = [str(v) for v in reply[6:]]
         record = dict(zip(flat[::2], flat[1::2], strict=True))
         moved = Moved(bool(reply[0]), previous, status)
-        return _Reply(moved, int(reply[3]), str(reply[4] or ""), record)
+        return _Reply(moved, int(reply[3]), str(reply[4] or ""), bool(reply[5]), record)
 
 
 def _start_change(worker_id: str, fields: dict[str, str]) -> Change:

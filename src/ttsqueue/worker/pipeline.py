@@ -29,13 +29,13 @@ from ttsqueue.errors import (
     TransientJobError,
 )
 from ttsqueue.logs import get_logger
-from ttsqueue.policy.gate import Open, policy_of
+from ttsqueue.policy.gate import Open, Suppressed, policy_of
 from ttsqueue.store.jobs import claimed_at
 from ttsqueue.store.lifecycle import Delivered, Unpin
 from ttsqueue.store.replication import claim_replicated
 from ttsqueue.worker.call_request import call_request
 from ttsqueue.worker.context import WorkerContext
-from ttsqueue.worker.not_now import not_now
+from ttsqueue.worker.not_now import not_now, suppress
 from ttsqueue.worker.outcomes import fail_job, finish_attempt, park_retry
 from ttsqueue.worker.plan import Plan, plan_for
 from ttsqueue.worker.reaper import abandon_call
@@ -208,8 +208,9 @@ class JobHandler:
         async with ctx.trunk.slot(call_id, job.priority):
             following_call()
             # The calling policy is asked with a line in hand, just before dialing (SPEC §13).
+            # An open window without a cap leaves the do-not-call lookup to `place_call`.
             decision = await ctx.policy.check(
-                job.e164, policy_of(job), claimant=f"{job.job_id}:{attempt}"
+                job.e164, policy_of(job), claimant=f"{job.job_id}:{attempt}", defer_listed=True
             )
             if not isinstance(decision, Open) and not await ctx.store.attempt_placed(
                 job.job_id, attempt
@@ -233,6 +234,9 @@ class JobHandler:
                 audio=job.audio,
                 backend=ctx.dialer.name,
                 started_at=originated_at,
+                refuse_listed=job.e164
+                if isinstance(decision, Open) and decision.listed_unchecked
+                else None,
             )
             if placed.claimed:
                 try:
@@ -256,6 +260,10 @@ class JobHandler:
                     started_at=originated_at,
                     detail="call already placed by an earlier delivery: following it",
                 )
+            elif placed.listed:
+                await self._unpin(_leases(job, call_id))
+                await suppress(ctx, job, Suppressed())
+                return Disposition.ACK
             else:
                 # The job left `processing` meanwhile (another copy moved it on): no call.
                 await self._unpin(_leases(job, call_id))

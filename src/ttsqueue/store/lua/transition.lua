@@ -19,11 +19,15 @@
 --                                     priority, n is its next attempt, the count is <= m;
 --    "claim": {"key": k, "value": v, "ttl": s}  SET NX the attempt claim with the change:
 --                                     refused (nothing written) when another holds it;
---    "release": k                     delete the attempt claim with the change.
+--    "release": k                     delete the attempt claim with the change;
+--    "refuse_listed": {"key": dnc zset, "member": number}  refuse the change (nothing
+--                                     written) when the number is on the do-not-call list,
+--                                     unless the attempt's claim is already held.
 -- An optional hop whose source does not match is skipped; any other mismatch refuses the
 -- whole change before anything is written.
 -- Returns {applied 1|0, status before ("" when no record), status now, count, the attempt
--- claim's value when refused ("" otherwise), then the record's field/value pairs if "read"}.
+-- claim's value when refused ("" otherwise), 1 when refused as listed (else 0), then the
+-- record's field/value pairs if "read"}.
 local change = cjson.decode(ARGV[3])
 local count = 0
 if change["count"] then
@@ -40,8 +44,8 @@ local record = {}
 if change["read"] and current then
   record = redis.call("HGETALL", KEYS[1])
 end
-local function reply(applied, before, now, claimed)
-  local out = {applied, before, now, count, claimed or ""}
+local function reply(applied, before, now, claimed, listed)
+  local out = {applied, before, now, count, claimed or "", listed or 0}
   for _, v in ipairs(record) do out[#out + 1] = v end
   return out
 end
@@ -88,6 +92,13 @@ for i, hop in ipairs(hops) do
 end
 if not taken[#hops] then
   return reply(0, current, current, claim_holder())
+end
+if change["refuse_listed"] then
+  local dnc = change["refuse_listed"]
+  local held = change["claim"] and redis.call("EXISTS", change["claim"]["key"]) == 1
+  if not held and redis.call("ZSCORE", dnc["key"], dnc["member"]) then
+    return reply(0, current, current, "", 1)
+  end
 end
 if change["claim"] then
   local c = change["claim"]
