@@ -172,55 +172,15 @@ async def test_discard_forgets_job_and_its_key(
     assert (await lifecycle.create(make_job(), claim=claim)).created
 
 
-async def test_place_call_claims_the_attempt_once(
-    redis_client: aioredis.Redis, settings: Settings
-) -> None:
-    store = store_for(redis_client, settings)
+async def test_call_claim_is_granted_once(redis_client: aioredis.Redis, settings: Settings) -> None:
     lifecycle = lifecycle_of(redis_client, settings)
-    job = make_job()
-    await lifecycle.create(job)
-    processing = (await lifecycle.start(job, "w")).job
-
-    async def place(i: int) -> bool:
-        placed = await lifecycle.place_call(
-            processing, 1, owner=f"w{i}@1.5", audio=AudioInfo(), backend="sim", started_at=1.5
-        )
-        return placed.claimed
-
-    assert sum(await asyncio.gather(*(place(i) for i in range(20)))) == 1
-    loaded = await store.get(job.job_id)
-    assert loaded is not None
-    assert (loaded.status, loaded.attempts) == (JobStatus.CALLING, 1)
-    assert await store.attempt_placed(job.job_id, 1)
-
-
-async def test_place_call_reports_an_earlier_claim_and_withdraw_frees_it(
-    redis_client: aioredis.Redis, settings: Settings
-) -> None:
-    store = store_for(redis_client, settings)
-    lifecycle = lifecycle_of(redis_client, settings)
-    job = make_job()
-    await lifecycle.create(job)
-    processing = (await lifecycle.start(job, "w")).job
-    await redis_client.set(store.keys.attempt(job.job_id, 1), "old@12.5")
-    held = await lifecycle.place_call(
-        processing, 1, owner="w@13", audio=AudioInfo(), backend="sim", started_at=13.0
-    )
-    assert (held.claimed, held.holder) == (False, "old@12.5")
-    assert await store.get_status(job.job_id) is JobStatus.PROCESSING
-    await redis_client.delete(store.keys.attempt(job.job_id, 1))
-    placed = await lifecycle.place_call(
-        processing, 1, owner="w@14", audio=AudioInfo(), backend="sim", started_at=14.0
-    )
-    assert placed.claimed
-    # The dial failed before reaching the backend: the attempt is free and counted again.
-    assert (await lifecycle.withdraw_call(processing, 1, 99, "technical retry")).applied
-    loaded = await store.get(job.job_id)
-    assert loaded is not None
-    assert (loaded.status, loaded.attempts) == (JobStatus.RETRYING, 0)
-    assert not await store.attempt_placed(job.job_id, 1)
-    history = [h.status for h in await store.history(job.job_id)]
-    assert history[-2:] == [JobStatus.CALLING, JobStatus.RETRYING]
+    claims = await asyncio.gather(*(lifecycle.claim_call("job", 1, f"w{i}@1") for i in range(20)))
+    assert sum(c.claimed for c in claims) == 1
+    winner = next(f"w{i}@1" for i, c in enumerate(claims) if c.claimed)
+    assert {c.holder for c in claims if not c.claimed} == {winner}
+    assert (await lifecycle.claim_call("job", 2, "w0@1")).claimed
+    await lifecycle.release_attempt("job", 2)
+    assert (await lifecycle.claim_call("job", 2, "w1@1")).claimed
 
 
 async def test_deliver_counts_reads_and_starts_in_one_step(
@@ -427,31 +387,17 @@ async def test_a_campaign_cancel_is_the_lifecycle_cancel(
     assert b'"status":"canceled"' in published[0]
 
 
-async def test_place_call_refuses_a_listed_number_unless_already_claimed(
+async def test_call_claim_refuses_a_listed_number_unless_already_claimed(
     redis_client: aioredis.Redis, settings: Settings
 ) -> None:
     store = store_for(redis_client, settings)
     lifecycle = lifecycle_of(redis_client, settings)
-    job = make_job()
-    await lifecycle.create(job)
-    processing = (await lifecycle.start(job, "w")).job
-    await redis_client.zadd(store.keys.dnc, {job.e164: 0})
-
-    async def place() -> tuple[bool, str, bool]:
-        placed = await lifecycle.place_call(
-            processing,
-            1,
-            owner="w@2.5",
-            audio=AudioInfo(),
-            backend="sim",
-            started_at=2.5,
-            refuse_listed=job.e164,
-        )
-        return placed.claimed, placed.holder, placed.listed
-
-    assert await place() == (False, "", True)
-    assert await store.get_status(job.job_id) is JobStatus.PROCESSING
-    assert not await store.attempt_placed(job.job_id, 1)
+    await redis_client.zadd(store.keys.dnc, {"+573005050149": 0})
+    listed = await lifecycle.claim_call("job", 1, "w@2.5", refuse_listed="+573005050149")
+    assert (listed.claimed, listed.holder, listed.listed) == (False, "", True)
+    assert not await store.attempt_placed("job", 1)
+    unchecked = await lifecycle.claim_call("job", 1, "w@2.5")
+    assert unchecked.claimed
     # A call an earlier delivery placed is followed, listed or not.
-    await redis_client.set(store.keys.attempt(job.job_id, 1), "old@1.5")
-    assert await place() == (False, "old@1.5", False)
+    again = await lifecycle.claim_call("job", 1, "w@3.5", refuse_listed="+573005050149")
+    assert (again.claimed, again.holder, again.listed) == (False, "w@2.5", False)

@@ -110,15 +110,13 @@ class Delivered:
 
 
 @dataclass(frozen=True, slots=True)
-class Placed:
-    """What `place_call` did: `claimed` (the caller dials now, the job is `calling`), or the
-    claim's holder when an earlier delivery already holds it ("" when the job was not in
-    processing: nothing to dial)."""
+class CallClaim:
+    """What `claim_call` found: `claimed` (the caller may dial now), or the claim's `holder`
+    when an earlier delivery holds it, or `listed` (asked to check the number: it is on the
+    do-not-call list, nothing claimed)."""
 
-    job: Job
     claimed: bool
     holder: str = ""
-    # Asked with `refuse_listed`: the number is on the do-not-call list, nothing was claimed.
     listed: bool = False
 
 
@@ -130,8 +128,6 @@ Unpin = tuple[str, str]
 class _Reply:
     moved: Moved
     count: int
-    holder: str
-    listed: bool
     record: dict[str, str]
 
 
@@ -359,59 +355,21 @@ class JobLifecycle:
         update = {"status": JobStatus.PROCESSING, "processed_at": now, "worker_id": worker_id}
         return Delivered(found, reply.count, True, found.model_copy(update=update))
 
-    async def place_call(
-        self,
-        job: Job,
-        attempt: int,
-        *,
-        owner: str,
-        audio: AudioInfo,
-        backend: str,
-        started_at: float,
-        refuse_listed: str | None = None,
-    ) -> Placed:
-        """processing -> calling together with the attempt's claim (`SET NX`, at most one dial
-        per attempt), just before the caller originates the call. Refused when the job is not
-        in processing, when another delivery already holds the claim (`holder`), or (asked
-        with `refuse_listed`, a number) when that number is on the do-not-call list."""
-        info = _calling_info(job, backend, started_at)
-        change = Change(
-            [Hop(frozenset({JobStatus.PROCESSING}), JobStatus.CALLING, "call placed")],
-            fields={
-                "attempts": str(attempt),
-                "call": info.model_dump_json(),
-                "audio": audio.model_dump_json(),
-            },
+    async def claim_call(
+        self, job_id: str, attempt: int, owner: str, *, refuse_listed: str | None = None
+    ) -> CallClaim:
+        """The attempt's claim (`SET NX`), taken just before its call is originated: at most
+        one dial per attempt. With `refuse_listed` (a number), nothing is claimed when that
+        number is on the do-not-call list, in the same step."""
+        reply = await self._scripts.claim_call(
+            keys=[self._keys.attempt(job_id, attempt), self._keys.dnc],
+            args=[owner, self._ttl_seconds, refuse_listed or ""],
         )
-        key = self._keys.attempt(job.job_id, attempt)
-        change.extras = {"claim": {"key": key, "value": owner, "ttl": self._ttl_seconds}}
-        if refuse_listed is not None:
-            change.extras["refuse_listed"] = {"key": self._keys.dnc, "member": refuse_listed}
-        reply = await self._call(job.job_id, change)
-        if reply.moved.applied:
-            update = {
-                "status": JobStatus.CALLING,
-                "attempts": attempt,
-                "call": info,
-                "audio": audio,
-            }
-            return Placed(job.model_copy(update=update), True)
-        return Placed(job, False, reply.holder, reply.listed)
+        return CallClaim(bool(reply[0]), str(reply[1] or ""), bool(reply[2]))
 
-    async def withdraw_call(self, job: Job, attempt: int, due_ms: int, detail: str) -> Moved:
-        """calling -> retrying for a call `place_call` claimed that never reached the backend
-        (a technical error): the claim is dropped and the attempt counted again, so the
-        technical retry's message (the same attempt, due at `due_ms`) starts it anew."""
-        change = Change(
-            [Hop(frozenset({JobStatus.CALLING}), JobStatus.RETRYING, detail)],
-            fields={
-                "attempts": str(attempt - 1),
-                "call": job.call.model_dump_json(),
-                "next_attempt_ms": str(due_ms),
-            },
-        )
-        change.extras = {"release": self._keys.attempt(job.job_id, attempt)}
-        return await self._apply(job.job_id, change)
+    async def release_attempt(self, job_id: str, attempt: int) -> None:
+        """Undo a claim whose call never reached the backend."""
+        await self._client.delete(self._keys.attempt(job_id, attempt))
 
     async def mark_calling(
         self,
@@ -630,10 +588,9 @@ class JobLifecycle:
         )
         previous = JobStatus(reply[1]) if reply[1] else None
         status = JobStatus(reply[2]) if reply[2] else None
-        flat = [str(v) for v in reply[6:]]
+        flat = [str(v) for v in reply[4:]]
         record = dict(zip(flat[::2], flat[1::2], strict=True))
-        moved = Moved(bool(reply[0]), previous, status)
-        return _Reply(moved, int(reply[3]), str(reply[4] or ""), bool(reply[5]), record)
+        return _Reply(Moved(bool(reply[0]), previous, status), int(reply[3]), record)
 
 
 def _start_change(worker_id: str, fields: dict[str, str]) -> Change:

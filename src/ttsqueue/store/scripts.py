@@ -44,6 +44,7 @@ class Scripts:
     delete_job: AsyncScript
     touch_job: AsyncScript
     confirm_job: AsyncScript
+    claim_call: AsyncScript
 
     @classmethod
     def register(cls, client: aioredis.Redis) -> Scripts:
@@ -53,4 +54,5 @@ class Scripts:
             delete_job=load_script(client, "delete_job"),
             touch_job=load_script(client, "touch_job"),
             confirm_job=load_script(client, "confirm_job"),
+            claim_call=load_script(client, "claim_call"),
         )

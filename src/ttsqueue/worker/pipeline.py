@@ -24,6 +24,7 @@ from ttsqueue.domain import (
     attempt_call_id,
 )
 from ttsqueue.errors import (
+    DialerError,
     PermanentJobError,
     PoisonMessageError,
     TransientJobError,
@@ -208,7 +209,7 @@ class JobHandler:
         async with ctx.trunk.slot(call_id, job.priority):
             following_call()
             # The calling policy is asked with a line in hand, just before dialing (SPEC §13).
-            # An open window without a cap leaves the do-not-call lookup to `place_call`.
+            # An open window without a cap leaves the do-not-call lookup to `claim_call`.
             decision = await ctx.policy.check(
                 job.e164, policy_of(job), claimant=f"{job.job_id}:{attempt}", defer_listed=True
             )
@@ -226,49 +227,44 @@ class JobHandler:
                 originated_at=originated_at,
                 not_before=msg.not_before_ms / 1000,
             )
-            # The claim (at most one dial per attempt) and the move to `calling`, one step.
-            placed = await ctx.lifecycle.place_call(
-                job,
+            # At most one dial per attempt; an open window without a cap has the number
+            # checked against the do-not-call list in the same step.
+            unchecked = isinstance(decision, Open) and decision.listed_unchecked
+            claim = await ctx.lifecycle.claim_call(
+                job.job_id,
                 attempt,
-                owner=f"{ctx.worker_id}@{originated_at}",
-                audio=job.audio,
-                backend=ctx.dialer.name,
-                started_at=originated_at,
-                refuse_listed=job.e164
-                if isinstance(decision, Open) and decision.listed_unchecked
-                else None,
+                f"{ctx.worker_id}@{originated_at}",
+                refuse_listed=job.e164 if unchecked else None,
             )
-            if placed.claimed:
-                try:
-                    # The claim is what stops a second dial: on replicas before the call.
-                    if not await claim_replicated(ctx.store.client, ctx.store.keys, ctx.settings):
-                        raise TransientJobError("Redis replicas did not confirm the call claim")
-                    # Logged before the backend is asked, so the log never undercounts dials.
-                    log.info("originating call", call_id=call.call_id, backend=ctx.dialer.name)
-                    await ctx.dialer.originate(call)
-                except TransientJobError as exc:  # DialerError included
-                    # Not handed to the backend: this attempt may be dialed again later.
-                    return await self._withdraw(job, placed.job, msg, work_queue, exc)
-                job = placed.job
-            elif placed.holder:
-                originated_at = claimed_at(placed.holder)
-                job = await ctx.lifecycle.mark_calling(
-                    job,
-                    attempt,
-                    audio=job.audio,
-                    backend=ctx.dialer.name,
-                    started_at=originated_at,
-                    detail="call already placed by an earlier delivery: following it",
-                )
-            elif placed.listed:
+            if claim.listed:
                 await self._unpin(_leases(job, call_id))
                 await suppress(ctx, job, Suppressed())
                 return Disposition.ACK
+            if claim.claimed:
+                # The claim is what stops a second dial: on replicas before the call, if asked.
+                if not await claim_replicated(ctx.store.client, ctx.store.keys, ctx.settings):
+                    await ctx.lifecycle.release_attempt(job.job_id, attempt)
+                    raise TransientJobError("Redis replicas did not confirm the call claim")
+                # Logged before the backend is asked, so the log never undercounts dials.
+                log.info("originating call", call_id=call.call_id, backend=ctx.dialer.name)
+                try:
+                    await ctx.dialer.originate(call)
+                except DialerError:
+                    # Not handed to the backend: this attempt may be dialed again later.
+                    await ctx.lifecycle.release_attempt(job.job_id, attempt)
+                    raise
+                detail = "call placed"
             else:
-                # The job left `processing` meanwhile (another copy moved it on): no call.
-                await self._unpin(_leases(job, call_id))
-                log.info("job no longer processing: not dialed")
-                return Disposition.ACK
+                originated_at = claimed_at(claim.holder)
+                detail = "call already placed by an earlier delivery: following it"
+            job = await ctx.lifecycle.mark_calling(
+                job,
+                attempt,
+                audio=job.audio,
+                backend=ctx.dialer.name,
+                started_at=originated_at,
+                detail=detail,
+            )
             result = await self._follow(job, attempt, work_queue, originated_at)
         if isinstance(decision, Open):
             await ctx.policy.settle(decision, answered=answered(result))
@@ -301,31 +297,6 @@ class JobHandler:
             raise
         await finish_attempt(ctx, job, attempt, result, work_queue, unpin=leases)
         return result
-
-    async def _withdraw(
-        self, before: Job, job: Job, msg: JobMessage, work_queue: str, exc: TransientJobError
-    ) -> Disposition:
-        """A technical retry of a call claimed (`calling`) that never reached the backend."""
-        settings = self.ctx.settings
-        if technical_exhausted(msg.tech_retries, settings.TECH_MAX_RETRIES):
-            reason = f"technical error, retries exhausted: {exc}"
-            await fail_job(self.ctx, job, reason, outcome=CallOutcome.FAILED)
-            return Disposition.DEAD
-        delay = technical_delay(settings.TECH_RETRY_BASE_SECONDS, msg.tech_retries)
-        retry = msg.model_copy(
-            update={
-                "tech_retries": msg.tech_retries + 1,
-                "not_before_ms": int((time.time() + delay) * 1000),
-            }
-        )
-        detail = f"technical retry in {delay:g}s: {exc}"
-        moved = await self.ctx.lifecycle.withdraw_call(
-            before, msg.attempt, retry.not_before_ms, detail
-        )
-        if moved.applied:
-            await park(self.ctx.publisher, work_queue, retry, DelayQueues.of(settings))
-        log.warning("technical retry", error=str(exc), delay_s=delay)
-        return Disposition.ACK
 
     async def _technical_retry(
         self, job: Job, msg: JobMessage, work_queue: str, exc: TransientJobError

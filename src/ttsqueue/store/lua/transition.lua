@@ -16,17 +16,10 @@
 --    "unpin": [[zset, member], ...]   drop audio cache leases, whatever follows;
 --    "read": true                     reply with the record as it was before the change;
 --    "guard": {"priority": p, "attempt": n, "max_count": m}  apply only if the job has that
---                                     priority, n is its next attempt, the count is <= m;
---    "claim": {"key": k, "value": v, "ttl": s}  SET NX the attempt claim with the change:
---                                     refused (nothing written) when another holds it;
---    "release": k                     delete the attempt claim with the change;
---    "refuse_listed": {"key": dnc zset, "member": number}  refuse the change (nothing
---                                     written) when the number is on the do-not-call list,
---                                     unless the attempt's claim is already held.
+--                                     priority, n is its next attempt, the count is <= m.
 -- An optional hop whose source does not match is skipped; any other mismatch refuses the
 -- whole change before anything is written.
--- Returns {applied 1|0, status before ("" when no record), status now, count, the attempt
--- claim's value when refused ("" otherwise), 1 when refused as listed (else 0), then the
+-- Returns {applied 1|0, status before ("" when no record), status now, count, then the
 -- record's field/value pairs if "read"}.
 local change = cjson.decode(ARGV[3])
 local count = 0
@@ -44,14 +37,10 @@ local record = {}
 if change["read"] and current then
   record = redis.call("HGETALL", KEYS[1])
 end
-local function reply(applied, before, now, claimed, listed)
-  local out = {applied, before, now, count, claimed or "", listed or 0}
+local function reply(applied, before, now)
+  local out = {applied, before, now, count}
   for _, v in ipairs(record) do out[#out + 1] = v end
   return out
-end
-local function claim_holder()
-  if change["claim"] then return redis.call("GET", change["claim"]["key"]) or "" end
-  return ""
 end
 if not current then
   return reply(0, "", "")
@@ -87,27 +76,11 @@ for i, hop in ipairs(hops) do
     taken[i] = true
     walk = hop["to"]
   elseif not hop["optional"] then
-    return reply(0, current, current, claim_holder())
+    return reply(0, current, current)
   end
 end
 if not taken[#hops] then
-  return reply(0, current, current, claim_holder())
-end
-if change["refuse_listed"] then
-  local dnc = change["refuse_listed"]
-  local held = change["claim"] and redis.call("EXISTS", change["claim"]["key"]) == 1
-  if not held and redis.call("ZSCORE", dnc["key"], dnc["member"]) then
-    return reply(0, current, current, "", 1)
-  end
-end
-if change["claim"] then
-  local c = change["claim"]
-  if not redis.call("SET", c["key"], c["value"], "NX", "EX", c["ttl"]) then
-    return reply(0, current, current, claim_holder())
-  end
-end
-if change["release"] then
-  redis.call("DEL", change["release"])
+  return reply(0, current, current)
 end
 
 local prefix = ARGV[1]
