@@ -9,11 +9,13 @@ Being a plain script, it can also run under `python -m cProfile -o out.prof`.
 from __future__ import annotations
 
 import sys
-
-from fastapi import FastAPI
+from typing import TYPE_CHECKING
 
 from ttsqueue.config import load_settings
 from ttsqueue.logs import configure_logging
+
+if TYPE_CHECKING:  # a worker started here must not pay for importing FastAPI (about 1 s of CPU)
+    from fastapi import FastAPI
 
 
 def api_app() -> FastAPI:

@@ -33,7 +33,7 @@ def settings(tmp_path: Path) -> Settings:
 
 async def _dialed_and_completed(lifecycle: JobLifecycle, job: Job, owner: str) -> None:
     started = (await lifecycle.start(job, owner)).job
-    assert await lifecycle.claim_attempt(job.job_id, 1, owner)
+    assert (await lifecycle.claim_call(job.job_id, 1, owner)).claimed
     calling = await lifecycle.mark_calling(
         started, 1, audio=job.audio, backend="simulator", started_at=time.time(), detail="placed"
     )
@@ -84,13 +84,13 @@ async def test_a_record_another_delivery_moved_on_is_not_taken_back(
     await lifecycle.create(job)
     with journal.journaling() as writes:
         started = (await lifecycle.start(job, "w1")).job
-        assert await lifecycle.claim_attempt(job.job_id, 1, "w1@1")
+        assert (await lifecycle.claim_call(job.job_id, 1, "w1@1")).claimed
         await lifecycle.release_attempt(job.job_id, 1)
         assert (await lifecycle.requeue(started, "technical retry")).applied
     await asyncio.sleep(0.01)  # the next delivery's writes are later
     queued = job.model_copy(update={"status": JobStatus.QUEUED})
     started = (await lifecycle.start(queued, "w2")).job
-    assert await lifecycle.claim_attempt(job.job_id, 1, "w2@2")
+    assert (await lifecycle.claim_call(job.job_id, 1, "w2@2")).claimed
     await lifecycle.mark_calling(
         started, 1, audio=job.audio, backend="simulator", started_at=time.time(), detail="placed"
     )

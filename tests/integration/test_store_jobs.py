@@ -172,13 +172,44 @@ async def test_discard_forgets_job_and_its_key(
     assert (await lifecycle.create(make_job(), claim=claim)).created
 
 
-async def test_attempt_claim_is_granted_once(
+async def test_call_claim_is_granted_once(redis_client: aioredis.Redis, settings: Settings) -> None:
+    lifecycle = lifecycle_of(redis_client, settings)
+    claims = await asyncio.gather(*(lifecycle.claim_call("job", 1, f"w{i}@1") for i in range(20)))
+    assert sum(c.claimed for c in claims) == 1
+    winner = next(f"w{i}@1" for i, c in enumerate(claims) if c.claimed)
+    assert {c.holder for c in claims if not c.claimed} == {winner}
+    assert (await lifecycle.claim_call("job", 2, "w0@1")).claimed
+    await lifecycle.release_attempt("job", 2)
+    assert (await lifecycle.claim_call("job", 2, "w1@1")).claimed
+
+
+async def test_deliver_counts_reads_and_starts_in_one_step(
     redis_client: aioredis.Redis, settings: Settings
 ) -> None:
     lifecycle = lifecycle_of(redis_client, settings)
-    grants = await asyncio.gather(*(lifecycle.claim_attempt("job", 1, f"w{i}") for i in range(20)))
-    assert sum(grants) == 1
-    assert await lifecycle.claim_attempt("job", 2, "w0")
+    job = make_job()
+    await lifecycle.create(job)
+
+    async def deliver(
+        job_id: str, attempt: int
+    ) -> tuple[int, bool, JobStatus | None, JobStatus | None]:
+        got = await lifecycle.deliver(
+            job_id,
+            attempt=attempt,
+            tech_retries=0,
+            priority=job.priority,
+            worker_id="w",
+            max_deliveries=2,
+        )
+        found = got.found.status if got.found else None
+        now = got.job.status if got.job else None
+        return got.deliveries, got.started, found, now
+
+    queued, processing = JobStatus.QUEUED, JobStatus.PROCESSING
+    assert await deliver(job.job_id, 2) == (1, False, queued, queued)  # not its next attempt
+    assert await deliver(job.job_id, 1) == (1, True, queued, processing)
+    assert await deliver(job.job_id, 1) == (2, False, processing, processing)
+    assert await deliver("nope", 1) == (1, False, None, None)
 
 
 async def test_list_recent_pages_newest_first(
@@ -354,3 +385,19 @@ async def test_a_campaign_cancel_is_the_lifecycle_cancel(
     assert (await store.history(job.job_id))[-1].detail == "campaign canceled"
     assert len(published) == 1
     assert b'"status":"canceled"' in published[0]
+
+
+async def test_call_claim_refuses_a_listed_number_unless_already_claimed(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    store = store_for(redis_client, settings)
+    lifecycle = lifecycle_of(redis_client, settings)
+    await redis_client.zadd(store.keys.dnc, {"+573005050149": 0})
+    listed = await lifecycle.claim_call("job", 1, "w@2.5", refuse_listed="+573005050149")
+    assert (listed.claimed, listed.holder, listed.listed) == (False, "", True)
+    assert not await store.attempt_placed("job", 1)
+    unchecked = await lifecycle.claim_call("job", 1, "w@2.5")
+    assert unchecked.claimed
+    # A call an earlier delivery placed is followed, listed or not.
+    again = await lifecycle.claim_call("job", 1, "w@3.5", refuse_listed="+573005050149")
+    assert (again.claimed, again.holder, again.listed) == (False, "w@2.5", False)

@@ -253,7 +253,7 @@ async def test_a_calling_job_without_owner_gets_the_dialed_attempt_back_never_a_
     await lifecycle.create(job)
     await lifecycle.confirm(job.job_id)
     assert (await lifecycle.start(job, "gone-worker")).applied
-    assert await lifecycle.claim_attempt(job.job_id, 1, "gone-worker@0")
+    assert (await lifecycle.claim_call(job.job_id, 1, "gone-worker@0")).claimed
     calling = await lifecycle.mark_calling(
         job.model_copy(update={"status": JobStatus.PROCESSING}),
         1,

@@ -132,7 +132,7 @@ def test_the_check_sees_the_owners_writes() -> None:
     owner = job_state_writes(_modules()["store/lifecycle.py"])
     assert any("script transition" in w for w in owner)
     assert any("script create_job" in w for w in owner)
-    assert any("set() on a job key" in w for w in owner)  # the attempt claim
+    assert any("script delete_job" in w for w in owner)  # a refused submission
     assert any("to_redis()" in w for w in owner)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -40,6 +42,8 @@ log = get_logger("ttsqueue.api")
 # A client gets its 503 within 5 s when RabbitMQ drops packets: at most ADMIT_WAIT_S for the
 # backlog read, then this for the publish (channel opening and confirm included).
 PUBLISH_DEADLINE_S = 3.5
+# How long a stopping API waits for the confirms still being written.
+DRAIN_S = 5.0
 # SPEC §2.8: 64 KB for every body but the batch's, which holds up to 1000 calls.
 MAX_BODY_BYTES = 64 * 1024
 
@@ -81,6 +85,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         try:
             yield
         finally:
+            # Confirms still being written for jobs already answered 202.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(DRAIN_S):
+                    await store.lifecycle.drain()
             await inspector.close()
             await broker.close()
             await redis.aclose()

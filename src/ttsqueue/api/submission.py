@@ -1,11 +1,16 @@
 """Accepting a call request: the job record first, then the confirmed publish (SPEC §2).
 
-A job is acknowledged to the client only once RabbitMQ has confirmed its message and the
-record exists in Redis. If the publish fails the record is removed again, so nothing is left
-in a non-terminal state for a job the client was told failed. Until the confirm, the job sits
-in the unconfirmed set and its Idempotency-Key is "pending" (a repeat gets 409
-`idempotency_in_progress`); if this process dies in between, the workers' sweeper fails the
-job, never dialed, and frees the key (worker/sweeper.py).
+The request path is one Redis call (the do-not-call check, the idempotency key and the record
+with its indexes, in one script) and one publish that RabbitMQ confirms. A job is acknowledged
+to the client only once RabbitMQ has confirmed its message and the record exists in Redis. If
+the publish fails the record is removed again and the job marked refused, so nothing is left in
+a non-terminal state, or dialed from the copy its message carries, for a job the client was
+told failed. Until the confirm is recorded the job sits in the unconfirmed set and its
+Idempotency-Key is "pending" (a repeat waits for it, then gets the job, or 409
+`idempotency_in_progress`). That record is written after the response, off its path: if this
+process dies before it is, the workers' sweeper confirms the job once a worker has started it,
+and fails a job that no message ever reached, never dialed, freeing the key
+(worker/sweeper.py). Behind Sentinels, the 202 also waits for the fence (api/kept.py).
 """
 
 from __future__ import annotations
@@ -101,30 +106,30 @@ def build_job(
     )
 
 
-async def refuse_listed(ctx: ApiContext, call: ValidatedCall) -> None:
+def do_not_call_error(e164: str) -> ApiError:
     """409 `do_not_call` for a number on the do-not-call list (SPEC §13)."""
-    if await ctx.policy.dnc.is_listed(call.phone.e164):
-        raise ApiError(
-            409,
-            "do_not_call",
-            f"phone_number: {call.phone.e164} is on the do-not-call list",
-            details=[
-                {
-                    "loc": ["body", "phone_number"],
-                    "field": "phone_number",
-                    "message": "on the do-not-call list",
-                }
-            ],
-        )
+    return ApiError(
+        409,
+        "do_not_call",
+        f"phone_number: {e164} is on the do-not-call list",
+        details=[
+            {
+                "loc": ["body", "phone_number"],
+                "field": "phone_number",
+                "message": "on the do-not-call list",
+            }
+        ],
+    )
 
 
 async def submit(
     ctx: ApiContext, call: ValidatedCall, claim: IdempotencyClaim | None = None
 ) -> Submitted:
-    await refuse_listed(ctx, call)
     job = build_job(call, ctx.policy)
     stamp = master_stamp(ctx)
     created = await _create(ctx, job, claim)
+    if created.listed:
+        raise do_not_call_error(call.phone.e164)
     if not created.created:
         return await _existing(ctx, created, claim)
     if not await _replicated(ctx, job):
@@ -137,12 +142,9 @@ async def submit(
         # so that its message does not bring it back from the copy it carries.
         await ctx.lifecycle.discard(job.job_id, claim=claim)
         raise
-    try:
-        await ctx.lifecycle.confirm(job.job_id, claim.key_digest if claim else None)
-    except StoreUnavailableError as exc:
-        # The job is queued and durable: accepted. Its key stays pending until a worker
-        # starts the job and the sweeper, seeing that, confirms it.
-        log.warning("job queued but not marked confirmed", job_id=job.job_id, error=repr(exc))
+    # The job is queued and durable: accepted. Recording that is not on the response's path
+    # (a failure leaves the key pending until the sweeper confirms it).
+    ctx.lifecycle.confirm_later(job.job_id, claim.key_digest if claim else None)
     await ensure_kept(ctx, job, claim, stamp)
     return Submitted(job, True)
 
@@ -168,7 +170,7 @@ async def _create(ctx: ApiContext, job: Job, claim: IdempotencyClaim | None) -> 
     (briefly): it then gets that job, or creates its own if the first one failed."""
     deadline = time.monotonic() + PENDING_WAIT_S
     while True:
-        created = await ctx.lifecycle.create(job, claim=claim)
+        created = await ctx.lifecycle.create(job, claim=claim, refuse_listed=True)
         if created.created or not created.pending or time.monotonic() >= deadline:
             return created
         await asyncio.sleep(PENDING_POLL_S)

@@ -38,6 +38,9 @@ class Open:
 
     zone: str
     claim: ContactClaim | None = None
+    # `check(defer_listed=True)`: the do-not-call list is still to be asked, by the caller's
+    # own step (the worker's move to `calling` refuses a listed number in the same script).
+    listed_unchecked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,16 +95,25 @@ class CallingPolicy:
         return WaitUntil(next_opening(at, rules.hours, zone), reason, zone.key)
 
     async def check(
-        self, e164: str, job: JobPolicy, *, claimant: str, now: datetime | None = None
+        self,
+        e164: str,
+        job: JobPolicy,
+        *,
+        claimant: str,
+        now: datetime | None = None,
+        defer_listed: bool = False,
     ) -> Decision:
         """The decision for dialing `e164` now; takes a contact claim when a cap applies.
         One Redis round trip: the do-not-call lookup, or (window open, cap on) the claim
-        script that also refuses listed numbers."""
+        script that also refuses listed numbers. With `defer_listed`, an open window without
+        a cap costs none: `Open(listed_unchecked=True)`, the caller asks the list itself."""
         now = now or self.clock.now()
         rules = rules_for_job(self.rules, job)
         zone = self.zone_for(e164, job).zone
         wait = self.opening(e164, job, now)
         if wait is not None or rules.max_contacts_per_day < 1:
+            if wait is None and defer_listed:
+                return Open(zone.key, listed_unchecked=True)
             if await self.dnc.is_listed(e164):
                 return Suppressed()
             return wait or Open(zone.key)

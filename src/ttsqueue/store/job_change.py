@@ -33,12 +33,15 @@ class Change:
     worker_incr: dict[str, int] = field(default_factory=dict)
     finished: str | None = None
     observe: list[Observation] = field(default_factory=list)
+    # Folded into the same script call (see transition.lua): a worker's step, one round trip.
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def encode(change: Change, keys: Keys, now: datetime) -> dict[str, Any]:
     """The change as transition.lua reads it, made at `now`."""
     at = iso(now) or ""
     payload: dict[str, Any] = {"hops": [_hop_row(hop, at) for hop in change.hops], "at": at}
+    payload.update(change.extras)
     if change.fields:
         payload["set"] = change.fields
     if change.outcome is not None:

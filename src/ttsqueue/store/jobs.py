@@ -36,6 +36,14 @@ class PageCursor:
         return cls(int(score), job_id)
 
 
+def claimed_at(claim: str) -> float:
+    """Epoch seconds an attempt claim (`<owner>@<epoch>`) records, or now if unknown."""
+    try:
+        return float(claim.rsplit("@", 1)[1])
+    except (IndexError, ValueError):
+        return time.time()
+
+
 class JobStore:
     def __init__(self, client: aioredis.Redis, keys: Keys, ttl_seconds: int) -> None:
         self.client = client
@@ -135,29 +143,6 @@ class JobStore:
     async def attempt_placed(self, job_id: str, attempt: int) -> bool:
         """Whether the attempt's call was claimed (and so may be under way)."""
         return bool(await self.client.exists(self.keys.attempt(job_id, attempt)))
-
-    async def attempt_claimed_at(self, job_id: str, attempt: int) -> float:
-        """Epoch seconds recorded by the claim (`<owner>@<epoch>`), or now if unknown."""
-        value = await self.client.get(self.keys.attempt(job_id, attempt))
-        try:
-            return float(str(value).rsplit("@", 1)[1])
-        except (IndexError, ValueError):
-            return time.time()
-
-    async def load_for_delivery(
-        self, job_id: str, counter: tuple[int, int] | None
-    ) -> tuple[Job | None, int]:
-        """The job, and how many times the message `counter` = (attempt, technical retry) has
-        now been delivered (0 when `counter` is None: a delivery that is not counted)."""
-        if counter is None:
-            return await self.get(job_id), 0
-        deliveries = self.keys.deliveries(job_id, *counter)
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self.keys.job(job_id))
-            pipe.incr(deliveries)
-            pipe.expire(deliveries, self.ttl_seconds)
-            raw, count, _ = await pipe.execute()
-        return (Job.from_redis(raw) if raw else None), int(count)
 
     async def forget_deliveries(self, job_id: str, counter: tuple[int, int]) -> None:
         """A delivery that ended normally (the job held back, nothing dialed) does not count

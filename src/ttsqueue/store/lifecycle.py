@@ -14,10 +14,11 @@ submission was refused (`discard` marks it so).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -33,10 +34,11 @@ from ttsqueue.domain import (
     Job,
     JobMessage,
     JobStatus,
+    Priority,
     iso,
     utcnow,
 )
-from ttsqueue.errors import ConnectionLostError
+from ttsqueue.errors import ConnectionLostError, StoreError
 from ttsqueue.logs import get_logger
 from ttsqueue.store import journal
 from ttsqueue.store.confirms import ConfirmBatcher
@@ -77,6 +79,8 @@ class CreateResult:
     pending: bool = False
     # The job's submission was refused (`discard`): its record must not come back.
     refused: bool = False
+    # Asked with `refuse_listed`: the number is on the do-not-call list (nothing written).
+    listed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,39 @@ class Started:
 
     job: Job
     applied: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """What `deliver` found: the job as it was (None: no record), how many times this message
+    has now been delivered, and the job after the call (processing when `started`)."""
+
+    found: Job | None
+    deliveries: int
+    started: bool
+    job: Job | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallClaim:
+    """What `claim_call` found: `claimed` (the caller may dial now), or the claim's `holder`
+    when an earlier delivery holds it, or `listed` (asked to check the number: it is on the
+    do-not-call list, nothing claimed)."""
+
+    claimed: bool
+    holder: str = ""
+    listed: bool = False
+
+
+# An audio cache lease to drop with a change: (cache key, lease id).
+Unpin = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    moved: Moved
+    count: int
+    record: dict[str, str]
 
 
 def idempotency_value(job_id: str, body_digest: str, *, pending: bool) -> str:
@@ -125,10 +162,15 @@ class JobLifecycle:
         self._results = results
         self._scripts = Scripts.register(client)
         self._confirms = ConfirmBatcher(self._scripts.confirm_job, keys)
+        # Audit publishes and confirms that nobody waits for (kept referenced until done).
+        self._background: set[asyncio.Task[None]] = set()
 
     # Acceptance --------------------------------------------------------------------------
-    async def create(self, job: Job, *, claim: IdempotencyClaim | None = None) -> CreateResult:
-        """Record a new job (unconfirmed until its first message is confirmed)."""
+    async def create(
+        self, job: Job, *, claim: IdempotencyClaim | None = None, refuse_listed: bool = False
+    ) -> CreateResult:
+        """Record a new job (unconfirmed until its first message is confirmed); with
+        `refuse_listed`, not when its number is on the do-not-call list (same step)."""
         k = self._keys
         created_ms = int(time.time() * 1000)
         entry = HistoryEntry(status=job.status, at=job.created_at, detail="accepted")
@@ -155,6 +197,7 @@ class JobLifecycle:
                 k.status_priority_index(job.status, job.priority),
                 k.expiry_index,
                 k.refused(job.job_id),
+                k.dnc,
             ],
             args=[
                 job.job_id,
@@ -167,6 +210,7 @@ class JobLifecycle:
                 orjson.dumps(event).decode(),
                 k.prefix,
                 job.priority.value,
+                job.e164 if refuse_listed else "",
                 *flat,
             ],
         )
@@ -181,6 +225,8 @@ class JobLifecycle:
                 )
         if reply[0] == "refused":
             return CreateResult(False, job.job_id, refused=True)
+        if reply[0] == "listed":
+            return CreateResult(False, job.job_id, listed=True)
         journal.note(functools.partial(self.create, job, claim=claim))
         # "created"; or "exists" / the key holding this very id: the script already ran for
         # this fresh UUID and its reply was lost before redis-py retried. Still created, so the
@@ -199,6 +245,28 @@ class JobLifecycle:
         """The job's first message is confirmed by RabbitMQ: only now does its idempotency key
         lead to it. True when the job was still waiting for this."""
         return await self._confirms.confirm(job_id, idempotency_digest)
+
+    def confirm_later(self, job_id: str, idempotency_digest: str | None = None) -> None:
+        """`confirm`, off the caller's path: the job is durable once its message is confirmed,
+        and a confirm lost with this process is written by the sweeper (which sends the
+        message again: a harmless duplicate, deduplicated by the attempt claim)."""
+        self._spawn(self._confirm_quietly(job_id, idempotency_digest))
+
+    async def _confirm_quietly(self, job_id: str, idempotency_digest: str | None) -> None:
+        try:
+            await self.confirm(job_id, idempotency_digest)
+        except (ConnectionLostError, StoreError) as exc:
+            log.warning("job queued but not marked confirmed", job_id=job_id, error=repr(exc))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for the confirms and audit publishes still in flight (before shutting down)."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     async def discard(self, job_id: str, *, claim: IdempotencyClaim | None = None) -> None:
         """Forget a job whose submission failed (its message not confirmed by RabbitMQ, or its
@@ -255,32 +323,60 @@ class JobLifecycle:
         """
         now = iso(self._now()) or ""
         fields = {"processed_at": now, "worker_id": worker_id}
-        moved = await self._apply(
-            job.job_id,
-            Change(
-                [
-                    Hop(_TO_QUEUED, JobStatus.QUEUED, "due", optional=True),
-                    Hop(
-                        frozenset({JobStatus.QUEUED}),
-                        JobStatus.PROCESSING,
-                        f"worker {worker_id}",
-                        fields,
-                    ),
-                ]
-            ),
-        )
+        moved = await self._apply(job.job_id, _start_change(worker_id, fields))
         if moved.applied:
             update = {"status": JobStatus.PROCESSING, "processed_at": now, "worker_id": worker_id}
             return Started(job.model_copy(update=update), True)
         return Started(job.model_copy(update={"status": moved.status or job.status}), False)
 
-    async def claim_attempt(self, job_id: str, attempt: int, owner: str) -> bool:
-        """True exactly once per (job, attempt): the caller may originate that call."""
-        key = self._keys.attempt(job_id, attempt)
-        if not await self._client.set(key, owner, nx=True, ex=self._ttl_seconds):
-            return False
-        journal.note(functools.partial(self._client.set, key, owner, nx=True, ex=self._ttl_seconds))
-        return True
+    async def deliver(
+        self,
+        job_id: str,
+        *,
+        attempt: int,
+        tech_retries: int,
+        priority: Priority,
+        worker_id: str,
+        max_deliveries: int,
+    ) -> Delivered:
+        """A due message of (attempt, technical retry) arrived: count the delivery, read the
+        job and, when this attempt is the job's next one, of `priority`, and the delivery
+        within `max_deliveries`, `start` it, all in one step."""
+        k = self._keys
+        now = iso(self._now()) or ""
+        fields = {"processed_at": now, "worker_id": worker_id}
+        change = _start_change(worker_id, fields)
+        change.extras = {
+            "count": {"key": k.deliveries(job_id, attempt, tech_retries), "ttl": self._ttl_seconds},
+            "read": True,
+            "guard": {"priority": priority.value, "attempt": attempt, "max_count": max_deliveries},
+        }
+        reply = await self._call(job_id, change)
+        found = Job.from_redis(reply.record) if reply.record else None
+        if found is None or not reply.moved.applied:
+            return Delivered(found, reply.count, False, found)
+        update = {"status": JobStatus.PROCESSING, "processed_at": now, "worker_id": worker_id}
+        return Delivered(found, reply.count, True, found.model_copy(update=update))
+
+    async def claim_call(
+        self, job_id: str, attempt: int, owner: str, *, refuse_listed: str | None = None
+    ) -> CallClaim:
+        """The attempt's claim (`SET NX`), taken just before its call is originated: at most
+        one dial per attempt. With `refuse_listed` (a number), nothing is claimed when that
+        number is on the do-not-call list, in the same step."""
+        keys = [self._keys.attempt(job_id, attempt), self._keys.dnc]
+        reply = await self._scripts.claim_call(
+            keys=keys, args=[owner, self._ttl_seconds, refuse_listed or ""]
+        )
+        claim = CallClaim(bool(reply[0]), str(reply[1] or ""), bool(reply[2]))
+        if reply[0]:
+            # Made again after a failover, the claim stands whatever the list says by then.
+            journal.note(
+                functools.partial(
+                    self._scripts.claim_call, keys=keys, args=[owner, self._ttl_seconds, ""]
+                )
+            )
+        return claim
 
     async def release_attempt(self, job_id: str, attempt: int) -> None:
         """Undo a claim whose call never reached the backend."""
@@ -301,15 +397,7 @@ class JobLifecycle:
         detail: str,
     ) -> Job:
         """processing -> calling: the attempt's call is with the backend."""
-        info = job.call.model_copy(
-            update={
-                "backend": backend,
-                "started_at": _epoch_iso(started_at),
-                "outcome": None,
-                "reason": None,
-                "simulated": backend == "simulator",
-            }
-        )
+        info = _calling_info(job, backend, started_at)
         moved = await self._apply(
             job.job_id,
             Change(
@@ -344,16 +432,17 @@ class JobLifecycle:
             Change([Hop(frozenset({JobStatus.PROCESSING}), JobStatus.QUEUED, detail)]),
         )
 
-    async def schedule_retry(self, job: Job, call: CallInfo, due_ms: int, detail: str) -> Moved:
+    async def schedule_retry(
+        self, job: Job, call: CallInfo, due_ms: int, detail: str, *, unpin: Sequence[Unpin] = ()
+    ) -> Moved:
         """calling -> retrying: the call did not get through; the next attempt is due then."""
-        return await self._apply(
-            job.job_id,
-            Change(
-                [Hop(frozenset({JobStatus.CALLING}), JobStatus.RETRYING, detail)],
-                fields={"call": call.model_dump_json(), "next_attempt_ms": str(due_ms)},
-                outcome=call.outcome,
-            ),
+        change = Change(
+            [Hop(frozenset({JobStatus.CALLING}), JobStatus.RETRYING, detail)],
+            fields={"call": call.model_dump_json(), "next_attempt_ms": str(due_ms)},
+            outcome=call.outcome,
         )
+        self._unpin(change, unpin)
+        return await self._apply(job.job_id, change)
 
     # Endings ---------------------------------------------------------------------------
     async def finish(
@@ -366,10 +455,12 @@ class JobLifecycle:
         detail: str,
         error: str | None = None,
         expected: frozenset[JobStatus] = frozenset({JobStatus.CALLING}),
+        unpin: Sequence[Unpin] = (),
     ) -> Moved:
-        """A worker ends the job (completed or failed) with its counters."""
+        """A worker ends the job (completed or failed) with its counters; `unpin` drops the
+        call's audio cache leases in the same step."""
         hops = [Hop(expected, status, detail)]
-        return await self._end(job, hops, call, error=error, worker_id=worker_id)
+        return await self._end(job, hops, call, error=error, worker_id=worker_id, unpin=unpin)
 
     async def fail(
         self,
@@ -379,6 +470,7 @@ class JobLifecycle:
         worker_id: str,
         outcome: CallOutcome = CallOutcome.FAILED,
         error: str | None = None,
+        unpin: Sequence[Unpin] = (),
     ) -> Moved:
         """Give up on a job in processing or calling (errors, exhausted technical retries).
 
@@ -392,6 +484,7 @@ class JobLifecycle:
             detail=error or reason,
             error=error or reason,
             expected=_LIVE,
+            unpin=unpin,
         )
 
     async def give_up(self, job: Job, reason: str, *, worker_id: str) -> Moved:
@@ -475,8 +568,10 @@ class JobLifecycle:
         *,
         error: str | None,
         worker_id: str | None,
+        unpin: Sequence[Unpin] = (),
     ) -> Moved:
-        """The one ending path: terminal status, counters, then the audit message."""
+        """The one ending path: terminal status, counters, then the audit message (published
+        in the background: the ending is recorded, nothing waits for its audit copy)."""
         status = hops[-1].target
         now = self._now()
         completed_at = iso(now) or ""
@@ -490,10 +585,17 @@ class JobLifecycle:
             change.fields["error"] = error
         if worker_id is not None:
             count_processing(change, job, now, worker_id, status is JobStatus.COMPLETED)
+        self._unpin(change, unpin)
         moved = await self._apply(job.job_id, change)
-        if moved.applied:
-            await self._publish_result(job, status, call, completed_at)
+        if moved.applied and self._results is not None:
+            self._spawn(self._publish_result(job, status, call, completed_at))
         return moved
+
+    def _unpin(self, change: Change, leases: Sequence[Unpin]) -> None:
+        if leases:
+            change.extras["unpin"] = [
+                [self._keys.cache_in_use(key), lease] for key, lease in leases
+            ]
 
     async def _publish_result(
         self, job: Job, status: JobStatus, call: CallInfo, completed_at: str
@@ -513,12 +615,15 @@ class JobLifecycle:
         )
         try:
             await self._results(body, job.job_id)
-        except ConnectionLostError as exc:
+        except Exception as exc:
             # The ending is recorded; only its audit copy is missing.
             log.warning("result not published", job_id=job.job_id, error=repr(exc))
 
     # The one script behind every status change --------------------------------------------
     async def _apply(self, job_id: str, change: Change) -> Moved:
+        return (await self._call(job_id, change)).moved
+
+    async def _call(self, job_id: str, change: Change) -> _Reply:
         payload = encode(change, self._keys, self._now())
         transition = functools.partial(
             self._scripts.transition,
@@ -530,4 +635,28 @@ class JobLifecycle:
             journal.note(transition, at=str(payload["at"]))
         previous = JobStatus(reply[1]) if reply[1] else None
         status = JobStatus(reply[2]) if reply[2] else None
-        return Moved(bool(reply[0]), previous, status)
+        flat = [str(v) for v in reply[4:]]
+        record = dict(zip(flat[::2], flat[1::2], strict=True))
+        return _Reply(Moved(bool(reply[0]), previous, status), int(reply[3]), record)
+
+
+def _start_change(worker_id: str, fields: dict[str, str]) -> Change:
+    """scheduled|retrying -> queued -> processing (the first hop only when needed)."""
+    return Change(
+        [
+            Hop(_TO_QUEUED, JobStatus.QUEUED, "due", optional=True),
+            Hop(frozenset({JobStatus.QUEUED}), JobStatus.PROCESSING, f"worker {worker_id}", fields),
+        ]
+    )
+
+
+def _calling_info(job: Job, backend: str, started_at: float) -> CallInfo:
+    return job.call.model_copy(
+        update={
+            "backend": backend,
+            "started_at": _epoch_iso(started_at),
+            "outcome": None,
+            "reason": None,
+            "simulated": backend == "simulator",
+        }
+    )

@@ -46,6 +46,7 @@ class Scripts:
     confirm_job: AsyncScript
     drop_unconfirmed: AsyncScript
     release_claim: AsyncScript
+    claim_call: AsyncScript
 
     @classmethod
     def register(cls, client: aioredis.Redis) -> Scripts:
@@ -57,4 +58,5 @@ class Scripts:
             confirm_job=load_script(client, "confirm_job"),
             drop_unconfirmed=load_script(client, "drop_unconfirmed"),
             release_claim=load_script(client, "release_claim"),
+            claim_call=load_script(client, "claim_call"),
         )

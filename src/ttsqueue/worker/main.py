@@ -30,6 +30,9 @@ from ttsqueue.worker.runner import Runner, prefetch_for
 from ttsqueue.worker.sweeper import sweeper_loop
 from ttsqueue.worker.trunk import TrunkGuard, line_servers
 
+# How long a stopping worker waits for the audit messages still being published.
+DRAIN_S = 10.0
+
 log = get_logger("ttsqueue.worker")
 
 SHUTDOWN_GRACE_S = 25.0
@@ -133,6 +136,10 @@ async def serve(
         await runner.run()
     finally:
         await _cancel_all(background)
+        # Audit messages of jobs that ended just before the stop.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(DRAIN_S):
+                await ctx.lifecycle.drain()
         with contextlib.suppress(Exception):
             await registry.deregister(settings.WORKER_ID)
         await dialer.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from ttsqueue.broker.delays import DelayQueues, park
@@ -17,6 +18,7 @@ from ttsqueue.domain import (
 )
 from ttsqueue.logs import get_logger
 from ttsqueue.policy.gate import policy_of
+from ttsqueue.store.lifecycle import Unpin
 from ttsqueue.worker.context import WorkerContext
 from ttsqueue.worker.retry import retried_like_no_answer, telephony_decision
 
@@ -46,9 +48,16 @@ def call_info(job: Job, result: CallResult, backend: str) -> CallInfo:
 
 
 async def finish_attempt(
-    ctx: WorkerContext, job: Job, attempt: int, result: CallResult, work_queue: str
+    ctx: WorkerContext,
+    job: Job,
+    attempt: int,
+    result: CallResult,
+    work_queue: str,
+    *,
+    unpin: Sequence[Unpin] = (),
 ) -> None:
-    """Record the attempt's outcome and move the job on. Only the CAS winner acts."""
+    """Record the attempt's outcome and move the job on (dropping the call's audio cache
+    leases in the same step). Only the CAS winner acts."""
     info = call_info(job, result, ctx.dialer.name)
     decision = telephony_decision(job, attempt, result.outcome)
     # An outcome the job asked to retry (SPEC §12) fails once its retries are spent, like a
@@ -67,7 +76,12 @@ async def finish_attempt(
     lifecycle = ctx.lifecycle
     if completes and not decision.retry:
         await lifecycle.finish(
-            job, JobStatus.COMPLETED, info, worker_id=ctx.worker_id, detail=result.outcome.value
+            job,
+            JobStatus.COMPLETED,
+            info,
+            worker_id=ctx.worker_id,
+            detail=result.outcome.value,
+            unpin=unpin,
         )
     elif decision.retry:
         due_ms = int(utcnow().timestamp() * 1000) + decision.delay_s * 1000
@@ -78,7 +92,7 @@ async def finish_attempt(
         if wait is not None:
             due_ms = int(wait.at.timestamp() * 1000)
             detail = f"{result.outcome.value}: retry at {iso(wait.at)} ({wait.reason})"
-        if (await lifecycle.schedule_retry(job, info, due_ms, detail)).applied:
+        if (await lifecycle.schedule_retry(job, info, due_ms, detail, unpin=unpin)).applied:
             await park_retry(ctx, job.job_id, decision.next_attempt, due_ms, work_queue)
     else:
         error = f"call {result.outcome.value}: {result.reason or ''}".strip(": ")
@@ -89,6 +103,7 @@ async def finish_attempt(
             worker_id=ctx.worker_id,
             detail=result.outcome.value,
             error=error,
+            unpin=unpin,
         )
 
 
@@ -100,13 +115,19 @@ async def park_retry(
 
 
 async def fail_job(
-    ctx: WorkerContext, job: Job, reason: str, *, outcome: CallOutcome, error: str | None = None
+    ctx: WorkerContext,
+    job: Job,
+    reason: str,
+    *,
+    outcome: CallOutcome,
+    error: str | None = None,
+    unpin: Sequence[Unpin] = (),
 ) -> bool:
     """Give up on a job in processing or calling (errors, exhausted technical retries).
 
     `reason` is the short code kept in `call.reason`; `error`, when given, the full message."""
     moved = await ctx.lifecycle.fail(
-        job, reason, worker_id=ctx.worker_id, outcome=outcome, error=error
+        job, reason, worker_id=ctx.worker_id, outcome=outcome, error=error, unpin=unpin
     )
     if moved.applied:
         log.warning("job failed", reason=reason, error=error)

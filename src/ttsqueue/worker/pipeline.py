@@ -31,12 +31,14 @@ from ttsqueue.errors import (
     TransientJobError,
 )
 from ttsqueue.logs import get_logger
-from ttsqueue.policy.gate import Open, policy_of
+from ttsqueue.policy.gate import Open, Suppressed, policy_of
+from ttsqueue.store.jobs import claimed_at
+from ttsqueue.store.lifecycle import Delivered, Unpin
 from ttsqueue.store.replication import claim_replicated
 from ttsqueue.worker.call_request import call_request
 from ttsqueue.worker.context import WorkerContext
 from ttsqueue.worker.durable import sealed
-from ttsqueue.worker.not_now import not_now
+from ttsqueue.worker.not_now import not_now, suppress
 from ttsqueue.worker.outcomes import fail_job, finish_attempt, park_retry
 from ttsqueue.worker.plan import Plan, plan_for
 from ttsqueue.worker.reaper import abandon_call
@@ -71,10 +73,23 @@ class JobHandler:
         # Only deliveries of a due message count towards MAX_DELIVERIES: a call scheduled
         # days ahead comes back many times on its way, and that is not a crash loop.
         due = is_due(msg)
-        job, deliveries = await self.ctx.store.load_for_delivery(
-            msg.job_id, (msg.attempt, msg.tech_retries) if due else None
-        )
+        # A due message is counted, read and (when it starts the job's next attempt) started
+        # in one step; `started` is None when that step still has to be taken.
+        started: Delivered | None = None
+        if due:
+            started = await self.ctx.lifecycle.deliver(
+                msg.job_id,
+                attempt=msg.attempt,
+                tech_retries=msg.tech_retries,
+                priority=priority,
+                worker_id=self.ctx.worker_id,
+                max_deliveries=self.ctx.settings.MAX_DELIVERIES,
+            )
+            job, deliveries = started.found, started.deliveries
+        else:
+            job, deliveries = await self.ctx.store.get(msg.job_id), 0
         if job is None:
+            started = None
             job = await self.ctx.lifecycle.rebuild(msg)
         if job is None:
             raise PoisonMessageError(f"no job record for {msg.job_id}")
@@ -93,15 +108,15 @@ class JobHandler:
         plan = plan_for(job, msg.attempt)
         self.in_flight.add(job.job_id)
         try:
-            return await self._run_plan(plan, job, msg, work_queue)
+            return await self._run_plan(plan, job, msg, work_queue, started)
         finally:
             self.in_flight.discard(job.job_id)
 
     async def _run_plan(
-        self, plan: Plan, job: Job, msg: JobMessage, work_queue: str
+        self, plan: Plan, job: Job, msg: JobMessage, work_queue: str, started: Delivered | None
     ) -> Disposition:
         if plan is Plan.START:
-            return await self._start(job, msg, work_queue)
+            return await self._start(job, msg, work_queue, started)
         if plan is Plan.RESUME:
             call_id = attempt_call_id(job.job_id, msg.attempt)
             placed_at = _originated_at(job)
@@ -120,14 +135,19 @@ class JobHandler:
             await park_retry(self.ctx, job.job_id, msg.attempt + 1, job.next_attempt_ms, work_queue)
         return Disposition.ACK
 
-    async def _start(self, job: Job, msg: JobMessage, work_queue: str) -> Disposition:
-        job = (await self.ctx.lifecycle.start(job, self.ctx.worker_id)).job
+    async def _start(
+        self, job: Job, msg: JobMessage, work_queue: str, started: Delivered | None
+    ) -> Disposition:
+        if started is not None and started.job is not None:
+            job = started.job  # started by the delivery's step (or found processing)
+        else:
+            job = (await self.ctx.lifecycle.start(job, self.ctx.worker_id)).job
         if job.status is not JobStatus.PROCESSING:
             return Disposition.ACK  # canceled meanwhile, or another copy moved it on
         try:
             # The call request names this audio, and the move to `calling` stores it.
             job = job.model_copy(update={"audio": await self._prepare_audio(job, msg.attempt)})
-            await self._call(job, msg, work_queue)
+            return await self._call(job, msg, work_queue)
         except PermanentJobError as exc:
             await fail_job(
                 self.ctx,
@@ -181,7 +201,7 @@ class JobHandler:
             await self.ctx.metrics.observe_synthesis(audio.engine, audio.synth_s)
         return info
 
-    async def _call(self, job: Job, msg: JobMessage, work_queue: str) -> None:
+    async def _call(self, job: Job, msg: JobMessage, work_queue: str) -> Disposition:
         ctx = self.ctx
         attempt = msg.attempt
         call_id = attempt_call_id(job.job_id, attempt)
@@ -191,17 +211,16 @@ class JobHandler:
         async with ctx.trunk.slot(call_id, job.priority, job.e164) as line:
             following_call()
             # The calling policy is asked with a line in hand, just before dialing (SPEC §13).
+            # An open window without a cap leaves the do-not-call lookup to `claim_call`.
             decision = await ctx.policy.check(
-                job.e164, policy_of(job), claimant=f"{job.job_id}:{attempt}"
+                job.e164, policy_of(job), claimant=f"{job.job_id}:{attempt}", defer_listed=True
             )
             if not isinstance(decision, Open) and not await ctx.store.attempt_placed(
                 job.job_id, attempt
             ):
-                for cache_key in (job.audio.cache_key, job.audio.prompt_cache_key):
-                    if cache_key:
-                        await ctx.speech.unpin(cache_key, call_id)
+                await self._unpin(_leases(job, call_id))
                 await not_now(ctx, job, msg, decision, work_queue)
-                return
+                return Disposition.ACK
             originated_at = time.time()
             call = call_request(
                 job,
@@ -211,9 +230,20 @@ class JobHandler:
                 not_before=msg.not_before_ms / 1000,
             )
             call = dataclasses.replace(call, server=line.server)  # placed where the line is
-            if await ctx.lifecycle.claim_attempt(
-                job.job_id, attempt, f"{ctx.worker_id}@{originated_at}"
-            ):
+            # At most one dial per attempt; an open window without a cap has the number
+            # checked against the do-not-call list in the same step.
+            unchecked = isinstance(decision, Open) and decision.listed_unchecked
+            claim = await ctx.lifecycle.claim_call(
+                job.job_id,
+                attempt,
+                f"{ctx.worker_id}@{originated_at}",
+                refuse_listed=job.e164 if unchecked else None,
+            )
+            if claim.listed:
+                await self._unpin(_leases(job, call_id))
+                await suppress(ctx, job, Suppressed())
+                return Disposition.ACK
+            if claim.claimed:
                 # The claim is what stops a second dial: on replicas before the call, if asked.
                 if not await claim_replicated(ctx.store.client, ctx.store.keys, ctx.settings):
                     await ctx.lifecycle.release_attempt(job.job_id, attempt)
@@ -233,7 +263,7 @@ class JobHandler:
                     raise
                 detail = "call placed"
             else:
-                originated_at = await ctx.store.attempt_claimed_at(job.job_id, attempt)
+                originated_at = claimed_at(claim.holder)
                 detail = "call already placed by an earlier delivery: following it"
             job = await ctx.lifecycle.mark_calling(
                 job,
@@ -246,28 +276,34 @@ class JobHandler:
             result = await self._follow(job, attempt, work_queue, originated_at)
         if isinstance(decision, Open):
             await ctx.policy.settle(decision, answered=answered(result))
+        return Disposition.ACK
+
+    async def _unpin(self, leases: list[Unpin]) -> None:
+        for cache_key, lease_id in leases:
+            await self.ctx.speech.unpin(cache_key, lease_id)
 
     async def _follow(
         self, job: Job, attempt: int, work_queue: str, originated_at: float
     ) -> CallResult | None:
-        """Wait for the call's outcome (bounded by CALL_MAX_DURATION) and record it."""
+        """Wait for the call's outcome (bounded by CALL_MAX_DURATION) and record it; the
+        recording also drops the call's audio cache leases."""
         ctx = self.ctx
         call = call_request(
             job, attempt, ring_timeout_s=ctx.settings.CALL_RING_TIMEOUT, originated_at=originated_at
         )
+        leases = _leases(job, call.call_id)
         left = originated_at + ctx.settings.CALL_MAX_DURATION - time.time()
         try:
             async with asyncio.timeout(max(left, 0.001)):
                 result = await ctx.dialer.wait_outcome(call)
         except TimeoutError:
             await abandon_call(ctx, call)
-            await fail_job(ctx, job, "lost_track", outcome=CallOutcome.FAILED)
+            await fail_job(ctx, job, "lost_track", outcome=CallOutcome.FAILED, unpin=leases)
             return None
-        finally:
-            for cache_key in (job.audio.cache_key, job.audio.prompt_cache_key):
-                if cache_key:
-                    await ctx.speech.unpin(cache_key, call.call_id)
-        await finish_attempt(ctx, job, attempt, result, work_queue)
+        except BaseException:
+            await self._unpin(leases)
+            raise
+        await finish_attempt(ctx, job, attempt, result, work_queue, unpin=leases)
         return result
 
     async def _technical_retry(
@@ -300,6 +336,12 @@ def answered(result: CallResult | None) -> bool:
     if result is None:
         return False
     return result.outcome is CallOutcome.ANSWERED or result.answered_at is not None
+
+
+def _leases(job: Job, call_id: str) -> list[Unpin]:
+    """The audio cache leases the call's speech was pinned with (`_prepare_audio`)."""
+    keys = (job.audio.cache_key, job.audio.prompt_cache_key)
+    return [(key, call_id) for key in keys if key]
 
 
 def _decode(message: AbstractIncomingMessage) -> JobMessage:

@@ -1,16 +1,21 @@
 -- Create a job atomically: record, history, indexes, idempotency key, event.
 -- KEYS[1] job hash, KEYS[2] history list, KEYS[3] index zset, KEYS[4] status zset,
 -- KEYS[5] priority zset, KEYS[6] idempotency key (ignored when ARGV[5] == ""),
--- KEYS[7] status+priority zset, KEYS[8] expiry zset, KEYS[9] refused mark (delete_job.lua)
+-- KEYS[7] status+priority zset, KEYS[8] expiry zset, KEYS[9] refused mark (delete_job.lua),
+-- KEYS[10] do-not-call zset
 -- ARGV[1] job id, ARGV[2] created ms, ARGV[3] ttl seconds, ARGV[4] history entry json,
 -- ARGV[5] idempotency value ("" = none), ARGV[6] idempotency ttl seconds,
 -- ARGV[7] events channel, ARGV[8] event json, ARGV[9] key prefix, ARGV[10] priority,
--- ARGV[11..] field/value pairs
+-- ARGV[11] the number to refuse when it is on the do-not-call list ("" = no check),
+-- ARGV[12..] field/value pairs
 -- The job also enters the unconfirmed set (<prefix>jobs:unconfirmed) until its first message
 -- is confirmed (confirm_job.lua); the idempotency value says "pending" until then.
 -- Returns {"created"} | {"duplicate", <stored idempotency value>} | {"exists"} | {"refused"}
--- ("refused": the job's submission was refused; a record rebuilt from its message would
--- bring it back)
+-- | {"listed"} ("refused": the job's submission was refused; a record rebuilt from its message
+-- would bring it back; "listed": the number is on the do-not-call list, nothing written)
+if ARGV[11] ~= "" and redis.call("ZSCORE", KEYS[10], ARGV[11]) then
+  return {"listed"}
+end
 if ARGV[5] ~= "" then
   local existing = redis.call("GET", KEYS[6])
   if existing then
@@ -28,7 +33,7 @@ local created = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
 local prefix = ARGV[9]
 local fields = {}
-for i = 11, #ARGV do
+for i = 12, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
 redis.call("HSET", KEYS[1], unpack(fields))

@@ -11,15 +11,55 @@
 --    "minute": "<epoch minute>", "finished": "<status>|<outcome>",
 --    "observe": [{"key": "<histogram hash>", "value": seconds, "bucket": "<smallest bound
 --                 at or above the value; absent above the last one>"}]}
+--   What else the same call may do (so that a worker's step is one round trip):
+--    "count": {"key": k, "ttl": s}   count a delivery (INCR + EXPIRE), whatever follows;
+--    "unpin": [[zset, member], ...]   drop audio cache leases, whatever follows;
+--    "read": true                     reply with the record as it was before the change;
+--    "guard": {"priority": p, "attempt": n, "max_count": m}  apply only if the job has that
+--                                     priority, n is its next attempt, the count is <= m.
 -- An optional hop whose source does not match is skipped; any other mismatch refuses the
 -- whole change before anything is written.
--- Returns {1, status before, status now} when applied, {0, current status or "", same}.
-local current = redis.call("HGET", KEYS[1], "status")
-if not current then
-  return {0, "", ""}
-end
+-- Returns {applied 1|0, status before ("" when no record), status now, count, then the
+-- record's field/value pairs if "read"}.
 local change = cjson.decode(ARGV[3])
+local count = 0
+if change["count"] then
+  count = redis.call("INCR", change["count"]["key"])
+  redis.call("EXPIRE", change["count"]["key"], change["count"]["ttl"])
+end
+if change["unpin"] then
+  for _, lease in ipairs(change["unpin"]) do
+    redis.call("ZREM", lease[1], lease[2])
+  end
+end
+local current = redis.call("HGET", KEYS[1], "status")
+local record = {}
+if change["read"] and current then
+  record = redis.call("HGETALL", KEYS[1])
+end
+local function reply(applied, before, now)
+  local out = {applied, before, now, count}
+  for _, v in ipairs(record) do out[#out + 1] = v end
+  return out
+end
+if not current then
+  return reply(0, "", "")
+end
 local hops = change["hops"]
+
+local guard = change["guard"]
+if guard then
+  if guard["priority"] and redis.call("HGET", KEYS[1], "priority") ~= guard["priority"] then
+    return reply(0, current, current)
+  end
+  if guard["attempt"] and
+     tonumber(redis.call("HGET", KEYS[1], "attempts") or "0") + 1 ~= guard["attempt"] then
+    return reply(0, current, current)
+  end
+  if guard["max_count"] and count > guard["max_count"] then
+    return reply(0, current, current)
+  end
+end
 
 local function admits(hop, status)
   for _, s in ipairs(hop["from"]) do
@@ -36,11 +76,11 @@ for i, hop in ipairs(hops) do
     taken[i] = true
     walk = hop["to"]
   elseif not hop["optional"] then
-    return {0, current, current}
+    return reply(0, current, current)
   end
 end
 if not taken[#hops] then
-  return {0, current, current}
+  return reply(0, current, current)
 end
 
 local prefix = ARGV[1]
@@ -140,4 +180,4 @@ if change["observe"] then
     redis.call("HINCRBYFLOAT", o["key"], "sum", o["value"])
   end
 end
-return {1, before, current}
+return reply(1, before, current)
