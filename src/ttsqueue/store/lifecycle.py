@@ -248,8 +248,8 @@ class JobLifecycle:
 
     def confirm_later(self, job_id: str, idempotency_digest: str | None = None) -> None:
         """`confirm`, off the caller's path: the job is durable once its message is confirmed,
-        and a confirm lost with this process is written by the sweeper (which sends the
-        message again: a harmless duplicate, deduplicated by the attempt claim)."""
+        and a confirm lost with this process is written by the sweeper once a worker has
+        started the job (worker/sweeper.py)."""
         self._spawn(self._confirm_quietly(job_id, idempotency_digest))
 
     async def _confirm_quietly(self, job_id: str, idempotency_digest: str | None) -> None:
