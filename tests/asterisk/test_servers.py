@@ -29,7 +29,7 @@ from tests.asterisk.install import AsteriskInstall
 from tests.asterisk.instance import PrivateAsterisk
 from tests.conftest import in_process_api
 from tests.e2e.test_asterisk_crash import until
-from tests.integration.test_pipeline import api, running_worker
+from tests.in_process import running_worker
 from ttsqueue.asterisk_servers import AsteriskServer
 from ttsqueue.config import DialerName, Settings
 from ttsqueue.domain import Job, JobStatus
@@ -38,7 +38,6 @@ from ttsqueue.store.keys import Keys
 from ttsqueue.store.presence import DialerPresence
 
 pytestmark = pytest.mark.timeout(240)
-__all__ = ["api"]
 
 LIMIT = 2
 NAMES = ("pbx-a", "pbx-b")

@@ -174,7 +174,8 @@ async def test_a_minority_partition(
 
     def partition() -> ClusterNode:
         rabbit_cluster.partition(cut)
-        deadline = time.monotonic() + 60
+        # Each rabbitmqctl call starts an Erlang VM: on a loaded machine a few seconds each.
+        deadline = time.monotonic() + 150
         while True:
             try:
                 if cut.node not in rabbit_cluster.running_members_seen_by(majority):

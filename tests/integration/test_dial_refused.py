@@ -14,7 +14,7 @@ from aio_pika.abc import AbstractRobustConnection
 
 from tests.conftest import make_settings
 from tests.doubles.ami_server import ALL_CLASSES, AmiServerDouble, running_ami_double
-from tests.integration.test_pipeline import running_worker
+from tests.in_process import running_worker
 from tests.integration.test_worker_edges import submit
 from ttsqueue.config import Settings
 from ttsqueue.domain import JobStatus

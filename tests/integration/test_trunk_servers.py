@@ -17,7 +17,7 @@ from aio_pika.abc import AbstractRobustConnection
 from tests.asterisk.helpers import wait_jobs
 from tests.conftest import in_process_api
 from tests.factories import lifecycle_for, make_job
-from tests.integration.test_pipeline import publish_job, running_worker
+from tests.in_process import publish_job, running_worker
 from ttsqueue.asterisk_servers import AsteriskServer
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueNames
