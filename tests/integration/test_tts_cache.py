@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tests.conftest import make_settings
 from ttsqueue.config import Settings
 from ttsqueue.store.factory import keys_for
 from ttsqueue.store.keys import Keys
+from ttsqueue.tts import cache as cache_module
 from ttsqueue.tts.audio import ConvertedAudio
 from ttsqueue.tts.cache import AudioCache, Lease
 from ttsqueue.tts.espeak import EspeakEngine
@@ -123,11 +125,51 @@ async def test_eviction_spares_a_copy_written_again_meanwhile(
 ) -> None:
     cache = _cache(settings, redis_client, entries=1.5)
     await cache.store("k", _audio(), lease=None)
-    # Another worker has just rewritten "k" and is about to register it.
-    cache._write_files("k", _audio())
+    # Another worker has just put "k" in place again and is about to register it.
+    cache_module._put_in_place(cache._stage_files("k", _audio()))
     await cache.store("other", _audio(), lease=None)  # evicts the old "k"
     assert await _index(cache, redis_client, settings) == {"other"}
     assert _on_disk(cache) == {"k", "other"}
+
+
+async def test_an_entry_written_by_two_workers_at_once_is_indexed_as_the_file_on_disk(
+    settings: Settings, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first writer stalls between writing its files and renaming them into place; the
+    second writes its own meanwhile. Whatever order they finish in, the index must name the
+    copy on disk, or evicting the entry would leave its files behind."""
+    stalled, go = threading.Event(), threading.Event()
+    renames = itertools.count()
+    put_in_place = cache_module._put_in_place
+
+    def stall_the_first(staged: list[tuple[Path, Path]]) -> str:
+        if next(renames) == 0:
+            stalled.set()
+            go.wait(60)
+        return put_in_place(staged)
+
+    monkeypatch.setattr(cache_module, "_put_in_place", stall_the_first)
+    slow, fast = (_cache(settings, redis_client, entries=1.5) for _ in range(2))
+    first = asyncio.create_task(slow.store("k", _audio(), lease=None))
+    try:
+        assert await asyncio.to_thread(stalled.wait, 60)
+        second = asyncio.create_task(fast.store("k", _audio(), lease=None))
+        deadline = time.monotonic() + 60
+        while len(list(slow.directory.glob(".k.wav.*.tmp"))) < 2:  # both copies written
+            assert time.monotonic() < deadline
+            assert not second.done()  # it must wait for the first to finish
+            await asyncio.sleep(0.01)
+    finally:
+        go.set()
+    await asyncio.wait_for(asyncio.gather(first, second), 60)
+    keys = Keys(settings.REDIS_PREFIX)
+    assert await redis_client.hget(keys.cache_files, "k") == cache_module._identity(
+        slow.wav_path("k")
+    )
+    await fast.store("other", _audio(), lease=None)  # evicts "k"
+    assert await _index(fast, redis_client, settings) == {"other"} == _on_disk(fast)
+    assert not list(fast.directory.glob(".*.tmp"))
+    assert not await redis_client.exists(keys.cache_writing("k"))
 
 
 async def test_workers_sharing_the_cache_agree(

@@ -218,10 +218,15 @@ class Keys:
         """Sorted set of leases (job attempt -> expiry ms) pinning an entry during a call."""
         return f"{self.prefix}cache:inuse:{cache_key}"
 
+    def cache_writing(self, cache_key: str) -> str:
+        """String: token of the worker putting an entry's files in place or deleting them.
+        Renaming and indexing under it keep the index naming the file that is on disk."""
+        return f"{self.prefix}cache:writing:{cache_key}"
+
     @property
     def cache_files(self) -> str:
         """Hash: cache key -> identity (mtime, inode) of its files, so that eviction never
-        deletes a newer copy written meanwhile by another worker."""
+        deletes a newer copy put in place meanwhile by another worker."""
         return f"{self.prefix}cache:files"
 
     # Calling policy (SPEC §13) -------------------------------------------------------------

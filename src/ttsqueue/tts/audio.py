@@ -70,10 +70,10 @@ def convert_for_asterisk(data: bytes, *, wideband: bool = False) -> ConvertedAud
     )
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write `data` to `path` so readers see the old file or the whole new one, never a part.
+def stage_file(path: Path, data: bytes, *, mode: int = 0o644) -> Path:
+    """Write `data` to a temp file beside `path`, ready for `os.replace(temp, path)`.
 
-    The temp file lives in the same directory (same filesystem) so `os.replace` is atomic;
+    The temp file lives in the same directory (same filesystem) so the rename is atomic;
     the mode is set explicitly because Asterisk usually runs as another user.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,6 +82,17 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.chmod(tmp, mode)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write `data` to `path` so readers see the old file or the whole new one, never a part."""
+    tmp = stage_file(path, data, mode=mode)
+    try:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

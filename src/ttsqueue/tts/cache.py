@@ -3,8 +3,10 @@
 An entry is `<key>.wav` (plus `<key>.sln16` when wideband). Entries are evicted least recently
 used first when the total size exceeds the limit, but never while a lease pins them (a live
 call is playing them). Index changes run as Lua scripts, so concurrent workers agree; the
-index remembers which file it describes (mtime, inode), so deleting an evicted entry never
-removes a copy that another worker has just written again.
+index remembers which file it describes (mtime, inode). Files are written beside their place
+in parallel, then renamed into place and indexed, or deleted after eviction, under a short
+per-entry lock in Redis: the index always names the file on disk, and deleting an evicted
+entry never removes a copy that another worker has just put in place again.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import time
 import unicodedata
 from collections.abc import Callable
@@ -23,10 +26,10 @@ from pathlib import Path
 import redis.asyncio as aioredis
 import soundfile as sf
 
-from ttsqueue.errors import PermanentJobError
+from ttsqueue.errors import PermanentJobError, TransientJobError
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.scripts import load_script
-from ttsqueue.tts.audio import ConvertedAudio, atomic_write
+from ttsqueue.tts.audio import ConvertedAudio, stage_file
 
 
 def normalize_text(text: str) -> str:
@@ -56,6 +59,10 @@ class CacheEntry:
 
 
 DURATION_MEMO_SIZE = 10_000
+# An entry's write lock is held for a rename or a delete (milliseconds); a holder that died
+# frees it by expiry. A waiter gives up (the job is retried) after LOCK_WAIT_S.
+WRITE_LOCK_TTL_MS = 5_000
+LOCK_WAIT_S = 4 * WRITE_LOCK_TTL_MS / 1000
 
 
 def _now_ms() -> int:
@@ -80,6 +87,7 @@ class AudioCache:
         self._register = load_script(client, "cache_register")
         self._touch = load_script(client, "cache_touch")
         self._pin = load_script(client, "cache_pin")
+        self._unlock_script = load_script(client, "cache_unlock")
         # Durations already read in this process; a key names its content, so they never change.
         self._durations: dict[str, float] = {}
 
@@ -116,16 +124,23 @@ class AudioCache:
         await self._redis.hincrby(self._keys.cache_stats, "misses", 1)
 
     async def store(self, key: str, audio: ConvertedAudio, *, lease: Lease | None) -> CacheEntry:
-        """Write the files atomically, index them (pinned by `lease`), evict what no longer fits.
-
-        A disk that is full or read-only fails the job at once, naming the directory."""
+        """Write the files, put them in place and index them (pinned by `lease`), evict what
+        no longer fits. A disk that is full or read-only fails the job at once, naming the
+        directory."""
         try:
-            size, identity = await asyncio.to_thread(self._write_files, key, audio)
+            staged = await asyncio.to_thread(self._stage_files, key, audio)
         except OSError as exc:
-            raise PermanentJobError(
-                f"cannot write audio to {self.directory}: {exc.strerror or exc}",
-                reason="audio_write_failed",
-            ) from exc
+            raise self._write_failed(exc) from exc
+        token = secrets.token_hex(8)
+        try:
+            await self._lock(key, token)
+            try:
+                identity = await asyncio.to_thread(_put_in_place, staged)
+            except OSError as exc:
+                await self._unlock(key, token)
+                raise self._write_failed(exc) from exc
+        finally:
+            _discard(staged)  # what was not renamed: nothing after success
         now = self._clock_ms()
         lease_id, expiry = _lease_args(lease, now)
         keys = self._keys
@@ -136,23 +151,52 @@ class AudioCache:
                 keys.cache_files,
                 keys.cache_stats,
                 keys.cache_in_use(key),
+                keys.cache_writing(key),
             ],
             args=[
                 key,
-                size,
+                len(audio.wav) + len(audio.sln16 or b""),
                 identity,
                 now,
                 lease_id,
                 expiry,
                 self.max_bytes,
                 keys.cache_in_use(""),
+                token,
             ],
         )
         if victims:
-            pairs = list(zip(victims[::2], victims[1::2], strict=True))
-            await asyncio.to_thread(self._delete_files, pairs)
+            await self._delete_victims(list(zip(victims[::2], victims[1::2], strict=True)))
         self._remember(key, audio.duration_s)
         return self._entry(key, audio.duration_s, audio.sln16 is not None)
+
+    def _write_failed(self, exc: OSError) -> PermanentJobError:
+        return PermanentJobError(
+            f"cannot write audio to {self.directory}: {exc.strerror or exc}",
+            reason="audio_write_failed",
+        )
+
+    async def _lock(self, key: str, token: str) -> None:
+        name = self._keys.cache_writing(key)
+        deadline = time.monotonic() + LOCK_WAIT_S
+        delay = 0.002
+        while not await self._redis.set(name, token, nx=True, px=WRITE_LOCK_TTL_MS):
+            if time.monotonic() > deadline:
+                raise TransientJobError(f"audio cache entry {key} stayed locked {LOCK_WAIT_S} s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    async def _unlock(self, key: str, token: str) -> None:
+        await self._unlock_script(keys=[self._keys.cache_writing(key)], args=[token])
+
+    async def _delete_victims(self, victims: list[tuple[str, str]]) -> None:
+        for key, identity in victims:
+            token = secrets.token_hex(8)
+            await self._lock(key, token)
+            try:
+                await asyncio.to_thread(self._delete_files, key, identity)
+            finally:
+                await self._unlock(key, token)
 
     async def pin(self, key: str, lease_id: str, ttl_s: float) -> bool:
         """Protect an entry from eviction until `unpin` or `ttl_s`; False if it is not cached."""
@@ -199,25 +243,42 @@ class AudioCache:
         self._remember(key, duration)
         return duration
 
-    def _write_files(self, key: str, audio: ConvertedAudio) -> tuple[int, str]:
-        """Write the entry's files; returns their total size and identity."""
-        paths = [self.wav_path(key)]
+    def _stage_files(self, key: str, audio: ConvertedAudio) -> list[tuple[Path, Path]]:
+        """Write the entry's files beside their place: (temp, final) pairs, wav last."""
+        parts = [(self.wav_path(key), audio.wav)]
         if audio.sln16 is not None:
-            atomic_write(self.sln16_path(key), audio.sln16)
-            paths.append(self.sln16_path(key))
-        atomic_write(self.wav_path(key), audio.wav)
-        identity = ",".join(_identity(path) or "" for path in paths)
-        return len(audio.wav) + len(audio.sln16 or b""), identity
+            parts.insert(0, (self.sln16_path(key), audio.sln16))
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for path, data in parts:
+                staged.append((stage_file(path, data), path))
+        except BaseException:
+            _discard(staged)
+            raise
+        return staged
 
-    def _delete_files(self, victims: list[tuple[str, str]]) -> None:
-        for key, identity in victims:
-            recorded = identity.split(",")
-            paths = (self.wav_path(key), self.sln16_path(key))
-            for path, ident in zip(paths, recorded, strict=False):
-                # A different identity means a worker wrote this entry again meanwhile.
-                if ident and _identity(path) == ident:
-                    with contextlib.suppress(FileNotFoundError):
-                        path.unlink()
+    def _delete_files(self, key: str, identity: str) -> None:
+        """Delete an evicted entry's files if they are still the copy the index described."""
+        recorded = identity.split(",")
+        # The identity lists the wav first, then the sln16 when there is one.
+        for path, ident in zip((self.wav_path(key), self.sln16_path(key)), recorded, strict=False):
+            if ident and _identity(path) == ident:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+
+def _put_in_place(staged: list[tuple[Path, Path]]) -> str:
+    """Rename staged files into place; returns their identity (the wav's first)."""
+    for temp, path in staged:
+        os.replace(temp, path)
+    finals = sorted((path for _, path in staged), key=lambda path: path.suffix != ".wav")
+    return ",".join(_identity(path) or "" for path in finals)
+
+
+def _discard(staged: list[tuple[Path, Path]]) -> None:
+    for temp, _ in staged:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
 
 
 def _identity(path: Path) -> str | None:
