@@ -144,3 +144,11 @@ def check_servers(servers: list[AsteriskServer]) -> list[AsteriskServer]:
 def serving(servers: list[AsteriskServer], e164: str) -> list[AsteriskServer]:
     """The servers whose prefixes match `e164`, in configured order."""
     return [server for server in servers if server.serves(e164)]
+
+
+def no_server_message(e164: str) -> str:
+    """Why a number is refused when no server's prefixes match it."""
+    return (
+        f"{e164}: no Asterisk server of ASTERISK_SERVERS calls this number "
+        "(its prefixes do not match)"
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,9 +18,11 @@ from starlette.datastructures import UploadFile
 from ttsqueue.api.context import ApiContext
 from ttsqueue.api.errors import ApiError, FieldError, describe_validation_errors
 from ttsqueue.api.schemas import ConfirmIn, _supported_language, confirm_options
+from ttsqueue.asterisk_servers import no_server_message, serving
 from ttsqueue.campaigns.rows import ParsedRows, RowError, RowRules, rows_from_csv, rows_from_json
 from ttsqueue.campaigns.spec import CampaignSpec, StoredRow
 from ttsqueue.campaigns.template import MessageTemplate, TemplateError, parse_template
+from ttsqueue.config import Settings
 from ttsqueue.csvfile import CsvFileError
 from ttsqueue.domain import iso, utcnow
 from ttsqueue.phone import sanitize_caller_id
@@ -221,6 +223,13 @@ async def _drop_listed(ctx: ApiContext, parsed: ParsedRows) -> None:
     parsed.errors.sort(key=lambda e: e.position)
 
 
+def _unserved(settings: Settings) -> Callable[[str], str | None] | None:
+    servers = settings.ASTERISK_SERVERS
+    if not servers:
+        return None
+    return lambda e164: None if serving(servers, e164) else no_server_message(e164)
+
+
 async def read_campaign(request: Request, ctx: ApiContext) -> CampaignDraft:
     body, csv_data = await _read_body(request)
     try:
@@ -233,6 +242,7 @@ async def read_campaign(request: Request, ctx: ApiContext) -> CampaignDraft:
         ctx.settings.DEFAULT_REGION,
         ctx.settings.ALLOW_EXTENSIONS,
         ctx.settings.MAX_TEXT_LENGTH,
+        unserved=_unserved(ctx.settings),
     )
     # Parsing 100,000 rows takes a while: never on the event loop single calls go through.
     parsed = await asyncio.to_thread(_parse_rows, body, csv_data, rules)

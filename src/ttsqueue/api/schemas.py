@@ -18,7 +18,7 @@ import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from ttsqueue.api.errors import FieldError
-from ttsqueue.asterisk_servers import serving
+from ttsqueue.asterisk_servers import no_server_message, serving
 from ttsqueue.config import Settings
 from ttsqueue.domain import ConfirmOptions, JobStatus, MachineDetection, Priority, utcnow
 from ttsqueue.phone import InvalidPhoneNumber, PhoneNumber, parse_phone, sanitize_caller_id
@@ -275,12 +275,7 @@ def validate_call_request(
     except InvalidPhoneNumber as exc:
         raise FieldError("phone_number", str(exc), code="invalid_phone_number") from None
     if settings.ASTERISK_SERVERS and not serving(settings.ASTERISK_SERVERS, phone.e164):
-        raise FieldError(
-            "phone_number",
-            f"{phone.e164}: no Asterisk server of ASTERISK_SERVERS calls this number "
-            "(its prefixes do not match)",
-            code="no_asterisk_server",
-        )
+        raise FieldError("phone_number", no_server_message(phone.e164), code="no_asterisk_server")
     engine = body.engine or settings.TTS_ENGINE.value
     language = _supported_language(body.language or settings.DEFAULT_LANGUAGE, engine, languages)
     if engine == "gtts" and body.voice is not None and not valid_tld(body.voice):

@@ -9,12 +9,14 @@ message must obey the text rules (SPEC §2). A bad row is reported by its line i
 - a row with fewer cells than the header has its missing cells empty; extra cells are an
   error unless they are empty (spreadsheets pad rows with separators);
 - a number given twice is an error on the later row ("duplicate of line N"): a campaign
-  calls a person once; columns with an empty header name are ignored.
+  calls a person once; columns with an empty header name are ignored;
+- with ASTERISK_SERVERS, a number no server's prefixes match is an error on its row, as a
+  single request gets a 422 for it, rather than a job that fails when it is released.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +38,8 @@ class RowRules:
     allow_extensions: bool = False
     max_text_length: int = 1000
     max_rows: int = DEFAULT_MAX_ROWS
+    # Why no Asterisk server calls an E.164 number, or None when one does (ASTERISK_SERVERS).
+    unserved: Callable[[str], str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,10 @@ class _Checker:
             phone = parse_phone(raw, self.rules.region, self.rules.allow_extensions)
         except InvalidPhoneNumber as exc:
             self._error(position, PHONE_COLUMN, str(exc))
+            return None
+        refused = self.rules.unserved(phone.e164) if self.rules.unserved is not None else None
+        if refused is not None:
+            self._error(position, PHONE_COLUMN, refused)
             return None
         first = self.seen.setdefault(phone.e164, position)
         if first != position:
