@@ -11,6 +11,9 @@ What it reproduces, each from a recording in `recordings/ami/`:
 - async Originate: the recorded call of the callee the number picks (`scenarios.py`), its
   events broadcast to every logged-in session, as Asterisk does; ChannelId uniqueness as a
   case-insensitive prefix match against live calls (`burst_a50.log`: Reason 0);
+- `Event: FullyBooted` right after a login whose session may read `system` (`answer.log`);
+  with `booted=False` Asterisk is still booting: logins are accepted and get no FullyBooted
+  until `finish_boot()` sends it to every such session, as Asterisk does when it has booted;
 - `Event: Shutdown` then EOF (`shutdown.log`), and abrupt connection drops.
 
 Everything received is kept (`raw`, `actions`) so tests can inspect what reached "Asterisk".
@@ -89,6 +92,7 @@ class AmiServerDouble:
     scenario_of: Callable[[str], str] = scenario_for
     check_audio: bool = False  # play missingfile.log when TTS_FILE.wav does not exist
     ack_originates: bool = True  # False: the call goes ahead but its response is lost
+    booted: bool = True  # False: logins accepted, FullyBooted held back until finish_boot()
     port: int = 0
     raw: bytearray = field(default_factory=bytearray)
     actions: list[list[tuple[str, str]]] = field(default_factory=list)
@@ -133,6 +137,13 @@ class AmiServerDouble:
 
     async def restart(self) -> None:
         await self.start()
+
+    async def finish_boot(self) -> None:
+        """Asterisk has booted: FullyBooted to every logged-in session that reads `system`."""
+        self.booted = True
+        for entry in ami_session("answer"):
+            if entry.event == "FullyBooted":
+                self._broadcast(entry.get("Privilege"), entry.wire())
 
     async def drop_connections(self) -> None:
         """The network drops every session; calls in progress go on."""
@@ -199,6 +210,8 @@ class AmiServerDouble:
         await reply.send(answer(ami_answers.LOGIN_ACCEPTED))
         for entry in ami_session("answer"):
             if entry.event not in ("FullyBooted", "SuccessfulAuth"):
+                continue
+            if entry.event == "FullyBooted" and not self.booted:
                 continue
             if self._visible(session, entry.get("Privilege")):
                 session.send(entry.wire())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -14,7 +15,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.doubles import ami_answers
-from tests.doubles.ami_server import AmiServerDouble, running_ami_double
+from tests.doubles.ami_server import ALL_CLASSES, AmiServerDouble, running_ami_double
 from tests.doubles.recordings import Entry, ami_session
 from tests.doubles.scenarios import call_script
 from ttsqueue.dialer.ami import (
@@ -51,11 +52,18 @@ async def double() -> AsyncIterator[AmiServerDouble]:
 
 
 def session_to(
-    double: AmiServerDouble, secret: str = SECRET, events: list[AmiMessage] | None = None
+    double: AmiServerDouble,
+    secret: str = SECRET,
+    events: list[AmiMessage] | None = None,
+    timings: SessionTimings = FAST,
 ) -> AmiSession:
     sink = events if events is not None else []
     credentials = AmiCredentials("127.0.0.1", double.port, "tts", secret)
-    return AmiSession(credentials, sink.append, timings=FAST)
+    return AmiSession(credentials, sink.append, timings=timings)
+
+
+def logged_in(double: AmiServerDouble, count: int = 1) -> Callable[[], bool]:
+    return lambda: sum(ok for _, ok in double.logins) >= count
 
 
 async def test_login_asks_only_for_the_event_classes_it_needs(double: AmiServerDouble) -> None:
@@ -72,6 +80,78 @@ async def test_login_asks_only_for_the_event_classes_it_needs(double: AmiServerD
     finally:
         await session.close()
     assert double.actions[-1][0] == ("Action", "Logoff")
+
+
+async def test_no_action_is_sent_until_asterisk_says_it_has_booted(
+    double: AmiServerDouble,
+) -> None:
+    """Asterisk accepts logins while still booting; an Originate sent then fails. The session
+    is up, and a caller waiting for it sends its action, only after `Event: FullyBooted`."""
+    double.booted = False
+    session = session_to(double)
+
+    async def first_action() -> AmiMessage:
+        assert await session.wait_connected(15)
+        return await session.request([("Action", "Ping")], timeout=5)
+
+    session.start()
+    caller = asyncio.create_task(first_action())
+    try:
+        await until(logged_in(double))
+        # Well past several keepalive periods, still well inside boot_wait_s.
+        assert not await session.wait_connected(1.0)
+        assert session.state is SessionState.CONNECTING
+        with pytest.raises(AmiNotConnected):
+            await session.request([("Action", "Ping")], timeout=1)
+        assert [dict(a)["Action"] for a in double.actions] == ["Login"]
+        assert not caller.done()
+        await double.finish_boot()
+        assert (await asyncio.wait_for(caller, 5)).get("Ping") == "Pong"
+    finally:
+        caller.cancel()
+        await session.close()
+    assert [dict(a)["Action"] for a in double.actions][:2] == ["Login", "Ping"]
+
+
+async def test_without_system_read_the_session_goes_up_after_the_boot_wait_and_says_why(
+    double: AmiServerDouble,
+) -> None:
+    """Asterisk sends FullyBooted only to sessions that may read `system`: without it the
+    session does not wait forever, and the warning names the likely cause."""
+    double.read = ALL_CLASSES - {"system"}
+    session = session_to(double, timings=dataclasses.replace(FAST, boot_wait_s=0.5))
+    started = time.monotonic()
+    with capture_logs() as logs:
+        session.start()
+        try:
+            assert await session.wait_connected(10)
+            took = time.monotonic() - started
+            pong = await session.request([("Action", "Ping")], timeout=2)
+        finally:
+            await session.close()
+    assert pong.get("Ping") == "Pong"
+    assert took >= 0.5
+    warnings = [e for e in logs if e["event"] == "ami session up without FullyBooted"]
+    assert len(warnings) == 1, logs
+    assert warnings[0]["log_level"] == "warning"
+    assert "`system` in `read`" in warnings[0]["hint"]
+    assert double.logins == [("tts", True)]
+
+
+async def test_a_connection_lost_while_asterisk_boots_is_retried(double: AmiServerDouble) -> None:
+    double.booted = False
+    session = session_to(double)
+    session.start()
+    try:
+        await until(logged_in(double))
+        await double.drop_connections()
+        await until(logged_in(double, 2))
+        assert session.last_error is not None
+        assert "before FullyBooted" in session.last_error
+        await double.finish_boot()
+        assert await session.wait_connected(5)
+    finally:
+        await session.close()
 
 
 async def test_a_wrong_secret_is_a_clear_error_with_backoff_not_a_crash_loop(
@@ -174,7 +254,12 @@ async def test_asterisk_shutdown_then_restart_reconnects(
         assert [(e["shutdown"], e["restart"]) for e in shutdowns] == [("Cleanly", "False")]
         await asyncio.sleep(0.3)
         assert session.state is not SessionState.CONNECTED
+        # Back, and taking logins, but still booting: not up until it says it has booted.
+        double.booted = False
         await double.restart()
+        await until(logged_in(double, 2))
+        assert not await session.wait_connected(0.5)
+        await double.finish_boot()
         assert await session.wait_connected(5)
     finally:
         await session.close()

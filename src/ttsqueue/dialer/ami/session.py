@@ -9,6 +9,11 @@ Failure modes, as recorded from Asterisk 22 (`../shared/asterisk/ami/auth_*.log`
 - `Events: off` at login also hides OriginateResponse, so the session asks for the classes it
   needs (`call` for originate results and hangups, `user` for the dialplan's UserEvents,
   `system` for Shutdown); Asterisk sends only those the manager user may read.
+- Asterisk accepts logins while it is still booting (modules, dialplan and channels not
+  loaded), and an Originate sent then fails. Asterisk sends `Event: FullyBooted` to a new
+  session with `system` read permission, at once if it has booted, else when it has: the
+  session is up only after it, or after `boot_wait_s` without it (a warning: the manager user
+  most likely lacks `read = system`).
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ class SessionTimings:
     keepalive_s: float = 20.0
     retry: tuple[float, float] = (0.5, 30.0)  # base, cap
     auth_retry: tuple[float, float] = (5.0, 60.0)
+    boot_wait_s: float = 10.0
 
 
 class AmiSession:
@@ -81,6 +87,7 @@ class AmiSession:
         self._auth_backoff = Backoff(*self.timings.auth_retry)
         self._conn: AmiConnection | None = None
         self._up = asyncio.Event()
+        self._booted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.state = SessionState.DISCONNECTED
         self.connected_since: float | None = None
@@ -131,6 +138,7 @@ class AmiSession:
     async def _connect_once(self) -> float:
         """One connection's life; returns how long to wait before the next one."""
         self._set_state(SessionState.CONNECTING)
+        self._booted.clear()
         try:
             conn = await AmiConnection.open(
                 self.credentials.host,
@@ -143,18 +151,23 @@ class AmiSession:
             return self._connection_failed(f"cannot connect: {exc!r}")
         self._conn = conn
         try:
-            await self._login(conn)
-        except AmiAuthError as exc:
-            await conn.close()
-            return self._auth_failed(str(exc))
-        except (AmiConnectionClosed, AmiNotConnected, AmiResponseTimeout, AmiProtocolError) as exc:
-            await conn.close()
-            return self._connection_failed(f"login did not complete: {exc}")
-        self._connected()
-        try:
-            reason = await self._serve(conn)
+            return await self._live(conn)
         finally:
             await conn.close()
+
+    async def _live(self, conn: AmiConnection) -> float:
+        """Login, boot wait, then serve until the connection ends; returns the next delay."""
+        try:
+            await self._login(conn)
+        except AmiAuthError as exc:
+            return self._auth_failed(str(exc))
+        except (AmiConnectionClosed, AmiNotConnected, AmiResponseTimeout, AmiProtocolError) as exc:
+            return self._connection_failed(f"login did not complete: {exc}")
+        lost = await self._wait_booted(conn)
+        if lost is not None:
+            return self._connection_failed(f"connection lost before FullyBooted: {lost}")
+        self._connected()
+        reason = await self._serve(conn)
         return self._connection_failed(f"connection lost: {reason}")
 
     async def _login(self, conn: AmiConnection) -> None:
@@ -168,6 +181,33 @@ class AmiSession:
         self.logins += 1
         if response.name.lower() != "success":
             raise AmiAuthError(response.get("Message") or "login refused")
+
+    async def _wait_booted(self, conn: AmiConnection) -> str | None:
+        """Wait for FullyBooted, at most `boot_wait_s`; returns why the connection ended if it
+        did meanwhile, else None (booted, or the bound passed)."""
+        booted = asyncio.create_task(self._booted.wait())
+        closed = asyncio.create_task(conn.wait_closed())
+        try:
+            await asyncio.wait(
+                (booted, closed),
+                timeout=self.timings.boot_wait_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            booted.cancel()
+            closed.cancel()
+        if conn.closed:
+            return conn.close_reason
+        if not self._booted.is_set():
+            log.warning(
+                "ami session up without FullyBooted",
+                endpoint=self.endpoint,
+                user=self.credentials.username,
+                waited_s=self.timings.boot_wait_s,
+                hint="the manager.conf user most likely lacks `system` in `read`, so Asterisk "
+                "never says it has booted; originates right after an Asterisk restart may fail",
+            )
+        return None
 
     async def _serve(self, conn: AmiConnection) -> str:
         """Keep the session alive until the connection ends; returns why it ended."""
@@ -183,7 +223,9 @@ class AmiSession:
                 return await conn.wait_closed()
 
     def _dispatch(self, event: AmiMessage) -> None:
-        if event.name.lower() == "shutdown":
+        if event.name.lower() == "fullybooted":
+            self._booted.set()
+        elif event.name.lower() == "shutdown":
             log.warning(
                 "asterisk shutting down",
                 endpoint=self.endpoint,
