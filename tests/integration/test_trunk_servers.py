@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -16,13 +16,10 @@ from aio_pika.abc import AbstractRobustConnection
 
 from tests.asterisk.helpers import wait_jobs
 from tests.conftest import in_process_api
-from tests.factories import lifecycle_for, make_job
 from tests.in_process import publish_job, running_worker
 from ttsqueue.asterisk_servers import AsteriskServer
-from ttsqueue.broker.publisher import Publisher
-from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import DialerName, Settings
-from ttsqueue.domain import JobMessage, JobStatus, Priority
+from ttsqueue.domain import JobStatus, Priority
 from ttsqueue.store.factory import build_store
 from ttsqueue.store.keys import Keys
 from ttsqueue.worker.trunk import LineServer, TrunkGuard, line_servers
@@ -32,21 +29,6 @@ pytestmark = pytest.mark.timeout(60)
 FAST = 1_000_000.0
 HIGH, NORMAL = Priority.HIGH, Priority.NORMAL
 CO, US = "+573005550006", "+12125550100"
-
-
-@pytest.fixture
-def keys(settings: Settings) -> Keys:
-    return Keys(settings.REDIS_PREFIX)
-
-
-@pytest.fixture
-async def other_client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    """A second connection, as another worker process would have (keys wiped by redis_client)."""
-    client = aioredis.from_url(settings.REDIS_URL, decode_responses=True)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 def two_guards(
@@ -265,15 +247,7 @@ async def test_a_worker_places_simulated_calls_on_every_servers_lines(
     store = build_store(redis_client, settings).jobs
     ids = [await publish_job(broker, settings, store, phone="3005050149") for _ in range(9)]
     # Spain: no server's prefixes match (the API refuses it; a job that got this far fails).
-    spain_job = make_job(phone="600000000").model_copy(update={"e164": "+34600000000"})
-    await lifecycle_for(store).create(spain_job)
-    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
-    await Publisher(broker, names).to_work_queue(
-        names.work_queue(spain_job.priority),
-        JobMessage(job_id=spain_job.job_id).encode(),
-        spain_job.job_id,
-    )
-    spain = spain_job.job_id
+    spain = await publish_job(broker, settings, store, phone="600000000", e164="+34600000000")
     keys = Keys(settings.REDIS_PREFIX)
     peak: Counter[str] = Counter()
 
