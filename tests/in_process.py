@@ -62,13 +62,13 @@ async def running_workers(settings: Settings, count: int) -> AsyncIterator[None]
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool]], what: str = "condition", timeout: float = 60.0
+    check: Callable[[], Awaitable[bool]], timeout: float = 60.0, what: str = "condition"
 ) -> None:
     """Await `check` until it is true; an AssertionError naming `what` if it never is."""
     deadline = time.monotonic() + timeout
     while not await check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"{what}: not within {timeout}s")
         await asyncio.sleep(0.05)
 
 

@@ -92,7 +92,7 @@ async def run_scenario(
         assert response.status_code == 202, response.text
         normal_ids.append(response.json()["job_id"])
     async with running_workers(settings, scenario.workers):
-        await eventually(saturated, "every line busy with normal jobs waiting")
+        await eventually(saturated, what="every line busy with normal jobs waiting")
         response = await api.post("/tts/call", json={**CALL, "priority": "high"})
         assert response.status_code == 202, response.text
         high_id = response.json()["job_id"]
@@ -101,7 +101,7 @@ async def run_scenario(
             body = (await api.get(f"/tts/status/{high_id}")).json()
             return first(body["history"], "calling") is not None
 
-        await eventually(high_dialed, "the high-priority job to dial")
+        await eventually(high_dialed, what="the high-priority job to dial")
         # The workers stop without waiting for the calls still live.
         stopped_at = time.time()
 
@@ -177,14 +177,17 @@ async def test_normal_jobs_still_dial_under_a_stream_of_alerts(
             return await redis_client.zcard(key) >= count
 
         await eventually(
-            lambda: waiting(keys.line_waiters_normal, STREAM.normal_jobs), "normal jobs in line"
+            lambda: waiting(keys.line_waiters_normal, STREAM.normal_jobs),
+            what="normal jobs in line",
         )
         high_ids = []
         for _ in range(4 * HIGH_STREAK):
             response = await api.post("/tts/call", json={**CALL, "priority": "high"})
             assert response.status_code == 202, response.text
             high_ids.append(response.json()["job_id"])
-        await eventually(lambda: waiting(keys.line_waiters_high, HIGH_STREAK), "alerts in line")
+        await eventually(
+            lambda: waiting(keys.line_waiters_high, HIGH_STREAK), what="alerts in line"
+        )
         await holder.release("held-by-the-test")
 
         async def all_dialed() -> bool:
@@ -194,7 +197,7 @@ async def test_normal_jobs_still_dial_under_a_stream_of_alerts(
                     return False
             return True
 
-        await eventually(all_dialed, "every job to dial", timeout=120)
+        await eventually(all_dialed, 120, "every job to dial")
     dials: list[tuple[float, str]] = []
     for job_id in [*normal_ids, *high_ids]:
         body = (await api.get(f"/tts/status/{job_id}")).json()

@@ -50,5 +50,5 @@ async def test_three_workers_on_the_defaults_keep_every_line_busy(
         return live == LINES
 
     async with running_workers(settings, 3):
-        await eventually(all_lines_live, f"{LINES} live calls from 3 workers of one slot")
+        await eventually(all_lines_live, what=f"{LINES} live calls from 3 workers of one slot")
     assert peak == LINES
