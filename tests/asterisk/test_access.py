@@ -118,7 +118,9 @@ async def test_a_spool_that_is_not_writable_dials_nothing_until_it_is(
 
             # The job waits for the spool in technical retries, never dialed meanwhile.
             async def retried() -> bool:
-                return any("technical retry" in h.detail for h in await store.history(job_id))
+                return any(
+                    "technical retry" in (h.detail or "") for h in await store.history(job_id)
+                )
 
             await eventually(retried, 30, "a technical retry")
             assert asterisk.rings() == {}

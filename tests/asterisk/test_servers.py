@@ -63,7 +63,7 @@ def server_of(name: str, pbx: PrivateAsterisk) -> AsteriskServer:
         ami_host="127.0.0.1",
         ami_port=pbx.ami_port,
         ami_user=pbx.ami_user,
-        ami_secret=pbx.ami_secret,  # type: ignore[arg-type]
+        ami_secret=pbx.ami_secret,
         channel=CHANNEL_TEMPLATE,
         max_concurrent_calls=LIMIT,
         calls_per_second=50.0,

@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -83,7 +84,10 @@ async def test_each_servers_rate_holds_across_workers(
     assert await four.try_grant("us-2", NORMAL, US) == "b"
     assert await four.acquire("co-3", NORMAL, CO) == "a"
     assert time.monotonic() - started >= 1.5  # a's 2 s spacing, less the time already gone
-    rate_a = await redis_client.zrange(keys.server_rate("a"), 0, -1, withscores=True)
+    rate_a = cast(
+        list[tuple[str, float]],
+        await redis_client.zrange(keys.server_rate("a"), 0, -1, withscores=True),
+    )
     assert len(rate_a) == 2
     assert rate_a[1][1] - rate_a[0][1] >= 1999
 
