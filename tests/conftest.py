@@ -20,6 +20,7 @@ from ttsqueue.broker.topology import QueueNames, declare_topology
 from ttsqueue.config import Settings, load_settings
 from ttsqueue.policy.clock import Clock
 from ttsqueue.store.connection import connect_redis
+from ttsqueue.store.keys import Keys
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -66,6 +67,26 @@ async def redis_client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
         yield client
     finally:
         await wipe_prefix(client, settings.REDIS_PREFIX)
+        await client.aclose()
+
+
+@pytest.fixture
+def keys(settings: Settings) -> Keys:
+    """The key names under this test's Redis prefix."""
+    return Keys(settings.REDIS_PREFIX)
+
+
+@pytest.fixture
+async def other_client(
+    settings: Settings, redis_client: aioredis.Redis
+) -> AsyncIterator[aioredis.Redis]:
+    """A second connection, as another worker process would have (keys wiped by redis_client)."""
+    client = aioredis.from_url(
+        settings.REDIS_URL, decode_responses=True, client_name="pytest-other-worker"
+    )
+    try:
+        yield client
+    finally:
         await client.aclose()
 
 

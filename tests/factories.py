@@ -22,6 +22,7 @@ def make_job(
     text: str = "Hola, este es un mensaje de prueba.",
     max_retries: int = 2,
     retry_delay: int = 10,
+    e164: str | None = None,
     **extra: Any,
 ) -> Job:
     now = iso(utcnow()) or ""
@@ -30,7 +31,7 @@ def make_job(
         status=status,
         text=text,
         phone_number=phone,
-        e164=f"+57{phone}",
+        e164=e164 or f"+57{phone}",
         dial_number=phone,
         language="es",
         engine="espeak",

@@ -1,13 +1,14 @@
 """The whole stack in the test's own process, shared by the suites that drive it (the API app
 is the `api` fixture of tests/conftest.py): a worker running until the block ends, polling the
-API until a job or a resource gets somewhere, and a job published the way the API does it."""
+API until a job or a resource gets somewhere (or any check until it holds), and a job
+published the way the API does it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -40,6 +41,35 @@ async def running_worker(
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+@contextlib.asynccontextmanager
+async def running_workers(settings: Settings, count: int) -> AsyncIterator[None]:
+    """`count` workers of `settings` (WORKER_IDs suffixed -0, -1, ...), all told to stop
+    together when the block ends."""
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(
+            serve(settings.model_copy(update={"WORKER_ID": f"{settings.WORKER_ID}-{n}"}), stop)
+        )
+        for n in range(count)
+    ]
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 60)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout: float = 60.0, what: str = "condition"
+) -> None:
+    """Await `check` until it is true; an AssertionError naming `what` if it never is."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        await asyncio.sleep(0.05)
 
 
 async def until(

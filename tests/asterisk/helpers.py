@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from types import TracebackType
 
 from aio_pika.abc import AbstractRobustConnection
@@ -46,14 +46,6 @@ async def wait_jobs(
         if time.monotonic() > deadline:
             late = {i: j and j.status for i, j in jobs.items() if not j or j.status not in wanted}
             raise AssertionError(f"{len(late)} jobs not {set(wanted)} in {timeout}s: {late}")
-        await asyncio.sleep(0.1)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s")
         await asyncio.sleep(0.1)
 
 

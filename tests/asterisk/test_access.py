@@ -16,10 +16,10 @@ from aio_pika.abc import AbstractRobustConnection
 from structlog.testing import capture_logs
 
 from tests.asterisk.fake_phones import number
-from tests.asterisk.helpers import call_id, eventually, publish_many, wait_jobs
+from tests.asterisk.helpers import call_id, publish_many, wait_jobs
 from tests.asterisk.instance import PrivateAsterisk
 from tests.asterisk.test_restart import health_becomes
-from tests.in_process import running_worker
+from tests.in_process import eventually, running_worker
 from ttsqueue.config import Settings
 from ttsqueue.domain import JobStatus
 from ttsqueue.store.factory import build_store
@@ -118,7 +118,9 @@ async def test_a_spool_that_is_not_writable_dials_nothing_until_it_is(
 
             # The job waits for the spool in technical retries, never dialed meanwhile.
             async def retried() -> bool:
-                return any("technical retry" in h.detail for h in await store.history(job_id))
+                return any(
+                    "technical retry" in (h.detail or "") for h in await store.history(job_id)
+                )
 
             await eventually(retried, 30, "a technical retry")
             assert asterisk.rings() == {}

@@ -21,7 +21,6 @@ from tests.asterisk.fake_phones import CHANNEL_TEMPLATE, number
 from tests.asterisk.helpers import (
     LiveCallSampler,
     call_id,
-    eventually,
     publish_many,
     wait_jobs,
 )
@@ -29,7 +28,7 @@ from tests.asterisk.install import AsteriskInstall
 from tests.asterisk.instance import PrivateAsterisk
 from tests.conftest import in_process_api
 from tests.e2e.test_asterisk_crash import until
-from tests.in_process import running_worker
+from tests.in_process import eventually, running_worker
 from ttsqueue.asterisk_servers import AsteriskServer
 from ttsqueue.config import DialerName, Settings
 from ttsqueue.domain import Job, JobStatus
@@ -64,7 +63,7 @@ def server_of(name: str, pbx: PrivateAsterisk) -> AsteriskServer:
         ami_host="127.0.0.1",
         ami_port=pbx.ami_port,
         ami_user=pbx.ami_user,
-        ami_secret=pbx.ami_secret,  # type: ignore[arg-type]
+        ami_secret=pbx.ami_secret,
         channel=CHANNEL_TEMPLATE,
         max_concurrent_calls=LIMIT,
         calls_per_second=50.0,

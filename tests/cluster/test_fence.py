@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(120)
 async def _role(port: int) -> str:
     client = aioredis.Redis(port=port, decode_responses=True)
     try:
-        reply = await client.execute_command("ROLE")
+        reply = await client.execute_command("ROLE")  # type: ignore[no-untyped-call]
         return str(reply[0])
     finally:
         await client.aclose()

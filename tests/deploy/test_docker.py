@@ -352,7 +352,7 @@ def test_env_example_filled_in_is_a_valid_production_configuration(tmp_path: Pat
     services = resolved(tmp_path, env_file)["services"]
     for name in APP_SERVICES:
         env = {k: v for k, v in services[name]["environment"].items() if v is not None}
-        settings = Settings(_env_file=None, **env)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, **env)
         assert settings.TTSQ_ENV.value == "production"
         assert [filled["API_KEYS"]] == settings.API_KEYS
     rabbit = services["rabbitmq"]["environment"]

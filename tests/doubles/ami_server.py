@@ -335,6 +335,18 @@ def _headers(block: bytes) -> list[tuple[str, str]]:
     return headers
 
 
+def ami_dialer_settings(double: AmiServerDouble) -> dict[str, Any]:
+    """Settings values that point the `ami` dialer at `double`."""
+    return {
+        "DIALER": "ami",
+        "ASTERISK_AMI_HOST": "127.0.0.1",
+        "ASTERISK_AMI_PORT": double.port,
+        "ASTERISK_AMI_USER": double.username,
+        "ASTERISK_AMI_SECRET": double.secret,
+        "ASTERISK_CALLER_ID": '"TTS Queue" <5550100>',
+    }
+
+
 @contextlib.asynccontextmanager
 async def running_ami_double(**options: Any) -> AsyncIterator[AmiServerDouble]:
     double = AmiServerDouble(**options)

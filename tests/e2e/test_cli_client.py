@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from tests.conftest import make_settings
-from tests.fuzz.live_api import free_port, serve_api
+from tests.fuzz.live_api import serve_api
+from tests.http_servers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_settings
-from tests.fuzz.live_api import free_port, serve_api
+from tests.fuzz.live_api import serve_api
+from tests.http_servers import free_port
 from ttsqueue.api.actor import key_label
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]

@@ -17,7 +17,6 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from tests.faults.servers import free_port
 from tests.faults.stack import (
     TTSQUEUE,
     Stack,
@@ -28,6 +27,7 @@ from tests.faults.stack import (
     wait_terminal,
 )
 from tests.figures import record
+from tests.http_servers import free_port
 from ttsqueue.domain import JobStatus
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.workers import WorkerRegistry

@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.conftest import make_settings
-from tests.doubles.ami_server import AmiServerDouble, running_ami_double
+from tests.doubles.ami_server import AmiServerDouble, ami_dialer_settings, running_ami_double
 from tests.doubles.recordings import ami_session
 from ttsqueue.config import Settings
 from ttsqueue.dialer.ami import SessionTimings
@@ -38,17 +38,9 @@ async def double() -> AsyncIterator[AmiServerDouble]:
 
 
 @pytest.fixture
-def ami_settings(tmp_path: Path, settings: Settings, double: AmiServerDouble) -> Settings:
-    return make_settings(
-        tmp_path,
-        REDIS_PREFIX=settings.REDIS_PREFIX,
-        DIALER="ami",
-        ASTERISK_AMI_HOST="127.0.0.1",
-        ASTERISK_AMI_PORT=double.port,
-        ASTERISK_AMI_USER="tts",
-        ASTERISK_AMI_SECRET="tts_secret",
-        ASTERISK_CALLER_ID='"TTS Queue" <5550100>',
-    )
+def settings(tmp_path: Path, double: AmiServerDouble) -> Settings:
+    """The `ami` dialer pointed at the double."""
+    return make_settings(tmp_path, **ami_dialer_settings(double))
 
 
 async def make_dialer(
@@ -61,8 +53,8 @@ async def make_dialer(
 
 
 @pytest.fixture
-async def dialer(ami_settings: Settings, redis_client: aioredis.Redis) -> AsyncIterator[AmiDialer]:
-    ami = await make_dialer(ami_settings, redis_client)
+async def dialer(settings: Settings, redis_client: aioredis.Redis) -> AsyncIterator[AmiDialer]:
+    ami = await make_dialer(settings, redis_client)
     try:
         yield ami
     finally:
@@ -153,10 +145,10 @@ async def test_prefix_colliding_ids_fail_as_recorded(double: AmiServerDouble) ->
 
 
 async def test_another_process_follows_a_call_it_did_not_place(
-    ami_settings: Settings, redis_client: aioredis.Redis, double: AmiServerDouble
+    settings: Settings, redis_client: aioredis.Redis, double: AmiServerDouble
 ) -> None:
-    first = await make_dialer(ami_settings, redis_client)
-    second = await make_dialer(ami_settings, redis_client)
+    first = await make_dialer(settings, redis_client)
+    second = await make_dialer(settings, redis_client)
     try:
         call = make_call()
         await first.originate(call)
@@ -169,16 +161,16 @@ async def test_another_process_follows_a_call_it_did_not_place(
 
 
 async def test_a_call_record_holds_first_seen_facts_under_the_prefix(
-    dialer: AmiDialer, redis_client: aioredis.Redis, ami_settings: Settings
+    dialer: AmiDialer, redis_client: aioredis.Redis, settings: Settings
 ) -> None:
     call = make_call("3005550001")
     await place(dialer, call)
-    record = await redis_client.hgetall(Keys(ami_settings.REDIS_PREFIX).call_record(call.call_id))
+    record = await redis_client.hgetall(Keys(settings.REDIS_PREFIX).call_record(call.call_id))
     assert record["response"] == "Failure"
     assert record["reason"] == "5"
     assert record["job_id"] == call.job_id
-    ttl = await redis_client.ttl(Keys(ami_settings.REDIS_PREFIX).call_record(call.call_id))
-    assert 0 < ttl <= ami_settings.CALL_MAX_DURATION + 3600
+    ttl = await redis_client.ttl(Keys(settings.REDIS_PREFIX).call_record(call.call_id))
+    assert 0 < ttl <= settings.CALL_MAX_DURATION + 3600
 
 
 async def test_a_link_dropped_mid_call_reconnects_and_the_call_still_ends(
@@ -195,9 +187,9 @@ async def test_a_link_dropped_mid_call_reconnects_and_the_call_still_ends(
 
 
 async def test_a_call_that_ended_while_no_session_was_up_is_settled_from_what_is_known(
-    ami_settings: Settings, redis_client: aioredis.Redis, double: AmiServerDouble
+    settings: Settings, redis_client: aioredis.Redis, double: AmiServerDouble
 ) -> None:
-    dialer = await make_dialer(ami_settings, redis_client, Deadlines(talk_grace_s=0.5))
+    dialer = await make_dialer(settings, redis_client, Deadlines(talk_grace_s=0.5))
     try:
         call = make_call(audio_s=0.2)
         await dialer.originate(call)
@@ -214,11 +206,11 @@ async def test_a_call_that_ended_while_no_session_was_up_is_settled_from_what_is
 
 
 async def test_an_originate_whose_response_is_lost_is_followed_never_resent(
-    ami_settings: Settings, redis_client: aioredis.Redis, double: AmiServerDouble
+    settings: Settings, redis_client: aioredis.Redis, double: AmiServerDouble
 ) -> None:
     double.ack_originates = False
     dialer = AmiDialer(
-        ami_settings, redis_client, keys_for(ami_settings), timings=FAST, action_timeout_s=0.3
+        settings, redis_client, keys_for(settings), timings=FAST, action_timeout_s=0.3
     )
     try:
         call = make_call()
@@ -231,12 +223,10 @@ async def test_an_originate_whose_response_is_lost_is_followed_never_resent(
 
 
 async def test_without_a_session_nothing_is_sent_and_the_error_says_why(
-    ami_settings: Settings, redis_client: aioredis.Redis, double: AmiServerDouble
+    settings: Settings, redis_client: aioredis.Redis, double: AmiServerDouble
 ) -> None:
     await double.stop()
-    dialer = AmiDialer(
-        ami_settings, redis_client, keys_for(ami_settings), timings=FAST, connect_wait_s=0.3
-    )
+    dialer = AmiDialer(settings, redis_client, keys_for(settings), timings=FAST, connect_wait_s=0.3)
     try:
         with pytest.raises(DialerError, match="no AMI session"):
             await dialer.originate(make_call())

@@ -3,7 +3,6 @@ dialers report through Redis (connected, disconnected, or the API's own view whe
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import redis.asyncio as aioredis
 
 from tests.conftest import make_settings
 from tests.doubles.ami_server import running_ami_double
+from tests.in_process import eventually
 from ttsqueue.backends import describe_dialer
 from ttsqueue.config import Settings
 from ttsqueue.dialer.ami.dialer import AmiDialer
@@ -31,15 +31,6 @@ async def current_health(
 ) -> DialerHealth:
     """`/health`'s `asterisk`, as the API reads it from the workers' reports."""
     return await DialerPresence(redis, Keys(settings.REDIS_PREFIX)).health(fallback)
-
-
-async def until(check: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await check():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 async def test_auto_builds_ami_and_reports_its_session(
@@ -64,14 +55,14 @@ async def test_auto_builds_ami_and_reports_its_session(
                 health = await current_health(ami, redis_client, DialerHealth.DISCONNECTED)
                 return health is DialerHealth.CONNECTED
 
-            await until(connected)
+            await eventually(connected)
             await double.stop()
 
             async def down() -> bool:
                 health = await current_health(ami, redis_client, DialerHealth.CONNECTED)
                 return health is DialerHealth.DISCONNECTED
 
-            await until(down)
+            await eventually(down)
         finally:
             await dialer.aclose()
     reports = await DialerPresence(redis_client, Keys(ami.REDIS_PREFIX)).alive()
@@ -97,7 +88,7 @@ async def test_auto_builds_callfile_when_the_spool_is_writable(
             health = await current_health(cf, redis_client, DialerHealth.DISCONNECTED)
             return health is DialerHealth.CONNECTED
 
-        await until(reported)
+        await eventually(reported)
     finally:
         await dialer.aclose()
 

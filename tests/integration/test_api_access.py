@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -18,14 +17,6 @@ pytestmark = [
     pytest.mark.timeout(60),
     pytest.mark.settings(API_KEYS="key-one,key-two", RATE_LIMIT_PER_MINUTE=60),
 ]
-
-
-@pytest.fixture
-async def api(
-    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with in_process_api(settings) as client:
-        yield client
 
 
 async def test_health_and_docs_are_open_everything_else_needs_a_key(

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
-from tests.conftest import in_process_api
 from ttsqueue.api.backpressure import BacklogGate
 from ttsqueue.broker.topology import QueueInspector, QueueNames
 from ttsqueue.config import Settings
@@ -22,14 +20,6 @@ from ttsqueue.store.factory import build_store
 pytestmark = [pytest.mark.timeout(60), pytest.mark.settings(MAX_QUEUE_DEPTH=5)]
 
 BODY = {"text": "Aviso", "phone_number": "3005050149"}
-
-
-@pytest.fixture
-async def api(
-    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with in_process_api(settings) as client:
-        yield client
 
 
 async def until_accepted(api: httpx.AsyncClient) -> httpx.Response:

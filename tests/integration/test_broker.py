@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from pathlib import Path
+from typing import Any, cast
 
 import aio_pika
 import pytest
@@ -135,7 +136,8 @@ async def test_rejected_message_is_dead_lettered(
     await message.reject(requeue=False)
     dead = await get_one(broker, names.dead)
     assert dead.body == b"not json"
-    assert dead.headers["x-death"][0]["reason"] == "rejected"
+    deaths = cast(list[dict[str, Any]], dead.headers["x-death"])
+    assert deaths[0]["reason"] == "rejected"
 
 
 async def test_results_queue_keeps_the_newest(tmp_path: Path) -> None:

@@ -13,9 +13,13 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from tests.conftest import make_settings
-from tests.doubles.ami_server import ALL_CLASSES, AmiServerDouble, running_ami_double
-from tests.in_process import running_worker
-from tests.integration.test_worker_edges import submit
+from tests.doubles.ami_server import (
+    ALL_CLASSES,
+    AmiServerDouble,
+    ami_dialer_settings,
+    running_ami_double,
+)
+from tests.in_process import publish_job, running_worker
 from ttsqueue.config import Settings
 from ttsqueue.domain import JobStatus
 from ttsqueue.store.factory import build_store
@@ -33,29 +37,22 @@ def _originates_sent(double: AmiServerDouble) -> int:
     return sum(1 for action in double.actions if ("Action", "Originate") in action)
 
 
+@pytest.fixture
+def settings(tmp_path: Path, double: AmiServerDouble) -> Settings:
+    """The `ami` dialer pointed at the double; technical retries half a second apart."""
+    return make_settings(tmp_path, **ami_dialer_settings(double), TECH_RETRY_BASE_SECONDS=0.5)
+
+
 async def test_a_refused_dial_is_retried_once_and_dialed_once(
-    tmp_path: Path,
     settings: Settings,
     broker: AbstractRobustConnection,
     redis_client: Any,
     double: AmiServerDouble,
 ) -> None:
-    ami = make_settings(
-        tmp_path,
-        REDIS_PREFIX=settings.REDIS_PREFIX,
-        QUEUE_PREFIX=settings.QUEUE_PREFIX,
-        DIALER="ami",
-        ASTERISK_AMI_HOST="127.0.0.1",
-        ASTERISK_AMI_PORT=double.port,
-        ASTERISK_AMI_USER="tts",
-        ASTERISK_AMI_SECRET="tts_secret",
-        ASTERISK_CALLER_ID='"TTS Queue" <5550100>',
-        TECH_RETRY_BASE_SECONDS=0.5,
-    )
-    store = build_store(redis_client, ami).jobs
+    store = build_store(redis_client, settings).jobs
     double.write = ALL_CLASSES - {"originate"}  # the first Originate: "Permission denied"
-    async with running_worker(ami):
-        job_id = await submit(broker, ami, store)
+    async with running_worker(settings):
+        job_id = await publish_job(broker, settings, store)
         deadline = time.monotonic() + 30
         while not any("technical retry" in (h.detail or "") for h in await store.history(job_id)):
             assert time.monotonic() < deadline, "the refused dial was not retried"

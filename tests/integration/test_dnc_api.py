@@ -3,15 +3,12 @@ bulk imports as JSON, CSV and multipart uploads, the audit trail, auth and error
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
-from aio_pika.abc import AbstractRobustConnection
 
-from tests.conftest import in_process_api
 from tests.hostile import INJECTIONS
 from ttsqueue.api.actor import key_label
 from ttsqueue.config import Settings
@@ -24,12 +21,10 @@ KEY = {"X-API-Key": "dnc-key"}
 
 
 @pytest.fixture
-async def api(
-    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with in_process_api(settings) as client:
-        client.headers.update(KEY)
-        yield client
+def api(api: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The shared in-process API, sending this module's key."""
+    api.headers.update(KEY)
+    return api
 
 
 def assert_error(reply: httpx.Response, status: int, code: str) -> dict[str, Any]:

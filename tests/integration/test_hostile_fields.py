@@ -13,7 +13,6 @@ import httpx
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
-from tests.conftest import in_process_api
 from tests.http_servers import serving
 from ttsqueue.api.app import create_app as create_api
 from ttsqueue.config import Settings
@@ -23,14 +22,6 @@ pytestmark = pytest.mark.timeout(60)
 
 CALL = {"text": "Hola", "phone_number": "3005050149"}
 EDGES = ["0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+00:01"]
-
-
-@pytest.fixture
-async def api(
-    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with in_process_api(settings) as client:
-        yield client
 
 
 async def test_unknown_fields_are_named_in_a_422(api: httpx.AsyncClient) -> None:

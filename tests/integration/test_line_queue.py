@@ -4,33 +4,16 @@ whichever process asks first; normal jobs never starve; a dead waiter loses its 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
-from ttsqueue.config import Settings
 from ttsqueue.domain import Priority
 from ttsqueue.store.keys import Keys
 from ttsqueue.worker.trunk import TrunkGuard
 
 FAST = 1_000_000.0  # calls per second high enough not to matter
 HIGH, NORMAL = Priority.HIGH, Priority.NORMAL
-
-
-@pytest.fixture
-def keys(settings: Settings) -> Keys:
-    return Keys(settings.REDIS_PREFIX)
-
-
-@pytest.fixture
-async def other_client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    """A second connection, as another worker process would have (keys wiped by redis_client)."""
-    client = aioredis.from_url(settings.REDIS_URL, decode_responses=True)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 async def grant_order(guard: TrunkGuard, waiters: dict[str, Priority], holder: str) -> list[str]:

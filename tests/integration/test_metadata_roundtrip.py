@@ -5,7 +5,6 @@ make the round trip through the API, Redis (the status script included) and Rabb
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -14,7 +13,6 @@ from aio_pika.abc import AbstractRobustConnection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import in_process_api
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
 from ttsqueue.store.keys import Keys
@@ -46,14 +44,6 @@ METADATA = st.dictionaries(st.text(max_size=8), VALUES, max_size=5)
 def exact(value: Any) -> str:
     """The JSON text of `value`, key order kept: 1 and 1.0, [] and {} all differ."""
     return json.dumps(value, ensure_ascii=False)
-
-
-@pytest.fixture
-async def api(
-    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with in_process_api(settings) as client:
-        yield client
 
 
 @settings(

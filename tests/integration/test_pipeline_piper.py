@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
 import soundfile
-from aio_pika.abc import AbstractRobustConnection
 
-from tests.conftest import in_process_api
 from tests.in_process import running_worker, terminal, wait_for
 from ttsqueue.config import Settings
 
@@ -22,14 +18,6 @@ voice_package = pytest.importorskip(
 MODEL = str(voice_package.model_path())
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture
-async def api(
-    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with in_process_api(settings) as client:
-        yield client
 
 
 @pytest.mark.settings(TTS_ENGINE="piper", PIPER_MODEL=MODEL, DEFAULT_LANGUAGE="en")

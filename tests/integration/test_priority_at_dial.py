@@ -13,11 +13,8 @@ travels from the API to a worker; a second one would need that trip to take over
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,13 +23,12 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from aio_pika.abc import AbstractRobustConnection
 
-from tests.conftest import in_process_api, make_settings
+from tests.conftest import make_settings
+from tests.in_process import eventually, running_workers
 from ttsqueue.config import Settings
 from ttsqueue.store.keys import Keys
 from ttsqueue.worker import main as worker_main
-from ttsqueue.worker.main import serve
 from ttsqueue.worker.trunk import HIGH_STREAK, TrunkGuard
 
 pytestmark = pytest.mark.timeout(180)
@@ -61,30 +57,6 @@ def scenario_settings(tmp_path: Path, scenario: Scenario) -> Settings:
         CALLS_PER_SECOND=1.0,
         SIMULATOR_TIME_SCALE=scenario.time_scale,
     )
-
-
-@contextlib.asynccontextmanager
-async def running_workers(settings: Settings, count: int) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    tasks = [
-        asyncio.create_task(
-            serve(settings.model_copy(update={"WORKER_ID": f"{settings.WORKER_ID}-{n}"}), stop)
-        )
-        for n in range(count)
-    ]
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(asyncio.gather(*tasks), 60)
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def moment(entry: dict[str, Any]) -> float:
@@ -120,7 +92,7 @@ async def run_scenario(
         assert response.status_code == 202, response.text
         normal_ids.append(response.json()["job_id"])
     async with running_workers(settings, scenario.workers):
-        await until(saturated, "every line busy with normal jobs waiting")
+        await eventually(saturated, what="every line busy with normal jobs waiting")
         response = await api.post("/tts/call", json={**CALL, "priority": "high"})
         assert response.status_code == 202, response.text
         high_id = response.json()["job_id"]
@@ -129,7 +101,7 @@ async def run_scenario(
             body = (await api.get(f"/tts/status/{high_id}")).json()
             return first(body["history"], "calling") is not None
 
-        await until(high_dialed, "the high-priority job to dial")
+        await eventually(high_dialed, what="the high-priority job to dial")
         # The workers stop without waiting for the calls still live.
         stopped_at = time.time()
 
@@ -158,14 +130,6 @@ async def run_scenario(
     # The trunk limit held (each call's history interval lies inside its line lease).
     assert len(calls) > scenario.lines
     assert peak_live(calls) <= scenario.lines
-
-
-@pytest.fixture
-async def api(
-    settings: Settings, broker: AbstractRobustConnection, redis_client: aioredis.Redis
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with in_process_api(settings) as client:
-        yield client
 
 
 @pytest.fixture(autouse=True)
@@ -212,15 +176,18 @@ async def test_normal_jobs_still_dial_under_a_stream_of_alerts(
         async def waiting(key: str, count: int) -> bool:
             return await redis_client.zcard(key) >= count
 
-        await until(
-            lambda: waiting(keys.line_waiters_normal, STREAM.normal_jobs), "normal jobs in line"
+        await eventually(
+            lambda: waiting(keys.line_waiters_normal, STREAM.normal_jobs),
+            what="normal jobs in line",
         )
         high_ids = []
         for _ in range(4 * HIGH_STREAK):
             response = await api.post("/tts/call", json={**CALL, "priority": "high"})
             assert response.status_code == 202, response.text
             high_ids.append(response.json()["job_id"])
-        await until(lambda: waiting(keys.line_waiters_high, HIGH_STREAK), "alerts in line")
+        await eventually(
+            lambda: waiting(keys.line_waiters_high, HIGH_STREAK), what="alerts in line"
+        )
         await holder.release("held-by-the-test")
 
         async def all_dialed() -> bool:
@@ -230,7 +197,7 @@ async def test_normal_jobs_still_dial_under_a_stream_of_alerts(
                     return False
             return True
 
-        await until(all_dialed, "every job to dial", timeout=120)
+        await eventually(all_dialed, 120, "every job to dial")
     dials: list[tuple[float, str]] = []
     for job_id in [*normal_ids, *high_ids]:
         body = (await api.get(f"/tts/status/{job_id}")).json()

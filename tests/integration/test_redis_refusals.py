@@ -53,14 +53,16 @@ async def refuse_writes(admin: aioredis.Redis, how: str) -> None:
         await admin.config_set("maxmemory-policy", "noeviction")
         await admin.config_set("maxmemory", "1")
     else:  # a replica of a master that is not there: READONLY for every write
-        await admin.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))
+        await admin.execute_command(  # type: ignore[no-untyped-call]
+            "REPLICAOF", "127.0.0.1", str(free_port())
+        )
 
 
 async def accept_writes(admin: aioredis.Redis, how: str) -> None:
     if how == "oom":
         await admin.config_set("maxmemory", "0")
     else:
-        await admin.execute_command("REPLICAOF", "NO", "ONE")
+        await admin.execute_command("REPLICAOF", "NO", "ONE")  # type: ignore[no-untyped-call]
 
 
 def event(*headers: tuple[str, str]) -> AmiMessage:

@@ -20,6 +20,7 @@ from tests.conftest import make_settings
 from tests.factories import lifecycle_of, make_job
 from tests.in_process import running_worker, terminal, wait_for
 from ttsqueue.api import submission
+from ttsqueue.broker import job_messages
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueInspector, QueueNames
 from ttsqueue.config import Settings
@@ -153,7 +154,7 @@ async def test_a_failed_publish_leaves_no_key_behind(
 async def test_a_repeat_during_the_publish_waits_for_the_same_job(
     api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = submission.send_first_message
+    real = job_messages.send_first_message
 
     async def slow(*args: Any) -> None:
         await asyncio.sleep(0.5)
@@ -182,7 +183,7 @@ async def test_a_batch_with_a_key_returns_the_same_jobs_and_never_a_bare_503(
     assert [r["job_id"] for r in again.json()["results"]] == ids
     assert all(r["existing"] for r in again.json()["results"])
     # RabbitMQ fails halfway through another batch: per-item results, never a bare 503.
-    real = submission.send_first_message
+    real = job_messages.send_first_message
     calls = 0
 
     async def flaky(*args: Any) -> None:

@@ -4,16 +4,14 @@ line, not a worker slot, so three workers of one slot each keep ten calls live."
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from aio_pika.abc import AbstractRobustConnection
 
-from tests.conftest import in_process_api, make_settings
-from tests.integration.test_priority_at_dial import CALL, running_workers, until
+from tests.conftest import make_settings
+from tests.in_process import eventually, running_workers
 from ttsqueue.config import Settings
 from ttsqueue.store.keys import Keys
 from ttsqueue.worker import main as worker_main
@@ -21,6 +19,7 @@ from ttsqueue.worker import main as worker_main
 pytestmark = pytest.mark.timeout(120)
 
 LINES = 10
+CALL = {"text": "Aviso", "phone_number": "3005050149"}
 
 
 @pytest.fixture
@@ -29,14 +28,6 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(
         tmp_path, MAX_CONCURRENT_CALLS=LINES, CALLS_PER_SECOND=50.0, SIMULATOR_TIME_SCALE=2.0
     )
-
-
-@pytest.fixture
-async def api(
-    settings: Settings, broker: AbstractRobustConnection, redis_client: aioredis.Redis
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with in_process_api(settings) as client:
-        yield client
 
 
 async def test_three_workers_on_the_defaults_keep_every_line_busy(
@@ -59,5 +50,5 @@ async def test_three_workers_on_the_defaults_keep_every_line_busy(
         return live == LINES
 
     async with running_workers(settings, 3):
-        await until(all_lines_live, f"{LINES} live calls from 3 workers of one slot")
+        await eventually(all_lines_live, what=f"{LINES} live calls from 3 workers of one slot")
     assert peak == LINES

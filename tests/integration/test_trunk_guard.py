@@ -5,35 +5,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
-from ttsqueue.config import Settings
 from ttsqueue.store.keys import Keys
 from ttsqueue.worker.trunk import TrunkGuard
 
 FAST = 1_000_000.0  # calls per second high enough not to matter
-
-
-@pytest.fixture
-def keys(settings: Settings) -> Keys:
-    return Keys(settings.REDIS_PREFIX)
-
-
-@pytest.fixture
-async def other_client(
-    settings: Settings, redis_client: aioredis.Redis
-) -> AsyncIterator[aioredis.Redis]:
-    """A second connection, as another worker process would have (keys wiped by redis_client)."""
-    client = aioredis.from_url(
-        settings.REDIS_URL, decode_responses=True, client_name="pytest-other-worker"
-    )
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 class Peak:

@@ -9,7 +9,7 @@ import shutil
 import socket
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -298,7 +298,7 @@ async def test_tls_is_verified_against_the_name_not_the_pinned_address(
 
 async def _dispatch_one(
     redis_client: aioredis.Redis, settings: Settings, dns: FakeDns, url: str
-) -> list[dict[str, Any]]:
+) -> list[MutableMapping[str, Any]]:
     """Queue one status change the way the status script does, run a dispatcher until the
     entry is gone from the stream, and return the dispatcher's log events."""
     keys = Keys(settings.REDIS_PREFIX)

@@ -12,7 +12,7 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from tests.factories import lifecycle_for, make_job
-from tests.in_process import running_worker
+from tests.in_process import eventually, publish_job, running_worker
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueInspector, QueueNames
 from ttsqueue.config import Settings
@@ -23,27 +23,6 @@ from ttsqueue.store.keys import Keys
 from ttsqueue.store.workers import WorkerRegistry
 
 pytestmark = pytest.mark.timeout(60)
-
-
-async def until(predicate: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
-async def submit(
-    broker: AbstractRobustConnection, settings: Settings, store: JobStore, **job_args: Any
-) -> str:
-    job = make_job(**job_args)
-    await lifecycle_for(store).create(job)
-    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
-    await Publisher(broker, names).to_work_queue(
-        names.work_queue(job.priority), JobMessage(job_id=job.job_id).encode(), job.job_id
-    )
-    return job.job_id
 
 
 def store_of(redis_client: Any, settings: Settings) -> JobStore:
@@ -70,11 +49,11 @@ async def test_poison_messages_go_to_dead_and_work_goes_on(
         await channel.default_exchange.publish(
             aio_pika.Message(body, message_id=message_id), routing_key=names.calls
         )
-    good = await submit(broker, settings, store)
+    good = await publish_job(broker, settings, store)
     inspector = QueueInspector(broker, names)
     async with running_worker(settings):
-        await until(lambda: _status_is(store, good, JobStatus.COMPLETED))
-        await until(lambda: _depth_is(inspector, "dead", len(poison)))
+        await eventually(lambda: _status_is(store, good, JobStatus.COMPLETED))
+        await eventually(lambda: _depth_is(inspector, "dead", len(poison)))
     assert await store.get_status(known.job_id) is JobStatus.QUEUED
 
 
@@ -99,7 +78,7 @@ async def test_unreachable_google_falls_back_to_espeak(
         names.calls, JobMessage(job_id=job.job_id).encode(), job.job_id
     )
     async with running_worker(settings):
-        await until(lambda: _status_is(store, job.job_id, JobStatus.COMPLETED))
+        await eventually(lambda: _status_is(store, job.job_id, JobStatus.COMPLETED))
     done = await store.get(job.job_id)
     assert done is not None
     assert done.audio.engine == "espeak"
@@ -125,8 +104,8 @@ async def test_technical_failures_back_off_then_fail_and_dead_letter(
     )
     inspector = QueueInspector(broker, names)
     async with running_worker(settings):
-        await until(lambda: _status_is(store, job.job_id, JobStatus.FAILED))
-        await until(lambda: _depth_is(inspector, "dead", 1))
+        await eventually(lambda: _status_is(store, job.job_id, JobStatus.FAILED))
+        await eventually(lambda: _depth_is(inspector, "dead", 1))
     history = [h.status for h in await store.history(job.job_id)]
     assert history == [
         "queued",
@@ -148,13 +127,13 @@ async def test_a_message_that_keeps_killing_its_worker_is_given_up(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any
 ) -> None:
     store = store_of(redis_client, settings)
-    job_id = await submit(broker, settings, store)
+    job_id = await publish_job(broker, settings, store)
     # Two earlier deliveries of this very message died with their workers.
     await redis_client.set(store.keys.deliveries(job_id, 1, 0), 2)
     inspector = QueueInspector(broker, QueueNames.from_prefix(settings.QUEUE_PREFIX))
     async with running_worker(settings):
-        await until(lambda: _status_is(store, job_id, JobStatus.FAILED))
-        await until(lambda: _depth_is(inspector, "dead", 1))
+        await eventually(lambda: _status_is(store, job_id, JobStatus.FAILED))
+        await eventually(lambda: _depth_is(inspector, "dead", 1))
     failed = await store.get(job_id)
     assert failed is not None
     assert failed.error is not None
@@ -167,7 +146,7 @@ async def test_heartbeat_registers_and_deregisters(
 ) -> None:
     registry = WorkerRegistry(redis_client, Keys(settings.REDIS_PREFIX))
     async with running_worker(settings):
-        await until(lambda: _worker_count(registry, 1))
+        await eventually(lambda: _worker_count(registry, 1))
         (info,) = await registry.alive()
         assert info.worker_id == settings.WORKER_ID
         assert info.concurrency == settings.WORKER_CONCURRENCY
@@ -194,7 +173,7 @@ async def test_reaper_fails_calls_that_lost_track(
     )
     await asyncio.sleep(1.1)
     async with running_worker(settings):
-        await until(lambda: _status_is(store, job.job_id, JobStatus.FAILED))
+        await eventually(lambda: _status_is(store, job.job_id, JobStatus.FAILED))
     failed = await store.get(job.job_id)
     assert failed is not None
     assert failed.call.reason == "lost_track"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
+from collections.abc import Sequence
 
 import pytest
 
@@ -132,7 +133,9 @@ def test_the_order_of_events_does_not_matter(scenario: str) -> None:
     expected = resolve(first_seen([{"originated_at": str(t0)}, *batches]), call, t0 + 100)
     assert expected is not None
     rng = random.Random(7)
-    orders = list(itertools.islice(itertools.permutations(batches), 50))
+    orders: list[Sequence[dict[str, str]]] = list(
+        itertools.islice(itertools.permutations(batches), 50)
+    )
     orders += [rng.sample(batches, len(batches)) for _ in range(50)]
     for order in orders:
         record = first_seen([{"originated_at": str(t0)}, *order])

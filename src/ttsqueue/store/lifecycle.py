@@ -144,6 +144,11 @@ def _epoch_iso(value: float) -> str:
     return iso(datetime.fromtimestamp(value, UTC)) or ""
 
 
+def _ended_call(job: Job, outcome: CallOutcome, reason: str, **more: object) -> CallInfo:
+    """The job's call as an ending leaves it: its outcome and short reason code."""
+    return job.call.model_copy(update={"outcome": outcome, "reason": reason, **more})
+
+
 class JobLifecycle:
     """Every change of a job's record; nothing else in the product writes one."""
 
@@ -322,8 +327,7 @@ class JobLifecycle:
         A job already `processing` (a redelivery after a worker was lost) is taken as it is.
         """
         now = iso(self._now()) or ""
-        fields = {"processed_at": now, "worker_id": worker_id}
-        moved = await self._apply(job.job_id, _start_change(worker_id, fields))
+        moved = await self._apply(job.job_id, _start_change(worker_id, now))
         if moved.applied:
             update = {"status": JobStatus.PROCESSING, "processed_at": now, "worker_id": worker_id}
             return Started(job.model_copy(update=update), True)
@@ -344,8 +348,7 @@ class JobLifecycle:
         within `max_deliveries`, `start` it, all in one step."""
         k = self._keys
         now = iso(self._now()) or ""
-        fields = {"processed_at": now, "worker_id": worker_id}
-        change = _start_change(worker_id, fields)
+        change = _start_change(worker_id, now)
         change.extras = {
             "count": {"key": k.deliveries(job_id, attempt, tech_retries), "ttl": self._ttl_seconds},
             "read": True,
@@ -475,11 +478,10 @@ class JobLifecycle:
         """Give up on a job in processing or calling (errors, exhausted technical retries).
 
         `reason` is the short code kept in `call.reason`; `error`, when given, the full message."""
-        info = job.call.model_copy(update={"outcome": outcome, "reason": reason})
         return await self.finish(
             job,
             JobStatus.FAILED,
-            info,
+            _ended_call(job, outcome, reason),
             worker_id=worker_id,
             detail=error or reason,
             error=error or reason,
@@ -490,20 +492,9 @@ class JobLifecycle:
     async def give_up(self, job: Job, reason: str, *, worker_id: str) -> Moved:
         """Fail a job whatever non-terminal state it is in (its message is being dropped):
         scheduled|retrying -> queued -> processing -> failed, as far as needed, in one step."""
-        now = iso(self._now()) or ""
-        info = job.call.model_copy(update={"outcome": CallOutcome.FAILED, "reason": reason})
-        hops = [
-            Hop(_TO_QUEUED, JobStatus.QUEUED, "due", optional=True),
-            Hop(
-                frozenset({JobStatus.QUEUED}),
-                JobStatus.PROCESSING,
-                f"worker {worker_id}",
-                {"processed_at": now, "worker_id": worker_id},
-                optional=True,
-            ),
-            Hop(_LIVE, JobStatus.FAILED, reason),
-        ]
-        return await self._end(job, hops, info, error=reason, worker_id=worker_id)
+        return await self._fail_unfinished(
+            job, reason, worker_id=worker_id, taken_by=f"worker {worker_id}", untaken_only=False
+        )
 
     async def refuse_unconfirmed(
         self, job: Job, reason: str, idempotency_digest: str | None, *, worker_id: str
@@ -512,19 +503,9 @@ class JobLifecycle:
         or told nothing), only while no worker has taken it: scheduled|retrying -> queued ->
         processing -> failed. Its Idempotency-Key, still pending, is freed for a retry. Not
         applied when a worker started the job meanwhile (its message existed after all)."""
-        now = iso(self._now()) or ""
-        info = job.call.model_copy(update={"outcome": CallOutcome.FAILED, "reason": reason})
-        hops = [
-            Hop(_TO_QUEUED, JobStatus.QUEUED, "due", optional=True),
-            Hop(
-                frozenset({JobStatus.QUEUED}),
-                JobStatus.PROCESSING,
-                f"sweeper on {worker_id}",
-                {"processed_at": now, "worker_id": worker_id},
-            ),
-            Hop(_LIVE, JobStatus.FAILED, reason),
-        ]
-        moved = await self._end(job, hops, info, error=reason, worker_id=worker_id)
+        moved = await self._fail_unfinished(
+            job, reason, worker_id=worker_id, taken_by=f"sweeper on {worker_id}", untaken_only=True
+        )
         if moved.applied:
             k = self._keys
             digest = idempotency_digest or "-"
@@ -536,13 +517,7 @@ class JobLifecycle:
     async def suppress(self, job: Job, reason: str, *, worker_id: str) -> Moved:
         """processing -> failed, never dialed: the number went on the do-not-call list after
         the job was accepted (`call.outcome = suppressed`)."""
-        info = job.call.model_copy(
-            update={
-                "outcome": CallOutcome.SUPPRESSED,
-                "reason": reason,
-                "ended_at": iso(self._now()),
-            }
-        )
+        info = _ended_call(job, CallOutcome.SUPPRESSED, reason, ended_at=iso(self._now()))
         return await self.finish(
             job,
             JobStatus.FAILED,
@@ -556,9 +531,23 @@ class JobLifecycle:
     async def cancel(self, job: Job, detail: str = "canceled by client") -> Moved:
         """A job that has not started its call (scheduled, queued, retrying) is canceled: by
         its client, or because its campaign was (`detail` says which)."""
-        info = job.call.model_copy(update={"outcome": CallOutcome.CANCELED, "reason": "canceled"})
+        info = _ended_call(job, CallOutcome.CANCELED, "canceled")
         hops = [Hop(CANCELABLE, JobStatus.CANCELED, detail)]
         return await self._end(job, hops, info, error=None, worker_id=None)
+
+    async def _fail_unfinished(
+        self, job: Job, reason: str, *, worker_id: str, taken_by: str, untaken_only: bool
+    ) -> Moved:
+        """Fail a job not ended yet: scheduled|retrying -> queued -> processing (`taken_by`,
+        for `worker_id`) -> failed, as far as needed, in one step. With `untaken_only` the
+        step to processing is required: a job already in processing or calling is left alone."""
+        now = iso(self._now()) or ""
+        hops = [
+            *_taking_hops(worker_id, now, taken_by, optional=not untaken_only),
+            Hop(_LIVE, JobStatus.FAILED, reason),
+        ]
+        info = _ended_call(job, CallOutcome.FAILED, reason)
+        return await self._end(job, hops, info, error=reason, worker_id=worker_id)
 
     async def _end(
         self,
@@ -640,14 +629,24 @@ class JobLifecycle:
         return _Reply(Moved(bool(reply[0]), previous, status), int(reply[3]), record)
 
 
-def _start_change(worker_id: str, fields: dict[str, str]) -> Change:
+def _start_change(worker_id: str, now: str) -> Change:
     """scheduled|retrying -> queued -> processing (the first hop only when needed)."""
-    return Change(
-        [
-            Hop(_TO_QUEUED, JobStatus.QUEUED, "due", optional=True),
-            Hop(frozenset({JobStatus.QUEUED}), JobStatus.PROCESSING, f"worker {worker_id}", fields),
-        ]
-    )
+    return Change(_taking_hops(worker_id, now, f"worker {worker_id}"))
+
+
+def _taking_hops(worker_id: str, now: str, detail: str, *, optional: bool = False) -> list[Hop]:
+    """scheduled|retrying -> queued (only when needed) -> processing by `worker_id` at `now`
+    (also only when needed if `optional`)."""
+    return [
+        Hop(_TO_QUEUED, JobStatus.QUEUED, "due", optional=True),
+        Hop(
+            frozenset({JobStatus.QUEUED}),
+            JobStatus.PROCESSING,
+            detail,
+            {"processed_at": now, "worker_id": worker_id},
+            optional=optional,
+        ),
+    ]
 
 
 def _calling_info(job: Job, backend: str, started_at: float) -> CallInfo:

@@ -74,16 +74,7 @@ async def finish_attempt(
         next="retrying" if decision.retry else ("completed" if completes else "failed"),
     )
     lifecycle = ctx.lifecycle
-    if completes and not decision.retry:
-        await lifecycle.finish(
-            job,
-            JobStatus.COMPLETED,
-            info,
-            worker_id=ctx.worker_id,
-            detail=result.outcome.value,
-            unpin=unpin,
-        )
-    elif decision.retry:
+    if decision.retry:
         due_ms = int(utcnow().timestamp() * 1000) + decision.delay_s * 1000
         detail = f"{result.outcome.value}: retry in {decision.delay_s}s"
         # A retry that would fall outside the calling window waits for it (SPEC §13).
@@ -94,17 +85,17 @@ async def finish_attempt(
             detail = f"{result.outcome.value}: retry at {iso(wait.at)} ({wait.reason})"
         if (await lifecycle.schedule_retry(job, info, due_ms, detail, unpin=unpin)).applied:
             await park_retry(ctx, job.job_id, decision.next_attempt, due_ms, work_queue)
-    else:
-        error = f"call {result.outcome.value}: {result.reason or ''}".strip(": ")
-        await lifecycle.finish(
-            job,
-            JobStatus.FAILED,
-            info,
-            worker_id=ctx.worker_id,
-            detail=result.outcome.value,
-            error=error,
-            unpin=unpin,
-        )
+        return
+    error = None if completes else f"call {result.outcome.value}: {result.reason or ''}".strip(": ")
+    await lifecycle.finish(
+        job,
+        JobStatus.COMPLETED if completes else JobStatus.FAILED,
+        info,
+        worker_id=ctx.worker_id,
+        detail=result.outcome.value,
+        error=error,
+        unpin=unpin,
+    )
 
 
 async def park_retry(
