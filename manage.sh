@@ -235,6 +235,7 @@ cmd_check() {
     run_step "ruff check" "$VENV/bin/ruff" check . || failed=1
     run_step "ruff format --check" "$VENV/bin/ruff" format --check . || failed=1
     run_step "mypy" "$VENV/bin/mypy" || failed=1
+    run_step "mypy tests" "$VENV/bin/mypy" tests || failed=1
     # Several test processes (TTSQ_TEST_PROCESSES, default 4; 0 runs them in this one): most
     # tests wait on real servers and processes, so even 2 cores gain; a module's tests stay in
     # one process (--dist loadscope) so module-wide fixtures such as a private Asterisk start once.
