@@ -1,6 +1,6 @@
 """The campaign pacer against real Redis and RabbitMQ, one tick at a time: a pacer that died
 mid-release leaves no row lost and none called twice, and a pause that lands between a row's
-record and its release sends nothing."""
+record and its release sends nothing and loses nothing once the campaign resumes."""
 
 from __future__ import annotations
 
@@ -136,3 +136,34 @@ async def test_a_pause_between_record_and_release_sends_nothing(
     # A paused campaign's tick releases nothing either.
     await pacer.pace(CID)
     assert await ready_messages(broker, settings) == 0
+
+
+async def test_a_row_held_back_by_a_pause_is_released_as_a_job_on_resume(
+    pacer: Pacer, broker: AbstractRobustConnection, settings: Settings
+) -> None:
+    at = iso(utcnow()) or ""
+    await pacer.campaigns.move(CID, CampaignState.PAUSED, frozenset({CampaignState.RUNNING}), at=at)
+    # The pacer read the campaign running, created row 0's record, then met the pause.
+    held = await release(
+        pacer.jobs,
+        pacer.lifecycle,
+        pacer.campaigns,
+        pacer.publisher,
+        pacer.delays,
+        pacer.policy,
+        spec(),
+        0,
+        ROWS[0],
+        0,
+    )
+    assert held is False
+    resumed = await pacer.campaigns.move(
+        CID, CampaignState.RUNNING, frozenset({CampaignState.PAUSED}), at=at
+    )
+    assert resumed is CampaignState.PAUSED
+    await pacer.pace(CID)
+    assert await ready_messages(broker, settings) == 3
+    jobs = await pacer.jobs.get_many([row_job_id(CID, i) for i in range(3)])
+    assert [(j.job_id, j.status, j.text) for j in jobs] == [
+        (row_job_id(CID, i), JobStatus.QUEUED, f"Hola {i}") for i in range(3)
+    ]

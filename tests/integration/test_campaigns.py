@@ -209,6 +209,7 @@ async def test_pause_resume_and_a_high_priority_call_overtaking(
         released = settled["rows"]["released"]
         # While paused, a whole call goes through and the campaign releases nothing.
         other = await api.post("/tts/call", json={"text": "Hola", "phone_number": "3005059998"})
+        assert other.status_code == 202
         await until(
             api, f"/tts/status/{other.json()['job_id']}", lambda b: b["status"] == "completed"
         )

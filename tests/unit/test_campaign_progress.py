@@ -97,3 +97,16 @@ def test_eta_is_never_sooner_than_the_pace_allows() -> None:
     # Fast so far (25 in 10 s), but 60 rows still to release at 6 a minute: 590 s at least.
     paced = record(released=40, calls_per_minute=6)
     assert eta_seconds(paced, 25, 75, later) == 590.0
+
+
+def test_jobs_finished_but_not_yet_counted_are_done_in_the_progress_and_eta() -> None:
+    """The pacer counts finished jobs once a tick; until then their live status already says
+    they finished, and the progress and ETA agree with it."""
+    later = START + timedelta(seconds=100)
+    view = campaign_view(record(released=2), {}, ["completed", "failed"], later)
+    assert view["counts"]["by_status"] == {"completed": 1, "failed": 1, "pending": 98}
+    assert view["progress"] == {"done": 2, "total": 100, "percent": 2.0}
+    assert view["eta_s"] == 4900.0  # 2 finished in 100 s, 98 left
+    counted = campaign_view(record(released=3), {"status:completed": 1}, ["completed"], later)
+    assert counted["progress"]["done"] == 2
+    assert counted["eta_s"] == 4900.0

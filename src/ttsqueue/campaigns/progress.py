@@ -1,7 +1,9 @@
 """What `GET /campaigns/{id}` shows: counts by status and outcome, progress and ETA. Pure.
 
 `by_status` covers every row: `pending` (not released yet; `canceled` once the campaign is
-canceled), the live status of jobs in flight, and the final status of finished ones. The ETA
+canceled), the live status of jobs in flight, and the final status of finished ones. A job in
+flight whose live status is final has finished, though the pacer counts it only at its next
+tick: the progress and the ETA count it already, as `by_status` shows it. The ETA
 extrapolates the rate at which rows finished since the campaign started, and is never sooner
 than `calls_per_minute` allows; None until a row has finished, 0 once nothing is left.
 """
@@ -17,6 +19,9 @@ import orjson
 
 from ttsqueue.campaigns.spec import CampaignState
 from ttsqueue.campaigns.store import CampaignRecord
+from ttsqueue.domain import JobStatus
+
+_FINAL = frozenset(s.value for s in JobStatus if s.terminal)
 
 
 def _split(counts: dict[str, int]) -> tuple[Counter[str], dict[str, int], int]:
@@ -57,8 +62,9 @@ def campaign_view(
 ) -> dict[str, Any]:
     spec = record.spec
     statuses, outcomes, confirmed = _split(counts)
-    finished = sum(statuses.values())
-    statuses.update(live_statuses)
+    live = list(live_statuses)
+    finished = sum(statuses.values()) + sum(1 for status in live if status in _FINAL)
+    statuses.update(live)
     unreleased = "canceled" if record.state is CampaignState.CANCELED else "pending"
     if record.pending:
         statuses[unreleased] += record.pending

@@ -81,8 +81,9 @@ async def release(
     await lifecycle.create(job)
     marked = await campaigns.mark_released(spec.campaign_id, index, job.job_id, next_release_ms)
     if marked == 0 and await store.client.zscore(store.keys.unconfirmed, job.job_id) is not None:
-        # Paused or canceled meanwhile: the record was never sent; forget it.
-        await lifecycle.discard(job.job_id)
+        # Paused or canceled meanwhile: the record was never sent; forget it, leaving nothing
+        # that would stop the row's job being created when a resumed campaign releases it.
+        await lifecycle.forget_unsent(job.job_id)
     if marked != 1:
         return False
     await send_first_message(publisher, delays, job)

@@ -277,6 +277,14 @@ class JobLifecycle:
         """Forget a job whose submission failed (its message not confirmed by RabbitMQ, or its
         record not on enough replicas), and mark it refused: a message that reached RabbitMQ
         anyway must not bring it back through `rebuild`."""
+        await self._delete(job_id, claim, REFUSED_TTL_S)
+
+    async def forget_unsent(self, job_id: str) -> None:
+        """Forget a job no message was ever sent of (a campaign row held back by a pause), with
+        no refused mark: the same job id is created again when the row is released."""
+        await self._delete(job_id, None, 0)
+
+    async def _delete(self, job_id: str, claim: IdempotencyClaim | None, refused_s: int) -> None:
         k = self._keys
         await self._scripts.delete_job(
             keys=[
@@ -286,7 +294,7 @@ class JobLifecycle:
                 k.idempotency(claim.key_digest) if claim else k.idempotency("-"),
                 k.refused(job_id),
             ],
-            args=[k.prefix, job_id, "1" if claim else "0", REFUSED_TTL_S],
+            args=[k.prefix, job_id, "1" if claim else "0", refused_s],
         )
 
     async def rebuild(self, msg: JobMessage) -> Job | None:

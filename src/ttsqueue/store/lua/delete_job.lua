@@ -4,7 +4,7 @@
 -- KEYS[1] job hash, KEYS[2] history, KEYS[3] index, KEYS[4] idempotency key or a dummy,
 -- KEYS[5] refused mark
 -- ARGV[1] key prefix, ARGV[2] job id, ARGV[3] "1" to delete the idempotency key,
--- ARGV[4] seconds the refused mark is kept
+-- ARGV[4] seconds the refused mark is kept (0: no mark, for a job no message was ever sent of)
 local status = redis.call("HGET", KEYS[1], "status")
 local priority = redis.call("HGET", KEYS[1], "priority")
 redis.call("DEL", KEYS[1], KEYS[2])
@@ -23,5 +23,7 @@ end
 if ARGV[3] == "1" then
   redis.call("DEL", KEYS[4])
 end
-redis.call("SET", KEYS[5], "1", "EX", tonumber(ARGV[4]))
+if tonumber(ARGV[4]) > 0 then
+  redis.call("SET", KEYS[5], "1", "EX", tonumber(ARGV[4]))
+end
 return status and 1 or 0
