@@ -4,6 +4,8 @@ record and its release sends nothing and loses nothing once the campaign resumes
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from tests.factories import lifecycle_for
 from ttsqueue.broker.delays import DelayQueues
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueNames
+from ttsqueue.campaigns.overview import overview
 from ttsqueue.campaigns.pacer import Pacer, build_pacer
 from ttsqueue.campaigns.release import job_for_row, release
 from ttsqueue.campaigns.spec import CampaignSpec, CampaignState, StoredRow, row_job_id
@@ -167,3 +170,63 @@ async def test_a_row_held_back_by_a_pause_is_released_as_a_job_on_resume(
     assert [(j.job_id, j.status, j.text) for j in jobs] == [
         (row_job_id(CID, i), JobStatus.QUEUED, f"Hola {i}") for i in range(3)
     ]
+
+
+async def test_progress_read_while_rows_are_released_and_counted_shows_each_row_once(
+    pacer: Pacer,
+) -> None:
+    """The progress a client polls while the pacer works: every row is pending, in flight or
+    counted, never two of them at once nor none (the sum of the counts by status is the
+    campaign's total at every read)."""
+    total = 40
+    rows = [
+        StoredRow(2 + i, f"+5730060{i:05d}", f"30060{i:05d}", f"Hola {i}") for i in range(total)
+    ]
+    big = dataclasses.replace(
+        spec(), campaign_id="6f0c3d0e-1a53-4f8e-b4a1-0d2b8f4c9e77", total=total
+    )
+    now = utcnow()
+    await pacer.campaigns.create(
+        big,
+        rows,
+        [],
+        state=CampaignState.RUNNING,
+        now_iso=iso(now) or "",
+        now_ms=int(now.timestamp() * 1000),
+    )
+    stale = await pacer.campaigns.get(big.campaign_id)  # as a route read it before polling
+    assert stale is not None
+    ids = [row_job_id(big.campaign_id, i) for i in range(total)]
+
+    async def pace_and_count() -> None:
+        for index, row in enumerate(rows):
+            sent = await release(
+                pacer.jobs,
+                pacer.lifecycle,
+                pacer.campaigns,
+                pacer.publisher,
+                pacer.delays,
+                pacer.policy,
+                big,
+                index,
+                row,
+                0,
+            )
+            assert sent
+        for job_id in ids:
+            await pacer.campaigns.count_finished(
+                big.campaign_id, job_id, "completed", "answered", False
+            )
+
+    worker = asyncio.create_task(pace_and_count())
+    sums: list[int] = []
+    try:
+        while not worker.done():
+            view = await overview(pacer.campaigns, stale)
+            sums.append(sum(view["counts"]["by_status"].values()))
+    finally:
+        await worker  # raises what the pacer side raised
+    final = await overview(pacer.campaigns, stale)
+    assert final["counts"]["by_status"] == {"completed": total}
+    assert len(sums) > 10  # the reads did overlap the work
+    assert set(sums) == {total}

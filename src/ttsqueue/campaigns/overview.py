@@ -11,15 +11,18 @@ from ttsqueue.domain import utcnow
 
 
 async def overview(store: CampaignStore, record: CampaignRecord) -> dict[str, Any]:
-    cid = record.spec.campaign_id
-    inflight = await store.inflight(cid)
+    """`record` as it is now: read again with its jobs at one instant (as given if gone)."""
+    seen = await store.snapshot(record.spec.campaign_id)
+    if seen is not None:
+        record = seen.record
+    inflight, counts = (seen.inflight, seen.counts) if seen is not None else ([], {})
     statuses: list[str] = []
     if inflight:
         async with store.redis.pipeline(transaction=False) as pipe:
             for job_id in inflight:
                 pipe.hget(store.keys.job(job_id), "status")
             statuses = [str(s) for s in await pipe.execute() if s is not None]
-    return campaign_view(record, await store.counts(cid), statuses, utcnow())
+    return campaign_view(record, counts, statuses, utcnow())
 
 
 async def recent_overviews(store: CampaignStore, limit: int) -> list[dict[str, Any]]:

@@ -87,16 +87,7 @@ class CampaignStore:
 
     async def get(self, campaign_id: str) -> CampaignRecord | None:
         raw: dict[str, str] = await self.redis.hgetall(self.keys.campaign(campaign_id))  # type: ignore[assignment]
-        if not raw or "name" not in raw:
-            return None
-        return CampaignRecord(
-            spec=CampaignSpec.from_fields(raw),
-            state=CampaignState(raw["state"]),
-            released=int(raw.get("released", 0)),
-            started_at=raw.get("started_at"),
-            finished_at=raw.get("finished_at"),
-            next_release_ms=int(raw.get("next_release_ms", 0)),
-        )
+        return _record(raw)
 
     async def list_ids(self, limit: int) -> list[str]:
         return [str(i) for i in await self.redis.zrevrange(self.keys.campaigns, 0, limit - 1)]
@@ -162,6 +153,23 @@ class CampaignStore:
         raw = await self.redis.hgetall(self.keys.campaign_counts(campaign_id))
         return {str(k): int(v) for k, v in raw.items()}
 
+    async def snapshot(self, campaign_id: str) -> Snapshot | None:
+        """The record, the jobs in flight and the counts of finished ones, read at one
+        instant: a row the pacer releases or a job it counts meanwhile is seen once."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(self.keys.campaign(campaign_id))
+            pipe.smembers(self.keys.campaign_inflight(campaign_id))
+            pipe.hgetall(self.keys.campaign_counts(campaign_id))
+            fields, members, counts = await pipe.execute()
+        record = _record(fields)
+        if record is None:
+            return None
+        return Snapshot(
+            record,
+            sorted(str(i) for i in members),
+            {str(k): int(v) for k, v in counts.items()},
+        )
+
     async def finish(self, campaign_id: str, at: str) -> bool:
         """running -> completed once every row was released and every job finished."""
         return (
@@ -184,3 +192,23 @@ class CampaignStore:
         key = self.keys.campaign_lock(campaign_id)
         if await self.redis.get(key) == owner:
             await self.redis.delete(key)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    record: CampaignRecord
+    inflight: list[str]
+    counts: dict[str, int]
+
+
+def _record(raw: dict[str, str]) -> CampaignRecord | None:
+    if not raw or "name" not in raw:
+        return None
+    return CampaignRecord(
+        spec=CampaignSpec.from_fields(raw),
+        state=CampaignState(raw["state"]),
+        released=int(raw.get("released", 0)),
+        started_at=raw.get("started_at"),
+        finished_at=raw.get("finished_at"),
+        next_release_ms=int(raw.get("next_release_ms", 0)),
+    )
