@@ -26,6 +26,7 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import (
+    MaxConnectionsError,
     NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
@@ -135,9 +136,25 @@ class SentinelStoreClient(StoreClient):
                 await sentinel.aclose()
 
 
+class BoundedPool(aioredis.BlockingConnectionPool):
+    """redis-py's blocking pool (callers beyond POOL_SIZE wait for a connection instead of
+    failing) without the cost of the wait when a connection is free: the blocking path takes a
+    condition and arms a timeout for every command: a fifth of the client's CPU per command
+    (`benchmarks/bench_redis_pool.py`). Callers that find one free take it, as they do
+    in the blocking path (its condition checks for a free connection before it waits)."""
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        if self.can_get_connection():
+            # Checked and taken with nothing in between that yields, unless the pool's lock is
+            # held (a connection being given back): then the last one may be gone meanwhile.
+            with contextlib.suppress(MaxConnectionsError):
+                return await aioredis.ConnectionPool.get_connection(self)  # type: ignore[no-untyped-call]
+        return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+
 def connect_redis(url: str, *, client_name: str) -> StoreClient:
     """A client that retries a command a few times across a short Redis blip."""
-    pool = aioredis.BlockingConnectionPool.from_url(
+    pool = BoundedPool.from_url(
         url, max_connections=POOL_SIZE, timeout=20, **_client_options(client_name)
     )
     client = StoreClient.from_pool(pool)
@@ -145,7 +162,7 @@ def connect_redis(url: str, *, client_name: str) -> StoreClient:
     return client
 
 
-class BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+class BlockingSentinelPool(SentinelConnectionPool, BoundedPool):
     """The Sentinel-backed pool with the blocking pool's bound: callers beyond POOL_SIZE wait
     for a connection instead of failing.
 
@@ -174,7 +191,7 @@ class BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPo
             self._master_checked = now
             with contextlib.suppress(RedisError, OSError):
                 await self.get_master_address()
-        connection = await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        connection = await super().get_connection(*args, **kwargs)
         if self._stale(connection):
             # Reconnected here: redis-py's own reconnect mid-command reuses the old address.
             await connection.disconnect()
