@@ -135,3 +135,23 @@ async def test_the_rate_limit_applies_to_the_head_of_the_line(
     assert not await guard.try_acquire("alert", HIGH)
     assert await guard.active() == 1
     assert await guard.waiting() == {HIGH: ["alert"], NORMAL: []}
+
+
+async def test_a_free_line_with_nobody_waiting_is_granted_without_queueing(
+    redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    guard = TrunkGuard(redis_client, keys, max_calls=2, calls_per_second=FAST)
+    assert await guard.try_acquire("a")
+    assert await guard.try_acquire("b", HIGH)
+    # Granted at once: nothing was written to the line's queue, not even an arrival.
+    assert not await redis_client.exists(
+        keys.line_arrivals, keys.line_waiters_high, keys.line_waiters_normal
+    )
+    assert not await guard.try_acquire("w")  # both lines busy: w queues
+    await guard.release("a")
+    # A line is free but w waits: a normal newcomer queues behind w instead of taking it.
+    assert not await guard.try_acquire("late")
+    assert await guard.waiting() == {HIGH: [], NORMAL: ["w", "late"]}
+    assert await guard.try_acquire("w")
+    assert await guard.waiting() == {HIGH: [], NORMAL: ["late"]}
+    assert await guard.active() == 2

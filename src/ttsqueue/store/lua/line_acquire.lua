@@ -57,6 +57,68 @@ local function leave()
   redis.call('HDEL', KEYS[6], id)
 end
 
+local function candidates(text)
+  local found = {}
+  for name in string.gmatch(text or '', '[^,]+') do
+    if by_name[name] then found[#found + 1] = name end
+  end
+  return found
+end
+local mine_c = candidates(ARGV[6])
+local high = ARGV[3] == 'high'
+
+-- This job's turn: the candidate with the most free lines whose rate allows a call now
+-- (ties: the server listed first); else nil and the ms until a rate allows one.
+local function pick(free)
+  local order = {}
+  for _, name in ipairs(mine_c) do
+    if free[name] > 0 then order[#order + 1] = name end
+  end
+  table.sort(order, function(a, b)
+    if free[a] ~= free[b] then return free[a] > free[b] end
+    return by_name[a].index < by_name[b].index
+  end)
+  local wait = nil
+  for _, name in ipairs(order) do
+    local s = by_name[name]
+    local last = redis.call('ZRANGE', s.rate, -1, -1, 'WITHSCORES')
+    if last[2] and now < tonumber(last[2]) + s.interval then
+      local w = math.ceil(tonumber(last[2]) + s.interval - now)
+      if wait == nil or w < wait then wait = w end
+    else
+      return s, 0
+    end
+  end
+  return nil, wait or 0
+end
+
+-- `n_normal`: normal jobs waiting (a high grant past them lengthens the streak); `queued`:
+-- whether this job had taken its place in line.
+local function grant(chosen, n_normal, queued)
+  redis.call('ZADD', chosen.lines, now + lease_ms, id)
+  local keep = math.ceil(math.max(10000, 2 * chosen.interval))
+  redis.call('ZADD', chosen.rate, now, id .. '@' .. t[1] .. '.' .. t[2])
+  redis.call('ZREMRANGEBYSCORE', chosen.rate, '-inf', now - keep)
+  redis.call('PEXPIRE', chosen.rate, keep)
+  if queued then leave() end
+  if high and n_normal > 0 then
+    redis.call('INCR', KEYS[5])
+    redis.call('PEXPIRE', KEYS[5], 2 * ttl)
+  else
+    redis.call('SET', KEYS[5], 0, 'PX', 2 * ttl)
+  end
+  expire_lines(chosen)
+  return {1, 0, 0, chosen.name}
+end
+
+local function free_lines()
+  local free = {}
+  for _, s in ipairs(servers) do
+    free[s.name] = math.max(0, s.max - redis.call('ZCARD', s.lines))
+  end
+  return free
+end
+
 -- Already held (a renewal, or a call followed again after a redelivery): on whichever server.
 for _, s in ipairs(servers) do
   if redis.call('ZSCORE', s.lines, id) then
@@ -78,7 +140,13 @@ if #gone > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 end
 
-local high = ARGV[3] == 'high'
+-- Nobody waits: the line is this job's if one is free now (what the queue would grant it
+-- first in line), without queueing it; else it queues as below.
+if redis.call('ZCARD', KEYS[1]) == 0 and redis.call('ZCARD', KEYS[2]) == 0 then
+  local chosen = pick(free_lines())
+  if chosen then return grant(chosen, 0, false) end
+end
+
 local mine = KEYS[2]
 if high then mine = KEYS[1] end
 if not redis.call('ZSCORE', mine, id) then
@@ -91,18 +159,7 @@ for i = 1, 6 do
   redis.call('PEXPIRE', KEYS[i], 2 * ttl)
 end
 
-local free = {}
-for _, s in ipairs(servers) do
-  free[s.name] = math.max(0, s.max - redis.call('ZCARD', s.lines))
-end
-local function candidates(text)
-  local found = {}
-  for name in string.gmatch(text or '', '[^,]+') do
-    if by_name[name] then found[#found + 1] = name end
-  end
-  return found
-end
-local mine_c = candidates(ARGV[6])
+local free = free_lines()
 local function my_free()
   local total = 0
   for _, name in ipairs(mine_c) do total = total + free[name] end
@@ -170,44 +227,8 @@ elseif n == 1 then
   free[servers[1].name] = free[servers[1].name] - rank
 end
 
--- This job's turn: the candidate with the most free lines whose rate allows a call now.
-local order = {}
-for _, name in ipairs(mine_c) do
-  if free[name] > 0 then order[#order + 1] = name end
-end
--- Ties: the server listed first.
-table.sort(order, function(a, b)
-  if free[a] ~= free[b] then return free[a] > free[b] end
-  return by_name[a].index < by_name[b].index
-end)
-local wait = nil
-local chosen = nil
-for _, name in ipairs(order) do
-  local s = by_name[name]
-  local last = redis.call('ZRANGE', s.rate, -1, -1, 'WITHSCORES')
-  if last[2] and now < tonumber(last[2]) + s.interval then
-    local w = math.ceil(tonumber(last[2]) + s.interval - now)
-    if wait == nil or w < wait then wait = w end
-  else
-    chosen = s
-    break
-  end
-end
+local chosen, wait = pick(free)
 if chosen == nil then
-  return {0, wait or 0, 0, ''}
+  return {0, wait, 0, ''}
 end
-
-redis.call('ZADD', chosen.lines, now + lease_ms, id)
-local keep = math.ceil(math.max(10000, 2 * chosen.interval))
-redis.call('ZADD', chosen.rate, now, id .. '@' .. t[1] .. '.' .. t[2])
-redis.call('ZREMRANGEBYSCORE', chosen.rate, '-inf', now - keep)
-redis.call('PEXPIRE', chosen.rate, keep)
-leave()
-if high and n_normal > 0 then
-  redis.call('INCR', KEYS[5])
-else
-  redis.call('SET', KEYS[5], 0)
-end
-redis.call('PEXPIRE', KEYS[5], 2 * ttl)
-expire_lines(chosen)
-return {1, 0, 0, chosen.name}
+return grant(chosen, n_normal, true)
