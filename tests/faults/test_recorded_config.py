@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -120,6 +121,9 @@ class Deployment:
     def worker_logs(self) -> list[Path]:
         return sorted((self.root / "var" / "log").glob("worker-*.log"))
 
+    def api_logs(self) -> list[Path]:
+        return sorted((self.root / "var" / "log").glob("api*.log"))
+
     def stop(self) -> None:
         self.run("stop", "--timeout", "20")
         for pid_file in (self.root / "var" / "run").glob("*.pid"):
@@ -149,15 +153,32 @@ async def wait_consumers(stack: Stack, count: int, timeout: float = 90.0) -> lis
 
 
 async def submit(client: httpx.AsyncClient, jobs: int) -> list[str]:
+    """Submit as a careful client does: a request whose connection dropped before the answer
+    (e.g. a keep-alive connection the server closed as it was reused) is sent again with the
+    same Idempotency-Key, so it can never make two jobs."""
     gate = asyncio.Semaphore(16)
+    run = uuid.uuid4().hex
 
-    async def one() -> str:
+    async def one(index: int) -> str:
+        headers = {"X-API-Key": KEY, "Idempotency-Key": f"{run}-{index}"}
         async with gate:
-            reply = await client.post("/tts/call", json=CALL_BODY, headers={"X-API-Key": KEY})
+            for attempt in range(3):
+                try:
+                    reply = await client.post("/tts/call", json=CALL_BODY, headers=headers)
+                    break
+                except httpx.TransportError:
+                    if attempt == 2:
+                        raise
             assert reply.status_code == 202, reply.text
             return str(reply.json()["job_id"])
 
-    return list(await asyncio.gather(*(one() for _ in range(jobs))))
+    tasks = [asyncio.create_task(one(index)) for index in range(jobs)]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:  # none left running on a client about to close
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def kill_loop(deployment: Deployment, count: int, rng: random.Random) -> int:
@@ -245,7 +266,7 @@ async def test_every_worker_runs_with_the_recorded_configuration(
         final = await wait_terminal(fault_redis, stack.keys, ids, timeout=240)
         elapsed = time.monotonic() - began
     except BaseException:
-        for log in deployment.worker_logs():
+        for log in [*deployment.worker_logs(), *deployment.api_logs()]:
             print(f"--- {log.name}\n" + "\n".join(log.read_text().splitlines()[-10:]))
         raise
     finally:
