@@ -78,6 +78,22 @@ async def pacer(settings: Settings, broker: AbstractRobustConnection, redis_clie
     return built
 
 
+async def release_row(pacer: Pacer, campaign: CampaignSpec, index: int, row: StoredRow) -> bool:
+    """`release` of row `index` with the pacer's parts, as its tick would call it."""
+    return await release(
+        pacer.jobs,
+        pacer.lifecycle,
+        pacer.campaigns,
+        pacer.publisher,
+        pacer.delays,
+        pacer.policy,
+        campaign,
+        index,
+        row,
+        0,
+    )
+
+
 async def ready_messages(broker: AbstractRobustConnection, settings: Settings) -> int:
     channel = await broker.channel()
     names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
@@ -118,18 +134,7 @@ async def test_a_pause_between_record_and_release_sends_nothing(
         CID, CampaignState.PAUSED, frozenset({CampaignState.RUNNING}), at=iso(utcnow()) or ""
     )
     assert moved is CampaignState.RUNNING
-    sent = await release(
-        pacer.jobs,
-        pacer.lifecycle,
-        pacer.campaigns,
-        pacer.publisher,
-        pacer.delays,
-        pacer.policy,
-        spec(),
-        0,
-        ROWS[0],
-        0,
-    )
+    sent = await release_row(pacer, spec(), 0, ROWS[0])
     assert sent is False
     assert await pacer.jobs.get(row_job_id(CID, 0)) is None
     assert await ready_messages(broker, settings) == 0
@@ -147,18 +152,7 @@ async def test_a_row_held_back_by_a_pause_is_released_as_a_job_on_resume(
     at = iso(utcnow()) or ""
     await pacer.campaigns.move(CID, CampaignState.PAUSED, frozenset({CampaignState.RUNNING}), at=at)
     # The pacer read the campaign running, created row 0's record, then met the pause.
-    held = await release(
-        pacer.jobs,
-        pacer.lifecycle,
-        pacer.campaigns,
-        pacer.publisher,
-        pacer.delays,
-        pacer.policy,
-        spec(),
-        0,
-        ROWS[0],
-        0,
-    )
+    held = await release_row(pacer, spec(), 0, ROWS[0])
     assert held is False
     resumed = await pacer.campaigns.move(
         CID, CampaignState.RUNNING, frozenset({CampaignState.PAUSED}), at=at
@@ -200,18 +194,7 @@ async def test_progress_read_while_rows_are_released_and_counted_shows_each_row_
 
     async def pace_and_count() -> None:
         for index, row in enumerate(rows):
-            sent = await release(
-                pacer.jobs,
-                pacer.lifecycle,
-                pacer.campaigns,
-                pacer.publisher,
-                pacer.delays,
-                pacer.policy,
-                big,
-                index,
-                row,
-                0,
-            )
+            sent = await release_row(pacer, big, index, row)
             assert sent
         for job_id in ids:
             await pacer.campaigns.count_finished(

@@ -139,8 +139,9 @@ class AudioCache:
             except OSError as exc:
                 await self._unlock(key, token)
                 raise self._write_failed(exc) from exc
-        finally:
-            _discard(staged)  # what was not renamed: nothing after success
+        except BaseException:
+            _discard(staged)  # the temp files not renamed into place
+            raise
         now = self._clock_ms()
         lease_id, expiry = _lease_args(lease, now)
         keys = self._keys
