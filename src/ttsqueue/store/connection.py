@@ -35,6 +35,7 @@ from redis.exceptions import (
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ttsqueue.errors import StoreError, StoreUnavailableError
+from ttsqueue.store.batching import BATCHED, ScriptBatcher
 
 # Commands beyond this many in flight wait for a free connection instead of failing.
 POOL_SIZE = 64
@@ -60,15 +61,27 @@ def _client_options(client_name: str) -> dict[str, Any]:
 _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OutOfMemoryError, ReadOnlyError, OSError)
 
 
-def _raise_store_error(exc: BaseException) -> NoReturn:
+def _store_error(exc: BaseException) -> StoreError:
+    error: StoreError
     if isinstance(exc, _UNAVAILABLE):
-        raise StoreUnavailableError(f"Redis is unavailable: {exc!r}") from exc
-    raise StoreError(f"Redis refused the command: {exc!r}") from exc
+        error = StoreUnavailableError(f"Redis is unavailable: {exc!r}")
+    else:
+        error = StoreError(f"Redis refused the command: {exc!r}")
+    error.__cause__ = exc
+    return error
 
 
-def _translated(exc: Exception) -> bool:
+def _raise_store_error(exc: BaseException) -> NoReturn:
+    raise _store_error(exc)
+
+
+def _translated(exc: BaseException) -> bool:
     # NOSCRIPT stays redis-py's: its script objects catch it to load the script again.
     return isinstance(exc, (RedisError, OSError)) and not isinstance(exc, NoScriptError)
+
+
+def _as_store_error(exc: BaseException) -> BaseException:
+    return _store_error(exc) if _translated(exc) else exc
 
 
 class StorePipeline(Pipeline):
@@ -102,9 +115,20 @@ class StorePubSub(PubSub):
 
 
 class StoreClient(aioredis.Redis):
-    """A redis-py client whose failures are the store's errors (commands, pipelines, pub/sub)."""
+    """A redis-py client whose failures are the store's errors (commands, pipelines, pub/sub),
+    and whose script calls made in one turn of the event loop share a write (store/batching.py)."""
+
+    _batcher: ScriptBatcher | None = None
+
+    @property
+    def batcher(self) -> ScriptBatcher:
+        if self._batcher is None:
+            self._batcher = ScriptBatcher(self, _as_store_error)
+        return self._batcher
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if args[0] in BATCHED and self.connection is None:
+            return await self.batcher.call(args, options)
         try:
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         except Exception as exc:
@@ -114,6 +138,11 @@ class StoreClient(aioredis.Redis):
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         return StorePipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        if self._batcher is not None:
+            await self._batcher.aclose()
+        await super().aclose(close_connection_pool)
 
     def pubsub(self, **kwargs: Any) -> PubSub:
         return StorePubSub(self.connection_pool, event_dispatcher=self._event_dispatcher, **kwargs)
