@@ -157,6 +157,8 @@ def run(settings: Settings) -> None:
 
     import uvicorn
 
+    from ttsqueue.views.server import server_options
+
     configure_logging(settings, process="api")
     asyncio.run(preflight(settings))
     app: str | FastAPI = create_app(settings)
@@ -169,9 +171,5 @@ def run(settings: Settings) -> None:
         workers=settings.API_WORKERS,
         host=settings.API_HOST,
         port=settings.API_PORT,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        lifespan="on",
+        **server_options(),
     )

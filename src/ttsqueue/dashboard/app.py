@@ -107,16 +107,14 @@ def create_app(settings: Settings, *, api_url: str | None = None) -> FastAPI:
 def run(settings: Settings) -> None:
     import uvicorn
 
+    from ttsqueue.views.server import server_options
+
     configure_logging(settings, process="dashboard")
     api_url = env_value("TTSQ_API_URL", Path.cwd())
     uvicorn.run(
         create_app(settings, api_url=api_url),
         host=settings.DASHBOARD_HOST,
         port=settings.DASHBOARD_PORT,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        lifespan="on",
+        **server_options(),
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
