@@ -179,6 +179,18 @@ def cpu_seconds(pid: int) -> float:
 SERVICES = {"beam.smp": "rabbitmq", "redis-server": "redis"}
 
 
+def redis_reads() -> int:
+    """Reads Redis has served so far (INFO stats `total_reads_processed`): what one client
+    wrote at once is one read, so this counts round trips, not commands."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        return int(client.info("stats")["total_reads_processed"])
+    finally:
+        client.close()
+
+
 def service_cpu() -> dict[str, float]:
     """CPU seconds used so far by RabbitMQ and Redis, to see where a round's CPU went."""
     tick = os.sysconf("SC_CLK_TCK")
