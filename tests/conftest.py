@@ -62,11 +62,13 @@ async def wipe_prefix(client: aioredis.Redis, prefix: str) -> None:
 @pytest.fixture
 async def redis_client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
     client = connect_redis(settings.REDIS_URL, client_name="pytest")
-    await client.ping()
     try:
+        await client.ping()
         yield client
-    finally:
         await wipe_prefix(client, settings.REDIS_PREFIX)
+    finally:
+        # Closed even when the ping or the wipe failed: a client left open is collected
+        # later, in another test's event loop, and fails that test with a ResourceWarning.
         await client.aclose()
 
 

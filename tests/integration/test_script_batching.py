@@ -14,7 +14,9 @@ from redis.commands.core import AsyncScript
 from tests.conftest import REDIS_URL
 from tests.doubles.tcp_proxy import tcp_proxy
 from tests.faults.servers import RedisServer
+from tests.in_process import eventually
 from ttsqueue.errors import StoreError, StoreUnavailableError
+from ttsqueue.store.batching import MAX_BATCH
 from ttsqueue.store.connection import StoreClient, connect_redis
 
 pytestmark = pytest.mark.timeout(60)
@@ -55,6 +57,42 @@ async def test_calls_of_one_turn_share_a_write_and_get_their_own_replies(
     assert replies == [[f"k{i}", f"v{i}"] for i in range(20)]
     assert client.batcher.calls - calls == 20
     assert client.batcher.writes - writes == 1
+
+
+async def test_a_turn_with_more_calls_than_one_write_carries_is_sent_in_several(
+    client: StoreClient,
+) -> None:
+    echo = client.register_script(ECHO)
+    await echo(keys=["warm"], args=["up"])
+    writes = client.batcher.writes
+    count = 2 * MAX_BATCH + 10
+    replies = await asyncio.gather(*(echo(keys=["k"], args=[str(i)]) for i in range(count)))
+    assert replies == [["k", str(i)] for i in range(count)]
+    assert client.batcher.writes - writes == 3
+
+
+async def test_calls_queued_as_the_client_closes_are_answered_and_no_connection_stays_open() -> (
+    None
+):
+    name = f"batching-close-{uuid.uuid4().hex[:8]}"
+    client = connect_redis(REDIS_URL, client_name=name)
+    admin = connect_redis(REDIS_URL, client_name="batching-admin")
+    try:
+        echo = client.register_script(ECHO)
+        await echo(keys=["warm"], args=["up"])
+        pending = asyncio.ensure_future(echo(keys=["k"], args=["v"]))
+        await asyncio.sleep(0)  # queued; its write is not sent yet
+        await client.aclose()
+        assert pending.done()
+        assert await pending == ["k", "v"]
+
+        async def none_of_ours() -> bool:
+            return all(entry.get("name") != name for entry in await admin.client_list())
+
+        await eventually(none_of_ours, timeout=10, what="the closed client's connections gone")
+    finally:
+        await client.aclose()
+        await admin.aclose()
 
 
 async def test_an_error_reply_fails_its_own_call_only(client: StoreClient) -> None:

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 # The commands sent in a shared write.
 BATCHED = frozenset({"EVALSHA", "EVAL"})
 
+# The most calls one write carries (a `gather` of thousands is sent in several).
+MAX_BATCH = 256
+
 # How long closing the client waits for writes already on their way before dropping them.
 CLOSE_WAIT_S = 1.0
 
@@ -73,10 +76,14 @@ class ScriptBatcher:
             # Runs after every callback already ready in this turn: they may add calls.
             loop.call_soon(self._flush)
         self._queued.append(_Call(args, options, reply))
+        if len(self._queued) >= MAX_BATCH:
+            self._flush()  # a bound on one write; the rest of the turn starts another
         return await reply
 
     def _flush(self) -> None:
-        queued, self._queued = self._queued or [], None
+        queued, self._queued = self._queued, None
+        if not queued:  # flushed already (full, or by aclose)
+            return
         task = asyncio.get_running_loop().create_task(self._send(queued))
         self._flushing.add(task)
         task.add_done_callback(self._flushing.discard)
@@ -136,7 +143,9 @@ class ScriptBatcher:
                 _settle(call, error=StoreUnavailableError("the Redis client was closed"))
 
     async def aclose(self) -> None:
-        """Let the writes on their way finish (briefly), then cancel what is left."""
+        """Send what is queued, let the writes on their way finish (briefly), then cancel
+        what is left: nothing may reopen a connection once the client is closed."""
+        self._flush()
         if not self._flushing:
             return
         _, pending = await asyncio.wait(set(self._flushing), timeout=CLOSE_WAIT_S)
