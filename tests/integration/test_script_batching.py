@@ -59,6 +59,15 @@ async def test_calls_of_one_turn_share_a_write_and_get_their_own_replies(
     assert client.batcher.writes - writes == 1
 
 
+async def test_a_call_alone_in_its_turn_is_sent_as_a_plain_command(client: StoreClient) -> None:
+    echo = client.register_script(ECHO)
+    await echo(keys=["warm"], args=["up"])
+    writes, calls = client.batcher.writes, client.batcher.calls
+    for i in range(3):
+        assert await echo(keys=["k"], args=[str(i)]) == ["k", str(i)]
+    assert (client.batcher.writes, client.batcher.calls) == (writes, calls)
+
+
 async def test_a_turn_with_more_calls_than_one_write_carries_is_sent_in_several(
     client: StoreClient,
 ) -> None:

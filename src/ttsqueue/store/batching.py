@@ -5,7 +5,8 @@ so many calls are ready in the same turn of its event loop. Sent one by one, eac
 pooled connection, a write system call, a read wake-up and redis-py's per-command
 bookkeeping, on the client and on Redis. Here the calls made in one turn are queued, and at
 the end of that turn a flush task sends them together on one connection and hands each caller
-its own reply (auto-pipelining, as ioredis and Lettuce do it).
+its own reply (auto-pipelining, as ioredis and Lettuce do it). A call that found no other in
+its turn is sent by its caller as a plain command: a flush task for one call would cost more.
 
 What a caller sees does not change:
 - Each script still runs atomically and alone; only the transport is shared. A reply that is
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
 # The commands sent in a shared write.
 BATCHED = frozenset({"EVALSHA", "EVAL"})
 
+# What `call` answers when its call had no other to share the write with: the caller sends
+# it alone, as a plain redis-py command.
+ALONE: Any = object()
+
 # The most calls one write carries (a `gather` of thousands is sent in several).
 MAX_BATCH = 256
 
@@ -63,12 +68,15 @@ class ScriptBatcher:
     client: aioredis.Redis
     store_error: ErrorMapper
     _queued: list[_Call] | None = None
+    _closing: bool = False
     _flushing: set[asyncio.Task[None]] = field(default_factory=set)
-    # Writes sent and how many calls they carried: read by the tests and the benchmark.
+    # Shared writes sent and how many calls they carried (a call alone in its turn is sent
+    # as a plain command and counted in neither): read by the tests.
     writes: int = 0
     calls: int = 0
 
     async def call(self, args: tuple[Any, ...], options: dict[str, Any]) -> Any:
+        """The call's reply, or `ALONE` when no other call came in the same turn."""
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[Any] = loop.create_future()
         if self._queued is None:
@@ -83,6 +91,11 @@ class ScriptBatcher:
     def _flush(self) -> None:
         queued, self._queued = self._queued, None
         if not queued:  # flushed already (full, or by aclose)
+            return
+        if len(queued) == 1 and not self._closing:
+            # Nothing to share the write with: its caller sends it the usual way, which
+            # costs less than a flush task for one call.
+            _settle(queued[0], result=ALONE)
             return
         task = asyncio.get_running_loop().create_task(self._send(queued))
         self._flushing.add(task)
@@ -145,6 +158,7 @@ class ScriptBatcher:
     async def aclose(self) -> None:
         """Send what is queued, let the writes on their way finish (briefly), then cancel
         what is left: nothing may reopen a connection once the client is closed."""
+        self._closing = True
         self._flush()
         if not self._flushing:
             return
