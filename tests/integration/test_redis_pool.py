@@ -4,13 +4,16 @@ and callers beyond the bound wait for one instead of failing."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from tests.conftest import REDIS_URL
-from ttsqueue.store.connection import BoundedPool
+from tests.in_process import eventually
+from ttsqueue.errors import StoreUnavailableError
+from ttsqueue.store.connection import BoundedPool, connect_redis
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -43,3 +46,31 @@ async def test_callers_beyond_the_bound_wait_for_a_connection(pool: BoundedPool)
     assert await asyncio.wait_for(third, 30) is given_back
     await pool.release(given_back)
     await pool.release(held.pop())
+
+
+async def test_a_closed_client_refuses_commands_instead_of_reconnecting() -> None:
+    """A task still running when its client was closed (an audit write, a confirm) gets the
+    store's error: a connection opened then would never be closed."""
+    name = f"pool-closed-{uuid.uuid4().hex[:8]}"
+    client = connect_redis(REDIS_URL, client_name=name)
+    admin = connect_redis(REDIS_URL, client_name="pool-admin")
+    try:
+        script = client.register_script("return 1")
+        assert await script() == 1
+        await client.aclose()
+        with pytest.raises(StoreUnavailableError):
+            await client.get("pool-closed:absent")
+        with pytest.raises(StoreUnavailableError):
+            await asyncio.gather(script(), script())  # a shared write, too
+        pipe = client.pipeline()
+        pipe.get("pool-closed:absent")
+        with pytest.raises(StoreUnavailableError):
+            await pipe.execute()
+
+        async def none_of_ours() -> bool:
+            return all(entry.get("name") != name for entry in await admin.client_list())
+
+        await eventually(none_of_ours, timeout=10, what="the closed client's connections gone")
+    finally:
+        await client.aclose()
+        await admin.aclose()

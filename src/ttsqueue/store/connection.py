@@ -144,6 +144,12 @@ class StoreClient(aioredis.Redis):
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
         if self._batcher is not None:
             await self._batcher.aclose()
+        pool = self.connection_pool
+        closing_pool = close_connection_pool or (
+            close_connection_pool is None and self.auto_close_connection_pool
+        )
+        if closing_pool and isinstance(pool, BoundedPool):
+            pool.closed = True
         await super().aclose(close_connection_pool)
 
     def pubsub(self, **kwargs: Any) -> PubSub:
@@ -174,7 +180,13 @@ class BoundedPool(aioredis.BlockingConnectionPool):
     (`benchmarks/bench_redis_pool.py`). Callers that find one free take it, as they do
     in the blocking path (its condition checks for a free connection before it waits)."""
 
+    # Set when its client is closed: a task still running then (an audit write, a confirm)
+    # gets the store's error instead of opening a connection that nothing would close.
+    closed = False
+
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        if self.closed:
+            raise StoreUnavailableError("the Redis client was closed")
         if self.can_get_connection():
             # Checked and taken with nothing in between that yields, unless the pool's lock is
             # held (a connection being given back): then the last one may be gone meanwhile.
