@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -14,6 +14,8 @@ import pytest
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
 
+from tests.faults.fixtures import private_redis as start_private_redis
+from tests.faults.servers import RedisServer
 from ttsqueue.api.app import create_app as create_api
 from ttsqueue.broker.connection import connect_broker
 from ttsqueue.broker.topology import QueueNames, declare_topology
@@ -70,6 +72,14 @@ async def redis_client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
         # Closed even when the ping or the wipe failed: a client left open is collected
         # later, in another test's event loop, and fails that test with a ResourceWarning.
         await client.aclose()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of this test alone (own process and port): for what would reach other tests on
+    the shared one (its command statistics, a script flush, refused writes, a cut)."""
+    with start_private_redis(tmp_path / "private-redis") as server:
+        yield server
 
 
 @pytest.fixture

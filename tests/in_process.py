@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
+import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
 
 from tests.factories import lifecycle_for, make_job
@@ -70,6 +71,15 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout}s")
         await asyncio.sleep(0.05)
+
+
+async def connections_closed(admin: aioredis.Redis, client_name: str, timeout: float = 10) -> None:
+    """Wait until Redis lists no connection named `client_name` (a client closed for good)."""
+
+    async def none_left() -> bool:
+        return all(entry.get("name") != client_name for entry in await admin.client_list())
+
+    await eventually(none_left, timeout, f"connections of {client_name} closed")
 
 
 async def until(

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -89,19 +88,6 @@ async def create_jobs(store: JobStore, count: int, **job_args: Any) -> list[str]
         await asyncio.gather(*(lifecycle_for(store).create(job) for job in batch))
         ids += [job.job_id for job in batch]
     return ids
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A Redis of this test alone, so that its command statistics count only this test."""
-    base = tmp_path / "private-redis"
-    base.mkdir()
-    server = RedisServer(base)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 # Connection set-up and the measurement's own commands, not part of a snapshot's cost; nor

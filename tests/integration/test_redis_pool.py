@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REDIS_URL
-from tests.in_process import eventually
+from tests.in_process import connections_closed
 from ttsqueue.errors import StoreUnavailableError
 from ttsqueue.store.connection import BoundedPool, connect_redis
 
@@ -66,11 +66,7 @@ async def test_a_closed_client_refuses_commands_instead_of_reconnecting() -> Non
         pipe.get("pool-closed:absent")
         with pytest.raises(StoreUnavailableError):
             await pipe.execute()
-
-        async def none_of_ours() -> bool:
-            return all(entry.get("name") != name for entry in await admin.client_list())
-
-        await eventually(none_of_ours, timeout=10, what="the closed client's connections gone")
+        await connections_closed(admin, name)
     finally:
         await client.aclose()
         await admin.aclose()

@@ -5,8 +5,7 @@ count, not time), and a trunk lease's keep-alive outlives the refusals."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -25,18 +24,6 @@ pytestmark = pytest.mark.timeout(90)
 
 KEYS = Keys("ttsqrefusal:")
 CALL_ID = "0123456789abcdef0123456789abcdef01"
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    base = tmp_path / "redis"
-    base.mkdir()
-    server = RedisServer(base)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture

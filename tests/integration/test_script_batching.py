@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 from redis.commands.core import AsyncScript
@@ -14,7 +13,7 @@ from redis.commands.core import AsyncScript
 from tests.conftest import REDIS_URL
 from tests.doubles.tcp_proxy import tcp_proxy
 from tests.faults.servers import RedisServer
-from tests.in_process import eventually
+from tests.in_process import connections_closed
 from ttsqueue.errors import StoreError, StoreUnavailableError
 from ttsqueue.store.batching import MAX_BATCH
 from ttsqueue.store.connection import StoreClient, connect_redis
@@ -33,18 +32,6 @@ async def client() -> AsyncIterator[StoreClient]:
     made = connect_redis(REDIS_URL, client_name=f"batching-{uuid.uuid4().hex[:8]}")
     yield made
     await made.aclose()
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    base = tmp_path / "redis"
-    base.mkdir()
-    server = RedisServer(base)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 async def test_calls_of_one_turn_share_a_write_and_get_their_own_replies(
@@ -94,11 +81,7 @@ async def test_calls_queued_as_the_client_closes_are_answered_and_no_connection_
         await client.aclose()
         assert pending.done()
         assert await pending == ["k", "v"]
-
-        async def none_of_ours() -> bool:
-            return all(entry.get("name") != name for entry in await admin.client_list())
-
-        await eventually(none_of_ours, timeout=10, what="the closed client's connections gone")
+        await connections_closed(admin, name)
     finally:
         await client.aclose()
         await admin.aclose()
