@@ -19,6 +19,8 @@ from tests.conftest import make_settings
 from tests.in_process import publish_job, running_worker, terminal, wait_for
 from ttsqueue.config import Settings
 from ttsqueue.store.factory import build_store
+from ttsqueue.store.keys import Keys
+from ttsqueue.worker.trunk import TrunkGuard
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -260,3 +262,38 @@ async def test_broker_down_at_submission_gives_503_and_no_job(
     health = await api.get("/health")
     assert health.status_code == 503
     assert health.json()["connections"]["rabbitmq"] == "disconnected"
+
+
+async def test_a_call_gives_up_its_line_in_the_step_that_records_its_outcome(
+    api: httpx.AsyncClient,
+    settings: Settings,
+    broker: AbstractRobustConnection,
+    redis_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Completed, retried and failed calls leave their line in the write of their outcome:
+    the trunk's own release is never needed, and no line is left held (leases last 30 s)."""
+    releases: list[str] = []
+    own_release = TrunkGuard.release
+
+    async def counted(guard: TrunkGuard, lease_id: str) -> None:
+        releases.append(lease_id)
+        await own_release(guard, lease_id)
+
+    monkeypatch.setattr(TrunkGuard, "release", counted)
+    store = build_store(redis_client, settings).jobs
+    busy = await publish_job(
+        broker, settings, store, phone="3005550001", max_retries=1, retry_delay=1
+    )
+    answered = []
+    for _ in range(3):
+        reply = await api.post("/tts/call", json={"text": "Aviso", "phone_number": "3005050149"})
+        assert reply.status_code == 202, reply.text
+        answered.append(reply.json()["job_id"])
+    keys = Keys(settings.REDIS_PREFIX)
+    async with running_worker(settings):
+        ended = [await wait_for(api, job_id, terminal) for job_id in [*answered, busy]]
+        assert await redis_client.zcard(keys.call_slots) == 0
+    assert [body["status"] for body in ended] == ["completed"] * 3 + ["failed"]
+    assert [h["status"] for h in ended[-1]["history"]].count("retrying") == 1
+    assert releases == []

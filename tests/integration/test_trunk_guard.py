@@ -9,6 +9,7 @@ import time
 import pytest
 import redis.asyncio as aioredis
 
+from ttsqueue.asterisk_servers import DEFAULT_SERVER
 from ttsqueue.store.keys import Keys
 from ttsqueue.worker.trunk import TrunkGuard
 
@@ -168,3 +169,58 @@ async def test_renewal_takes_back_an_expired_lease_only_if_a_slot_is_free(
     assert await guard.try_acquire("newer-call")
     assert not await guard.renew("stalled-call")
     assert await redis_client.zrange(keys.call_slots, 0, -1) == ["newer-call"]
+
+
+async def test_a_handed_over_line_is_left_to_the_ending_step(
+    redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    """The job's ending step gives the line up in its own write: the slot does not."""
+    guard = TrunkGuard(redis_client, keys, max_calls=1, calls_per_second=FAST)
+    async with guard.slot("ending-call") as lease:
+        assert lease.hand_over() == (lease.server, "ending-call")
+        assert lease.hand_over() == (lease.server, "ending-call")  # asked again: the same
+    assert await redis_client.zrange(keys.call_slots, 0, -1) == ["ending-call"]
+    await guard.release("ending-call")
+
+
+async def test_a_handed_over_line_is_released_when_the_body_fails(
+    redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    """The ending step may not have been written: the slot gives the line up itself."""
+    guard = TrunkGuard(redis_client, keys, max_calls=1, calls_per_second=FAST)
+    handed: list[object] = []
+
+    async def failing_ending() -> None:
+        async with guard.slot("failing-ending") as lease:
+            handed.append(lease.hand_over())
+            raise RuntimeError("ending not written")
+
+    with pytest.raises(RuntimeError, match="ending not written"):
+        await failing_ending()
+    assert handed == [(DEFAULT_SERVER, "failing-ending")]
+    assert await guard.active() == 0
+
+
+async def test_a_handed_over_line_is_no_longer_renewed(
+    redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    """A renewal after the ending's release would take the line back: renewing stops."""
+    guard = TrunkGuard(redis_client, keys, max_calls=1, calls_per_second=FAST, lease_s=0.3)
+    async with guard.slot("short-call") as lease:
+        await asyncio.sleep(0.5)  # renewed at least once meanwhile
+        assert lease.hand_over() is not None
+        await redis_client.zrem(keys.call_slots, "short-call")  # what the ending step does
+        await asyncio.sleep(0.5)  # more than one renewal period
+        assert await guard.active() == 0
+    assert await guard.active() == 0
+
+
+async def test_a_line_is_not_handed_over_while_a_renewal_is_on_its_way(
+    redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    guard = TrunkGuard(redis_client, keys, max_calls=1, calls_per_second=FAST)
+    async with guard.slot("renewing-call") as lease:
+        lease.renewing = True  # what the renewer marks while its write is out
+        assert lease.hand_over() is None
+        lease.renewing = False
+    assert await guard.active() == 0  # the slot released it as before

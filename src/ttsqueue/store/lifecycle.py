@@ -124,6 +124,8 @@ class CallClaim:
 
 # An audio cache lease to drop with a change: (cache key, lease id).
 Unpin = tuple[str, str]
+# A trunk line to give up with a change (the call is over): (server name, lease id).
+HeldLine = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,15 +446,23 @@ class JobLifecycle:
         )
 
     async def schedule_retry(
-        self, job: Job, call: CallInfo, due_ms: int, detail: str, *, unpin: Sequence[Unpin] = ()
+        self,
+        job: Job,
+        call: CallInfo,
+        due_ms: int,
+        detail: str,
+        *,
+        unpin: Sequence[Unpin] = (),
+        line: HeldLine | None = None,
     ) -> Moved:
-        """calling -> retrying: the call did not get through; the next attempt is due then."""
+        """calling -> retrying: the call did not get through; the next attempt is due then.
+        `unpin` and `line` are given up in the same step, whatever it finds."""
         change = Change(
             [Hop(frozenset({JobStatus.CALLING}), JobStatus.RETRYING, detail)],
             fields={"call": call.model_dump_json(), "next_attempt_ms": str(due_ms)},
             outcome=call.outcome,
         )
-        self._unpin(change, unpin)
+        self._release(change, unpin, line)
         return await self._apply(job.job_id, change)
 
     # Endings ---------------------------------------------------------------------------
@@ -467,11 +477,14 @@ class JobLifecycle:
         error: str | None = None,
         expected: frozenset[JobStatus] = frozenset({JobStatus.CALLING}),
         unpin: Sequence[Unpin] = (),
+        line: HeldLine | None = None,
     ) -> Moved:
         """A worker ends the job (completed or failed) with its counters; `unpin` drops the
-        call's audio cache leases in the same step."""
+        call's audio cache leases and `line` gives up its trunk line in the same step."""
         hops = [Hop(expected, status, detail)]
-        return await self._end(job, hops, call, error=error, worker_id=worker_id, unpin=unpin)
+        return await self._end(
+            job, hops, call, error=error, worker_id=worker_id, unpin=unpin, line=line
+        )
 
     async def fail(
         self,
@@ -482,6 +495,7 @@ class JobLifecycle:
         outcome: CallOutcome = CallOutcome.FAILED,
         error: str | None = None,
         unpin: Sequence[Unpin] = (),
+        line: HeldLine | None = None,
     ) -> Moved:
         """Give up on a job in processing or calling (errors, exhausted technical retries).
 
@@ -495,6 +509,7 @@ class JobLifecycle:
             error=error or reason,
             expected=_LIVE,
             unpin=unpin,
+            line=line,
         )
 
     async def give_up(self, job: Job, reason: str, *, worker_id: str) -> Moved:
@@ -566,6 +581,7 @@ class JobLifecycle:
         error: str | None,
         worker_id: str | None,
         unpin: Sequence[Unpin] = (),
+        line: HeldLine | None = None,
     ) -> Moved:
         """The one ending path: terminal status, counters, then the audit message (published
         in the background: the ending is recorded, nothing waits for its audit copy)."""
@@ -582,17 +598,20 @@ class JobLifecycle:
             change.fields["error"] = error
         if worker_id is not None:
             count_processing(change, job, now, worker_id, status is JobStatus.COMPLETED)
-        self._unpin(change, unpin)
+        self._release(change, unpin, line)
         moved = await self._apply(job.job_id, change)
         if moved.applied and self._results is not None:
             self._spawn(self._publish_result(job, status, call, completed_at))
         return moved
 
-    def _unpin(self, change: Change, leases: Sequence[Unpin]) -> None:
-        if leases:
-            change.extras["unpin"] = [
-                [self._keys.cache_in_use(key), lease] for key, lease in leases
-            ]
+    def _release(self, change: Change, leases: Sequence[Unpin], line: HeldLine | None) -> None:
+        """What the change gives up whatever it finds: audio cache leases, a trunk line."""
+        held = [[self._keys.cache_in_use(key), lease] for key, lease in leases]
+        if line is not None:
+            server, lease_id = line
+            held.append([self._keys.server_lines(server), lease_id])
+        if held:
+            change.extras["release"] = held
 
     async def _publish_result(
         self, job: Job, status: JobStatus, call: CallInfo, completed_at: str

@@ -18,7 +18,7 @@ from ttsqueue.domain import (
 )
 from ttsqueue.logs import get_logger
 from ttsqueue.policy.gate import policy_of
-from ttsqueue.store.lifecycle import Unpin
+from ttsqueue.store.lifecycle import HeldLine, Unpin
 from ttsqueue.worker.context import WorkerContext
 from ttsqueue.worker.retry import retried_like_no_answer, telephony_decision
 
@@ -55,9 +55,10 @@ async def finish_attempt(
     work_queue: str,
     *,
     unpin: Sequence[Unpin] = (),
+    line: HeldLine | None = None,
 ) -> None:
     """Record the attempt's outcome and move the job on (dropping the call's audio cache
-    leases in the same step). Only the CAS winner acts."""
+    leases and giving up its line in the same step). Only the CAS winner acts."""
     info = call_info(job, result, ctx.dialer.name)
     decision = telephony_decision(job, attempt, result.outcome)
     # An outcome the job asked to retry (SPEC §12) fails once its retries are spent, like a
@@ -83,7 +84,9 @@ async def finish_attempt(
         if wait is not None:
             due_ms = int(wait.at.timestamp() * 1000)
             detail = f"{result.outcome.value}: retry at {iso(wait.at)} ({wait.reason})"
-        if (await lifecycle.schedule_retry(job, info, due_ms, detail, unpin=unpin)).applied:
+        if (
+            await lifecycle.schedule_retry(job, info, due_ms, detail, unpin=unpin, line=line)
+        ).applied:
             await park_retry(ctx, job.job_id, decision.next_attempt, due_ms, work_queue)
         return
     error = None if completes else f"call {result.outcome.value}: {result.reason or ''}".strip(": ")
@@ -95,6 +98,7 @@ async def finish_attempt(
         detail=result.outcome.value,
         error=error,
         unpin=unpin,
+        line=line,
     )
 
 
@@ -113,12 +117,13 @@ async def fail_job(
     outcome: CallOutcome,
     error: str | None = None,
     unpin: Sequence[Unpin] = (),
+    line: HeldLine | None = None,
 ) -> bool:
     """Give up on a job in processing or calling (errors, exhausted technical retries).
 
     `reason` is the short code kept in `call.reason`; `error`, when given, the full message."""
     moved = await ctx.lifecycle.fail(
-        job, reason, worker_id=ctx.worker_id, outcome=outcome, error=error, unpin=unpin
+        job, reason, worker_id=ctx.worker_id, outcome=outcome, error=error, unpin=unpin, line=line
     )
     if moved.applied:
         log.warning("job failed", reason=reason, error=error)

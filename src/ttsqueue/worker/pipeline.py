@@ -45,6 +45,7 @@ from ttsqueue.worker.reaper import abandon_call
 from ttsqueue.worker.retry import technical_delay, technical_exhausted
 from ttsqueue.worker.runner import following_call, waiting_for_line
 from ttsqueue.worker.settle import Disposition, settle
+from ttsqueue.worker.trunk import Lease
 
 log = get_logger("ttsqueue.worker.pipeline")
 
@@ -121,9 +122,9 @@ class JobHandler:
             call_id = attempt_call_id(job.job_id, msg.attempt)
             placed_at = _originated_at(job)
             waiting_for_line()
-            async with self.ctx.trunk.slot(call_id, job.priority):
+            async with self.ctx.trunk.slot(call_id, job.priority) as line:
                 following_call()
-                result = await self._follow(job, msg.attempt, work_queue, placed_at)
+                result = await self._follow(job, msg.attempt, work_queue, placed_at, line)
             await self.ctx.policy.settle_placed(
                 job.e164,
                 policy_of(job),
@@ -273,7 +274,7 @@ class JobHandler:
                 started_at=originated_at,
                 detail=detail,
             )
-            result = await self._follow(job, attempt, work_queue, originated_at)
+            result = await self._follow(job, attempt, work_queue, originated_at, line)
         if isinstance(decision, Open):
             await ctx.policy.settle(decision, answered=answered(result))
         return Disposition.ACK
@@ -283,10 +284,10 @@ class JobHandler:
             await self.ctx.speech.unpin(cache_key, lease_id)
 
     async def _follow(
-        self, job: Job, attempt: int, work_queue: str, originated_at: float
+        self, job: Job, attempt: int, work_queue: str, originated_at: float, line: Lease
     ) -> CallResult | None:
         """Wait for the call's outcome (bounded by CALL_MAX_DURATION) and record it; the
-        recording also drops the call's audio cache leases."""
+        recording also drops the call's audio cache leases and gives up its line."""
         ctx = self.ctx
         call = call_request(
             job, attempt, ring_timeout_s=ctx.settings.CALL_RING_TIMEOUT, originated_at=originated_at
@@ -298,12 +299,21 @@ class JobHandler:
                 result = await ctx.dialer.wait_outcome(call)
         except TimeoutError:
             await abandon_call(ctx, call)
-            await fail_job(ctx, job, "lost_track", outcome=CallOutcome.FAILED, unpin=leases)
+            await fail_job(
+                ctx,
+                job,
+                "lost_track",
+                outcome=CallOutcome.FAILED,
+                unpin=leases,
+                line=line.hand_over(),
+            )
             return None
         except BaseException:
             await self._unpin(leases)
             raise
-        await finish_attempt(ctx, job, attempt, result, work_queue, unpin=leases)
+        await finish_attempt(
+            ctx, job, attempt, result, work_queue, unpin=leases, line=line.hand_over()
+        )
         return result
 
     async def _technical_retry(

@@ -35,6 +35,7 @@ from ttsqueue.domain import Priority
 from ttsqueue.errors import PermanentJobError, StoreError
 from ttsqueue.logs import get_logger
 from ttsqueue.store.keys import Keys
+from ttsqueue.store.lifecycle import HeldLine
 from ttsqueue.store.scripts import load_script
 
 log = get_logger("ttsqueue.worker.trunk")
@@ -82,6 +83,28 @@ class Lease:
     server: str = DEFAULT_SERVER
     # Set when a renewal found the lease expired and every line taken by others.
     lost: bool = False
+    # A renewal is on its way to Redis (it could take the line back after a release).
+    renewing: bool = False
+    # The line is given up by the job's ending step (`hand_over`), not by the slot.
+    handed_over: bool = False
+    renewer: asyncio.Task[None] | None = None
+
+    def hand_over(self) -> HeldLine | None:
+        """Stop renewing and let the job's ending step give up the line in its own write
+        (one round trip fewer per call); the line's (server, lease id), or None when it
+        cannot be handed over now and the slot gives it up as usual. Once handed over, the
+        slot only gives the line up itself when its body fails."""
+        if self.handed_over:
+            return (self.server, self.lease_id)
+        if self.renewing or self.lost:
+            # A renewal in flight could land after the ending's release and take the line
+            # back; a lost lease may be held under another server. The slot releases both.
+            return None
+        if self.renewer is not None:
+            # Asleep between renewals: cancelled there, it never renews again.
+            self.renewer.cancel()
+        self.handed_over = True
+        return (self.server, self.lease_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,12 +257,18 @@ class TrunkGuard:
         server = await self.acquire(lease_id, priority, e164)
         lease = Lease(lease_id, server)
         renewer = asyncio.create_task(self._keep_alive(lease), name=f"lease-{lease_id}")
+        lease.renewer = renewer
+        failed = True
         try:
             yield lease
+            failed = False
         finally:
             renewer.cancel()
             await asyncio.wait([renewer])
-            await self._release_quietly(lease_id)
+            # A handed-over line was given up by the body's ending step, unless the body
+            # failed (that step may not have been written).
+            if failed or not lease.handed_over:
+                await self._release_quietly(lease_id)
 
     @property
     def _lease_ms(self) -> int:
@@ -283,11 +312,14 @@ class TrunkGuard:
         else) is logged and the next renewal tried: this task must outlive the call."""
         while True:
             await asyncio.sleep(self._lease_s / 3)
+            lease.renewing = True
             try:
                 held = await self.renew(lease.lease_id, lease.server)
             except Exception as exc:
                 log.warning("trunk lease not renewed", lease_id=lease.lease_id, error=repr(exc))
                 continue
+            finally:
+                lease.renewing = False
             if not held and not lease.lost:
                 log.warning("trunk lease expired and its line was taken", lease_id=lease.lease_id)
             lease.lost = not held

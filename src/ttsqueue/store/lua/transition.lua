@@ -13,7 +13,8 @@
 --                 at or above the value; absent above the last one>"}]}
 --   What else the same call may do (so that a worker's step is one round trip):
 --    "count": {"key": k, "ttl": s}   count a delivery (INCR + EXPIRE), whatever follows;
---    "unpin": [[zset, member], ...]   drop audio cache leases, whatever follows;
+--    "release": [[zset, member], ...] drop audio cache leases and the call's trunk line,
+--                                     whatever follows;
 --    "read": true                     reply with the record as it was before the change;
 --    "guard": {"priority": p, "attempt": n, "max_count": m}  apply only if the job has that
 --                                     priority, n is its next attempt, the count is <= m.
@@ -27,8 +28,8 @@ if change["count"] then
   count = redis.call("INCR", change["count"]["key"])
   redis.call("EXPIRE", change["count"]["key"], change["count"]["ttl"])
 end
-if change["unpin"] then
-  for _, lease in ipairs(change["unpin"]) do
+if change["release"] then
+  for _, lease in ipairs(change["release"]) do
     redis.call("ZREM", lease[1], lease[2])
   end
 end
