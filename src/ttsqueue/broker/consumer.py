@@ -45,7 +45,8 @@ class PriorityConsumer:
             Priority.HIGH: deque(),
             Priority.NORMAL: deque(),
         }
-        self._available = asyncio.Event()
+        # Set whenever a message is buffered (and at stop): whoever takes messages waits on it.
+        self.arrived = asyncio.Event()
         self._channels: list[AbstractChannel] = []
         self._consumers: list[tuple[AbstractQueue, str]] = []
         self._stopped = False
@@ -64,31 +65,31 @@ class PriorityConsumer:
     def _receiver(self, priority: Priority) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         async def receive(message: AbstractIncomingMessage) -> None:
             self._buffers[priority].append(message)
-            self._available.set()
+            self.arrived.set()
 
         return receive
 
-    async def next(
+    def take(
         self, priorities: tuple[Priority, ...] = (Priority.HIGH, Priority.NORMAL)
     ) -> tuple[AbstractIncomingMessage, Priority] | None:
-        """The next message to start from `priorities`, in that order; None once stopped."""
-        while not self._stopped:
-            for priority in priorities:
-                buffer = self._buffers[priority]
-                while buffer:
-                    message = buffer.popleft()
-                    # After a reconnect the old channel's deliveries are void: RabbitMQ
-                    # redelivers them on the new channel.
-                    if _channel_open(message):
-                        return message, priority
-            self._available.clear()
-            await self._available.wait()
+        """The next buffered message to start from `priorities`, in that order, if any (never
+        waits: `arrived` says when to ask again); None once stopped."""
+        if self._stopped:
+            return None
+        for priority in priorities:
+            buffer = self._buffers[priority]
+            while buffer:
+                message = buffer.popleft()
+                # After a reconnect the old channel's deliveries are void: RabbitMQ
+                # redelivers them on the new channel.
+                if _channel_open(message):
+                    return message, priority
         return None
 
     async def stop(self) -> None:
         """Stop receiving and return every buffered, unstarted message to its queue."""
         self._stopped = True
-        self._available.set()
+        self.arrived.set()
         for queue, tag in self._consumers:
             with contextlib.suppress(Exception):
                 await queue.cancel(tag)

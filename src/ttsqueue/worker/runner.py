@@ -23,7 +23,7 @@ import asyncio
 import enum
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import Protocol
 
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -55,11 +55,12 @@ class Phase(enum.Enum):
 
 
 class Occupancy:
-    """How many of this worker's jobs prepare and how many wait for a line."""
+    """How many of this worker's jobs prepare and how many wait for a line; `changed` is set
+    on every move."""
 
-    def __init__(self) -> None:
+    def __init__(self, changed: asyncio.Event) -> None:
         self.count = {Phase.PREPARING: 0, Phase.WAITING: 0}
-        self.changed = asyncio.Event()
+        self.changed = changed
 
     def move(self, before: Phase, after: Phase) -> None:
         if before in self.count:
@@ -122,21 +123,25 @@ class Runner:
         self.handler = handler
         self.concurrency = concurrency
         self.shutdown_grace_s = shutdown_grace_s
-        self.occupancy = Occupancy()
+        # One event wakes the dispatch loop for whatever may let a message start: a message
+        # buffered, a job moving on (a slot freed), a stop request. One wait per wake-up, no
+        # task per message.
+        self._wake = consumer.arrived
+        self.occupancy = Occupancy(self._wake)
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def request_stop(self) -> None:
         self._stop.set()
+        self._wake.set()
 
     async def run(self) -> None:
         await self.consumer.start()
-        stop_waiter = asyncio.create_task(self._stop.wait())
         try:
             while not self._stop.is_set():
                 # The choice is made at the moment work can start, so a waiting high-priority
                 # message always wins.
-                item = await self._next_or_stop(stop_waiter)
+                item = await self._next_or_stop()
                 if item is None:
                     break
                 message, priority = item
@@ -150,7 +155,6 @@ class Runner:
                 task.add_done_callback(self._tasks.discard)
                 task.add_done_callback(_finisher(slot))
         finally:
-            stop_waiter.cancel()
             await self._drain()
 
     def _startable(self) -> tuple[Priority, ...]:
@@ -160,30 +164,16 @@ class Runner:
             return ()
         return ANY_PRIORITY if preparing + waiting < self.concurrency else HIGH_ONLY
 
-    async def _next_or_stop(
-        self, stop_waiter: asyncio.Task[bool]
-    ) -> tuple[AbstractIncomingMessage, Priority] | None:
-        while True:
-            self.occupancy.changed.clear()
+    async def _next_or_stop(self) -> tuple[AbstractIncomingMessage, Priority] | None:
+        """The next message allowed to start now, high first; None once stopping."""
+        while not self._stop.is_set():
+            # Cleared before looking, so a wake-up that comes while looking is not lost.
+            self._wake.clear()
             allowed = self._startable()
-            changed = asyncio.create_task(self.occupancy.changed.wait())
-            waiters: set[asyncio.Future[Any]] = {changed, stop_waiter}
-            getter = None
-            if allowed:
-                getter = asyncio.create_task(self.consumer.next(allowed))
-                waiters.add(getter)
-            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            changed.cancel()
-            if getter is not None:
-                if getter in done:
-                    return getter.result()
-                getter.cancel()
-                await asyncio.wait([getter])
-                # It may have taken a message just before it was cancelled.
-                if not getter.cancelled() and (item := getter.result()) is not None:
-                    return item
-            if stop_waiter in done:
-                return None
+            if allowed and (item := self.consumer.take(allowed)) is not None:
+                return item
+            await self._wake.wait()
+        return None
 
     async def _drain(self) -> None:
         """Stop taking work, give in-flight jobs time to finish, then requeue the rest."""
