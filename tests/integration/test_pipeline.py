@@ -20,6 +20,7 @@ from tests.in_process import publish_job, running_worker, terminal, wait_for
 from ttsqueue.config import Settings
 from ttsqueue.store.factory import build_store
 from ttsqueue.store.keys import Keys
+from ttsqueue.store.lifecycle import JobLifecycle
 from ttsqueue.worker.trunk import TrunkGuard
 
 pytestmark = pytest.mark.timeout(90)
@@ -297,3 +298,36 @@ async def test_a_call_gives_up_its_line_in_the_step_that_records_its_outcome(
     assert [body["status"] for body in ended] == ["completed"] * 3 + ["failed"]
     assert [h["status"] for h in ended[-1]["history"]].count("retrying") == 1
     assert releases == []
+
+
+async def test_a_call_with_a_free_line_takes_its_claim_with_the_grant(
+    api: httpx.AsyncClient,
+    settings: Settings,
+    redis_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No calling window or contact cap, a line free: the attempt's claim (and the
+    do-not-call check) ride on the line's grant, and no claim is asked for on its own."""
+    asked_alone: list[str] = []
+    own_claim_call = JobLifecycle.claim_call
+
+    async def counted(lifecycle: JobLifecycle, job_id: str, *args: Any, **kwargs: Any) -> Any:
+        asked_alone.append(job_id)
+        return await own_claim_call(lifecycle, job_id, *args, **kwargs)
+
+    monkeypatch.setattr(JobLifecycle, "claim_call", counted)
+    job_ids = []
+    for _ in range(3):
+        reply = await api.post("/tts/call", json={"text": "Aviso", "phone_number": "3005050149"})
+        assert reply.status_code == 202, reply.text
+        job_ids.append(reply.json()["job_id"])
+    keys = Keys(settings.REDIS_PREFIX)
+    async with running_worker(settings):
+        ended = [await wait_for(api, job_id, terminal) for job_id in job_ids]
+    assert [body["status"] for body in ended] == ["completed"] * 3
+    assert all([h["status"] for h in body["history"]].count("calling") == 1 for body in ended)
+    for job_id in job_ids:
+        owner = await redis_client.get(keys.attempt(job_id, 1))
+        assert owner is not None
+        assert owner.startswith(settings.WORKER_ID)
+    assert asked_alone == []

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from ttsqueue.asterisk_servers import DEFAULT_SERVER
 from ttsqueue.store.keys import Keys
+from ttsqueue.store.lifecycle import CallClaim, ClaimRequest, JobLifecycle
 from ttsqueue.worker.trunk import TrunkGuard
 
 FAST = 1_000_000.0  # calls per second high enough not to matter
@@ -224,3 +225,85 @@ async def test_a_line_is_not_handed_over_while_a_renewal_is_on_its_way(
         assert lease.hand_over() is None
         lease.renewing = False
     assert await guard.active() == 0  # the slot released it as before
+
+
+async def test_a_claim_asked_with_a_free_line_is_taken_in_the_same_step(
+    redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    lifecycle = JobLifecycle(redis_client, keys, 3600)
+    guard = TrunkGuard(redis_client, keys, max_calls=2, calls_per_second=FAST)
+    first = lifecycle.claim_request("job-1", 1, "worker-a@1.0", refuse_listed="+573005050149")
+    async with guard.slot("call-1", claim=lambda: first) as lease:
+        assert lease.claim is not None
+        assert lifecycle.claim_taken(first, lease.claim) == CallClaim(True)
+        assert await redis_client.get(keys.attempt("job-1", 1)) == "worker-a@1.0"
+    # The same attempt asked again (a redelivery): the earlier claim is found and followed.
+    again = lifecycle.claim_request("job-1", 1, "worker-b@2.0", refuse_listed="+573005050149")
+    async with guard.slot("call-1-again", claim=lambda: again) as lease:
+        assert lease.claim is not None
+        assert lifecycle.claim_taken(again, lease.claim) == CallClaim(False, "worker-a@1.0")
+    # A listed number: the line is granted, nothing is claimed.
+    await redis_client.zadd(keys.dnc, {"+573005550002": 1})
+    listed = lifecycle.claim_request("job-2", 1, "worker-a@3.0", refuse_listed="+573005550002")
+    async with guard.slot("call-2", claim=lambda: listed) as lease:
+        assert lease.claim is not None
+        assert lifecycle.claim_taken(listed, lease.claim) == CallClaim(False, listed=True)
+        assert await guard.active() == 1
+    assert await redis_client.get(keys.attempt("job-2", 1)) is None
+    assert await guard.active() == 0
+
+
+async def test_only_the_ask_that_gets_the_line_takes_its_claim(
+    redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    """Every line busy: the asks refused meanwhile take nothing; the one that gets the line
+    takes the claim it carried (each ask is given a fresh one)."""
+    lifecycle = JobLifecycle(redis_client, keys, 3600)
+    guard = TrunkGuard(redis_client, keys, max_calls=1, calls_per_second=FAST)
+    assert await guard.try_acquire("busy-call")
+    given: list[ClaimRequest] = []
+
+    def fresh_claim() -> ClaimRequest:
+        given.append(lifecycle.claim_request("job-3", 1, f"worker-a@{len(given)}"))
+        return given[-1]
+
+    async def waiting_call() -> list[object] | None:
+        async with guard.slot("waiting-call", claim=fresh_claim) as lease:
+            return lease.claim
+
+    waiter = asyncio.create_task(waiting_call())
+    await asyncio.sleep(0.3)  # several asks meanwhile, each refused
+    assert len(given) >= 2
+    assert await redis_client.get(keys.attempt("job-3", 1)) is None
+    await guard.release("busy-call")
+    reply = await asyncio.wait_for(waiter, timeout=10)
+    assert reply is not None
+    assert lifecycle.claim_taken(given[-1], reply) == CallClaim(True)
+    assert await redis_client.get(keys.attempt("job-3", 1)) == f"worker-a@{len(given) - 1}"
+
+
+async def test_an_ask_without_a_claim_takes_none(redis_client: aioredis.Redis, keys: Keys) -> None:
+    """The policy needs Redis at the moment of the ask (a cap, a closed window): no claim."""
+    lifecycle = JobLifecycle(redis_client, keys, 3600)
+    guard = TrunkGuard(redis_client, keys, max_calls=1, calls_per_second=FAST)
+    async with guard.slot("capped-call", claim=lambda: None) as lease:
+        assert lease.claim is None
+    assert await redis_client.get(keys.attempt("job-5", 1)) is None
+    assert (await lifecycle.claim_call("job-5", 1, "worker-a@7.0")).claimed
+
+
+async def test_an_unplaced_claim_is_dropped_only_by_its_owner(
+    redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    """A grant whose reply was lost may have taken its claim: the caller drops it, and only
+    its own (a later delivery's claim stays)."""
+    lifecycle = JobLifecycle(redis_client, keys, 3600)
+    guard = TrunkGuard(redis_client, keys, max_calls=1, calls_per_second=FAST)
+    mine = lifecycle.claim_request("job-4", 1, "worker-a@5.0")
+    async with guard.slot("call-4", claim=lambda: mine):
+        pass
+    await lifecycle.drop_unplaced_claim(mine)
+    assert await redis_client.get(keys.attempt("job-4", 1)) is None
+    assert (await lifecycle.claim_call("job-4", 1, "worker-b@6.0")).claimed
+    await lifecycle.drop_unplaced_claim(mine)
+    assert await redis_client.get(keys.attempt("job-4", 1)) == "worker-b@6.0"

@@ -108,12 +108,12 @@ class CallingPolicy:
         script that also refuses listed numbers. With `defer_listed`, an open window without
         a cap costs none: `Open(listed_unchecked=True)`, the caller asks the list itself."""
         now = now or self.clock.now()
+        if defer_listed and (open_now := self.open_without_cap(e164, job, now)) is not None:
+            return open_now
         rules = rules_for_job(self.rules, job)
         zone = self.zone_for(e164, job).zone
         wait = self.opening(e164, job, now)
         if wait is not None or rules.max_contacts_per_day < 1:
-            if wait is None and defer_listed:
-                return Open(zone.key, listed_unchecked=True)
             if await self.dnc.is_listed(e164):
                 return Suppressed()
             return wait or Open(zone.key)
@@ -130,6 +130,18 @@ class CallingPolicy:
         if not result.granted:
             return WaitUntil(next_opening(tomorrow, rules.hours, zone), "contact_cap", zone.key)
         return Open(zone.key, result.claim)
+
+    def open_without_cap(
+        self, e164: str, job: JobPolicy, now: datetime | None = None
+    ) -> Open | None:
+        """`check(defer_listed=True)`'s answer when it needs nothing from Redis (the window is
+        open now and no contact cap applies): `Open(listed_unchecked=True)`; else None."""
+        now = now or self.clock.now()
+        if rules_for_job(self.rules, job).max_contacts_per_day >= 1:
+            return None
+        if self.opening(e164, job, now) is not None:
+            return None
+        return Open(self.zone_for(e164, job).zone.key, listed_unchecked=True)
 
     def _offset(self) -> timedelta:
         """How far the policy's clock is from the system clock (zero in production)."""

@@ -122,6 +122,16 @@ class CallClaim:
     listed: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """An attempt's claim as `claim_call.lua` takes it (keys, args), to be taken in another
+    step (the line grant, `line_acquire_claim.lua`); `JobLifecycle.claim_taken` reads its
+    reply."""
+
+    keys: list[str]
+    args: list[str | int]
+
+
 # An audio cache lease to drop with a change: (cache key, lease id).
 Unpin = tuple[str, str]
 # A trunk line to give up with a change (the call is over): (server name, lease id).
@@ -377,19 +387,42 @@ class JobLifecycle:
         """The attempt's claim (`SET NX`), taken just before its call is originated: at most
         one dial per attempt. With `refuse_listed` (a number), nothing is claimed when that
         number is on the do-not-call list, in the same step."""
-        keys = [self._keys.attempt(job_id, attempt), self._keys.dnc]
-        reply = await self._scripts.claim_call(
-            keys=keys, args=[owner, self._ttl_seconds, refuse_listed or ""]
+        request = self.claim_request(job_id, attempt, owner, refuse_listed=refuse_listed)
+        reply = await self._scripts.claim_call(keys=request.keys, args=request.args)
+        return self.claim_taken(request, reply)
+
+    def claim_request(
+        self, job_id: str, attempt: int, owner: str, *, refuse_listed: str | None = None
+    ) -> ClaimRequest:
+        """`claim_call`'s claim, for a step that takes it along with something else."""
+        return ClaimRequest(
+            [self._keys.attempt(job_id, attempt), self._keys.dnc],
+            [owner, self._ttl_seconds, refuse_listed or ""],
         )
+
+    def claim_taken(self, request: ClaimRequest, reply: Sequence[object]) -> CallClaim:
+        """What the claim script replied to `request` (wherever it ran): the claim, noted for
+        a replay when taken."""
         claim = CallClaim(bool(reply[0]), str(reply[1] or ""), bool(reply[2]))
-        if reply[0]:
+        if claim.claimed:
             # Made again after a failover, the claim stands whatever the list says by then.
+            owner, ttl, _ = request.args
             journal.note(
                 functools.partial(
-                    self._scripts.claim_call, keys=keys, args=[owner, self._ttl_seconds, ""]
+                    self._scripts.claim_call, keys=request.keys, args=[owner, ttl, ""]
                 )
             )
         return claim
+
+    async def drop_unplaced_claim(self, request: ClaimRequest) -> None:
+        """Undo `request`'s claim if it was taken (its owner holds it) and no call was placed:
+        the reply of the step that carried it was lost, so whether it was taken is not
+        known. Quiet when Redis fails too: the claim then expires."""
+        owner = request.args[0]
+        try:
+            await self._scripts.release_claim(keys=request.keys[:1], args=[owner])
+        except (ConnectionLostError, StoreError) as exc:
+            log.warning("call claim not released, it will expire", error=repr(exc))
 
     async def release_attempt(self, job_id: str, attempt: int) -> None:
         """Undo a claim whose call never reached the backend."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import structlog
@@ -31,9 +33,9 @@ from ttsqueue.errors import (
     TransientJobError,
 )
 from ttsqueue.logs import get_logger
-from ttsqueue.policy.gate import Open, Suppressed, policy_of
+from ttsqueue.policy.gate import Decision, Open, Suppressed, policy_of
 from ttsqueue.store.jobs import claimed_at
-from ttsqueue.store.lifecycle import Delivered, Unpin
+from ttsqueue.store.lifecycle import ClaimRequest, Delivered, Unpin
 from ttsqueue.store.replication import claim_replicated
 from ttsqueue.worker.call_request import call_request
 from ttsqueue.worker.context import WorkerContext
@@ -206,23 +208,43 @@ class JobHandler:
         ctx = self.ctx
         attempt = msg.attempt
         call_id = attempt_call_id(job.job_id, attempt)
+        # A calling policy that needs nothing from Redis (window open, no contact cap) is
+        # decided before each ask for a line, and the attempt's claim (with its do-not-call
+        # check) rides on that ask: one round trip for both when it gets the line.
+        ahead = _ClaimsAhead(ctx, job, attempt)
         # Prepared: the job waits in the line queue (priority order across all workers),
         # then places and follows its call without holding a worker slot (worker/runner.py).
         waiting_for_line()
-        async with ctx.trunk.slot(call_id, job.priority, job.e164) as line:
+        async with self._line(job, call_id, ahead) as line:
             following_call()
-            # The calling policy is asked with a line in hand, just before dialing (SPEC §13).
-            # An open window without a cap leaves the do-not-call lookup to `claim_call`.
-            decision = await ctx.policy.check(
-                job.e164, policy_of(job), claimant=f"{job.job_id}:{attempt}", defer_listed=True
-            )
-            if not isinstance(decision, Open) and not await ctx.store.attempt_placed(
-                job.job_id, attempt
-            ):
-                await self._unpin(_leases(job, call_id))
-                await not_now(ctx, job, msg, decision, work_queue)
-                return Disposition.ACK
-            originated_at = time.time()
+            taken = ahead.last
+            if line.claim is not None and taken is not None:
+                decision: Decision = taken.decision
+                claim = ctx.lifecycle.claim_taken(taken.request, line.claim)
+                originated_at = taken.at
+            else:
+                # The calling policy is asked with a line in hand, just before dialing
+                # (SPEC §13). An open window without a cap leaves the do-not-call lookup to
+                # `claim_call`.
+                decision = await ctx.policy.check(
+                    job.e164, policy_of(job), claimant=f"{job.job_id}:{attempt}", defer_listed=True
+                )
+                if not isinstance(decision, Open) and not await ctx.store.attempt_placed(
+                    job.job_id, attempt
+                ):
+                    await self._unpin(_leases(job, call_id))
+                    await not_now(ctx, job, msg, decision, work_queue)
+                    return Disposition.ACK
+                originated_at = time.time()
+                # At most one dial per attempt; an open window without a cap has the number
+                # checked against the do-not-call list in the same step.
+                unchecked = isinstance(decision, Open) and decision.listed_unchecked
+                claim = await ctx.lifecycle.claim_call(
+                    job.job_id,
+                    attempt,
+                    f"{ctx.worker_id}@{originated_at}",
+                    refuse_listed=job.e164 if unchecked else None,
+                )
             call = call_request(
                 job,
                 attempt,
@@ -231,15 +253,6 @@ class JobHandler:
                 not_before=msg.not_before_ms / 1000,
             )
             call = dataclasses.replace(call, server=line.server)  # placed where the line is
-            # At most one dial per attempt; an open window without a cap has the number
-            # checked against the do-not-call list in the same step.
-            unchecked = isinstance(decision, Open) and decision.listed_unchecked
-            claim = await ctx.lifecycle.claim_call(
-                job.job_id,
-                attempt,
-                f"{ctx.worker_id}@{originated_at}",
-                refuse_listed=job.e164 if unchecked else None,
-            )
             if claim.listed:
                 await self._unpin(_leases(job, call_id))
                 await suppress(ctx, job, Suppressed())
@@ -278,6 +291,21 @@ class JobHandler:
         if isinstance(decision, Open):
             await ctx.policy.settle(decision, answered=answered(result))
         return Disposition.ACK
+
+    @contextlib.asynccontextmanager
+    async def _line(self, job: Job, call_id: str, ahead: _ClaimsAhead) -> AsyncIterator[Lease]:
+        """The trunk's slot for the call, each ask carrying `ahead`'s claim; a grant that
+        fails drops the claim its last ask may have taken (its reply was lost; an ask
+        answered without a line took none): no call was placed."""
+        granted = False
+        try:
+            async with self.ctx.trunk.slot(call_id, job.priority, job.e164, claim=ahead) as line:
+                granted = True
+                yield line
+        except BaseException:
+            if not granted and ahead.last is not None:
+                await self.ctx.lifecycle.drop_unplaced_claim(ahead.last.request)
+            raise
 
     async def _unpin(self, leases: list[Unpin]) -> None:
         for cache_key, lease_id in leases:
@@ -339,6 +367,41 @@ class JobHandler:
             await park(self.ctx.publisher, work_queue, retry, DelayQueues.of(settings))
         log.warning("technical retry", error=str(exc), delay_s=delay)
         return Disposition.ACK
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Ahead:
+    """A claim asked with a line: the policy's decision it rests on, and when it was made."""
+
+    request: ClaimRequest
+    decision: Open
+    at: float
+
+
+class _ClaimsAhead:
+    """The claim each ask for a line carries, while the job's calling policy needs nothing
+    from Redis (window open, no contact cap): decided again before every ask, so a grant
+    never rests on a decision older than its own step."""
+
+    def __init__(self, ctx: WorkerContext, job: Job, attempt: int) -> None:
+        self._ctx = ctx
+        self._job = job
+        self._attempt = attempt
+        # The claim the latest ask carried (None: it carried none).
+        self.last: _Ahead | None = None
+
+    def __call__(self) -> ClaimRequest | None:
+        ctx, job = self._ctx, self._job
+        decision = ctx.policy.open_without_cap(job.e164, policy_of(job))
+        if decision is None:
+            self.last = None
+            return None
+        at = time.time()
+        request = ctx.lifecycle.claim_request(
+            job.job_id, self._attempt, f"{ctx.worker_id}@{at}", refuse_listed=job.e164
+        )
+        self.last = _Ahead(request, decision, at)
+        return request
 
 
 def answered(result: CallResult | None) -> bool:

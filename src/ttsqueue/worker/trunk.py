@@ -35,7 +35,7 @@ from ttsqueue.domain import Priority
 from ttsqueue.errors import PermanentJobError, StoreError
 from ttsqueue.logs import get_logger
 from ttsqueue.store.keys import Keys
-from ttsqueue.store.lifecycle import HeldLine
+from ttsqueue.store.lifecycle import ClaimRequest, HeldLine
 from ttsqueue.store.scripts import load_script
 
 log = get_logger("ttsqueue.worker.trunk")
@@ -49,6 +49,10 @@ POLL_MAX_S = 0.04
 POLL_BACK_S = 0.25
 HIGH_STREAK = 8
 WAITER_TTL_S = 5.0
+
+
+# Called before each ask for a line: a claim to take with the line if that ask gets one.
+ClaimFactory = Callable[[], ClaimRequest | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,9 @@ class Lease:
     # The line is given up by the job's ending step (`hand_over`), not by the slot.
     handed_over: bool = False
     renewer: asyncio.Task[None] | None = None
+    # The attempt's claim script's reply, when the claim was taken with the line (`slot`'s
+    # `claim`); None when it was not asked with the grant.
+    claim: list[object] | None = None
 
     def hand_over(self) -> HeldLine | None:
         """Stop renewing and let the job's ending step give up the line in its own write
@@ -113,6 +120,7 @@ class _Answer:
     rate_wait_s: float  # > 0: a line is ours once the rate allows
     behind: int  # lines that must free before our turn
     server: str  # the server of the line, when held
+    claim: list[object] | None = None  # the claim's reply, when asked with a held line
 
 
 class TrunkGuard:
@@ -148,6 +156,7 @@ class TrunkGuard:
         self._high_streak = high_streak
         self._waiter_ttl_ms = round(waiter_ttl_s * 1000)
         self._acquire = load_script(redis, "line_acquire")
+        self._acquire_claim = load_script(redis, "line_acquire_claim")
         self._renew = load_script(redis, "line_renew")
         self._active = load_script(redis, "line_active")
         self._leave = load_script(redis, "line_leave")
@@ -211,10 +220,19 @@ class TrunkGuard:
         """Wait in line, without blocking the loop, until a line and a rate token are ours;
         the server of the line. Candidates are asked again each time: a server that goes
         down meanwhile is no longer one, one that comes back is."""
+        return (await self._wait_in_line(lease_id, priority, e164, None)).server
+
+    async def _wait_in_line(
+        self, lease_id: str, priority: Priority, e164: str | None, claim: ClaimFactory | None
+    ) -> _Answer:
+        """`acquire`; each ask also takes the claim `claim` gives for it, if any, when it
+        gets the line."""
         try:
-            while not (
-                answer := await self._attempt(lease_id, priority, self.candidates(e164))
-            ).held:
+            while True:
+                request = claim() if claim is not None else None
+                answer = await self._attempt(lease_id, priority, self.candidates(e164), request)
+                if answer.held:
+                    return answer
                 if answer.rate_wait_s > 0:
                     pause = answer.rate_wait_s + random.uniform(0, POLL_MIN_S)
                 elif answer.behind <= 1:
@@ -222,7 +240,6 @@ class TrunkGuard:
                 else:
                     pause = random.uniform(POLL_MAX_S, POLL_BACK_S)
                 await asyncio.sleep(pause)
-            return answer.server
         except BaseException:
             # Canceled, or Redis failed: leave the line (the script may have granted the
             # lease just before the reply was lost).
@@ -249,13 +266,22 @@ class TrunkGuard:
 
     @asynccontextmanager
     async def slot(
-        self, lease_id: str, priority: Priority = Priority.NORMAL, e164: str | None = None
+        self,
+        lease_id: str,
+        priority: Priority = Priority.NORMAL,
+        e164: str | None = None,
+        *,
+        claim: ClaimFactory | None = None,
     ) -> AsyncIterator[Lease]:
         """Hold a line for the body's duration, renewing the lease in the background.
         `e164`: the number to call (its servers are the candidates); None for a call already
-        placed, whose line is kept on whichever server holds it."""
-        server = await self.acquire(lease_id, priority, e164)
-        lease = Lease(lease_id, server)
+        placed, whose line is kept on whichever server holds it. `claim`: called before each
+        ask, the attempt's claim (built by the job's lifecycle) to take in the same step if
+        that ask gets the line, or None; `Lease.claim` then holds the reply of the last
+        one given, for the lifecycle to read. When the grant fails, whether that claim was
+        taken is not known: the caller undoes it."""
+        answer = await self._wait_in_line(lease_id, priority, e164, claim)
+        lease = Lease(lease_id, answer.server, claim=answer.claim)
         renewer = asyncio.create_task(self._keep_alive(lease), name=f"lease-{lease_id}")
         lease.renewer = renewer
         failed = True
@@ -274,7 +300,13 @@ class TrunkGuard:
     def _lease_ms(self) -> int:
         return max(1, round(self._lease_s * 1000))
 
-    async def _attempt(self, lease_id: str, priority: Priority, candidates: list[str]) -> _Answer:
+    async def _attempt(
+        self,
+        lease_id: str,
+        priority: Priority,
+        candidates: list[str],
+        claim: ClaimRequest | None = None,
+    ) -> _Answer:
         k = self._keys
         keys = [
             k.line_waiters_high,
@@ -296,8 +328,14 @@ class TrunkGuard:
         for line in self._servers.values():
             keys += [k.server_lines(line.name), k.server_rate(line.name)]
             args += [line.name, line.max_calls, repr(1000.0 / line.calls_per_second)]
-        held, wait_ms, behind, server = await self._acquire(keys=keys, args=args)
-        return _Answer(int(held) == 1, int(wait_ms) / 1000, int(behind), str(server))
+        if claim is None:
+            reply = await self._acquire(keys=keys, args=args)
+        else:
+            # The claim's keys and arguments come after every server's (line_acquire_claim.lua).
+            reply = await self._acquire_claim(keys=keys + claim.keys, args=args + claim.args)
+        held, wait_ms, behind, server = reply[:4]
+        taken = list(reply[4:7]) if claim is not None and int(held) == 1 else None
+        return _Answer(int(held) == 1, int(wait_ms) / 1000, int(behind), str(server), taken)
 
     async def _release_quietly(self, lease_id: str) -> None:
         try:

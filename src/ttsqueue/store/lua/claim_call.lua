@@ -1,3 +1,4 @@
+-- uses: attempt_claim
 -- An attempt's claim, taken just before its call is originated: at most one dial per attempt.
 -- With a number to check, a number on the do-not-call list is refused in the same step.
 -- KEYS[1] attempt claim key, KEYS[2] do-not-call zset
@@ -5,12 +6,4 @@
 -- ARGV[3] the number to refuse when listed ("" = no check)
 -- Returns {1, "", 0} claimed; {0, <holder>, 0} an earlier delivery holds it (listed or not:
 -- that call is followed); {0, "", 1} the number is listed, nothing claimed.
-local holder = redis.call("GET", KEYS[1])
-if holder then
-  return {0, holder, 0}
-end
-if ARGV[3] ~= "" and redis.call("ZSCORE", KEYS[2], ARGV[3]) then
-  return {0, "", 1}
-end
-redis.call("SET", KEYS[1], ARGV[1], "EX", tonumber(ARGV[2]))
-return {1, "", 0}
+return claim_attempt(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
