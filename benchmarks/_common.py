@@ -179,14 +179,16 @@ def cpu_seconds(pid: int) -> float:
 SERVICES = {"beam.smp": "rabbitmq", "redis-server": "redis"}
 
 
-def redis_reads() -> int:
-    """Reads Redis has served so far (INFO stats `total_reads_processed`): what one client
-    wrote at once is one read, so this counts round trips, not commands."""
+def redis_traffic() -> tuple[int, int]:
+    """Reads and commands Redis has served so far (INFO stats `total_reads_processed`,
+    `total_commands_processed`). What one client wrote at once is one read, so reads count
+    round trips; commands count what Redis ran, those a script runs included (its work)."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
     try:
-        return int(client.info("stats")["total_reads_processed"])
+        stats = client.info("stats")
+        return int(stats["total_reads_processed"]), int(stats["total_commands_processed"])
     finally:
         client.close()
 

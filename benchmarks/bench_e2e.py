@@ -51,7 +51,7 @@ from _common import (
     product_values,
     profile_summary,
     py_spy_argv,
-    redis_reads,
+    redis_traffic,
     sample_summary,
     service_cpu,
     spawn,
@@ -206,7 +206,7 @@ def ours_round(
     misses_before = asyncio.run(_cache_misses(iso_.redis_prefix))
     counter = status_counter(iso_.redis_prefix, base)
     services_before = service_cpu()
-    reads_before = redis_reads()
+    traffic_before = redis_traffic()
     with processes() as started:
         t0 = time.monotonic()
         for index in range(workers):
@@ -221,7 +221,7 @@ def ours_round(
         timing = asyncio.run(counter.wait(jobs, t0, started, timeout))
         cpu = sum(cpu_seconds(proc.popen.pid) for proc in started)
         services = {k: v - services_before.get(k, 0.0) for k, v in service_cpu().items()}
-        reads = redis_reads() - reads_before
+        reads, commands = (b - a for a, b in zip(traffic_before, redis_traffic(), strict=True))
         for proc in started:
             proc.stop()
         if sampler is not None:
@@ -239,6 +239,7 @@ def ours_round(
         "worker_cpu_ms_per_job": round(1000 * cpu / jobs, 3),
         "service_cpu_s": {k: round(v, 2) for k, v in services.items()},
         "redis_reads": reads,
+        "redis_commands": commands,
         "cache_misses": asyncio.run(_cache_misses(iso_.redis_prefix)) - misses_before,
     }
 
@@ -325,14 +326,14 @@ def celery_round(
             "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "WARNING",
         ]  # fmt: skip
         services_before = service_cpu()
-        reads_before = redis_reads()
+        traffic_before = redis_traffic()
         with processes() as started:
             t0 = time.monotonic()
             started.append(spawn(f"celery-{pool}-{tag}", argv, env, work, cwd=BENCH_DIR))
             timing = asyncio.run(Counter(read).wait(jobs, t0, started, timeout))
             cpu = cpu_seconds(started[0].popen.pid)
             services = {k: v - services_before.get(k, 0.0) for k, v in service_cpu().items()}
-            reads = redis_reads() - reads_before
+            reads, commands = (b - a for a, b in zip(traffic_before, redis_traffic(), strict=True))
     finally:
         asyncio.run(delete_broker_objects([queue], [queue]))
         asyncio.run(delete_redis_prefix(REDIS_URL, prefix))
@@ -350,6 +351,7 @@ def celery_round(
         "worker_cpu_ms_per_job": round(1000 * cpu / jobs, 3),
         "service_cpu_s": {k: round(v, 2) for k, v in services.items()},
         "redis_reads": reads,
+        "redis_commands": commands,
     }
 
 
@@ -389,15 +391,15 @@ def report(
             [label, r["seconds"], r["first_done_s"], r["rate"], r["steady_rate"],
              r["worker_cpu_ms_per_job"], 1000 * services["redis"] / r["jobs"],
              1000 * services["rabbitmq"] / r["jobs"], r["redis_reads"] / r["jobs"],
-             r["rate"] / base, r["rate"] / like]
+             r["redis_commands"] / r["jobs"], r["rate"] / base, r["rate"] / like]
         )  # fmt: skip
     print_table(
         f"End-to-end, {args.jobs} preloaded jobs, clock from worker spawn to the last result "
         f"(ratios against the best Celery pool: noop {base:,.0f} jobs/s, "
         f"bookkeeping {like:,.0f} jobs/s)",
         ["run", "seconds", "1st done s", "jobs/s", "steady jobs/s", "worker CPU ms/job",
-         "redis CPU ms/job", "rabbitmq CPU ms/job", "redis reads/job", "x noop",
-         "x bookkeeping"],
+         "redis CPU ms/job", "rabbitmq CPU ms/job", "redis reads/job", "redis commands/job",
+         "x noop", "x bookkeeping"],
         rows,
     )  # fmt: skip
     best = {n: max((r for r in ours if r["workers"] == n), key=lambda r: r["rate"]) for n in (1, 2)}
