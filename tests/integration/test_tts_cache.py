@@ -234,3 +234,31 @@ async def test_lookup_needs_every_file(
     await cache.store("narrow", audio, lease=None)
     entry = await cache.lookup("narrow", wideband=wideband, lease=None)
     assert (entry is None) == wideband  # no .sln16 was made for it
+
+
+async def test_a_file_check_stands_for_a_moment_then_is_made_again(
+    settings: Settings, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many calls playing one message look its files up once per moment, not once each (the
+    check is a thread hop); a file removed behind the product's back is noticed after it."""
+    keys = Keys(settings.REDIS_PREFIX)
+    cache = AudioCache(redis_client, keys, settings.AUDIO_DIR, 10 * SIZE, files_seen_s=0.3)
+    checks: list[str] = []
+    own_check = AudioCache._read_files
+
+    def counted(self: AudioCache, key: str, wideband: bool) -> float | None:
+        checks.append(key)
+        return own_check(self, key, wideband)
+
+    monkeypatch.setattr(AudioCache, "_read_files", counted)
+    await cache.store("message", _audio(), lease=None)
+    for n in range(5):
+        entry = await cache.lookup("message", wideband=False, lease=Lease(f"call-{n}", 600))
+        assert entry is not None
+    assert checks == ["message"]
+    # Every lookup still touched and pinned the entry in Redis.
+    assert await redis_client.zcard(keys.cache_in_use("message")) == 5
+    cache.wav_path("message").unlink()
+    await asyncio.sleep(0.35)
+    assert await cache.lookup("message", wideband=False, lease=None) is None
+    assert checks == ["message", "message"]

@@ -59,6 +59,11 @@ class CacheEntry:
 
 
 DURATION_MEMO_SIZE = 10_000
+# A file check this process made that recently stands for the next lookups of the entry: the
+# lookup's touch pins the entry first, so the product's own eviction cannot have removed the
+# files meanwhile, only a hand outside it. Spares a thread hop per call when many calls play
+# the same message (the check runs in a thread: AUDIO_DIR may be on NFS).
+FILES_SEEN_S = 1.0
 # An entry's write lock is held for a rename or a delete (milliseconds); a holder that died
 # frees it by expiry. A waiter gives up (the job is retried) after LOCK_WAIT_S.
 WRITE_LOCK_TTL_MS = 5_000
@@ -78,6 +83,7 @@ class AudioCache:
         max_bytes: int,
         *,
         clock_ms: Callable[[], int] = _now_ms,
+        files_seen_s: float = FILES_SEEN_S,
     ) -> None:
         self._redis = client
         self._clock_ms = clock_ms
@@ -90,6 +96,9 @@ class AudioCache:
         self._unlock_script = load_script(client, "cache_unlock")
         # Durations already read in this process; a key names its content, so they never change.
         self._durations: dict[str, float] = {}
+        # When this process last found an entry's files (monotonic), by (key, wideband).
+        self._files_seen: dict[tuple[str, bool], float] = {}
+        self._files_seen_s = files_seen_s
 
     def wav_path(self, key: str) -> Path:
         return self.directory / f"{key}.wav"
@@ -110,9 +119,17 @@ class AudioCache:
         )
         if not indexed:
             return None
+        seen = self._files_seen.get((key, wideband))
+        known = self._durations.get(key)
+        if seen is not None and known is not None and time.monotonic() - seen < self._files_seen_s:
+            return self._entry(key, known, wideband)
         duration = await asyncio.to_thread(self._read_files, key, wideband)
         if duration is None:
+            self._files_seen.pop((key, wideband), None)
             return None
+        if len(self._files_seen) >= DURATION_MEMO_SIZE:
+            self._files_seen.clear()
+        self._files_seen[(key, wideband)] = time.monotonic()
         return self._entry(key, duration, wideband)
 
     def _remember(self, key: str, duration: float) -> None:
