@@ -331,3 +331,30 @@ async def test_a_call_with_a_free_line_takes_its_claim_with_the_grant(
         assert owner is not None
         assert owner.startswith(settings.WORKER_ID)
     assert asked_alone == []
+
+
+async def test_a_number_listed_after_acceptance_is_refused_by_the_claim_with_the_line(
+    api: httpx.AsyncClient,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No window, no cap: the do-not-call check rides on the line's grant and still stops
+    the dial (SPEC §13: `suppressed` before dialing)."""
+    asked_alone: list[str] = []
+    own_claim_call = JobLifecycle.claim_call
+
+    async def counted(lifecycle: JobLifecycle, job_id: str, *args: Any, **kwargs: Any) -> Any:
+        asked_alone.append(job_id)
+        return await own_claim_call(lifecycle, job_id, *args, **kwargs)
+
+    monkeypatch.setattr(JobLifecycle, "claim_call", counted)
+    reply = await api.post("/tts/call", json={"text": "Aviso", "phone_number": "3005050153"})
+    assert reply.status_code == 202, reply.text
+    assert (await api.put("/dnc/3005050153")).status_code in (200, 201)
+    async with running_worker(settings):
+        body = await wait_for(api, reply.json()["job_id"], terminal)
+    assert body["status"] == "failed"
+    assert body["call"]["outcome"] == "suppressed"
+    assert "calling" not in [h["status"] for h in body["history"]]
+    assert body["attempts"] == 0
+    assert asked_alone == []
