@@ -35,9 +35,10 @@ from ttsqueue.errors import (
 from ttsqueue.logs import get_logger
 from ttsqueue.policy.gate import Decision, Open, Suppressed, policy_of
 from ttsqueue.store.jobs import claimed_at
-from ttsqueue.store.lifecycle import ClaimRequest, Delivered, Unpin
+from ttsqueue.store.lifecycle import Delivered, Unpin
 from ttsqueue.store.replication import claim_replicated
 from ttsqueue.worker.call_request import call_request
+from ttsqueue.worker.claims_ahead import ClaimsAhead
 from ttsqueue.worker.context import WorkerContext
 from ttsqueue.worker.durable import sealed
 from ttsqueue.worker.not_now import not_now, suppress
@@ -211,7 +212,7 @@ class JobHandler:
         # A calling policy that needs nothing from Redis (window open, no contact cap) is
         # decided before each ask for a line, and the attempt's claim (with its do-not-call
         # check) rides on that ask: one round trip for both when it gets the line.
-        ahead = _ClaimsAhead(ctx, job, attempt)
+        ahead = ClaimsAhead(ctx, job, attempt)
         # Prepared: the job waits in the line queue (priority order across all workers),
         # then places and follows its call without holding a worker slot (worker/runner.py).
         waiting_for_line()
@@ -293,7 +294,7 @@ class JobHandler:
         return Disposition.ACK
 
     @contextlib.asynccontextmanager
-    async def _line(self, job: Job, call_id: str, ahead: _ClaimsAhead) -> AsyncIterator[Lease]:
+    async def _line(self, job: Job, call_id: str, ahead: ClaimsAhead) -> AsyncIterator[Lease]:
         """The trunk's slot for the call, each ask carrying `ahead`'s claim; a grant that
         fails drops the claim its last ask may have taken (its reply was lost; an ask
         answered without a line took none): no call was placed."""
@@ -367,41 +368,6 @@ class JobHandler:
             await park(self.ctx.publisher, work_queue, retry, DelayQueues.of(settings))
         log.warning("technical retry", error=str(exc), delay_s=delay)
         return Disposition.ACK
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Ahead:
-    """A claim asked with a line: the policy's decision it rests on, and when it was made."""
-
-    request: ClaimRequest
-    decision: Open
-    at: float
-
-
-class _ClaimsAhead:
-    """The claim each ask for a line carries, while the job's calling policy needs nothing
-    from Redis (window open, no contact cap): decided again before every ask, so a grant
-    never rests on a decision older than its own step."""
-
-    def __init__(self, ctx: WorkerContext, job: Job, attempt: int) -> None:
-        self._ctx = ctx
-        self._job = job
-        self._attempt = attempt
-        # The claim the latest ask carried (None: it carried none).
-        self.last: _Ahead | None = None
-
-    def __call__(self) -> ClaimRequest | None:
-        ctx, job = self._ctx, self._job
-        decision = ctx.policy.open_without_cap(job.e164, policy_of(job))
-        if decision is None:
-            self.last = None
-            return None
-        at = time.time()
-        request = ctx.lifecycle.claim_request(
-            job.job_id, self._attempt, f"{ctx.worker_id}@{at}", refuse_listed=job.e164
-        )
-        self.last = _Ahead(request, decision, at)
-        return request
 
 
 def answered(result: CallResult | None) -> bool:
