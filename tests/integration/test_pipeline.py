@@ -300,22 +300,25 @@ async def test_a_call_gives_up_its_line_in_the_step_that_records_its_outcome(
     assert releases == []
 
 
-async def test_a_call_with_a_free_line_takes_its_claim_with_the_grant(
-    api: httpx.AsyncClient,
-    settings: Settings,
-    redis_client: Any,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """No calling window or contact cap, a line free: the attempt's claim (and the
-    do-not-call check) ride on the line's grant, and no claim is asked for on its own."""
-    asked_alone: list[str] = []
+@pytest.fixture
+def asked_alone(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The jobs whose attempt claim was asked for in a step of its own (`claim_call`)."""
+    asked: list[str] = []
     own_claim_call = JobLifecycle.claim_call
 
     async def counted(lifecycle: JobLifecycle, job_id: str, *args: Any, **kwargs: Any) -> Any:
-        asked_alone.append(job_id)
+        asked.append(job_id)
         return await own_claim_call(lifecycle, job_id, *args, **kwargs)
 
     monkeypatch.setattr(JobLifecycle, "claim_call", counted)
+    return asked
+
+
+async def test_a_call_with_a_free_line_takes_its_claim_with_the_grant(
+    api: httpx.AsyncClient, settings: Settings, redis_client: Any, asked_alone: list[str]
+) -> None:
+    """No calling window or contact cap, a line free: the attempt's claim (and the
+    do-not-call check) ride on the line's grant, and no claim is asked for on its own."""
     job_ids = []
     for _ in range(3):
         reply = await api.post("/tts/call", json={"text": "Aviso", "phone_number": "3005050149"})
@@ -334,20 +337,10 @@ async def test_a_call_with_a_free_line_takes_its_claim_with_the_grant(
 
 
 async def test_a_number_listed_after_acceptance_is_refused_by_the_claim_with_the_line(
-    api: httpx.AsyncClient,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
+    api: httpx.AsyncClient, settings: Settings, asked_alone: list[str]
 ) -> None:
     """No window, no cap: the do-not-call check rides on the line's grant and still stops
     the dial (SPEC §13: `suppressed` before dialing)."""
-    asked_alone: list[str] = []
-    own_claim_call = JobLifecycle.claim_call
-
-    async def counted(lifecycle: JobLifecycle, job_id: str, *args: Any, **kwargs: Any) -> Any:
-        asked_alone.append(job_id)
-        return await own_claim_call(lifecycle, job_id, *args, **kwargs)
-
-    monkeypatch.setattr(JobLifecycle, "claim_call", counted)
     reply = await api.post("/tts/call", json={"text": "Aviso", "phone_number": "3005050153"})
     assert reply.status_code == 202, reply.text
     assert (await api.put("/dnc/3005050153")).status_code in (200, 201)
