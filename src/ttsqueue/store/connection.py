@@ -36,6 +36,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ttsqueue.errors import StoreError, StoreUnavailableError
 from ttsqueue.store.batching import ALONE, BATCHED, ScriptBatcher
+from ttsqueue.store.packing import pack_with_hiredis
 
 # Commands beyond this many in flight wait for a free connection instead of failing.
 POOL_SIZE = 64
@@ -200,6 +201,7 @@ def connect_redis(url: str, *, client_name: str) -> StoreClient:
     pool = BoundedPool.from_url(
         url, max_connections=POOL_SIZE, timeout=20, **_client_options(client_name)
     )
+    pack_with_hiredis(pool)
     client = StoreClient.from_pool(pool)
     assert isinstance(client, StoreClient)
     return client
@@ -294,6 +296,7 @@ def connect_sentinel_master(
         **_client_options(client_name),
     )
     assert isinstance(client, SentinelStoreClient)
+    pack_with_hiredis(client.connection_pool)
     client.sentinels = tuple(manager.sentinels)
     client.master_name = master
     client.sentinel_quiet = {}
