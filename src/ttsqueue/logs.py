@@ -144,7 +144,13 @@ def configure_logging(settings: Settings, *, process: str) -> None:
         server_logger.handlers.clear()
         server_logger.propagate = True
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # Below LOG_LEVEL an event is dropped first, before any processor formats it (a
+        # worker at WARNING still calls log.info on every job).
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

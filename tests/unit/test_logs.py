@@ -67,6 +67,35 @@ def test_level_filters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert events == ["shown"]
 
 
+def test_events_below_the_level_are_dropped_before_they_are_processed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker at WARNING calls log.info on every job: nothing of such a line is built."""
+    configure_logging(
+        make_settings(tmp_path, LOG_FORMAT="json", LOG_LEVEL="WARNING"), process="worker"
+    )
+    stamped: list[str] = []
+    stamp = structlog.processors.TimeStamper.__call__
+
+    def counting_stamp(
+        self: structlog.processors.TimeStamper,
+        logger: object,
+        name: str,
+        event_dict: structlog.types.EventDict,
+    ) -> structlog.types.EventDict:
+        stamped.append(str(event_dict["event"]))
+        return stamp(self, logger, name, event_dict)
+
+    monkeypatch.setattr(structlog.processors.TimeStamper, "__call__", counting_stamp)
+    log = get_logger("ttsqueue.test")
+    log.debug("hidden")
+    log.info("hidden too", job_id="j-1")
+    log.warning("shown")
+    assert stamped == ["shown"]
+    events = [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
+    assert events == ["shown"]
+
+
 SECRETS = {
     "API_KEYS": "key-alpha-7f3e,key-beta-91c2",
     "RABBITMQ_URL": "amqp://tts:rabbit-pw-4d1a@rabbit:5672/",
