@@ -56,6 +56,46 @@ async def test_publish_is_persistent_and_identified(
     assert JobMessage.decode(message.body).job_id == job_id
 
 
+async def test_expiration_and_headers_are_kept(
+    broker: AbstractRobustConnection, settings: Settings
+) -> None:
+    names = names_of(settings)
+    # An expiring message parked in a queue nobody consumes from: it stays while it lives.
+    channel = await broker.channel()
+    parked = await channel.declare_queue(f"{settings.QUEUE_PREFIX}parked", auto_delete=True)
+    try:
+        await Publisher(broker, names).publish(
+            b"{}",
+            routing_key=parked.name,
+            message_id="m-1",
+            expiration_s=30.5,
+            headers={"x-attempt": 3, "x-origin": "test"},
+        )
+        message = await get_one(broker, parked.name)
+        assert message.expiration == 30.5  # sent as "30500" milliseconds
+        assert message.headers == {"x-attempt": 3, "x-origin": "test"}
+        assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+        assert message.message_id == "m-1"
+    finally:
+        await parked.delete(if_unused=False, if_empty=False)
+        await channel.close()
+
+
+async def test_concurrent_publishes_are_each_confirmed_and_kept_in_order(
+    broker: AbstractRobustConnection, settings: Settings
+) -> None:
+    """Publishes on the shared channel do not wait for one another's frames to be written;
+    each still waits for its own confirm, and the queue holds them in the order sent."""
+    names = names_of(settings)
+    publisher = Publisher(broker, names)
+    ids = [f"m-{n:03d}" for n in range(300)]
+    await asyncio.gather(*(publisher.to_work_queue(names.calls, m.encode(), m) for m in ids))
+    depths = await QueueInspector(broker, names).depths()
+    assert depths["normal"] == len(ids)
+    arrived = [(await get_one(broker, names.calls)).message_id for _ in ids]
+    assert arrived == ids
+
+
 async def test_unroutable_publish_is_an_error(
     broker: AbstractRobustConnection, settings: Settings
 ) -> None:

@@ -12,7 +12,9 @@ import contextlib
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection, DeliveryMode
+from aio_pika.message import encode_expiration
 
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.errors import BrokerUnavailableError
@@ -63,24 +65,33 @@ class Publisher:
         headers: dict[str, Any] | None = None,
     ) -> None:
         """Publish persistently and wait for the broker's confirm."""
-        message = aio_pika.Message(
-            body,
-            message_id=message_id,
+        properties = aiormq.spec.Basic.Properties(
             content_type="application/json",
             delivery_mode=DeliveryMode.PERSISTENT,
-            expiration=expiration_s,
+            expiration=encode_expiration(expiration_s),
             headers=headers or {},
+            message_id=message_id,
         )
         try:
             async with asyncio.timeout(self.deadline_s):
                 channel = await self._get_channel()
-                target = (
-                    channel.default_exchange
-                    if exchange == ""
-                    else await channel.get_exchange(exchange, ensure=False)
-                )
-                await target.publish(
-                    message, routing_key=routing_key, mandatory=True, timeout=self.deadline_s
+                if channel.is_closed:
+                    raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
+                # aio-pika's Exchange.publish over the same channel, less its Message object,
+                # and without `wait`: that holds the channel's lock until the frames are
+                # written, so that concurrent publishes went out one event-loop turn each.
+                # The confirm is still awaited; an unroutable message still raises (the
+                # channel is opened with on_return_raises).
+                underlay = await channel.get_underlay_channel()
+                assert isinstance(underlay, aiormq.Channel)  # what aio-pika's channels carry
+                await underlay.basic_publish(
+                    body,
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    properties=properties,
+                    mandatory=True,
+                    timeout=self.deadline_s,
+                    wait=False,
                 )
         except TimeoutError as exc:
             # The channel may be half open: the next publish opens another.
