@@ -265,6 +265,16 @@ async def test_broker_down_at_submission_gives_503_and_no_job(
     assert health.json()["connections"]["rabbitmq"] == "disconnected"
 
 
+async def accepted_calls(api: httpx.AsyncClient, count: int) -> list[str]:
+    """The ids of `count` calls to the same number, each answered 202."""
+    job_ids = []
+    for _ in range(count):
+        reply = await api.post("/tts/call", json={"text": "Aviso", "phone_number": "3005050149"})
+        assert reply.status_code == 202, reply.text
+        job_ids.append(reply.json()["job_id"])
+    return job_ids
+
+
 async def test_a_call_gives_up_its_line_in_the_step_that_records_its_outcome(
     api: httpx.AsyncClient,
     settings: Settings,
@@ -286,11 +296,7 @@ async def test_a_call_gives_up_its_line_in_the_step_that_records_its_outcome(
     busy = await publish_job(
         broker, settings, store, phone="3005550001", max_retries=1, retry_delay=1
     )
-    answered = []
-    for _ in range(3):
-        reply = await api.post("/tts/call", json={"text": "Aviso", "phone_number": "3005050149"})
-        assert reply.status_code == 202, reply.text
-        answered.append(reply.json()["job_id"])
+    answered = await accepted_calls(api, 3)
     keys = Keys(settings.REDIS_PREFIX)
     async with running_worker(settings):
         ended = [await wait_for(api, job_id, terminal) for job_id in [*answered, busy]]
@@ -319,11 +325,7 @@ async def test_a_call_with_a_free_line_takes_its_claim_with_the_grant(
 ) -> None:
     """No calling window or contact cap, a line free: the attempt's claim (and the
     do-not-call check) ride on the line's grant, and no claim is asked for on its own."""
-    job_ids = []
-    for _ in range(3):
-        reply = await api.post("/tts/call", json={"text": "Aviso", "phone_number": "3005050149"})
-        assert reply.status_code == 202, reply.text
-        job_ids.append(reply.json()["job_id"])
+    job_ids = await accepted_calls(api, 3)
     keys = Keys(settings.REDIS_PREFIX)
     async with running_worker(settings):
         ended = [await wait_for(api, job_id, terminal) for job_id in job_ids]
