@@ -14,6 +14,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from tests.conftest import delete_topology, make_settings
 from ttsqueue.broker.consumer import PriorityConsumer
+from ttsqueue.broker.convoy import Convoy
 from ttsqueue.broker.delays import DelayQueues, is_due, park
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueInspector, QueueNames, declare_topology
@@ -194,6 +195,53 @@ async def test_results_queue_keeps_the_newest(tmp_path: Path) -> None:
     finally:
         await delete_topology(connection, names)
         await connection.close()
+
+
+async def test_audit_messages_leave_in_convoys_each_confirmed(
+    broker: AbstractRobustConnection, settings: Settings
+) -> None:
+    names = names_of(settings)
+    # A window no test reaches: only a full convoy leaves.
+    publisher = Publisher(broker, names, results_convoy=Convoy(3600.0, 4))
+    inspector = QueueInspector(broker, names)
+    waiting = [
+        asyncio.create_task(publisher.to_results(f'{{"n": {i}}}'.encode(), str(i)))
+        for i in range(3)
+    ]
+    # Another publish, made after the three joined, is confirmed while they still wait.
+    await publisher.to_work_queue(names.calls, b"{}", "after")
+    assert not any(task.done() for task in waiting)
+    assert (await inspector.depths())["results"] == 0
+    await asyncio.wait_for(asyncio.gather(*waiting, publisher.to_results(b'{"n": 3}', "3")), 10)
+    assert (await inspector.depths())["results"] == 4
+    bodies = [(await get_one(broker, names.results)).body for _ in range(4)]
+    assert sorted(bodies) == [f'{{"n": {i}}}'.encode() for i in range(4)]
+
+
+async def test_a_failed_audit_publish_fails_only_its_own_caller(
+    broker: AbstractRobustConnection, settings: Settings
+) -> None:
+    names = names_of(settings)
+    publisher = Publisher(broker, names, results_convoy=Convoy(3600.0, 2))
+    # The results queue deleted: its convoy's publishes are unroutable, each an error of its
+    # own caller, and the next convoy publishes again once the queue is back.
+    channel = await broker.channel()
+    await channel.queue_delete(names.results)
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(
+            publisher.to_results(b"{}", "a"),
+            publisher.to_results(b"{}", "b"),
+            return_exceptions=True,
+        ),
+        10,
+    )
+    assert [type(o) for o in outcomes] == [BrokerUnavailableError, BrokerUnavailableError]
+    await declare_topology(channel, settings)
+    await asyncio.wait_for(
+        asyncio.gather(publisher.to_results(b"{}", "c"), publisher.to_results(b"{}", "d")), 10
+    )
+    assert (await QueueInspector(broker, names).depths())["results"] == 2
+    await channel.close()
 
 
 async def test_existing_queue_with_other_arguments_names_the_fix(tmp_path: Path) -> None:

@@ -9,10 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from aio_pika.abc import AbstractRobustConnection
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.in_process import eventually
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
 from ttsqueue.store.keys import Keys
@@ -77,12 +78,20 @@ async def test_metadata_comes_back_exactly_as_sent(
     hooks = [json.loads(fields["body"]) for _, fields in entries if fields["job_id"] == job_id]
     assert [hook["status"] for hook in hooks] == ["canceled"]
     assert exact(hooks[0]["metadata"]) == exact(metadata)
-    # The audit message of a terminal state: a cancel ends the job like a worker does.
+    # The audit message of a terminal state: a cancel ends the job like a worker does (it is
+    # published a moment later, with the other endings of that moment).
     names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
     channel = await broker.channel()
     results = await channel.get_queue(names.results)
-    message = await results.get(no_ack=True, timeout=5)
-    audit = json.loads(message.body)
+    received: list[AbstractIncomingMessage] = []
+
+    async def audit_arrived() -> bool:
+        message = await results.get(no_ack=True, fail=False)
+        received.extend([message] if message is not None else [])
+        return bool(received)
+
+    await eventually(audit_arrived, 10, "the audit message of the cancel")
+    audit = json.loads(received[0].body)
     assert (audit["job_id"], audit["status"]) == (job_id, "canceled")
     assert exact(audit["metadata"]) == exact(metadata)
     await channel.close()

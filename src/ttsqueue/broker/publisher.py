@@ -16,10 +16,16 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection, DeliveryMode
 from aio_pika.message import encode_expiration
 
+from ttsqueue.broker.convoy import Convoy
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.errors import BrokerUnavailableError
 
 PUBLISH_TIMEOUT_S = 10.0
+# Audit messages are published together: those of the jobs that end within this window, or
+# as soon as this many are waiting. The audit is a copy of an ending already recorded, so
+# nothing waits for it; a stopping process waits for it (JobLifecycle.drain).
+RESULTS_WINDOW_S = 0.05
+RESULTS_CONVOY_SIZE = 64
 
 # Channels being closed in the background after a failed publish (kept referenced).
 _closing: set[asyncio.Future[None]] = set()
@@ -38,12 +44,14 @@ class Publisher:
         names: QueueNames,
         *,
         deadline_s: float = PUBLISH_TIMEOUT_S,
+        results_convoy: Convoy | None = None,
     ) -> None:
         self.connection = connection
         self.names = names
         self.deadline_s = deadline_s
         self._channel: AbstractChannel | None = None
         self._lock = asyncio.Lock()
+        self._results_convoy = results_convoy or Convoy(RESULTS_WINDOW_S, RESULTS_CONVOY_SIZE)
 
     async def _get_channel(self) -> AbstractChannel:
         if self._channel is None or self._channel.is_closed:
@@ -137,4 +145,6 @@ class Publisher:
         )
 
     async def to_results(self, body: bytes, message_id: str) -> None:
+        """Publish one audit message, in the next convoy of them (broker/convoy.py)."""
+        await self._results_convoy.join()
         await self.publish(body, routing_key=self.names.results, message_id=message_id)
