@@ -13,6 +13,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
+from ttsqueue.broker.convoy import Convoy
 from ttsqueue.broker.delays import DelayQueues, is_due, park
 from ttsqueue.broker.recycle import Recycler
 from ttsqueue.broker.topology import delivery_limit
@@ -52,12 +53,19 @@ from ttsqueue.worker.trunk import Lease
 
 log = get_logger("ttsqueue.worker.pipeline")
 
+# Acks of jobs that end within this window (or as soon as this many wait) leave together
+# (worker/settle.py): RabbitMQ handles them, and sends the deliveries they make room for, in
+# one go instead of one wake-up each. The job's next state is recorded before its ack waits.
+ACK_WINDOW_S = 0.02
+ACK_CONVOY_SIZE = 32
+
 
 class JobHandler:
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
         self.in_flight: set[str] = set()
         self.recycler = Recycler(ctx.publisher, delivery_limit(ctx.settings))
+        self.acks = Convoy(ACK_WINDOW_S, ACK_CONVOY_SIZE)
 
     async def handle(self, message: AbstractIncomingMessage, priority: Priority) -> None:
         structlog.contextvars.clear_contextvars()
@@ -66,7 +74,10 @@ class JobHandler:
         async def hand_back(msg: AbstractIncomingMessage) -> bool:
             return await self.recycler.hand_back(msg, queue)
 
-        async with settle(message, hand_back) as settlement, sealed(self.ctx, message):
+        async with (
+            settle(message, hand_back, self.acks) as settlement,
+            sealed(self.ctx, message),
+        ):
             settlement.set(await self._process(message, priority))
 
     async def _process(self, message: AbstractIncomingMessage, priority: Priority) -> Disposition:

@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from aio_pika.abc import AbstractIncomingMessage
 
+from ttsqueue.broker.convoy import Convoy
 from ttsqueue.errors import ConnectionLostError, PoisonMessageError
 from ttsqueue.logs import get_logger
 
@@ -46,9 +47,13 @@ async def _no_hand_back(message: AbstractIncomingMessage) -> bool:
 
 @contextlib.asynccontextmanager
 async def settle(
-    message: AbstractIncomingMessage, hand_back: HandBack = _no_hand_back
+    message: AbstractIncomingMessage,
+    hand_back: HandBack = _no_hand_back,
+    acks: Convoy | None = None,
 ) -> AsyncIterator[Settlement]:
-    """Run the handler, then ack / requeue / dead-letter according to what happened."""
+    """Run the handler, then ack / requeue / dead-letter according to what happened (an ack
+    in the next convoy of `acks`, when given: the job's state is recorded by then, so the ack
+    only lets RabbitMQ forget the message, and acks sent together cost it less)."""
     settlement = Settlement()
     try:
         yield settlement
@@ -69,6 +74,8 @@ async def settle(
         settlement.set(Disposition.REQUEUE)
     if settlement.disposition is Disposition.REQUEUE:
         settlement.set(await _requeue_or_copy(message, hand_back))
+    if settlement.disposition is Disposition.ACK and acks is not None:
+        await acks.join()
     await _apply(message, settlement.disposition)
 
 
