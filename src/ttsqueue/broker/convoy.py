@@ -1,10 +1,11 @@
 """Callers held for a short window, then let go together, in one event-loop turn.
 
 A worker ends its jobs one at a time, and each ending publishes a persistent, confirmed audit
-message. Published one by one, each cost RabbitMQ its own wake-ups and its own sync to disk
-before the confirm: about four times the CPU of the same message published with a dozen others
-(benchmarks/bench_audit_convoy.py). So audit messages wait in a convoy, then all of them are
-published in the same turn.
+message and acks a delivery. Sent one by one, each cost RabbitMQ its own wake-ups, and each
+audit message its own sync to disk before the confirm: about four times the CPU of the same
+message published with a dozen others (benchmarks/bench_audit_convoy.py). So audit messages
+(broker/publisher.py) and acks (worker/settle.py) wait in convoys, then each convoy's go out in
+the same turn.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Following AMI calls through Redis, so that any worker can learn how a call ended.
 
 Every worker's session hands its events to `on_event`; the facts about our calls are written,
-in arrival order, to the calls' records (`call_records.py`), and local waiters are woken at
-once. `wait` reads the record until `dialer.outcome.resolve` can tell the result: it works the
-same in the process that dialed and in one that took the job over after a crash (that one is
-woken by its own session's events, or by polling when another worker's session saw them).
+in arrival order and those waiting together, to the calls' records (`call_records.py`), and
+local waiters are woken at once. `wait` reads the record until `dialer.outcome.resolve` can tell
+the result: it works the same in the process that dialed and in one that took the job over after
+a crash (that one is woken by its own session's events, or by polling when another worker's
+session saw them).
 
 Redis may refuse writes for a while (down, READONLY after a failover, OOM, timeouts): facts
 then wait, in order, and are retried until Redis takes them. What bounds the buffer is a
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections import deque
 
@@ -31,6 +33,10 @@ log = get_logger("ttsqueue.dialer.ami")
 
 POLL_S = 0.5
 MAX_PENDING_FACTS = 50_000
+# Facts written per round trip. One at a time, a worker following a few hundred calls on a
+# loaded machine fell seconds behind its session's events: long enough for a Hangup to be
+# recorded and its OriginateResponse, seen a moment later, not yet, past the verdict's wait.
+WRITE_BATCH = 256
 RETRY_FIRST_S = 0.1
 RETRY_MAX_S = 2.0
 # Whatever Redis answers instead of storing: connection errors, timeouts, READONLY, OOM...
@@ -69,20 +75,22 @@ class CallTracker:
         self._arrived.set()
 
     async def run(self) -> None:
-        """Write pending facts to Redis, in order, and wake whoever waits for that call.
-        A fact is removed only once Redis has it (or the buffer overflowed)."""
+        """Write pending facts to Redis, in order, up to WRITE_BATCH of them per round trip,
+        and wake whoever waits for those calls. A fact is removed only once Redis has it (or
+        the buffer overflowed)."""
         while True:
             if not self._pending:
                 self._arrived.clear()
                 await self._arrived.wait()
                 continue
-            head = self._pending[0]
-            call_id, facts = head
-            await self._record(call_id, facts)
-            if self._pending and self._pending[0] is head:  # not dropped meanwhile
-                self._pending.popleft()
-            for wake in self._waiters.get(call_id, ()):
-                wake.set()
+            batch = list(itertools.islice(self._pending, WRITE_BATCH))
+            await self._record(batch)
+            for item in batch:
+                if self._pending and self._pending[0] is item:  # not dropped meanwhile
+                    self._pending.popleft()
+            for call_id in dict.fromkeys(call_id for call_id, _ in batch):
+                for wake in self._waiters.get(call_id, ()):
+                    wake.set()
 
     async def wait(self, call: CallRequest) -> CallResult:
         wake = asyncio.Event()
@@ -104,7 +112,24 @@ class CallTracker:
             if not waiters:
                 self._waiters.pop(call.call_id, None)
 
-    async def _record(self, call_id: str, facts: Facts) -> None:
+    async def _record(self, batch: list[tuple[str, Facts]]) -> None:
+        """Until Redis takes them all; a failure that is not Redis's (a bug) drops only the
+        facts at fault, written one by one."""
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                await self.records.record_many(batch)
+                return
+            except _STORE_ERRORS as exc:
+                log.warning("call facts wait for redis", facts=len(batch), error=repr(exc))
+            except Exception:
+                for call_id, facts in batch:
+                    await self._record_one(call_id, facts)
+                return
+            await asyncio.sleep(delay)
+            delay = min(RETRY_MAX_S, delay * 2)
+
+    async def _record_one(self, call_id: str, facts: Facts) -> None:
         """Until Redis takes it; a failure that is not Redis's (a bug) drops this fact only."""
         delay = RETRY_FIRST_S
         while True:
