@@ -111,7 +111,7 @@ class BrokenBatches(CallRecords):
 
 
 async def test_a_batch_failing_for_another_reason_is_written_fact_by_fact(
-    client: aioredis.Redis,
+    client: aioredis.Redis, capsys: pytest.CaptureFixture[str]
 ) -> None:
     records = BrokenBatches(client, KEYS, 3600)
     call = call_id(1)
@@ -126,6 +126,8 @@ async def test_a_batch_failing_for_another_reason_is_written_fact_by_fact(
         await stop(task)
     record = await records.read(call)
     assert (record["cause"], record["reason"]) == ("16", "5")
+    captured = capsys.readouterr()
+    assert "call facts batch not sent, written one by one" in captured.out + captured.err
 
 
 async def _nothing_pending(tracker: CallTracker) -> bool:

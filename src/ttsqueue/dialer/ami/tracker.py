@@ -122,7 +122,8 @@ class CallTracker:
                 return
             except _STORE_ERRORS as exc:
                 log.warning("call facts wait for redis", facts=len(batch), error=repr(exc))
-            except Exception:
+            except Exception as exc:
+                log.error("call facts batch not sent, written one by one", error=repr(exc))
                 for call_id, facts in batch:
                     await self._record_one(call_id, facts)
                 return
