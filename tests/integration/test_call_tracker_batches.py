@@ -23,7 +23,9 @@ pytestmark = pytest.mark.timeout(60)
 class CountedRecords(CallRecords):
     """The real records, counting the batches written."""
 
-    batches: list[int]
+    def __init__(self, redis: aioredis.Redis, keys: Keys, ttl_s: int) -> None:
+        super().__init__(redis, keys, ttl_s)
+        self.batches: list[int] = []
 
     async def record_many(self, batch: Sequence[tuple[str, Mapping[str, str]]]) -> None:
         self.batches.append(len(batch))
@@ -56,18 +58,22 @@ def originate_failed(call: str, reason: str) -> AmiMessage:
     )  # fmt: skip
 
 
-async def running(tracker: CallTracker) -> asyncio.Task[None]:
-    return asyncio.create_task(tracker.run())
+async def written(tracker: CallTracker) -> None:
+    """Run the tracker until no fact waits any more, then stop it."""
 
+    async def nothing_pending() -> bool:
+        return tracker.pending() == 0
 
-async def stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    task = asyncio.create_task(tracker.run())
+    try:
+        await eventually(nothing_pending, 30, "the facts written")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_a_backlog_is_written_a_batch_per_round_trip(client: aioredis.Redis) -> None:
     records = CountedRecords(client, KEYS, 3600)
-    records.batches = []
     calls = [call_id(n) for n in range(300)]
     for call in calls:
         await records.create(call, {"originated_at": "1.000"})
@@ -76,11 +82,7 @@ async def test_a_backlog_is_written_a_batch_per_round_trip(client: aioredis.Redi
     for call in calls:
         tracker.on_event(hangup(call, "34"))
         tracker.on_event(originate_failed(call, "8"))
-    task = await running(tracker)
-    try:
-        await eventually(lambda: _nothing_pending(tracker), 30, "the facts written")
-    finally:
-        await stop(task)
+    await written(tracker)
     assert records.batches == [WRITE_BATCH, WRITE_BATCH, 600 - 2 * WRITE_BATCH]
     for call in calls:
         record = await records.read(call)
@@ -95,11 +97,7 @@ async def test_facts_of_one_batch_keep_their_order(client: aioredis.Redis) -> No
     # First seen wins: both in one batch, the first one's cause stays.
     tracker.on_event(hangup(call, "17"))
     tracker.on_event(hangup(call, "16"))
-    task = await running(tracker)
-    try:
-        await eventually(lambda: _nothing_pending(tracker), 30, "the facts written")
-    finally:
-        await stop(task)
+    await written(tracker)
     assert (await records.read(call))["cause"] == "17"
 
 
@@ -119,16 +117,8 @@ async def test_a_batch_failing_for_another_reason_is_written_fact_by_fact(
     tracker = CallTracker(records)
     tracker.on_event(hangup(call, "16"))
     tracker.on_event(originate_failed(call, "5"))
-    task = await running(tracker)
-    try:
-        await eventually(lambda: _nothing_pending(tracker), 30, "the facts written")
-    finally:
-        await stop(task)
+    await written(tracker)
     record = await records.read(call)
     assert (record["cause"], record["reason"]) == ("16", "5")
     captured = capsys.readouterr()
     assert "call facts batch not sent, written one by one" in captured.out + captured.err
-
-
-async def _nothing_pending(tracker: CallTracker) -> bool:
-    return tracker.pending() == 0

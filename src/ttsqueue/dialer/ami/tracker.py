@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 
 from ttsqueue.dialer.ami.call_records import CallRecords
 from ttsqueue.dialer.ami.events import Facts, call_facts
@@ -115,35 +117,15 @@ class CallTracker:
     async def _record(self, batch: list[tuple[str, Facts]]) -> None:
         """Until Redis takes them all; a failure that is not Redis's (a bug) drops only the
         facts at fault, written one by one."""
-        delay = RETRY_FIRST_S
-        while True:
-            try:
-                await self.records.record_many(batch)
-                return
-            except _STORE_ERRORS as exc:
-                log.warning("call facts wait for redis", facts=len(batch), error=repr(exc))
-            except Exception as exc:
-                log.error("call facts batch not sent, written one by one", error=repr(exc))
-                for call_id, facts in batch:
-                    await self._record_one(call_id, facts)
-                return
-            await asyncio.sleep(delay)
-            delay = min(RETRY_MAX_S, delay * 2)
-
-    async def _record_one(self, call_id: str, facts: Facts) -> None:
-        """Until Redis takes it; a failure that is not Redis's (a bug) drops this fact only."""
-        delay = RETRY_FIRST_S
-        while True:
-            try:
-                await self.records.record(call_id, facts)
-                return
-            except _STORE_ERRORS as exc:
-                log.warning("call facts wait for redis", call_id=call_id, error=repr(exc))
-            except Exception as exc:
-                log.error("call facts not recorded", call_id=call_id, error=repr(exc))
-                return
-            await asyncio.sleep(delay)
-            delay = min(RETRY_MAX_S, delay * 2)
+        try:
+            await _until_stored(functools.partial(self.records.record_many, batch), len(batch))
+        except Exception as exc:
+            log.error("call facts batch not sent, written one by one", error=repr(exc))
+            for call_id, facts in batch:
+                try:
+                    await _until_stored(functools.partial(self.records.record, call_id, facts), 1)
+                except Exception as fault:
+                    log.error("call facts not recorded", call_id=call_id, error=repr(fault))
 
     async def _read(self, call_id: str) -> dict[str, str] | None:
         try:
@@ -151,3 +133,17 @@ class CallTracker:
         except _STORE_ERRORS as exc:
             log.warning("call record not readable", call_id=call_id, error=repr(exc))
             return None
+
+
+async def _until_stored(write: Callable[[], Awaitable[object]], facts: int) -> None:
+    """Run `write` until Redis takes it, waiting longer after each refusal; any other failure
+    is raised."""
+    delay = RETRY_FIRST_S
+    while True:
+        try:
+            await write()
+            return
+        except _STORE_ERRORS as exc:
+            log.warning("call facts wait for redis", facts=facts, error=repr(exc))
+        await asyncio.sleep(delay)
+        delay = min(RETRY_MAX_S, delay * 2)
