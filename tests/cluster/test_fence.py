@@ -41,7 +41,12 @@ async def test_a_write_to_the_old_master_is_erased_and_the_fence_sees_it(
     old = sentinel_group.current_master()
     direct = aioredis.Redis(port=old.port, decode_responses=True)
     try:
-        await client.set(f"{key}:before", "1")
+        # On both replicas before the failover (replication is asynchronous: a replica promoted
+        # before the write reached it would not have it, whatever the fence does).
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.set(f"{key}:before", "1")
+            pipe.execute_command("WAIT", 2, 10_000)
+            assert (await pipe.execute())[1] == 2
         fence = MasterFence(client)
         stamp = fence.stamp()
         assert stamp.address == ("127.0.0.1", old.port)
