@@ -36,6 +36,7 @@ from ttsqueue.startup import wait_for_broker, wait_for_redis
 from ttsqueue.store.factory import build_store, keys_for
 from ttsqueue.tts.catalog import language_catalog
 from ttsqueue.views.http import MAX_CAMPAIGN_BYTES, BodySizeLimitMiddleware
+from ttsqueue.views.server import TELEMETRY_OFF
 
 log = get_logger("ttsqueue.api")
 
@@ -99,6 +100,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         description="Spoken messages delivered by phone: queue a text and a number, "
         "follow the call to its outcome.",
         lifespan=lifespan,
+        telemetry=TELEMETRY_OFF,
         docs_url=None,  # served from vendored assets by install_docs
         redoc_url=None,
     )

@@ -32,6 +32,7 @@ from ttsqueue.logs import configure_logging, get_logger
 from ttsqueue.stats_snapshot import StatsSources
 from ttsqueue.store.factory import build_store, connect_store
 from ttsqueue.views.http import MAX_CAMPAIGN_BYTES, BodySizeLimitMiddleware
+from ttsqueue.views.server import TELEMETRY_OFF
 
 log = get_logger("ttsqueue.dashboard")
 
@@ -82,6 +83,7 @@ def create_app(settings: Settings, *, api_url: str | None = None) -> FastAPI:
         title="tts-queue dashboard",
         version=__version__,
         lifespan=lifespan,
+        telemetry=TELEMETRY_OFF,
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
