@@ -43,7 +43,11 @@ class ApiContext:
     policy: CallingPolicy
 
 
-async def get_context(request: Request) -> ApiContext:
-    # async: a plain function would be run in a thread pool on every request.
+def context_of(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.ctx
     return ctx
+
+
+async def get_context(request: Request) -> ApiContext:
+    # async: a plain function would be run in a thread pool on every request.
+    return context_of(request)
