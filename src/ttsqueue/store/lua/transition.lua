@@ -33,7 +33,10 @@ if change["release"] then
     redis.call("ZREM", lease[1], lease[2])
   end
 end
-local current = redis.call("HGET", KEYS[1], "status")
+-- What the change is decided on, read in one call before anything is written: the status,
+-- the priority (guard and indexes), the attempts (guard) and the callback URL (webhooks).
+local fields = redis.call("HMGET", KEYS[1], "status", "priority", "attempts", "callback_url")
+local current = fields[1]
 local record = {}
 if change["read"] and current then
   record = redis.call("HGETALL", KEYS[1])
@@ -50,11 +53,10 @@ local hops = change["hops"]
 
 local guard = change["guard"]
 if guard then
-  if guard["priority"] and redis.call("HGET", KEYS[1], "priority") ~= guard["priority"] then
+  if guard["priority"] and fields[2] ~= guard["priority"] then
     return reply(0, current, current)
   end
-  if guard["attempt"] and
-     tonumber(redis.call("HGET", KEYS[1], "attempts") or "0") + 1 ~= guard["attempt"] then
+  if guard["attempt"] and tonumber(fields[3] or "0") + 1 ~= guard["attempt"] then
     return reply(0, current, current)
   end
   if guard["max_count"] and count > guard["max_count"] then
@@ -87,21 +89,20 @@ end
 local prefix = ARGV[1]
 local id = ARGV[2]
 local at = change["at"]
-local priority = redis.call("HGET", KEYS[1], "priority")
+local priority = fields[2]
 local score = redis.call("ZSCORE", prefix .. "jobs:status:" .. current, id)
 if not score then
   score = redis.call("ZSCORE", prefix .. "jobs", id)
 end
-local callback = redis.call("HGET", KEYS[1], "callback_url")
+local callback = fields[4]
 
-local function set_fields(fields)
-  if not fields then return end
-  local flat = {}
-  for k, v in pairs(fields) do
+-- Appends a change's fields to one HSET's arguments: later pairs win, as later writes would.
+local function add_fields(flat, set)
+  if not set then return end
+  for k, v in pairs(set) do
     flat[#flat + 1] = k
     flat[#flat + 1] = tostring(v)
   end
-  if #flat > 0 then redis.call("HSET", KEYS[1], unpack(flat)) end
 end
 
 local function move(from, to)
@@ -140,11 +141,12 @@ end
 local before = current
 for i, hop in ipairs(hops) do
   if taken[i] then
-    redis.call("HSET", KEYS[1], "status", hop["to"], "updated_at", at)
-    set_fields(hop["set"])
+    local flat = {"status", hop["to"], "updated_at", at}
+    add_fields(flat, hop["set"])
     if i == #hops then
-      set_fields(change["set"])
+      add_fields(flat, change["set"])
     end
+    redis.call("HSET", KEYS[1], unpack(flat))
     redis.call("RPUSH", KEYS[2], hop["entry"])
     move(current, hop["to"])
     announce(hop, current)
