@@ -16,7 +16,8 @@ KEEP_ALIVE_S = 75
 
 # FastAPI's built-in OpenTelemetry hooks, off: the processes export Prometheus metrics
 # (/metrics) and structured logs, and no OpenTelemetry provider is ever configured. Left on,
-# every request asks the global providers whether one is (2-3% of the API's work per call).
+# every request asks the global providers whether one is (1.4% of the API's instructions
+# per call, callgrind).
 TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 

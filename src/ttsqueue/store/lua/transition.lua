@@ -33,8 +33,8 @@ if change["release"] then
     redis.call("ZREM", lease[1], lease[2])
   end
 end
--- What the change is decided on, read in one call before anything is written: the status,
--- the priority (guard and indexes), the attempts (guard) and the callback URL (webhooks).
+-- What the change is decided on, read in one call before the job's record is written: the
+-- status, the priority (guard and indexes), the attempts (guard), the callback URL (webhooks).
 local fields = redis.call("HMGET", KEYS[1], "status", "priority", "attempts", "callback_url")
 local current = fields[1]
 local record = {}
