@@ -46,7 +46,9 @@ async def test_calls_of_one_turn_share_a_write_and_get_their_own_replies(
     assert client.batcher.writes - writes == 1
 
 
-async def test_a_call_alone_in_its_turn_is_sent_as_a_plain_command(client: StoreClient) -> None:
+async def test_a_call_alone_in_its_turn_is_sent_by_its_caller_in_no_shared_write(
+    client: StoreClient,
+) -> None:
     echo = client.register_script(ECHO)
     await echo(keys=["warm"], args=["up"])
     writes, calls = client.batcher.writes, client.batcher.calls

@@ -6,7 +6,9 @@ pooled connection, a write system call, a read wake-up and redis-py's per-comman
 bookkeeping, on the client and on Redis. Here the calls made in one turn are queued, and at
 the end of that turn a flush task sends them together on one connection and hands each caller
 its own reply (auto-pipelining, as ioredis and Lettuce do it). A call that found no other in
-its turn is sent by its caller as a plain command: a flush task for one call would cost more.
+its turn is sent by its caller, without a flush task (one would cost more than the call).
+Writes and replies go straight through the connection (store/wire.py), without redis-py's
+per-command wrapping.
 
 What a caller sees does not change:
 - Each script still runs atomically and alone; only the transport is shared. A reply that is
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import ResponseError
 
 from ttsqueue.errors import StoreUnavailableError
+from ttsqueue.store import wire
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -39,9 +42,8 @@ if TYPE_CHECKING:
 # The commands sent in a shared write.
 BATCHED = frozenset({"EVALSHA", "EVAL"})
 
-# What `call` answers when its call had no other to share the write with: the caller sends
-# it alone, as a plain redis-py command.
-ALONE: Any = object()
+# What a queued call is answered with when no other came in its turn: its caller sends it.
+_ALONE: Any = object()
 
 # The most calls one write carries (a `gather` of thousands is sent in several).
 MAX_BATCH = 256
@@ -70,13 +72,13 @@ class ScriptBatcher:
     _queued: list[_Call] | None = None
     _closing: bool = False
     _flushing: set[asyncio.Task[None]] = field(default_factory=set)
-    # Shared writes sent and how many calls they carried (a call alone in its turn is sent
-    # as a plain command and counted in neither): read by the tests.
+    # Shared writes sent and how many calls they carried (a call alone in its turn is
+    # counted in neither): read by the tests.
     writes: int = 0
     calls: int = 0
 
     async def call(self, args: tuple[Any, ...], options: dict[str, Any]) -> Any:
-        """The call's reply, or `ALONE` when no other call came in the same turn."""
+        """The call's reply (an error reply raised as the store's error)."""
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[Any] = loop.create_future()
         if self._queued is None:
@@ -86,24 +88,31 @@ class ScriptBatcher:
         self._queued.append(_Call(args, options, reply))
         if len(self._queued) >= MAX_BATCH:
             self._flush()  # a bound on one write; the rest of the turn starts another
-        return await reply
+        result = await reply
+        if result is not _ALONE:
+            return result
+        # Alone in its turn: sent from here, the same way, with no flush task.
+        alone = _Call(args, options, loop.create_future())
+        await self._send([alone], shared=False)
+        return alone.reply.result()
 
     def _flush(self) -> None:
         queued, self._queued = self._queued, None
         if not queued:  # flushed already (full, or by aclose)
             return
         if len(queued) == 1 and not self._closing:
-            # Nothing to share the write with: its caller sends it the usual way, which
-            # costs less than a flush task for one call.
-            _settle(queued[0], result=ALONE)
+            # Nothing to share the write with: its caller sends it, which costs less than a
+            # flush task for one call.
+            _settle(queued[0], result=_ALONE)
             return
         task = asyncio.get_running_loop().create_task(self._send(queued))
         self._flushing.add(task)
         task.add_done_callback(self._flushing.discard)
 
-    async def _send(self, queued: list[_Call]) -> None:
-        self.writes += 1
-        self.calls += len(queued)
+    async def _send(self, queued: list[_Call], *, shared: bool = True) -> None:
+        if shared:
+            self.writes += 1
+            self.calls += len(queued)
         pool = self.client.connection_pool
         try:
             connection = await pool.get_connection()  # type: ignore[no-untyped-call]
@@ -132,9 +141,19 @@ class ScriptBatcher:
         waiting = [call for call in queued if not call.reply.done()]
         if not waiting:
             return
-        await connection.send_packed_command(
-            connection.pack_commands([call.args for call in waiting])
-        )
+        packed = connection.pack_commands([call.args for call in waiting])
+        await wire.connected(connection)
+        if wire.usable(connection):
+
+            def on_reply(index: int, reply: Any) -> None:
+                if isinstance(reply, ResponseError):
+                    _settle(waiting[index], error=self.store_error(reply))
+                else:
+                    _settle(waiting[index], result=reply)
+
+            await wire.exchange(connection, packed, len(waiting), on_reply)
+            return
+        await connection.send_packed_command(packed)
         for call in waiting:
             try:
                 result = await self.client.parse_response(

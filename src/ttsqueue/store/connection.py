@@ -35,7 +35,7 @@ from redis.exceptions import (
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ttsqueue.errors import StoreError, StoreUnavailableError
-from ttsqueue.store.batching import ALONE, BATCHED, ScriptBatcher
+from ttsqueue.store.batching import BATCHED, ScriptBatcher
 from ttsqueue.store.packing import pack_with_hiredis
 
 # Commands beyond this many in flight wait for a free connection instead of failing.
@@ -129,9 +129,7 @@ class StoreClient(aioredis.Redis):
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         if args[0] in BATCHED and self.connection is None:
-            reply = await self.batcher.call(args, options)
-            if reply is not ALONE:
-                return reply
+            return await self.batcher.call(args, options)
         try:
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         except Exception as exc:
