@@ -107,6 +107,24 @@ def _process_name(process: str) -> structlog.types.Processor:
     return add
 
 
+class LevelFirstLogger(structlog.stdlib.BoundLogger):
+    """structlog's standard-library logger that asks the level before anything else for the
+    two levels a job's path logs at: below LOG_LEVEL, `info` and `debug` return at once
+    instead of building the event and running the first processor to drop it (three events
+    per job in a worker at WARNING). The level is the standard library's, read when the event
+    is made, so a level changed later still applies."""
+
+    def debug(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        if not self._logger.isEnabledFor(logging.DEBUG):
+            return None
+        return super().debug(event, *args, **kw)
+
+    def info(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        if not self._logger.isEnabledFor(logging.INFO):
+            return None
+        return super().info(event, *args, **kw)
+
+
 def configure_logging(settings: Settings, *, process: str) -> None:
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -152,7 +170,7 @@ def configure_logging(settings: Settings, *, process: str) -> None:
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        wrapper_class=LevelFirstLogger,
         cache_logger_on_first_use=True,
     )
 

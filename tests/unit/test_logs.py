@@ -6,12 +6,13 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
 
 from tests.conftest import make_settings
-from ttsqueue.logs import configure_logging, configured_secrets, get_logger
+from ttsqueue.logs import LevelFirstLogger, configure_logging, configured_secrets, get_logger
 
 
 @pytest.fixture(autouse=True)
@@ -94,6 +95,37 @@ def test_events_below_the_level_are_dropped_before_they_are_processed(
     assert stamped == ["shown"]
     events = [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
     assert events == ["shown"]
+
+
+def test_info_and_debug_below_the_level_return_before_the_event_is_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The level is asked first, and it is the standard library's at that moment: lowered
+    later, info lines appear."""
+    configure_logging(
+        make_settings(tmp_path, LOG_FORMAT="json", LOG_LEVEL="WARNING"), process="worker"
+    )
+    made: list[str] = []
+    proxy = LevelFirstLogger._proxy_to_logger
+
+    def counting_proxy(
+        self: LevelFirstLogger, method_name: str, event: str | None = None, *args: str, **kw: Any
+    ) -> Any:
+        made.append(method_name)
+        return proxy(self, method_name, event, *args, **kw)
+
+    monkeypatch.setattr(LevelFirstLogger, "_proxy_to_logger", counting_proxy)
+    log = get_logger("ttsqueue.test")
+    log.debug("hidden")
+    log.info("hidden too", job_id="j-1")
+    log.warning("shown")
+    assert made == ["warning"]
+    logging.getLogger().setLevel(logging.INFO)
+    log.info("shown once the level is lower")
+    log.debug("still hidden")
+    assert made == ["warning", "info"]
+    events = [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
+    assert events == ["shown", "shown once the level is lower"]
 
 
 SECRETS = {
