@@ -3,11 +3,12 @@ connection's parser, all under one deadline.
 
 redis-py's own path, per command, wraps the write in `asyncio.wait_for` (on Python 3.11 a task
 of its own), opens a timeout scope for the reply and checks the connection's health. For the
-short script calls a job is made of, that was most of the client's work per call:
-`benchmarks/bench_script_batching.py` measured 14 against 9 µs of client CPU per call with 32
-callers sharing writes, and 63-74 against 36-41 µs with two. Here a batch costs one deadline,
-one write and one read per reply. Everything else about the connection stays redis-py's:
-connecting, AUTH and SELECT, the master Sentinel names, the periodic health PING, dropping it.
+short script calls a job is made of, that was up to a third of the client's work per call:
+`benchmarks/bench_script_batching.py` measured 13-14 against 9-10 µs of client CPU per call
+with 32 callers sharing writes, and 43-74 against 35-41 µs with two. Here a batch costs one
+deadline, one write and one read per reply. Everything else about the connection stays
+redis-py's: connecting, AUTH and SELECT, the master Sentinel names, the periodic health PING,
+dropping it.
 
 It uses two attributes redis-py's asyncio connections have had since 4.2 (`_writer`, the
 socket's stream, and `_parser`); `usable` is False on a connection without them, and the
