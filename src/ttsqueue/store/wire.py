@@ -10,9 +10,10 @@ deadline, one write and one read per reply. Everything else about the connection
 redis-py's: connecting, AUTH and SELECT, the master Sentinel names, the periodic health PING,
 dropping it.
 
-It uses two attributes redis-py's asyncio connections have had since 4.2 (`_writer`, the
-socket's stream, and `_parser`); `usable` is False on a connection without them, and the
-caller then takes redis-py's public path.
+It uses two attributes of redis-py's asyncio connections that are not its public API
+(`_writer`, the socket's stream, and `_parser`); `usable` is False on a connection without
+them, and the caller then takes redis-py's public path (tests/integration/test_store_wire.py
+runs both).
 """
 
 from __future__ import annotations
