@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,36 @@ async def test_a_lost_record_comes_back_finished_with_its_claim(
         await _dialed_and_completed(lifecycle, job, "w1")
     assert len(writes) == 4  # processing, claim, calling, completed
     # What the new master holds: nothing of this job.
+    keys = ctx.store.keys
+    await redis_client.delete(keys.job(job.job_id), keys.history(job.job_id))
+    await redis_client.delete(keys.attempt(job.job_id, 1))
+    message = JobMessage(job_id=job.job_id, attempt=1, record=job.model_dump(mode="json"))
+    assert await ctx.lifecycle.rebuild(message) is not None
+    again = await _still_ours(ctx, job.job_id, writes)
+    assert again == writes
+    await journal.replay(again)
+    stored = await ctx.store.get(job.job_id)
+    assert stored is not None
+    assert stored.status is JobStatus.COMPLETED
+    assert await redis_client.get(keys.attempt(job.job_id, 1)) == "w1"
+
+
+async def test_a_record_made_in_the_same_millisecond_as_the_first_change_is_replayed_whole(
+    settings: Settings, broker: AbstractRobustConnection, redis_client: Any
+) -> None:
+    """A job accepted and started within one millisecond: the rebuilt record's `updated_at`
+    equals this delivery's first change's, but its status says it never took that change, so
+    every write is made again."""
+    ctx = await build_context(
+        settings, redis_client, Publisher(broker, QueueNames.from_prefix(settings.QUEUE_PREFIX))
+    )
+    job = make_job()
+    moment = datetime.fromisoformat(job.updated_at.replace("Z", "+00:00"))
+    lifecycle = lifecycle_of(redis_client, settings, now=lambda: moment)
+    await lifecycle.create(job)
+    with journal.journaling() as writes:
+        await _dialed_and_completed(lifecycle, job, "w1")
+    assert {entry.at for entry in writes} == {None, job.updated_at}
     keys = ctx.store.keys
     await redis_client.delete(keys.job(job.job_id), keys.history(job.job_id))
     await redis_client.delete(keys.attempt(job.job_id, 1))

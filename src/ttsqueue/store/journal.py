@@ -21,18 +21,21 @@ Redo = Callable[[], Awaitable[object]]
 @dataclass(frozen=True, slots=True)
 class Entry:
     redo: Redo
-    # For a status change: the `updated_at` it wrote (tells whether the record moved on since).
+    # For a status change: the `updated_at` it wrote and the status it left the record in
+    # (together they tell whether the record moved on since: a time alone is to the
+    # millisecond, and the record's creation may share its millisecond with the first change).
     at: str | None = None
+    status: str | None = None
 
 
 _open: ContextVar[list[Entry] | None] = ContextVar("ttsqueue_store_journal", default=None)
 
 
-def note(redo: Redo, *, at: str | None = None) -> None:
+def note(redo: Redo, *, at: str | None = None, status: str | None = None) -> None:
     """Keep `redo` in the journal open in this task, if any."""
     entries = _open.get()
     if entries is not None:
-        entries.append(Entry(redo, at))
+        entries.append(Entry(redo, at, status))
 
 
 @contextlib.contextmanager

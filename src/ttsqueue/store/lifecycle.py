@@ -681,7 +681,7 @@ class JobLifecycle:
         )
         reply = await transition()
         if reply[0]:
-            journal.note(transition, at=str(payload["at"]))
+            journal.note(transition, at=str(payload["at"]), status=str(reply[2]))
         previous = JobStatus(reply[1]) if reply[1] else None
         status = JobStatus(reply[2]) if reply[2] else None
         flat = [str(v) for v in reply[4:]]

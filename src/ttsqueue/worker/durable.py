@@ -9,8 +9,9 @@ the message if it is missing there, and makes its writes again, in order. Each i
 the state it starts from, so what the new master already has is not counted twice; a call
 this worker placed keeps its claim, so it is never dialed again; an ending is not lost, so the
 job does not stay `calling`. Status changes are made again only while the record there is
-still where this delivery's own writes left it (its `updated_at` is one of theirs, or older):
-a record that moved on since (another delivery, the sweeper) is not taken back.
+still where this delivery's own writes left it (its `updated_at` and status are one of
+theirs, or it is older): a record that moved on since (another delivery, the sweeper) is not
+taken back.
 """
 
 from __future__ import annotations
@@ -103,12 +104,16 @@ async def _still_ours(
     ours = [entry.at for entry in writes if entry.at is not None]
     if not ours or job_id is None:
         return writes
-    raw = await ctx.redis.hget(ctx.store.keys.job(job_id), "updated_at")
-    current = None if raw is None else str(raw)
-    if current is None or current < min(ours):
+    raw_at, raw_status = await ctx.redis.hmget(ctx.store.keys.job(job_id), "updated_at", "status")
+    if raw_at is None:
         return writes
-    if current in ours:
-        last = max(i for i, entry in enumerate(writes) if entry.at == current)
-        return [e for i, e in enumerate(writes) if e.at is None or i > last]
+    current, status = str(raw_at), None if raw_status is None else str(raw_status)
+    # One of ours when both its time and its status match: the record's creation (or a
+    # rebuild from the message) may carry the same millisecond as this delivery's first change.
+    shown = [i for i, e in enumerate(writes) if e.at == current and e.status == status]
+    if shown:
+        return [e for i, e in enumerate(writes) if e.at is None or i > max(shown)]
+    if current <= min(ours):
+        return writes
     log.warning("job moved on since this delivery: its status changes are not made again")
     return [entry for entry in writes if entry.at is None]
