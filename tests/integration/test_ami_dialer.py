@@ -5,6 +5,7 @@ process following a call it did not place, AMI links that drop, and giving a cal
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -231,6 +232,37 @@ async def test_without_a_session_nothing_is_sent_and_the_error_says_why(
         with pytest.raises(DialerError, match="no AMI session"):
             await dialer.originate(make_call())
     finally:
+        await dialer.aclose()
+
+
+async def test_a_call_made_while_asterisk_boots_is_sent_once_it_has_booted(
+    settings: Settings, redis_client: aioredis.Redis, double: AmiServerDouble
+) -> None:
+    """Asterisk takes AMI logins while it boots (the Compose stack starts it with the workers):
+    a call made then is sent once it has booted, within the session's boot wait, instead of
+    failing when the shorter connect wait is over."""
+    double.booted = False
+    timings = dataclasses.replace(FAST, boot_wait_s=10.0)
+    dialer = AmiDialer(
+        settings, redis_client, keys_for(settings), timings=timings, connect_wait_s=0.3
+    )
+    dialer.start()
+    placing: asyncio.Task[None] | None = None
+    try:
+        deadline = time.monotonic() + 10
+        while not any(ok for _, ok in double.logins):
+            assert time.monotonic() < deadline, "no login"
+            await asyncio.sleep(0.01)
+        placing = asyncio.create_task(dialer.originate(make_call()))
+        await asyncio.sleep(1.0)  # past the connect wait, well inside the boot wait
+        assert not placing.done()
+        assert double.originates == []
+        await double.finish_boot()
+        await asyncio.wait_for(placing, 10)
+        assert len(double.originates) == 1
+    finally:
+        if placing is not None:
+            placing.cancel()
         await dialer.aclose()
 
 

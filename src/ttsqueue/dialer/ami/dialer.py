@@ -154,7 +154,7 @@ class AmiDialer:
         if server is None or session is None:
             raise DialerError(f"no Asterisk server {name!r} in this worker's ASTERISK_SERVERS")
         values = dial_values(self._settings, call, channel_template=server.channel)
-        if not await session.wait_connected(self._connect_wait_s):
+        if not await session.wait_up(self._connect_wait_s):
             why = session.last_error or session.state.value
             raise DialerError(f"no AMI session to {name} ({session.endpoint}): {why}")
         try:

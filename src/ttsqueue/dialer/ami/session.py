@@ -88,6 +88,8 @@ class AmiSession:
         self._conn: AmiConnection | None = None
         self._up = asyncio.Event()
         self._booted = asyncio.Event()
+        # While logged in and waiting for FullyBooted: when that wait ends (the loop's clock).
+        self._booting_until: float | None = None
         self._task: asyncio.Task[None] | None = None
         self.state = SessionState.DISCONNECTED
         self.connected_since: float | None = None
@@ -118,6 +120,18 @@ class AmiSession:
             async with asyncio.timeout(timeout):
                 await self._up.wait()
         return self._up.is_set()
+
+    async def wait_up(self, timeout: float) -> bool:
+        """`wait_connected(timeout)`; past it, a session that is logged in and waits for
+        Asterisk to finish booting is waited for until that wait ends (at most `boot_wait_s`
+        after its login): an Asterisk that is starting takes calls once it has booted, so a
+        call made meanwhile is not failed after the shorter wait."""
+        if await self.wait_connected(timeout):
+            return True
+        until = self._booting_until
+        if until is None:
+            return False
+        return await self.wait_connected(until - asyncio.get_running_loop().time())
 
     async def request(self, fields: Sequence[tuple[str, str]], timeout: float) -> AmiMessage:
         """Send an action on the live session. `AmiNotConnected`: it was not sent."""
@@ -187,6 +201,7 @@ class AmiSession:
         did meanwhile, else None (booted, or the bound passed)."""
         booted = asyncio.create_task(self._booted.wait())
         closed = asyncio.create_task(conn.wait_closed())
+        self._booting_until = asyncio.get_running_loop().time() + self.timings.boot_wait_s
         try:
             await asyncio.wait(
                 (booted, closed),
@@ -194,6 +209,7 @@ class AmiSession:
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
+            self._booting_until = None
             booted.cancel()
             closed.cancel()
         if conn.closed:
