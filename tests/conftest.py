@@ -14,6 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
 
+from tests import broker_leftovers, redis_leftovers
 from tests.faults.fixtures import private_redis as start_private_redis
 from tests.faults.servers import RedisServer
 from ttsqueue.api.app import create_app as create_api
@@ -46,14 +47,24 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
         "LOG_LEVEL": "WARNING",
     }
     base.update(overrides)
-    return load_settings(**base)
+    made = load_settings(**base)
+    broker_leftovers.remember(made.QUEUE_PREFIX)
+    return made
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    broker_leftovers.remove_remembered(RABBITMQ_URL)
 
 
 @pytest.fixture
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    """Per-test settings; `@pytest.mark.settings(NAME=value, ...)` overrides values."""
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """Per-test settings; `@pytest.mark.settings(NAME=value, ...)` overrides values. What the
+    test (its API, its workers) left under its prefix on the shared Redis is deleted
+    afterwards, whether or not it asked for `redis_client`."""
     marker = request.node.get_closest_marker("settings")
-    return make_settings(tmp_path, **(marker.kwargs if marker else {}))
+    made = make_settings(tmp_path, **(marker.kwargs if marker else {}))
+    yield made
+    redis_leftovers.wipe(REDIS_URL, made.REDIS_PREFIX)
 
 
 async def wipe_prefix(client: aioredis.Redis, prefix: str) -> None:

@@ -15,6 +15,7 @@ from types import TracebackType
 import httpx
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
+from tests import redis_leftovers
 from tests.http_servers import free_port, quiet_server
 from ttsqueue.api.app import create_app as create_api
 from ttsqueue.config import Settings
@@ -57,6 +58,8 @@ class LiveStack:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(30)
+        # What its API, worker and dashboard wrote (queues go when the test process ends).
+        redis_leftovers.wipe(self.settings.REDIS_URL, self.settings.REDIS_PREFIX)
 
     def _run(self) -> None:
         try:
