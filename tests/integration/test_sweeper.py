@@ -16,7 +16,7 @@ import httpx
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
-from tests.conftest import make_settings
+from tests.conftest import make_settings, wipe_prefix
 from tests.factories import lifecycle_of, make_job
 from tests.in_process import running_worker, terminal, wait_for
 from ttsqueue.api import submission
@@ -375,6 +375,7 @@ async def test_a_quorum_queue_does_not_dead_letter_what_the_worker_requeued(
         for exchange in names.exchanges():
             await channel.exchange_delete(exchange)
         await connection.close()
+        await wipe_prefix(redis_client, settings.REDIS_PREFIX)  # its own prefix, not the fixture's
 
 
 def _same(settings: Settings) -> dict[str, object]:
