@@ -11,12 +11,12 @@ from collections.abc import Iterator
 
 import httpx
 
+from tests import redis_leftovers
 from tests.http_servers import free_port, quiet_server
 from ttsqueue.api.app import create_app
 from ttsqueue.broker.connection import connect_broker
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings
-from ttsqueue.store.connection import connect_redis
 
 
 @contextlib.contextmanager
@@ -42,9 +42,11 @@ def serve_api(settings: Settings, timeout: float = 30.0) -> Iterator[str]:
         server.should_exit = True
         thread.join(30)
         asyncio.run(_remove_traces(settings))
+        redis_leftovers.wipe(settings.REDIS_URL, settings.REDIS_PREFIX)
 
 
 async def _remove_traces(settings: Settings) -> None:
+    """The queues and exchanges of the run (its keys go after, `redis_leftovers.wipe`)."""
     names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
     connection = await connect_broker(settings.RABBITMQ_URL, name="fuzz-cleanup")
     try:
@@ -56,9 +58,3 @@ async def _remove_traces(settings: Settings) -> None:
             await channel.exchange_delete(exchange)
     finally:
         await connection.close()
-    redis = connect_redis(settings.REDIS_URL, client_name="fuzz-cleanup")
-    try:
-        async for key in redis.scan_iter(match=f"{settings.REDIS_PREFIX}*", count=1000):
-            await redis.unlink(key)
-    finally:
-        await redis.aclose()

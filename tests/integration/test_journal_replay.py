@@ -21,6 +21,7 @@ from ttsqueue.config import Settings
 from ttsqueue.domain import CallOutcome, Job, JobMessage, JobStatus
 from ttsqueue.store import journal
 from ttsqueue.store.lifecycle import JobLifecycle
+from ttsqueue.worker.context import WorkerContext
 from ttsqueue.worker.durable import _still_ours
 from ttsqueue.worker.main import build_context
 
@@ -43,6 +44,25 @@ async def _dialed_and_completed(lifecycle: JobLifecycle, job: Job, owner: str) -
     assert moved.applied
 
 
+async def _lost_then_replayed_whole(
+    ctx: WorkerContext, redis_client: Any, job: Job, writes: list[journal.Entry]
+) -> None:
+    """The new master holds nothing of `job`: its record is rebuilt from the message, every
+    write is made again, and the job ends completed with its call claimed by w1."""
+    keys = ctx.store.keys
+    await redis_client.delete(keys.job(job.job_id), keys.history(job.job_id))
+    await redis_client.delete(keys.attempt(job.job_id, 1))
+    message = JobMessage(job_id=job.job_id, attempt=1, record=job.model_dump(mode="json"))
+    assert await ctx.lifecycle.rebuild(message) is not None
+    again = await _still_ours(ctx, job.job_id, writes)
+    assert again == writes
+    await journal.replay(again)
+    stored = await ctx.store.get(job.job_id)
+    assert stored is not None
+    assert stored.status is JobStatus.COMPLETED
+    assert await redis_client.get(keys.attempt(job.job_id, 1)) == "w1"
+
+
 async def test_a_lost_record_comes_back_finished_with_its_claim(
     settings: Settings, broker: AbstractRobustConnection, redis_client: Any
 ) -> None:
@@ -57,19 +77,7 @@ async def test_a_lost_record_comes_back_finished_with_its_claim(
     with journal.journaling() as writes:
         await _dialed_and_completed(lifecycle, job, "w1")
     assert len(writes) == 4  # processing, claim, calling, completed
-    # What the new master holds: nothing of this job.
-    keys = ctx.store.keys
-    await redis_client.delete(keys.job(job.job_id), keys.history(job.job_id))
-    await redis_client.delete(keys.attempt(job.job_id, 1))
-    message = JobMessage(job_id=job.job_id, attempt=1, record=job.model_dump(mode="json"))
-    assert await ctx.lifecycle.rebuild(message) is not None
-    again = await _still_ours(ctx, job.job_id, writes)
-    assert again == writes
-    await journal.replay(again)
-    stored = await ctx.store.get(job.job_id)
-    assert stored is not None
-    assert stored.status is JobStatus.COMPLETED
-    assert await redis_client.get(keys.attempt(job.job_id, 1)) == "w1"
+    await _lost_then_replayed_whole(ctx, redis_client, job, writes)
 
 
 async def test_a_record_made_in_the_same_millisecond_as_the_first_change_is_replayed_whole(
@@ -88,18 +96,7 @@ async def test_a_record_made_in_the_same_millisecond_as_the_first_change_is_repl
     with journal.journaling() as writes:
         await _dialed_and_completed(lifecycle, job, "w1")
     assert {entry.at for entry in writes} == {None, job.updated_at}
-    keys = ctx.store.keys
-    await redis_client.delete(keys.job(job.job_id), keys.history(job.job_id))
-    await redis_client.delete(keys.attempt(job.job_id, 1))
-    message = JobMessage(job_id=job.job_id, attempt=1, record=job.model_dump(mode="json"))
-    assert await ctx.lifecycle.rebuild(message) is not None
-    again = await _still_ours(ctx, job.job_id, writes)
-    assert again == writes
-    await journal.replay(again)
-    stored = await ctx.store.get(job.job_id)
-    assert stored is not None
-    assert stored.status is JobStatus.COMPLETED
-    assert await redis_client.get(keys.attempt(job.job_id, 1)) == "w1"
+    await _lost_then_replayed_whole(ctx, redis_client, job, writes)
 
 
 async def test_a_record_another_delivery_moved_on_is_not_taken_back(
