@@ -13,7 +13,8 @@ from redis.asyncio import Redis
 from ttsqueue import __version__
 from ttsqueue.api.access import AccessControl
 from ttsqueue.api.backpressure import BacklogGate
-from ttsqueue.api.context import ApiContext
+from ttsqueue.api.call_lane import CallLane
+from ttsqueue.api.context import ApiContext, context_of_app
 from ttsqueue.api.dnc_import import MAX_IMPORT_BYTES
 from ttsqueue.api.docs_assets import install_docs
 from ttsqueue.api.errors import install_error_handlers
@@ -104,6 +105,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
         docs_url=None,  # served from vendored assets by install_docs
         redoc_url=None,
     )
+    # Added first, so it runs innermost: after the body limit and the API-key check.
+    app.add_middleware(CallLane, context=lambda: context_of_app(app))
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=MAX_BODY_BYTES,

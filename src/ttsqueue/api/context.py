@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractRobustConnection
 from fastapi import Request
+from starlette.applications import Starlette
 
 from ttsqueue.api.backpressure import BacklogGate
 from ttsqueue.broker.publisher import Publisher
@@ -44,7 +45,11 @@ class ApiContext:
 
 
 def context_of(request: Request) -> ApiContext:
-    ctx: ApiContext = request.app.state.ctx
+    return context_of_app(request.app)
+
+
+def context_of_app(app: Starlette) -> ApiContext:
+    ctx: ApiContext = app.state.ctx
     return ctx
 
 

@@ -98,9 +98,13 @@ def _malformed_json(errors: Sequence[Mapping[str, Any]]) -> str | None:
     return None
 
 
+def api_error_response(exc: ApiError) -> Response:
+    return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+
 async def _on_api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+    return api_error_response(exc)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> Response:
@@ -120,17 +124,23 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, message, headers=exc.headers)
 
 
-async def _on_unavailable(request: Request, exc: Exception) -> Response:
+def unavailable_response(exc: ConnectionLostError, path: str) -> Response:
+    """503 with Retry-After for a Redis or RabbitMQ that could not be used."""
     if isinstance(exc, BrokerUnavailableError):
         message = "the message broker (RabbitMQ) is unavailable; retry later"
     elif isinstance(exc, StoreUnavailableError):
         message = "the job store (Redis) is unavailable; retry later"
     else:
         message = "a backend service is unavailable; retry later"
-    log.warning("dependency unavailable", error_type=type(exc).__name__, path=request.url.path)
+    log.warning("dependency unavailable", error_type=type(exc).__name__, path=path)
     return error_response(
         503, "service_unavailable", message, headers={"Retry-After": RETRY_AFTER_UNAVAILABLE}
     )
+
+
+async def _on_unavailable(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ConnectionLostError)
+    return unavailable_response(exc, request.url.path)
 
 
 def internal_error_response() -> Response:
