@@ -12,18 +12,16 @@ import sys
 from typing import TYPE_CHECKING
 
 from ttsqueue.config import load_settings
-from ttsqueue.logs import configure_logging
 
 if TYPE_CHECKING:  # a worker started here must not pay for importing FastAPI (about 1 s of CPU)
     from fastapi import FastAPI
 
 
 def api_app() -> FastAPI:
-    from ttsqueue.api.app import create_app
+    """The product's own factory for uvicorn's worker processes."""
+    from ttsqueue.api.app import app_from_environment
 
-    settings = load_settings()
-    configure_logging(settings, process="api")
-    return create_app(settings)
+    return app_from_environment()
 
 
 def main(role: str) -> None:

@@ -30,6 +30,7 @@ from ttsqueue.backends import describe_dialer
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueInspector, declare_topology
 from ttsqueue.config import Settings, load_settings
+from ttsqueue.heap import freeze_startup_objects
 from ttsqueue.logs import configure_logging, get_logger
 from ttsqueue.policy.clock import Clock
 from ttsqueue.policy.gate import build_calling_policy
@@ -144,7 +145,9 @@ def app_from_environment() -> FastAPI:
     """Factory for uvicorn's worker processes."""
     settings = load_settings()
     configure_logging(settings, process="api")
-    return create_app(settings)
+    app = create_app(settings)
+    freeze_startup_objects()
+    return app
 
 
 async def preflight(settings: Settings) -> None:
@@ -166,10 +169,13 @@ def run(settings: Settings) -> None:
 
     configure_logging(settings, process="api")
     asyncio.run(preflight(settings))
-    app: str | FastAPI = create_app(settings)
+    app: str | FastAPI
     if settings.API_WORKERS > 1:
         # Each process builds its own app from the same environment.
         app = "ttsqueue.api.app:app_from_environment"
+    else:
+        app = create_app(settings)
+        freeze_startup_objects()
     uvicorn.run(
         app,
         factory=settings.API_WORKERS > 1,

@@ -28,6 +28,7 @@ from ttsqueue.dashboard.hub import Hub
 from ttsqueue.dashboard.management_view import ManagementView
 from ttsqueue.dashboard.routes import MAX_CALL_BODY, router
 from ttsqueue.dashboard.snapshot import SnapshotBuilder
+from ttsqueue.heap import freeze_startup_objects
 from ttsqueue.logs import configure_logging, get_logger
 from ttsqueue.stats_snapshot import StatsSources
 from ttsqueue.store.factory import build_store, connect_store
@@ -113,8 +114,10 @@ def run(settings: Settings) -> None:
 
     configure_logging(settings, process="dashboard")
     api_url = env_value("TTSQ_API_URL", Path.cwd())
+    app = create_app(settings, api_url=api_url)
+    freeze_startup_objects()
     uvicorn.run(
-        create_app(settings, api_url=api_url),
+        app,
         host=settings.DASHBOARD_HOST,
         port=settings.DASHBOARD_PORT,
         **server_options(),

@@ -15,6 +15,7 @@ from ttsqueue.broker.topology import declare_topology
 from ttsqueue.campaigns.pacer import build_pacer, pacer_loop
 from ttsqueue.config import Settings
 from ttsqueue.dialer.factory import build_dialer
+from ttsqueue.heap import freeze_startup_objects
 from ttsqueue.logs import configure_logging, get_logger
 from ttsqueue.policy.clock import Clock
 from ttsqueue.policy.gate import build_calling_policy
@@ -177,4 +178,5 @@ def run(settings: Settings) -> None:
     configure_logging(settings, process="worker")
     import uvloop
 
+    freeze_startup_objects()
     uvloop.run(_main(settings))
