@@ -2,7 +2,7 @@
 
 A full (generation 2) collection walks every object the collector tracks. Once its imports and
 app are built, an API process tracks about 100,000 objects (FastAPI's routes, pydantic's
-schemas), and one full collection took 67-81 ms on the benchmark machine: every request in
+schemas), and one full collection took 59-81 ms on the benchmark machine: every request in
 flight waited for it, and these pauses made the ingest's 99th percentile. Objects that live as
 long as the process are moved to the permanent generation once they exist, so that later
 collections walk only what was created since.
