@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aio_pika import Message
 from aio_pika.abc import AbstractRobustConnection
 
 from ttsqueue.api.backpressure import BacklogGate
@@ -89,4 +90,62 @@ async def test_a_burst_of_requests_shares_one_backlog_read(
         await asyncio.gather(*(gate.backlog() for _ in range(200)))
         assert inspector.reads == 2
     finally:
+        await inspector.close()
+
+
+class HeldInspector(CountingInspector):
+    """Counts its reads, each of which waits until `release` is set."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def depths(self) -> dict[str, int]:
+        self.reads += 1
+        await self.release.wait()
+        return await QueueInspector.depths(self)
+
+
+async def test_steady_traffic_never_waits_for_a_backlog_read(
+    settings: Settings, broker: AbstractRobustConnection
+) -> None:
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    inspector = HeldInspector(broker, names)
+    now = 100.0
+    gate = BacklogGate(inspector, settings.MAX_QUEUE_DEPTH, clock=lambda: now)
+    try:
+        assert await gate.backlog() == 0  # nothing read yet: waits for the first read
+        assert inspector.reads == 1
+        channel = await broker.channel()
+        for _ in range(3):
+            await channel.default_exchange.publish(Message(b"{}"), routing_key=names.calls)
+        now += 0.4  # fresh: no read
+        assert await gate.backlog() == 0
+        assert inspector.reads == 1
+        # Half a second old: a read starts, and the caller is not held by it.
+        inspector.release.clear()
+        now += 0.2
+        assert await asyncio.wait_for(gate.backlog(), 1.0) == 0
+        assert inspector.reads == 2
+        # Callers meanwhile share that read instead of starting others.
+        assert await asyncio.wait_for(gate.backlog(), 1.0) == 0
+        assert inspector.reads == 2
+        inspector.release.set()
+        deadline = time.monotonic() + 10
+        while await gate.backlog() != 3:
+            assert time.monotonic() < deadline, "the background read never landed"
+            await asyncio.sleep(0.02)
+        assert inspector.reads == 2
+        # A second old (no traffic in between): the caller waits for the new read.
+        now += 1.0
+        inspector.release.clear()
+        waiting = asyncio.ensure_future(gate.backlog())
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        inspector.release.set()
+        assert await asyncio.wait_for(waiting, 5.0) == 3
+        assert inspector.reads == 3
+    finally:
+        inspector.release.set()
         await inspector.close()
