@@ -42,7 +42,7 @@ async def test_an_unreachable_redis_is_one_error_everywhere(
     pubsub = nowhere.pubsub()
     with pytest.raises(StoreUnavailableError):
         await pubsub.subscribe("events")
-    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
 
 async def test_other_refusals_are_store_errors(

@@ -78,7 +78,7 @@ class Hub:
                 log.warning("event stream interrupted", error=repr(exc))
             finally:
                 with contextlib.suppress(StoreError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
             self._dirty.set()
             await asyncio.sleep(RESUBSCRIBE_S)
 

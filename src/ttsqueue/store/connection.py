@@ -277,7 +277,7 @@ def connect_sentinel_master(
         auth["password"] = unquote(parts.password)
         if parts.username:
             auth["username"] = unquote(parts.username)
-    manager = FailoverAwareSentinel(  # type: ignore[no-untyped-call]
+    manager = FailoverAwareSentinel(  # type: ignore[no-untyped-call, unused-ignore]
         sentinels,
         sentinel_kwargs={
             "socket_timeout": SENTINEL_TIMEOUT_S,
