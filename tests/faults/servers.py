@@ -111,6 +111,15 @@ class RabbitServer:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"RabbitMQ did not open port {self.port}: {self.tail()}")
             time.sleep(0.2)
+        # An open port is not proof that this node is the one listening (while it was down,
+        # another process may have taken the port, and the node then fails to bind): the node
+        # itself must say it has started.
+        try:
+            self.ctl("await_startup", timeout=max(deadline - time.monotonic(), 10.0))
+        except subprocess.CalledProcessError as exc:
+            raise RuntimeError(
+                f"RabbitMQ node {self.node} did not start: {exc.stderr}\n{self.tail()}"
+            ) from exc
 
     def stop(self, timeout: float = 60.0) -> None:
         """A clean shutdown (`rabbitmqctl stop`); durable queues and persistent messages stay."""
