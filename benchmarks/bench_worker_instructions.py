@@ -47,7 +47,7 @@ from _common import (
     spawn,
     write_result,
 )
-from bench_e2e import _zcard, preload, status_counter
+from bench_e2e import _zcard, ours_round, preload, status_counter
 from ttsqueue.domain import JobStatus
 
 DUMP_WAIT_S = 120.0
@@ -94,18 +94,6 @@ def _dumped_total(out: Path) -> int:
     raise SystemExit(f"no callgrind dump appeared next to {out}")
 
 
-def warm_speech_cache(iso: Isolation, work: Path) -> None:
-    """One job through a plain worker: the one synthesis every measured job then reuses."""
-    audio = work / "audio"
-    values = product_values(iso, audio, WORKER_CONCURRENCY=1)
-    asyncio.run(preload(values, 1))
-    with processes() as started:
-        env = product_env(iso, audio, WORKER_CONCURRENCY=1, WORKER_ID=f"warm-{iso.tag}")
-        started.append(spawn("worker-warm", [PYTHON, str(ENTRY), "worker"], env, work))
-        counter = status_counter(iso.redis_prefix, 0)
-        asyncio.run(counter.wait(1, time.monotonic(), started, timeout=120.0))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -122,7 +110,8 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-worker-cg-") as tmp:
             work = Path(tmp)
-            warm_speech_cache(iso, work)
+            # One job through a plain worker: the one synthesis every measured job reuses.
+            ours_round(iso, work, 1, 1, 1, timeout=120.0)
             for jobs in (small, large):
                 totals[jobs] = instructions_of_round(iso, work, jobs, args.concurrency)
                 print(f"  {jobs} jobs: {totals[jobs]:,} instructions", flush=True)
