@@ -73,3 +73,21 @@ async def test_terminal_transition_observes_in_its_atomic_step(
     assert cumulative[0.25] == 1
     assert cumulative[3600.0] == 1  # 7200 s is counted only by +Inf (the count)
     assert hist.count == 2
+    # The sum, in whole microseconds, is exact: 0.2 s + 7200 s.
+    assert hist.total == 7200.2
+
+
+async def test_sum_written_by_earlier_versions_still_counts(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    """Earlier versions kept the sum as a float in seconds (`sum`); a histogram written by
+    both, as during a rolling upgrade, reads back the sum of the two."""
+    metrics = MetricsStore(redis_client, Keys(settings.REDIS_PREFIX))
+    key = metrics.keys.histogram(synthesis_histogram("espeak"))
+    await redis_client.hset(key, mapping={"0.25": 2, "count": 2, "sum": "0.3"})
+    await metrics.observe_synthesis("espeak", 0.02)
+    raw = await redis_client.hgetall(key)
+    assert (raw["sum"], raw["sum_us"]) == ("0.3", "20000")
+    hist = (await metrics.snapshot(["espeak"])).histograms[synthesis_histogram("espeak")]
+    assert hist.count == 3
+    assert abs(hist.total - 0.32) < 1e-9

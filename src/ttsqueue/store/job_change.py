@@ -38,7 +38,7 @@ class Change:
 
 
 def encode(change: Change, keys: Keys, now: datetime) -> dict[str, Any]:
-    """The change as transition.lua reads it, made at `now`."""
+    """The change as transition.lua reads it (once packed as MessagePack), made at `now`."""
     at = iso(now) or ""
     payload: dict[str, Any] = {"hops": [_hop_row(hop, at) for hop in change.hops], "at": at}
     payload.update(change.extras)
@@ -53,9 +53,9 @@ def encode(change: Change, keys: Keys, now: datetime) -> dict[str, Any]:
     if change.finished is not None:
         payload["finished"] = change.finished
     if change.observe:
-        # No "bucket" above the last bound (JSON null would be truthy in Lua's cjson).
+        # No "bucket" above the last bound: the script tests for its presence.
         payload["observe"] = [
-            {"key": keys.histogram(o.name), "value": o.seconds}
+            {"key": keys.histogram(o.name), "us": o.microseconds}
             | ({"bucket": o.bucket} if o.bucket is not None else {})
             for o in change.observe
         ]

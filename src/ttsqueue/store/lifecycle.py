@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import msgpack
 import orjson
 import redis.asyncio as aioredis
 
@@ -677,7 +678,7 @@ class JobLifecycle:
         transition = functools.partial(
             self._scripts.transition,
             keys=[self._keys.job(job_id), self._keys.history(job_id)],
-            args=[self._keys.prefix, job_id, orjson.dumps(payload).decode()],
+            args=[self._keys.prefix, job_id, msgpack.packb(payload)],
         )
         reply = await transition()
         if reply[0]:

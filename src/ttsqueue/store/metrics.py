@@ -47,6 +47,11 @@ class Observation:
     def bucket(self) -> str | None:
         return bucket_for(self.seconds, self.buckets)
 
+    @property
+    def microseconds(self) -> int:
+        """The value as the histogram's sum counts it (`sum_us`, an integer)."""
+        return round(self.seconds * 1_000_000)
+
 
 def bucket_for(seconds: float, buckets: tuple[str, ...]) -> str | None:
     """The bucket a value is counted in: the smallest bound at or above it (None: +Inf only).
@@ -86,7 +91,7 @@ class MetricsStore:
             if bucket is not None:
                 pipe.hincrby(key, bucket, 1)
             pipe.hincrby(key, "count", 1)
-            pipe.hincrbyfloat(key, "sum", seconds)
+            pipe.hincrby(key, "sum_us", round(seconds * 1_000_000))
             await pipe.execute()
 
     async def snapshot(self, engines: list[str]) -> MetricsSnapshot:
@@ -116,5 +121,6 @@ def _histogram(raw: dict[str, str], buckets: tuple[str, ...]) -> Histogram:
     return Histogram(
         buckets=cumulative,
         count=int(raw.get("count", 0)),
-        total=float(raw.get("sum", 0.0)),
+        # Whole microseconds; `sum` (seconds, a float) is what earlier versions wrote.
+        total=float(raw.get("sum", 0.0)) + int(raw.get("sum_us", 0)) / 1_000_000,
     )
