@@ -33,8 +33,10 @@ async def test_synthesis_observations_read_back_cumulative(
     for seconds in (0.005, 0.02, 0.02, 0.3, 42.0):
         await metrics.observe_synthesis("espeak", seconds)
     raw = await redis_client.hgetall(metrics.keys.histogram(synthesis_histogram("espeak")))
-    # Stored per bucket, not cumulatively: one field moved per observation.
-    assert (raw["0.01"], raw["0.025"], raw["0.5"]) == ("1", "2", "1")
+    # Stored per bucket, not cumulatively, and no separate count: two fields moved per
+    # observation, its bucket's and the sum's.
+    assert (raw["le:0.01"], raw["le:0.025"], raw["le:0.5"], raw["le:+Inf"]) == ("1", "2", "1", "1")
+    assert set(raw) == {"le:0.01", "le:0.025", "le:0.5", "le:+Inf", "sum_us"}
     hist = (await metrics.snapshot(["espeak"])).histograms[synthesis_histogram("espeak")]
     cumulative = dict(hist.buckets)
     assert cumulative[0.01] == 1
@@ -72,22 +74,27 @@ async def test_terminal_transition_observes_in_its_atomic_step(
     assert cumulative[0.1] == 0
     assert cumulative[0.25] == 1
     assert cumulative[3600.0] == 1  # 7200 s is counted only by +Inf (the count)
+    raw = await redis_client.hgetall(metrics.keys.histogram(PROCESSING))
+    assert (raw["le:0.25"], raw["le:+Inf"]) == ("1", "1")
     assert hist.count == 2
     # The sum, in whole microseconds, is exact: 0.2 s + 7200 s.
     assert hist.total == 7200.2
 
 
-async def test_sum_written_by_earlier_versions_still_counts(
+async def test_a_histogram_written_by_earlier_versions_still_counts(
     redis_client: aioredis.Redis, settings: Settings
 ) -> None:
-    """Earlier versions kept the sum as a float in seconds (`sum`); a histogram written by
-    both, as during a rolling upgrade, reads back the sum of the two."""
+    """Earlier versions counted a value in its bound's own field, in `count`, and in `sum` (a
+    float, seconds); a histogram written by both forms, as during a rolling upgrade, reads
+    back every observation of each."""
     metrics = MetricsStore(redis_client, Keys(settings.REDIS_PREFIX))
     key = metrics.keys.histogram(synthesis_histogram("espeak"))
-    await redis_client.hset(key, mapping={"0.25": 2, "count": 2, "sum": "0.3"})
+    # 0.2 s and 0.1 s, then 60 s (above the last bound: in `count` only), the earlier way.
+    await redis_client.hset(key, mapping={"0.25": 1, "0.1": 1, "count": 3, "sum": "60.3"})
     await metrics.observe_synthesis("espeak", 0.02)
-    raw = await redis_client.hgetall(key)
-    assert (raw["sum"], raw["sum_us"]) == ("0.3", "20000")
+    await metrics.observe_synthesis("espeak", 0.2)
     hist = (await metrics.snapshot(["espeak"])).histograms[synthesis_histogram("espeak")]
-    assert hist.count == 3
-    assert abs(hist.total - 0.32) < 1e-9
+    cumulative = dict(hist.buckets)
+    assert (cumulative[0.025], cumulative[0.1], cumulative[0.25], cumulative[10.0]) == (1, 2, 4, 4)
+    assert hist.count == 5
+    assert abs(hist.total - 60.52) < 1e-9

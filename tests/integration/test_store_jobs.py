@@ -21,7 +21,9 @@ from ttsqueue.domain import (
 )
 from ttsqueue.store.factory import build_store
 from ttsqueue.store.jobs import JobStore, PageCursor
+from ttsqueue.store.keys import Keys
 from ttsqueue.store.lifecycle import IdempotencyClaim
+from ttsqueue.store.workers import WORKER_STATS_TTL_S, WorkerInfo, WorkerRegistry
 
 
 def store_for(client: aioredis.Redis, settings: Settings) -> JobStore:
@@ -126,6 +128,38 @@ async def test_terminal_effects_update_counters_atomically(
     metrics = await redis_client.hgetall(store.keys.metrics)
     assert metrics == {"processed": "1", "succeeded": "1", "processing_ms_total": "250"}
     assert await redis_client.hget(store.keys.worker_stats("w1"), "processed") == "1"
+
+
+async def test_worker_counters_expire_a_day_after_the_last_heartbeat(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    """The counters' expiry is set when they start and renewed by heartbeats, not by every
+    job that ends."""
+    keys = Keys(settings.REDIS_PREFIX)
+    stats = keys.worker_stats("w1")
+    answered = CallInfo(outcome=CallOutcome.ANSWERED)
+
+    async def one_job() -> None:
+        lifecycle = lifecycle_of(redis_client, settings)
+        job = make_job()
+        await lifecycle.create(job)
+        started = (await lifecycle.start(job, "w1")).job
+        calling = await lifecycle.mark_calling(
+            started, 1, audio=AudioInfo(), backend="simulator", started_at=0.0, detail="placed"
+        )
+        moved = await lifecycle.finish(
+            calling, JobStatus.COMPLETED, answered, worker_id="w1", detail="answered"
+        )
+        assert moved.applied
+
+    await one_job()
+    assert 86_000 < await redis_client.ttl(stats) <= WORKER_STATS_TTL_S
+    await redis_client.expire(stats, 100)
+    await one_job()  # counted, without touching the expiry
+    assert await redis_client.hget(stats, "processed") == "2"
+    assert await redis_client.ttl(stats) <= 100
+    await WorkerRegistry(redis_client, keys).beat(WorkerInfo(worker_id="w1"))
+    assert 86_000 < await redis_client.ttl(stats) <= WORKER_STATS_TTL_S
 
 
 async def test_idempotency_key_returns_original_job(

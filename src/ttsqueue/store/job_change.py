@@ -53,10 +53,8 @@ def encode(change: Change, keys: Keys, now: datetime) -> dict[str, Any]:
     if change.finished is not None:
         payload["finished"] = change.finished
     if change.observe:
-        # No "bucket" above the last bound: the script tests for its presence.
         payload["observe"] = [
-            {"key": keys.histogram(o.name), "us": o.microseconds}
-            | ({"bucket": o.bucket} if o.bucket is not None else {})
+            {"key": keys.histogram(o.name), "field": o.field, "us": o.microseconds}
             for o in change.observe
         ]
     if change.worker_id and change.worker_incr:

@@ -91,7 +91,8 @@ class Keys:
         return f"{self.prefix}stats:finished"
 
     def histogram(self, name: str) -> str:
-        """Hash of a histogram: per-bucket counts (by upper bound), `count` and `sum`."""
+        """Hash of a histogram: per-bucket counts (`le:<upper bound>`, `le:+Inf`) and
+        `sum_us` (store/metrics.py)."""
         return f"{self.prefix}stats:hist:{name}"
 
     @property

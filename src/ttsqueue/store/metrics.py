@@ -29,6 +29,7 @@ LATENCY_BUCKETS = (
 )
 SYNTHESIS_BUCKETS = ("0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10")
 
+INF = "+Inf"
 PROCESSING = "processing"  # processing started -> terminal
 END_TO_END = "end_to_end"  # accepted -> terminal
 
@@ -48,9 +49,20 @@ class Observation:
         return bucket_for(self.seconds, self.buckets)
 
     @property
+    def field(self) -> str:
+        """The hash field that counts the value: `bucket_field` of its bucket."""
+        return bucket_field(self.bucket)
+
+    @property
     def microseconds(self) -> int:
         """The value as the histogram's sum counts it (`sum_us`, an integer)."""
         return round(self.seconds * 1_000_000)
+
+
+def bucket_field(bucket: str | None) -> str:
+    """`le:<bound>`, or `le:+Inf` above the last bound: the count of a histogram is the sum of
+    these fields, so that an observation costs two writes (its bucket and the sum)."""
+    return f"le:{bucket if bucket is not None else INF}"
 
 
 def bucket_for(seconds: float, buckets: tuple[str, ...]) -> str | None:
@@ -86,12 +98,10 @@ class MetricsStore:
 
     async def observe_synthesis(self, engine: str, seconds: float) -> None:
         key = self.keys.histogram(synthesis_histogram(engine))
-        bucket = bucket_for(seconds, SYNTHESIS_BUCKETS)
+        seen = Observation(synthesis_histogram(engine), seconds, SYNTHESIS_BUCKETS)
         async with self.client.pipeline(transaction=True) as pipe:
-            if bucket is not None:
-                pipe.hincrby(key, bucket, 1)
-            pipe.hincrby(key, "count", 1)
-            pipe.hincrby(key, "sum_us", round(seconds * 1_000_000))
+            pipe.hincrby(key, seen.field, 1)
+            pipe.hincrby(key, "sum_us", seen.microseconds)
             await pipe.execute()
 
     async def snapshot(self, engines: list[str]) -> MetricsSnapshot:
@@ -113,14 +123,17 @@ class MetricsStore:
 
 
 def _histogram(raw: dict[str, str], buckets: tuple[str, ...]) -> Histogram:
+    """Prometheus's view of a histogram hash. Earlier versions counted a value in its bound's
+    own field (`0.05`), in `count` and, in seconds, in `sum`; a hash written during an
+    upgrade holds both forms, and both count."""
     cumulative: list[tuple[float, int]] = []
     running = 0
     for le in buckets:
-        running += int(raw.get(le, 0))
+        running += int(raw.get(bucket_field(le), 0)) + int(raw.get(le, 0))
         cumulative.append((float(le), running))
+    counted_now = sum(int(raw.get(bucket_field(le), 0)) for le in (*buckets, None))
     return Histogram(
         buckets=cumulative,
-        count=int(raw.get("count", 0)),
-        # Whole microseconds; `sum` (seconds, a float) is what earlier versions wrote.
+        count=int(raw.get("count", 0)) + counted_now,
         total=float(raw.get("sum", 0.0)) + int(raw.get("sum_us", 0)) / 1_000_000,
     )

@@ -13,6 +13,9 @@ from ttsqueue.store.keys import Keys
 HEARTBEAT_INTERVAL_S = 2.0
 # A worker is gone after three missed beats.
 HEARTBEAT_TTL_S = 6
+# A worker's counters (`worker:<id>:stats`, counted by transition.lua, which sets this expiry
+# when they start) are kept a day after its last heartbeat.
+WORKER_STATS_TTL_S = 86400
 
 
 @dataclass(slots=True)
@@ -50,6 +53,7 @@ class WorkerRegistry:
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=mapping)
             pipe.expire(key, HEARTBEAT_TTL_S)
+            pipe.expire(self.keys.worker_stats(info.worker_id), WORKER_STATS_TTL_S)
             pipe.sadd(self.keys.workers, info.worker_id)
             await pipe.execute()
 

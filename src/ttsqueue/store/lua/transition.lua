@@ -10,8 +10,8 @@
 --    "at": "<iso time>", "set": {field: value}, "outcome": "busy",
 --    "metrics": {name: n}, "worker": "<worker stats key>", "worker_incr": {name: n},
 --    "minute": "<epoch minute>", "finished": "<status>|<outcome>",
---    "observe": [{"key": "<histogram hash>", "us": microseconds (an integer), "bucket":
---                 "<smallest bound at or above the value; absent above the last one>"}]}
+--    "observe": [{"key": "<histogram hash>", "field": "le:<smallest bound at or above the
+--                 value>" or "le:+Inf", "us": the value in microseconds (an integer)}]}
 --   What else the same call may do (so that a worker's step is one round trip):
 --    "count": {"key": k, "ttl": s}   count a delivery (INCR + EXPIRE), whatever follows;
 --    "release": [[zset, member], ...] drop audio cache leases and the call's trunk line,
@@ -167,21 +167,24 @@ if change["minute"] then
   redis.call("HINCRBY", prefix .. "stats:throughput", change["minute"], 1)
 end
 if change["worker"] and change["worker_incr"] then
+  local started = false
   for k, v in pairs(change["worker_incr"]) do
-    redis.call("HINCRBY", change["worker"], k, v)
+    if redis.call("HINCRBY", change["worker"], k, v) == v then started = true end
   end
-  redis.call("EXPIRE", change["worker"], 86400)
+  -- The expiry is set when a counter starts; the worker's heartbeats renew it from then on
+  -- (store/workers.py, WORKER_STATS_TTL_S).
+  if started then redis.call("EXPIRE", change["worker"], 86400) end
 end
 if change["finished"] then
   redis.call("HINCRBY", prefix .. "stats:finished", change["finished"], 1)
 end
 if change["observe"] then
-  -- One field per bucket, counting the values that fall in it (not cumulative: one write
-  -- per observation); readers add them up into Prometheus's cumulative buckets. The sum is
-  -- kept in whole microseconds: HINCRBY, where HINCRBYFLOAT parses and prints a float.
+  -- One field per bucket, counting the values that fall in it (not cumulative, and no
+  -- separate count: two writes per observation); readers add them up into Prometheus's
+  -- cumulative buckets and count. The sum is kept in whole microseconds: HINCRBY, where
+  -- HINCRBYFLOAT parses and prints a float.
   for _, o in ipairs(change["observe"]) do
-    if o["bucket"] then redis.call("HINCRBY", o["key"], o["bucket"], 1) end
-    redis.call("HINCRBY", o["key"], "count", 1)
+    redis.call("HINCRBY", o["key"], o["field"], 1)
     redis.call("HINCRBY", o["key"], "sum_us", o["us"])
   end
 end
