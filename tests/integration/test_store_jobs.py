@@ -242,7 +242,13 @@ async def test_deliver_counts_reads_and_starts_in_one_step(
     queued, processing = JobStatus.QUEUED, JobStatus.PROCESSING
     assert await deliver(job.job_id, 2) == (1, False, queued, queued)  # not its next attempt
     assert await deliver(job.job_id, 1) == (1, True, queued, processing)
+    # The count expires with the record, counted from the first delivery.
+    counter = Keys(settings.REDIS_PREFIX).deliveries(job.job_id, 1)
+    first_ttl = await redis_client.ttl(counter)
+    assert 0 < first_ttl <= settings.JOB_TTL_SECONDS
+    await redis_client.expire(counter, 100)
     assert await deliver(job.job_id, 1) == (2, False, processing, processing)
+    assert 0 < await redis_client.ttl(counter) <= 100
     assert await deliver("nope", 1) == (1, False, None, None)
 
 

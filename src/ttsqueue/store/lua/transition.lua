@@ -13,7 +13,8 @@
 --    "observe": [{"key": "<histogram hash>", "field": "le:<smallest bound at or above the
 --                 value>" or "le:+Inf", "us": the value in microseconds (an integer)}]}
 --   What else the same call may do (so that a worker's step is one round trip):
---    "count": {"key": k, "ttl": s}   count a delivery (INCR + EXPIRE), whatever follows;
+--    "count": {"key": k, "ttl": s}   count a delivery, whatever follows (the count expires
+--                                     `ttl` seconds after the first one);
 --    "release": [[zset, member], ...] drop audio cache leases and the call's trunk line,
 --                                     whatever follows;
 --    "read": true                     reply with the record as it was before the change;
@@ -26,8 +27,12 @@
 local change = cmsgpack.unpack(ARGV[3])
 local count = 0
 if change["count"] then
-  count = redis.call("INCR", change["count"]["key"])
-  redis.call("EXPIRE", change["count"]["key"], change["count"]["ttl"])
+  -- The first delivery (the common case) in one command; a later one adds to the count.
+  if redis.call("SET", change["count"]["key"], 1, "EX", change["count"]["ttl"], "NX") then
+    count = 1
+  else
+    count = redis.call("INCR", change["count"]["key"])
+  end
 end
 if change["release"] then
   for _, lease in ipairs(change["release"]) do
