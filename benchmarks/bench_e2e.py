@@ -183,6 +183,37 @@ async def _cache_misses(prefix: str) -> int:
         await client.aclose()
 
 
+def preload_backlog(iso_: Isolation, work: Path, jobs: int, concurrency: int) -> int:
+    """`jobs` queued jobs preloaded for one worker × `concurrency` (speech cached under
+    `work/audio` by an earlier round); the count of completed jobs before them, for
+    `drain_backlog`."""
+    values = product_values(iso_, work / "audio", WORKER_CONCURRENCY=concurrency)
+    asyncio.run(preload(values, jobs))
+    return asyncio.run(_zcard(iso_.redis_prefix, JobStatus.COMPLETED))
+
+
+def drain_backlog(
+    iso_: Isolation,
+    work: Path,
+    jobs: int,
+    concurrency: int,
+    base: int,
+    started: list[Proc],
+    *,
+    command: Sequence[str] = (PYTHON, str(ENTRY)),
+    timeout: float = 600.0,
+    **overrides: object,
+) -> Proc:
+    """One worker (`command` followed by `worker`, added to `started`) run until `jobs` more
+    jobs are completed than `base`; it is left running, for the caller to read and stop."""
+    env = product_env(iso_, work / "audio", WORKER_CONCURRENCY=concurrency, **overrides)
+    worker = spawn(f"worker-{jobs}", [*command, "worker"], env, work)
+    started.append(worker)
+    counter = status_counter(iso_.redis_prefix, base)
+    asyncio.run(counter.wait(jobs, time.monotonic(), started, timeout))
+    return worker
+
+
 def worker_argv(profiler: str | None, dump: Path | None) -> list[str]:
     if profiler == "cprofile" and dump is not None:
         return [PYTHON, "-m", "cProfile", "-o", str(dump), str(ENTRY), "worker"]

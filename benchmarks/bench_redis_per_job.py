@@ -29,14 +29,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import redis
 
 from _common import (
-    ENTRY,
     PYTHON,
     REDIS_URL,
     REPO_ROOT,
@@ -45,13 +43,9 @@ from _common import (
     machine_info,
     print_table,
     processes,
-    product_env,
-    product_values,
-    spawn,
     write_result,
 )
-from bench_e2e import _zcard, ours_round, preload, status_counter
-from ttsqueue.domain import JobStatus
+from bench_e2e import drain_backlog, ours_round, preload_backlog
 
 FIGURES = ("redis_cpu_us", "script_us", "inside_scripts_us", "commands")
 LABELS = {
@@ -73,17 +67,11 @@ def one_round(jobs: int, concurrency: int) -> dict[str, Any]:
         work = Path(tmp)
         try:
             ours_round(iso, work, 1, 1, 1, 120)  # fills the speech cache
-            audio = work / "audio"
-            values = product_values(iso, audio, WORKER_CONCURRENCY=concurrency)
-            asyncio.run(preload(values, jobs))
-            base = asyncio.run(_zcard(iso.redis_prefix, JobStatus.COMPLETED))
+            base = preload_backlog(iso, work, jobs, concurrency)
             with processes() as started:
                 server.config_resetstat()
                 cpu_before = _cpu(server)
-                t0 = time.monotonic()
-                env = product_env(iso, audio, WORKER_CONCURRENCY=concurrency)
-                started.append(spawn("worker", [PYTHON, str(ENTRY), "worker"], env, work))
-                asyncio.run(status_counter(iso.redis_prefix, base).wait(jobs, t0, started, 600))
+                drain_backlog(iso, work, jobs, concurrency, base, started)
                 cpu_after = _cpu(server)
                 stats = server.info("commandstats")
                 for proc in started:

@@ -22,9 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import Isolation, cleanup, processes, product_env, product_values, spawn
-from bench_e2e import _zcard, ours_round, preload, status_counter, worker_argv
-from ttsqueue.domain import JobStatus
+from _common import Isolation, cleanup, processes
+from bench_e2e import drain_backlog, ours_round, preload_backlog
 from ttsqueue.store.scripts import lua_source
 
 LUA_DIR = Path(__file__).resolve().parent.parent / "src" / "ttsqueue" / "store" / "lua"
@@ -60,20 +59,13 @@ def run(jobs: int, concurrency: int, work: Path) -> collections.Counter[str]:
     iso = Isolation.new()
     try:
         ours_round(iso, work, 1, 1, 1, 120)  # fills the speech cache
-        audio = work / "audio"
-        values = product_values(iso, audio, WORKER_CONCURRENCY=concurrency)
-        asyncio.run(preload(values, jobs))
-        base = asyncio.run(_zcard(iso.redis_prefix, JobStatus.COMPLETED))
+        base = preload_backlog(iso, work, jobs, concurrency)
         log_path = work / "monitor.txt"
         with log_path.open("w") as out, processes() as started:
             monitor = subprocess.Popen(["redis-cli", "MONITOR"], stdout=out)
             try:
                 time.sleep(0.5)
-                t0 = time.monotonic()
-                env = product_env(iso, audio, WORKER_CONCURRENCY=concurrency)
-                started.append(spawn("worker", worker_argv(None, None), env, work))
-                counter = status_counter(iso.redis_prefix, base)
-                asyncio.run(counter.wait(jobs, t0, started, 600))
+                drain_backlog(iso, work, jobs, concurrency, base, started)
                 for proc in started:
                     proc.stop()
             finally:

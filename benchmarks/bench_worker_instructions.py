@@ -42,13 +42,9 @@ from _common import (
     machine_info,
     print_table,
     processes,
-    product_env,
-    product_values,
-    spawn,
     write_result,
 )
-from bench_e2e import _zcard, ours_round, preload, status_counter
-from ttsqueue.domain import JobStatus
+from bench_e2e import drain_backlog, ours_round, preload_backlog
 
 DUMP_WAIT_S = 120.0
 SUMMARY = re.compile(rb"^(?:summary|totals): (\d+)", re.MULTILINE)
@@ -56,18 +52,14 @@ SUMMARY = re.compile(rb"^(?:summary|totals): (\d+)", re.MULTILINE)
 
 def instructions_of_round(iso: Isolation, work: Path, jobs: int, concurrency: int) -> int:
     """Instructions one worker under callgrind spent from its start to its `jobs`-th job."""
-    audio = work / "audio"
-    values = product_values(iso, audio, WORKER_CONCURRENCY=concurrency)
-    asyncio.run(preload(values, jobs))
-    base = asyncio.run(_zcard(iso.redis_prefix, JobStatus.COMPLETED))
+    base = preload_backlog(iso, work, jobs, concurrency)
     out = work / f"callgrind-{jobs}.out"
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", PYTHON, str(ENTRY)]
     with processes() as started:
-        env = product_env(iso, audio, WORKER_CONCURRENCY=concurrency, WORKER_ID=f"cg-{iso.tag}")
-        worker = spawn(f"worker-cg-{jobs}", [*argv, "worker"], env, work)
-        started.append(worker)
-        counter = status_counter(iso.redis_prefix, base)
-        asyncio.run(counter.wait(jobs, time.monotonic(), started, timeout=1800.0))
+        worker = drain_backlog(
+            iso, work, jobs, concurrency, base, started,
+            command=argv, timeout=1800.0, WORKER_ID=f"cg-{iso.tag}",
+        )  # fmt: skip
         dumped = subprocess.run(
             ["callgrind_control", "--dump", str(worker.popen.pid)],
             capture_output=True,

@@ -8,7 +8,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from ttsqueue.config import Settings
-from ttsqueue.domain import Job, JobStatus, Priority, iso, utcnow
+from ttsqueue.domain import AudioInfo, Job, JobStatus, Priority, iso, utcnow
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.lifecycle import JobLifecycle
@@ -52,3 +52,13 @@ def lifecycle_of(client: aioredis.Redis, settings: Settings, **options: Any) -> 
 def lifecycle_for(store: JobStore) -> JobLifecycle:
     """The job-state owner over the same client, keys and retention as `store`."""
     return JobLifecycle(store.client, store.keys, store.ttl_seconds)
+
+
+async def calling_job(lifecycle: JobLifecycle, worker_id: str) -> Job:
+    """A new job taken by `worker_id` and moved to `calling` (its first attempt, simulated)."""
+    job = make_job()
+    await lifecycle.create(job)
+    started = (await lifecycle.start(job, worker_id)).job
+    return await lifecycle.mark_calling(
+        started, 1, audio=AudioInfo(), backend="simulator", started_at=0.0, detail="placed"
+    )

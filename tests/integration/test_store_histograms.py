@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 
 import redis.asyncio as aioredis
 
-from tests.factories import lifecycle_of, make_job
+from tests.factories import calling_job, lifecycle_of
 from ttsqueue.config import Settings
-from ttsqueue.domain import AudioInfo, CallInfo, CallOutcome, JobStatus
+from ttsqueue.domain import CallInfo, CallOutcome, JobStatus
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.metrics import (
     PROCESSING,
@@ -55,12 +55,7 @@ async def test_terminal_transition_observes_in_its_atomic_step(
     metrics = MetricsStore(redis_client, Keys(settings.REDIS_PREFIX))
     answered = CallInfo(outcome=CallOutcome.ANSWERED)
     for seconds in (0.2, 7200.0):
-        job = make_job()
-        await lifecycle.create(job)
-        started = (await lifecycle.start(job, "w")).job
-        calling = await lifecycle.mark_calling(
-            started, 1, audio=AudioInfo(), backend="simulator", started_at=0.0, detail="placed"
-        )
+        calling = await calling_job(lifecycle, "w")
         assert calling.processed_at is not None
         # The call ends `seconds` after processing started.
         ended = datetime.fromisoformat(calling.processed_at) + timedelta(seconds=seconds)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import redis.asyncio as aioredis
 
-from tests.factories import lifecycle_of, make_job
+from tests.factories import calling_job, lifecycle_of, make_job
 from ttsqueue.config import Settings
 from ttsqueue.domain import (
     AudioInfo,
@@ -103,12 +103,7 @@ async def test_terminal_effects_update_counters_atomically(
 ) -> None:
     store = store_for(redis_client, settings)
     lifecycle = lifecycle_of(redis_client, settings)
-    job = make_job()
-    await lifecycle.create(job)
-    started = (await lifecycle.start(job, "w1")).job
-    calling = await lifecycle.mark_calling(
-        started, 1, audio=AudioInfo(), backend="simulator", started_at=0.0, detail="placed"
-    )
+    calling = await calling_job(lifecycle, "w1")
     # The call ends 250 ms after processing started.
     assert calling.processed_at is not None
     ended = datetime.fromisoformat(calling.processed_at) + timedelta(milliseconds=250)
@@ -141,12 +136,7 @@ async def test_worker_counters_expire_a_day_after_the_last_heartbeat(
 
     async def one_job() -> None:
         lifecycle = lifecycle_of(redis_client, settings)
-        job = make_job()
-        await lifecycle.create(job)
-        started = (await lifecycle.start(job, "w1")).job
-        calling = await lifecycle.mark_calling(
-            started, 1, audio=AudioInfo(), backend="simulator", started_at=0.0, detail="placed"
-        )
+        calling = await calling_job(lifecycle, "w1")
         moved = await lifecycle.finish(
             calling, JobStatus.COMPLETED, answered, worker_id="w1", detail="answered"
         )

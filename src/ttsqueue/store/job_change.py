@@ -10,6 +10,7 @@ from typing import Any
 from ttsqueue.domain import CallOutcome, HistoryEntry, Job, JobStatus, iso
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.metrics import END_TO_END, PROCESSING, Observation
+from ttsqueue.store.workers import WORKER_STATS_TTL_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,7 @@ def encode(change: Change, keys: Keys, now: datetime) -> dict[str, Any]:
     if change.worker_id and change.worker_incr:
         payload["worker"] = keys.worker_stats(change.worker_id)
         payload["worker_incr"] = change.worker_incr
+        payload["worker_ttl"] = WORKER_STATS_TTL_S
     return payload
 
 

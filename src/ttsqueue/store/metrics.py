@@ -97,8 +97,8 @@ class MetricsStore:
         self.keys = keys
 
     async def observe_synthesis(self, engine: str, seconds: float) -> None:
-        key = self.keys.histogram(synthesis_histogram(engine))
         seen = Observation(synthesis_histogram(engine), seconds, SYNTHESIS_BUCKETS)
+        key = self.keys.histogram(seen.name)
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hincrby(key, seen.field, 1)
             pipe.hincrby(key, "sum_us", seen.microseconds)
@@ -128,10 +128,12 @@ def _histogram(raw: dict[str, str], buckets: tuple[str, ...]) -> Histogram:
     upgrade holds both forms, and both count."""
     cumulative: list[tuple[float, int]] = []
     running = 0
+    counted_now = int(raw.get(bucket_field(None), 0))
     for le in buckets:
-        running += int(raw.get(bucket_field(le), 0)) + int(raw.get(le, 0))
+        now = int(raw.get(bucket_field(le), 0))
+        counted_now += now
+        running += now + int(raw.get(le, 0))
         cumulative.append((float(le), running))
-    counted_now = sum(int(raw.get(bucket_field(le), 0)) for le in (*buckets, None))
     return Histogram(
         buckets=cumulative,
         count=int(raw.get("count", 0)) + counted_now,

@@ -14,7 +14,7 @@ HEARTBEAT_INTERVAL_S = 2.0
 # A worker is gone after three missed beats.
 HEARTBEAT_TTL_S = 6
 # A worker's counters (`worker:<id>:stats`, counted by transition.lua, which sets this expiry
-# when they start) are kept a day after its last heartbeat.
+# when they start) are kept a day after its last heartbeat, which renews it.
 WORKER_STATS_TTL_S = 86400
 
 

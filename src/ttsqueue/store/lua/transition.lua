@@ -9,6 +9,7 @@
 --              "detail": "due", "set": {field: value}, "optional": true}, ...],
 --    "at": "<iso time>", "set": {field: value}, "outcome": "busy",
 --    "metrics": {name: n}, "worker": "<worker stats key>", "worker_incr": {name: n},
+--    "worker_ttl": seconds the worker's counters are kept,
 --    "minute": "<epoch minute>", "finished": "<status>|<outcome>",
 --    "observe": [{"key": "<histogram hash>", "field": "le:<smallest bound at or above the
 --                 value>" or "le:+Inf", "us": the value in microseconds (an integer)}]}
@@ -177,8 +178,8 @@ if change["worker"] and change["worker_incr"] then
     if redis.call("HINCRBY", change["worker"], k, v) == v then started = true end
   end
   -- The expiry is set when a counter starts; the worker's heartbeats renew it from then on
-  -- (store/workers.py, WORKER_STATS_TTL_S).
-  if started then redis.call("EXPIRE", change["worker"], 86400) end
+  -- (store/workers.py).
+  if started then redis.call("EXPIRE", change["worker"], change["worker_ttl"]) end
 end
 if change["finished"] then
   redis.call("HINCRBY", prefix .. "stats:finished", change["finished"], 1)
