@@ -39,7 +39,7 @@ from typing import Any
 from tests.asterisk.fake_phones import CHANNEL_TEMPLATE, dialplan
 from tests.asterisk.install import AsteriskInstall
 from tests.asterisk.sounds import write_sounds
-from tests.http_servers import free_port
+from tests.ports import free_port
 from ttsqueue.config import DialerName, Settings
 from ttsqueue.ops.asterisk_setup import install_snippets
 

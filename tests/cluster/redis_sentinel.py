@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from tests.faults.servers import RedisServer, _end_group
-from tests.http_servers import free_port
+from tests.ports import free_port
 
 MASTER_NAME = "ttsq"
 DOWN_AFTER_MS = 1000

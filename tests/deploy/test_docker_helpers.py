@@ -19,6 +19,7 @@ from types import ModuleType
 import pytest
 import redis.asyncio as aioredis
 
+from tests.ports import free_port
 from ttsqueue.config import Settings
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.workers import WorkerInfo, WorkerRegistry
@@ -134,9 +135,7 @@ async def test_worker_is_healthy_while_its_heartbeat_lives(
 
 
 def test_worker_is_unhealthy_when_redis_is_down(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # nothing listens there once closed
+    port = free_port()  # nothing listens there
     done = healthcheck(tmp_path, "worker", REDIS_URL=f"redis://127.0.0.1:{port}/0")
     assert (done.returncode, done.stdout.strip()) == (1, "worker: unhealthy")
 

@@ -16,7 +16,8 @@ import httpx
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from tests import redis_leftovers
-from tests.http_servers import free_port, quiet_server
+from tests.http_servers import quiet_server
+from tests.ports import free_port
 from ttsqueue.api.app import create_app as create_api
 from ttsqueue.config import Settings
 from ttsqueue.dashboard.app import create_app as create_dashboard

@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.fuzz.live_api import serve_api
-from tests.http_servers import free_port
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

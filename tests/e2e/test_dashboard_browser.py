@@ -28,7 +28,7 @@ from tests.e2e.live_stack import (
     wait_for_snapshot,
 )
 from tests.faults.servers import RabbitServer, rabbitmq_tool
-from tests.http_servers import free_port
+from tests.ports import free_port
 from ttsqueue.broker.management import ManagementTarget
 from ttsqueue.config import Settings
 from ttsqueue.store.connection import connect_redis

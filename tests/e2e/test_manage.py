@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.conftest import RABBITMQ_URL, REDIS_URL
-from tests.http_servers import free_port
+from tests.ports import free_port
 from ttsqueue.ops import processes
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,10 +17,11 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.http_servers import free_port
+from tests.ports import free_port
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 BOOT_TIMEOUT_S = 90.0
+NODE_UNREACHABLE = 69  # rabbitmqctl's exit status (EX_UNAVAILABLE) when the node does not answer
 
 
 def port_open(port: int) -> bool:
@@ -113,13 +114,19 @@ class RabbitServer:
             time.sleep(0.2)
         # An open port is not proof that this node is the one listening (while it was down,
         # another process may have taken the port, and the node then fails to bind): the node
-        # itself must say it has started.
-        try:
-            self.ctl("await_startup", timeout=max(deadline - time.monotonic(), 10.0))
-        except subprocess.CalledProcessError as exc:
-            raise RuntimeError(
-                f"RabbitMQ node {self.node} did not start: {exc.stderr}\n{self.tail()}"
-            ) from exc
+        # itself must say it has started. rabbitmqctl exits 69 when it cannot reach the node
+        # yet; it is asked again for as long as the node's process is alive.
+        while True:
+            try:
+                self.ctl("await_startup", timeout=max(deadline - time.monotonic(), 10.0))
+                return
+            except subprocess.CalledProcessError as exc:
+                alive = self._popen.poll() is None
+                if exc.returncode != NODE_UNREACHABLE or not alive or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"RabbitMQ node {self.node} did not start: {exc.stderr}\n{self.tail()}"
+                    ) from exc
+            time.sleep(1.0)
 
     def stop(self, timeout: float = 60.0) -> None:
         """A clean shutdown (`rabbitmqctl stop`); durable queues and persistent messages stay."""

@@ -24,7 +24,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from tests.faults.servers import RabbitServer, RedisServer
-from tests.http_servers import free_port
+from tests.ports import free_port
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.domain import JobStatus
 from ttsqueue.store.keys import Keys

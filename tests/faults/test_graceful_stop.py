@@ -27,7 +27,7 @@ from tests.faults.stack import (
     wait_terminal,
 )
 from tests.figures import record
-from tests.http_servers import free_port
+from tests.ports import free_port
 from ttsqueue.domain import JobStatus
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.workers import WorkerRegistry

@@ -48,7 +48,7 @@ from tests.faults.stack import (
     wait_terminal,
 )
 from tests.figures import record
-from tests.http_servers import free_port
+from tests.ports import free_port
 from ttsqueue.config import Settings
 from ttsqueue.ops import processes
 from ttsqueue.worker.runner import prefetch_for

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import httpx
 
 from tests import redis_leftovers
-from tests.http_servers import free_port, quiet_server
+from tests.http_servers import quiet_server
+from tests.ports import free_port
 from ttsqueue.api.app import create_app
 from ttsqueue.broker.connection import connect_broker
 from ttsqueue.broker.topology import QueueNames

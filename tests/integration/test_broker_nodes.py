@@ -9,7 +9,7 @@ import pytest
 from aio_pika.exceptions import AMQPConnectionError
 
 from tests.conftest import RABBITMQ_URL
-from tests.http_servers import free_port
+from tests.ports import free_port
 from ttsqueue.broker.connection import ClusterConnection, connect_broker, connect_plain
 
 pytestmark = pytest.mark.timeout(60)

@@ -20,8 +20,8 @@ import pytest
 import redis.asyncio as aioredis
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
-from tests.http_servers import free_port
 from tests.integration.test_dashboard_snapshot import building, sources
+from tests.ports import free_port
 from ttsqueue.broker.management import TIMEOUT_S, ManagementTarget
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings

@@ -15,7 +15,7 @@ from aio_pika.abc import AbstractRobustConnection
 
 from tests.factories import lifecycle_for, make_job
 from tests.faults.servers import RedisServer
-from tests.http_servers import free_port
+from tests.ports import free_port
 from ttsqueue.broker.management import ManagementClient, ManagementTarget
 from ttsqueue.broker.topology import QueueNames
 from ttsqueue.config import Settings

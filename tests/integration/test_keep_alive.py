@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from tests.http_servers import free_port
+from tests.ports import free_port
 from ttsqueue.views.server import server_options
 
 pytestmark = pytest.mark.timeout(60)

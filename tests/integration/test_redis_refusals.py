@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.faults.servers import RedisServer
-from tests.http_servers import free_port
+from tests.ports import free_port
 from ttsqueue.dialer.ami.call_records import CallRecords
 from ttsqueue.dialer.ami.protocol import AmiMessage
 from ttsqueue.dialer.ami.tracker import CallTracker

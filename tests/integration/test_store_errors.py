@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.factories import lifecycle_of, make_job
-from tests.http_servers import free_port
+from tests.ports import free_port
 from ttsqueue.config import Settings
 from ttsqueue.errors import ConnectionLostError, StoreError, StoreUnavailableError
 from ttsqueue.store.connection import connect_redis

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import pytest
 from rich.console import Console
 
-from tests.http_servers import free_port
+from tests.ports import free_port
 from ttsqueue.ops import calls
 from ttsqueue.ops.client import (
     ApiClient,
