@@ -23,6 +23,7 @@ from ttsqueue.api.errors import (
     FieldError,
     describe_validation_errors,
 )
+from ttsqueue.api.media import require_json_body
 from ttsqueue.api.rate_limit import TOO_LARGE, RateLimiter
 from ttsqueue.api.routes_calls import check_idempotency_key
 from ttsqueue.api.schemas import (
@@ -155,7 +156,12 @@ def _item_claims(
     return [idempotency_claim(f"{key}#{i}", item, scope) for i, item in enumerate(items)]
 
 
-@router.post("/tts/calls", status_code=202)
+@router.post(
+    "/tts/calls",
+    status_code=202,
+    dependencies=[Depends(require_json_body)],
+    responses=error_responses(415),
+)
 async def create_calls(
     request: Request,
     ctx: Annotated[ApiContext, Depends(get_context)],

@@ -11,6 +11,7 @@ from starlette.datastructures import Headers
 from ttsqueue.api.access import presented_key
 from ttsqueue.api.context import ApiContext, context_of, get_context
 from ttsqueue.api.errors import ApiError
+from ttsqueue.api.media import require_json_body
 from ttsqueue.api.routes_jobs import load_job
 from ttsqueue.api.schemas import (
     CallAccepted,
@@ -72,7 +73,11 @@ def check_idempotency_key(key: str) -> None:
     "/tts/call",
     status_code=202,
     response_model=CallAccepted,
-    responses={200: {"description": "Same Idempotency-Key and body: the original job"}},
+    dependencies=[Depends(require_json_body)],
+    responses={
+        200: {"description": "Same Idempotency-Key and body: the original job"},
+        **error_responses(415),
+    },
     openapi_extra={"parameters": [IDEMPOTENCY_KEY_PARAMETER]},
 )
 async def create_call(body: CallRequestIn, request: Request) -> JsonBody:

@@ -436,6 +436,7 @@ _ERROR_MEANINGS = {
     404: "Unknown job",
     409: "Conflict: idempotency key reused with another body, or job not cancelable",
     413: "Request body too large",
+    415: "Body not sent as JSON (Content-Type must be application/json)",
     422: "Invalid field; the message names it",
     429: "Rate limit exceeded (see Retry-After)",
     503: "RabbitMQ or Redis unavailable, or backlog full (see Retry-After)",
