@@ -58,7 +58,13 @@ async def build_context(
         names=publisher.names,
         speech=SpeechService(settings, redis, store.keys, await build_engines(settings)),
         dialer=dialer,
-        trunk=TrunkGuard(redis, store.keys, servers=line_servers(settings), is_up=dialer.server_up),
+        trunk=TrunkGuard(
+            redis,
+            store.keys,
+            servers=line_servers(settings),
+            is_up=dialer.server_up,
+            line_hold_s=dialer.line_hold_s,
+        ),
         metrics=store.metrics,
         policy=build_calling_policy(settings, redis, store.keys, clock),
     )
