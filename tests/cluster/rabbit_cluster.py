@@ -54,6 +54,10 @@ class ClusterNode(RabbitServer):
         popen.wait(30)
         self._popen = None
 
+    def vm_pid(self) -> int:
+        """The operating-system process id of this node's Erlang VM."""
+        return int(self.ctl("eval", "list_to_integer(os:getpid()).").strip())
+
     @property
     def running(self) -> bool:
         return self._popen is not None and self._popen.poll() is None and port_open(self.port)
@@ -135,26 +139,39 @@ class RabbitCluster:
         raise KeyError(f"no connection named {connection_name}: {listing}")
 
     def partition(self, node: ClusterNode) -> None:
-        """Cut `node` off from the others: it refuses their cookie and drops its links to
-        them, both ways, as a network partition would (pause_minority then pauses it)."""
-        others = self._atoms(node)
-        node.ctl(
-            "eval",
-            f"[begin erlang:set_cookie(N, 'ttsq-partitioned'), erlang:disconnect_node(N) end"
-            f" || N <- [{others}]], ok.",
-        )
+        """Cut `node` off from the others, both ways, as a network partition would
+        (pause_minority then pauses it).
+
+        The others drop their links to it and refuse its cookie from then on. They do so one
+        after the other, and a node that loses a peer asks the rest whether they still reach
+        it: one that still does (its link not yet dropped) makes the asker pause until the
+        whole cluster is back ("partial partition"), which would pause the majority too. So
+        the cut node's VM is frozen (SIGSTOP) while the links are dropped: the check cannot
+        reach it, and it finds every link gone when it runs again."""
+        pid = node.vm_pid()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            self._on_majority(
+                node,
+                "[begin rpc:call(M, erlang, set_cookie, [Cut, 'ttsq-partitioned']),"
+                " rpc:call(M, erlang, disconnect_node, [Cut]) end || M <- Majority], ok.",
+            )
+        finally:
+            os.kill(pid, signal.SIGCONT)
 
     def heal(self, node: ClusterNode) -> None:
-        """Undo `partition`: the cookie is the cluster's again and the links come back."""
-        others = self._atoms(node)
-        node.ctl(
-            "eval",
-            f"[begin erlang:set_cookie(N, erlang:get_cookie()), net_adm:ping(N) end"
-            f" || N <- [{others}]], ok.",
+        """Undo `partition`: the others take the cluster's cookie from it again and reconnect."""
+        self._on_majority(
+            node,
+            "[begin rpc:call(M, erlang, set_cookie, [Cut, erlang:get_cookie()]),"
+            " rpc:call(M, net_adm, ping, [Cut]) end || M <- Majority], ok.",
         )
 
-    def _atoms(self, node: ClusterNode) -> str:
-        return ", ".join(f"'{other.node}'" for other in self.nodes if other is not node)
+    def _on_majority(self, cut: ClusterNode, expression: str) -> None:
+        """Evaluate `expression` on one of the other nodes, with `Cut` and `Majority` bound."""
+        majority = [other for other in self.nodes if other is not cut]
+        atoms = ", ".join(f"'{other.node}'" for other in majority)
+        majority[0].ctl("eval", f"Cut = '{cut.node}', Majority = [{atoms}], {expression}")
 
     def serving(self, node: ClusterNode) -> bool:
         """Whether `node` runs RabbitMQ (a paused minority node does not)."""
