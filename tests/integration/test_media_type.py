@@ -65,6 +65,8 @@ async def test_a_body_not_sent_as_json_gets_415_naming_the_header(
     assert (answer["success"], answer["code"]) == (False, "unsupported_media_type")
     assert "Content-Type" in answer["error"]
     assert [d["field"] for d in answer["details"]] == ["Content-Type"]
+    said = answer["details"][0]["message"]
+    assert said.endswith("(missing)" if content_type is None else f"(not {content_type!r})")
     assert await records(redis_client, settings) == []
     assert await queued(broker, settings) == before
 

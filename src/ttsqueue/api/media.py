@@ -28,6 +28,7 @@ async def require_json_body(request: Request) -> None:
     content_type = request.headers.get("content-type")
     if is_json_media_type(content_type):
         return
+    found = "missing" if content_type is None else f"not {content_type[:80]!r}"
     raise ApiError(
         415,
         "unsupported_media_type",
@@ -36,7 +37,7 @@ async def require_json_body(request: Request) -> None:
             {
                 "loc": ["header", "Content-Type"],
                 "field": "Content-Type",
-                "message": f"must be application/json, not {(content_type or 'absent')[:80]!r}",
+                "message": f"must be application/json ({found})",
             }
         ],
     )
