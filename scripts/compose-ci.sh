@@ -237,13 +237,25 @@ image_of() { # service
     compose config | "$PYTHON" -c 'import sys, yaml; print(yaml.safe_load(sys.stdin)["services"][sys.argv[1]]["image"])' "$1"
 }
 
+# A free port below the kernel's ephemeral range: one from that range could be taken by any
+# outgoing connection before docker-proxy binds it.
 free_port() { # tcp|udp
     python3 - "$1" <<'EOF'
-import socket, sys
+import random, socket, sys
 kind = socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM
-with socket.socket(socket.AF_INET, kind) as s:
-    s.bind(("0.0.0.0", 0))
-    print(s.getsockname()[1])
+with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+    low = int(ports.read().split()[0])
+for _ in range(500):
+    port = random.randint(10000, max(10001, low - 1))
+    with socket.socket(socket.AF_INET, kind) as s:
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            continue
+    print(port)
+    break
+else:
+    sys.exit("no free port")
 EOF
 }
 
