@@ -287,9 +287,9 @@ async def test_a_call_gives_up_its_line_in_the_step_that_records_its_outcome(
     releases: list[str] = []
     own_release = TrunkGuard.release
 
-    async def counted(guard: TrunkGuard, lease_id: str, *, after_call: bool = False) -> None:
+    async def counted(guard: TrunkGuard, lease_id: str) -> None:
         releases.append(lease_id)
-        await own_release(guard, lease_id, after_call=after_call)
+        await own_release(guard, lease_id)
 
     monkeypatch.setattr(TrunkGuard, "release", counted)
     store = build_store(redis_client, settings).jobs

@@ -9,9 +9,7 @@ import time
 import pytest
 import redis.asyncio as aioredis
 
-from tests.factories import calling_job
 from ttsqueue.asterisk_servers import DEFAULT_SERVER
-from ttsqueue.domain import CallInfo, JobStatus
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.lifecycle import CallClaim, ClaimRequest, JobLifecycle
 from ttsqueue.worker.trunk import TrunkGuard
@@ -180,8 +178,8 @@ async def test_a_handed_over_line_is_left_to_the_ending_step(
     """The job's ending step gives the line up in its own write: the slot does not."""
     guard = TrunkGuard(redis_client, keys, max_calls=1, calls_per_second=FAST)
     async with guard.slot("ending-call") as lease:
-        assert lease.hand_over() == (lease.server, "ending-call", 0)
-        assert lease.hand_over() == (lease.server, "ending-call", 0)  # asked again: the same
+        assert lease.hand_over() == (lease.server, "ending-call")
+        assert lease.hand_over() == (lease.server, "ending-call")  # asked again: the same
     assert await redis_client.zrange(keys.call_slots, 0, -1) == ["ending-call"]
     await guard.release("ending-call")
 
@@ -200,7 +198,7 @@ async def test_a_handed_over_line_is_released_when_the_body_fails(
 
     with pytest.raises(RuntimeError, match="ending not written"):
         await failing_ending()
-    assert handed == [(DEFAULT_SERVER, "failing-ending", 0)]
+    assert handed == [(DEFAULT_SERVER, "failing-ending")]
     assert await guard.active() == 0
 
 
@@ -309,95 +307,3 @@ async def test_an_unplaced_claim_is_dropped_only_by_its_owner(
     assert (await lifecycle.claim_call("job-4", 1, "worker-b@6.0")).claimed
     await lifecycle.drop_unplaced_claim(mine)
     assert await redis_client.get(keys.attempt("job-4", 1)) == "worker-b@6.0"
-
-
-async def redis_ms(redis_client: aioredis.Redis) -> int:
-    seconds, micros = await redis_client.time()
-    return int(seconds) * 1000 + int(micros) // 1000
-
-
-async def wait_free(guard: TrunkGuard, timeout: float = 10.0) -> None:
-    """Until no line is counted any more."""
-    started = time.monotonic()
-    while await guard.active():
-        assert time.monotonic() - started < timeout, "the line was never freed"
-        await asyncio.sleep(0.02)
-
-
-async def test_a_line_is_held_after_its_call_when_the_dialer_asks(
-    redis_client: aioredis.Redis, keys: Keys
-) -> None:
-    """A dialer that learns a call's end before Asterisk has torn the channel down (call
-    files) keeps the line counted `line_hold_s` more: the next call cannot overlap it."""
-    guard = TrunkGuard(redis_client, keys, max_calls=1, calls_per_second=FAST, line_hold_s=2.0)
-    async with guard.slot("call-1") as lease:
-        assert lease.hand_over() == (DEFAULT_SERVER, "call-1", 2000)
-        lease.handed_over = False  # the slot gives the line up itself this time
-    before = await redis_ms(redis_client)
-    expiry = await redis_client.zscore(keys.call_slots, "call-1")
-    assert expiry is not None
-    assert before < expiry <= before + 2000
-    assert not await guard.try_acquire("call-2")  # still counted: the trunk is full
-    await wait_free(guard)
-    assert await guard.try_acquire("call-2")
-    await guard.release("call-2")
-
-
-async def test_the_ending_step_holds_a_handed_over_line(
-    redis_client: aioredis.Redis, keys: Keys
-) -> None:
-    lifecycle = JobLifecycle(redis_client, keys, 3600)
-    guard = TrunkGuard(redis_client, keys, max_calls=1, calls_per_second=FAST, line_hold_s=2.0)
-    job = await calling_job(lifecycle, "worker-a@1.0")
-    async with guard.slot("ending-call") as lease:
-        line = lease.hand_over()
-        before = await redis_ms(redis_client)
-        moved = await lifecycle.finish(
-            job,
-            JobStatus.COMPLETED,
-            CallInfo(),
-            worker_id="worker-a@1.0",
-            detail="done",
-            line=line,
-        )
-    assert moved.applied
-    expiry = await redis_client.zscore(keys.call_slots, "ending-call")
-    assert expiry is not None
-    assert before < expiry <= before + 2000 + 1000  # at most the hold after the write
-    await wait_free(guard)
-
-
-async def test_without_a_hold_the_line_is_freed_at_once(
-    redis_client: aioredis.Redis, keys: Keys
-) -> None:
-    guard = TrunkGuard(redis_client, keys, max_calls=1, calls_per_second=FAST)
-    async with guard.slot("call-1"):
-        pass
-    assert await redis_client.zscore(keys.call_slots, "call-1") is None
-    assert await guard.try_acquire("call-2")
-    await guard.release("call-2")
-
-
-async def test_a_hold_never_lengthens_a_lease_nor_revives_an_expired_one(
-    redis_client: aioredis.Redis, keys: Keys
-) -> None:
-    guard = TrunkGuard(
-        redis_client, keys, max_calls=2, calls_per_second=FAST, lease_s=30.0, line_hold_s=20.0
-    )
-    assert await guard.try_acquire("expired-call")
-    await redis_client.zadd(keys.call_slots, {"expired-call": 1})
-    await guard.release("expired-call", after_call=True)
-    assert await redis_client.zscore(keys.call_slots, "expired-call") == 1
-    assert await guard.try_acquire("ending-soon")
-    soon = await redis_ms(redis_client) + 500
-    await redis_client.zadd(keys.call_slots, {"ending-soon": soon})
-    await guard.release("ending-soon", after_call=True)
-    assert await redis_client.zscore(keys.call_slots, "ending-soon") == soon
-    await redis_client.delete(keys.call_slots)
-
-
-async def test_a_hold_must_be_shorter_than_a_lease(
-    redis_client: aioredis.Redis, keys: Keys
-) -> None:
-    with pytest.raises(ValueError, match="line_hold_s"):
-        TrunkGuard(redis_client, keys, max_calls=1, calls_per_second=FAST, line_hold_s=30.0)

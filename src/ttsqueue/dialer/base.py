@@ -67,10 +67,6 @@ class CallResult:
 
 class Dialer(Protocol):
     name: str
-    # How long a call's trunk line stays counted once `wait_outcome` has returned: a backend
-    # that learns the end before Asterisk has torn the channel down keeps the line that much
-    # longer, so that the next call never overlaps the last one on the trunk.
-    line_hold_s: float
 
     async def originate(self, call: CallRequest) -> None:
         """Hand the call to the backend; returns once the backend has taken it."""

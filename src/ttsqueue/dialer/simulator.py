@@ -49,7 +49,6 @@ def _script_for(number: str) -> _Script:
 
 class SimulatorDialer:
     name = "simulator"
-    line_hold_s = 0.0
 
     def __init__(self, settings: Settings) -> None:
         self._scale = settings.SIMULATOR_TIME_SCALE

@@ -135,9 +135,8 @@ class ClaimRequest:
 
 # An audio cache lease to drop with a change: (cache key, lease id).
 Unpin = tuple[str, str]
-# A trunk line to give up with a change (the call is over): (server name, lease id, ms the
-# line stays counted: the dialer's `line_hold_s`).
-HeldLine = tuple[str, str, int]
+# A trunk line to give up with a change (the call is over): (server name, lease id).
+HeldLine = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -641,10 +640,10 @@ class JobLifecycle:
 
     def _release(self, change: Change, leases: Sequence[Unpin], line: HeldLine | None) -> None:
         """What the change gives up whatever it finds: audio cache leases, a trunk line."""
-        held: list[list[str | int]] = [[self._keys.cache_in_use(k), lease] for k, lease in leases]
+        held = [[self._keys.cache_in_use(key), lease] for key, lease in leases]
         if line is not None:
-            server, lease_id, hold_ms = line
-            held.append([self._keys.server_lines(server), lease_id, hold_ms])
+            server, lease_id = line
+            held.append([self._keys.server_lines(server), lease_id])
         if held:
             change.extras["release"] = held
 

@@ -58,13 +58,7 @@ async def build_context(
         names=publisher.names,
         speech=SpeechService(settings, redis, store.keys, await build_engines(settings)),
         dialer=dialer,
-        trunk=TrunkGuard(
-            redis,
-            store.keys,
-            servers=line_servers(settings),
-            is_up=dialer.server_up,
-            line_hold_s=dialer.line_hold_s,
-        ),
+        trunk=TrunkGuard(redis, store.keys, servers=line_servers(settings), is_up=dialer.server_up),
         metrics=store.metrics,
         policy=build_calling_policy(settings, redis, store.keys, clock),
     )

@@ -95,8 +95,6 @@ class Lease:
     # The attempt's claim script's reply, when the claim was taken with the line (`slot`'s
     # `claim`); None when it was not asked with the grant.
     claim: list[object] | None = None
-    # How long the line stays counted once given up after the call (the dialer's).
-    hold_ms: int = 0
 
     def hand_over(self) -> HeldLine | None:
         """Stop renewing and let the job's ending step give up the line in its own write
@@ -104,7 +102,7 @@ class Lease:
         cannot be handed over now and the slot gives it up as usual. Once handed over, the
         slot only gives the line up itself when its body fails."""
         if self.handed_over:
-            return (self.server, self.lease_id, self.hold_ms)
+            return (self.server, self.lease_id)
         if self.renewing or self.lost:
             # A renewal in flight could land after the ending's release and take the line
             # back; a lost lease may be held under another server. The slot releases both.
@@ -113,7 +111,7 @@ class Lease:
             # Asleep between renewals: cancelled there, it never renews again.
             self.renewer.cancel()
         self.handed_over = True
-        return (self.server, self.lease_id, self.hold_ms)
+        return (self.server, self.lease_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,11 +136,9 @@ class TrunkGuard:
         waiter_ttl_s: float = WAITER_TTL_S,
         servers: Sequence[LineServer] | None = None,
         is_up: Callable[[str], bool] = _always_up,
-        line_hold_s: float = 0.0,
     ) -> None:
         """One server from `max_calls` and `calls_per_second`, or `servers`; `is_up` says
-        whether this worker can dial on a server now; `line_hold_s`: how long a line stays
-        counted after its call (the dialer's `line_hold_s`)."""
+        whether this worker can dial on a server now."""
         if servers is None:
             servers = [LineServer(DEFAULT_SERVER, max_calls, calls_per_second)]
         if not servers or lease_s <= 0:
@@ -151,15 +147,12 @@ class TrunkGuard:
             raise ValueError("max_calls >= 1 and calls_per_second > 0 required")
         if len({s.name for s in servers}) != len(servers) or any("," in s.name for s in servers):
             raise ValueError("server names must be unique and hold no ','")
-        if line_hold_s < 0 or line_hold_s >= lease_s:
-            raise ValueError("0 <= line_hold_s < lease_s required")
         if high_streak < 1 or waiter_ttl_s <= POLL_BACK_S:
             raise ValueError(f"high_streak >= 1 and waiter_ttl_s > {POLL_BACK_S} required")
         self._keys = keys
         self._servers = {s.name: s for s in servers}
         self._is_up = is_up
         self._lease_s = lease_s
-        self._hold_ms = round(line_hold_s * 1000)
         self._high_streak = high_streak
         self._waiter_ttl_ms = round(waiter_ttl_s * 1000)
         self._acquire = load_script(redis, "line_acquire")
@@ -168,10 +161,6 @@ class TrunkGuard:
         self._active = load_script(redis, "line_active")
         self._leave = load_script(redis, "line_leave")
         self._redis = redis
-
-    @property
-    def line_hold_s(self) -> float:
-        return self._hold_ms / 1000
 
     @property
     def limit(self) -> int:
@@ -263,9 +252,8 @@ class TrunkGuard:
         keys = [self._keys.server_lines(line.name)]
         return int(await self._renew(keys=keys, args=args)) == 1
 
-    async def release(self, lease_id: str, *, after_call: bool = False) -> None:
-        """Give up the line (whichever server's), or the place in line. `after_call`: the
-        line is held `line_hold_s` more (a call may have been placed on it)."""
+    async def release(self, lease_id: str) -> None:
+        """Give up the line (whichever server's), or the place in line."""
         k = self._keys
         keys = [
             k.line_waiters_high,
@@ -274,7 +262,7 @@ class TrunkGuard:
             k.line_waiter_servers,
             *[k.server_lines(name) for name in self._servers],
         ]
-        await self._leave(keys=keys, args=[lease_id, self._hold_ms if after_call else 0])
+        await self._leave(keys=keys, args=[lease_id])
 
     @asynccontextmanager
     async def slot(
@@ -293,7 +281,7 @@ class TrunkGuard:
         one given, for the lifecycle to read. When the grant fails, whether that claim was
         taken is not known: the caller undoes it."""
         answer = await self._wait_in_line(lease_id, priority, e164, claim)
-        lease = Lease(lease_id, answer.server, claim=answer.claim, hold_ms=self._hold_ms)
+        lease = Lease(lease_id, answer.server, claim=answer.claim)
         renewer = asyncio.create_task(self._keep_alive(lease), name=f"lease-{lease_id}")
         lease.renewer = renewer
         failed = True
@@ -306,7 +294,7 @@ class TrunkGuard:
             # A handed-over line was given up by the body's ending step, unless the body
             # failed (that step may not have been written).
             if failed or not lease.handed_over:
-                await self._release_quietly(lease_id, after_call=True)
+                await self._release_quietly(lease_id)
 
     @property
     def _lease_ms(self) -> int:
@@ -349,9 +337,9 @@ class TrunkGuard:
         taken = list(reply[4:7]) if claim is not None and int(held) == 1 else None
         return _Answer(int(held) == 1, int(wait_ms) / 1000, int(behind), str(server), taken)
 
-    async def _release_quietly(self, lease_id: str, *, after_call: bool = False) -> None:
+    async def _release_quietly(self, lease_id: str) -> None:
         try:
-            await self.release(lease_id, after_call=after_call)
+            await self.release(lease_id)
         except _RELEASE_ERRORS as exc:
             log.warning(
                 "trunk lease not released, it will expire", lease_id=lease_id, error=repr(exc)

@@ -89,8 +89,6 @@ def credentials_of(server: AsteriskServer) -> AmiCredentials:
 
 class AmiDialer:
     name = "ami"
-    # The end is the channel's Hangup event: Asterisk has hung the channel up by then.
-    line_hold_s = 0.0
 
     def __init__(
         self,

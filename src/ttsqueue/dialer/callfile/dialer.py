@@ -58,11 +58,6 @@ FILE_MODE = 0o664
 # about 1 s after boot: one due this long ago and still not started means Asterisk is not
 # taking call files.
 STALLED_AFTER_S = 5.0
-# The end of an answered call is the dialplan's report, written by the `h` extension while
-# the channel still exists (on a SIP trunk, before the BYE goes out). Without a hold, the next
-# call could start before that channel is gone; a loaded machine delays the teardown by tens
-# of milliseconds at most, and a line costs this more per call (1-2% of a 30 s call).
-LINE_HOLD_S = 0.5
 
 
 def prepare_spool(paths: SpoolPaths) -> None:
@@ -114,7 +109,6 @@ def _write_staged(staged: Path, content: str, owner: os.stat_result) -> None:
 
 class CallfileDialer:
     name = "callfile"
-    line_hold_s = LINE_HOLD_S
 
     def __init__(
         self,

@@ -1,4 +1,3 @@
--- uses: line_free
 -- A job's status change with everything that changes with it, atomically: one or more hops
 -- along SPEC §3's transitions (e.g. scheduled -> queued -> processing), then the fields,
 -- counters and histograms of the change. Each hop writes its history entry, moves the id
@@ -18,8 +17,7 @@
 --    "count": {"key": k, "ttl": s}   count a delivery, whatever follows (the count expires
 --                                     `ttl` seconds after the first one);
 --    "release": [[zset, member], ...] drop audio cache leases and the call's trunk line,
---                                     whatever follows; a line is [lines, lease, hold ms]
---                                     (lib/line_free.lua);
+--                                     whatever follows;
 --    "read": true                     reply with the record as it was before the change;
 --    "guard": {"priority": p, "attempt": n, "max_count": m}  apply only if the job has that
 --                                     priority, n is its next attempt, the count is <= m.
@@ -39,11 +37,7 @@ if change["count"] then
 end
 if change["release"] then
   for _, lease in ipairs(change["release"]) do
-    if lease[3] then
-      free_line(lease[1], lease[2], lease[3])
-    else
-      redis.call("ZREM", lease[1], lease[2])
-    end
+    redis.call("ZREM", lease[1], lease[2])
   end
 end
 -- What the change is decided on, read in one call before the job's record is written: the
