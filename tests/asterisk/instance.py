@@ -271,6 +271,17 @@ class PrivateAsterisk:
         names = [row[0] for row in self.channels()]
         return [name for name in names if name.startswith("Local/") and name.endswith(";1")]
 
+    def playing_calls(self) -> list[str]:
+        """Live calls answered and playing the message: `;1` legs Up in Playback()."""
+        return [
+            row[0]
+            for row in self.channels()
+            if row[0].startswith("Local/")
+            and row[0].endswith(";1")
+            and len(row) > 5
+            and (row[4], row[5]) == ("Up", "Playback")
+        ]
+
     def ami_sessions(self) -> list[str]:
         rows = self.cli("manager show connected").splitlines()
         return [row for row in rows if row.split()[:1] == [self.ami_user]]

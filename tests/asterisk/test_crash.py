@@ -69,7 +69,7 @@ async def test_a_worker_killed_mid_call_dials_nothing_twice(
     try:
         await wait_jobs(store, ids, frozenset({JobStatus.CALLING}), timeout=60)
         # Every call is up in Asterisk (answered, the message playing) when the worker dies.
-        await until(lambda: len(shared_asterisk.live_calls()) == JOBS, timeout=20)
+        await until(lambda: len(shared_asterisk.playing_calls()) == JOBS, timeout=20)
         assert set(originations(logs[0]).values()) == {1}
         # The replacement is up first, as in a pool: what it can only learn from AMI events
         # must not depend on how fast a new process starts on a loaded machine. The first

@@ -69,7 +69,7 @@ async def calls_up(
     """`count` calls answered and playing a long message."""
     ids = await publish_many(broker, settings, store, [number("0006")] * count, text=LONG)
     await wait_jobs(store, ids, frozenset({JobStatus.CALLING}))
-    await until(lambda: len(pbx.live_calls()) == count, timeout=30)
+    await until(lambda: len(pbx.playing_calls()) == count, timeout=30)
     return ids
 
 
