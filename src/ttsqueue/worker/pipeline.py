@@ -64,6 +64,8 @@ class JobHandler:
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
         self.in_flight: set[str] = set()
+        # Set when the worker goes from idle to busy or back: the heartbeat says so early.
+        self.busy_changed = asyncio.Event()
         self.recycler = Recycler(ctx.publisher, delivery_limit(ctx.settings))
         self.acks = Convoy(ACK_WINDOW_S, ACK_CONVOY_SIZE)
 
@@ -122,10 +124,14 @@ class JobHandler:
             return Disposition.DEAD
         plan = plan_for(job, msg.attempt)
         self.in_flight.add(job.job_id)
+        if len(self.in_flight) == 1:
+            self.busy_changed.set()
         try:
             return await self._run_plan(plan, job, msg, work_queue, started)
         finally:
             self.in_flight.discard(job.job_id)
+            if not self.in_flight:
+                self.busy_changed.set()
 
     async def _run_plan(
         self, plan: Plan, job: Job, msg: JobMessage, work_queue: str, started: Delivered | None
