@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
@@ -74,4 +75,18 @@ def test_job_message_rejects_foreign_shapes() -> None:
     with pytest.raises(ValidationError, match="evil"):
         JobMessage.decode(b'{"job_id": "%s", "evil": 1}' % (b"a" * 36))
     message = JobMessage(job_id="a" * 36, attempt=2)
+    assert JobMessage.decode(message.encode()) == message
+
+
+def test_job_message_encodes_every_field_as_pydantic_would() -> None:
+    """encode() lists the fields by hand: a field added to the model must be added there."""
+    job = make_job(metadata={"ticket": 7})
+    message = JobMessage(
+        job_id=job.job_id,
+        attempt=3,
+        not_before_ms=1_700_000_000_000,
+        tech_retries=2,
+        record=job.model_dump(mode="json"),
+    )
+    assert orjson.loads(message.encode()) == message.model_dump(mode="json")
     assert JobMessage.decode(message.encode()) == message

@@ -29,20 +29,13 @@ from ttsqueue.policy.rules import (
     validate_job_policy,
 )
 from ttsqueue.prompts import default_prompt
+from ttsqueue.text_rules import ALLOWED_CONTROLS, first_control_char
 from ttsqueue.tts.catalog import valid_tld
 from ttsqueue.webhooks.addresses import literal_target_refused
 from ttsqueue.webhooks.delivery import check_webhook_url
 
 METADATA_MAX_BYTES = 2048
 SEND_AT_MAX_AHEAD = timedelta(days=30)
-
-
-def _control_char(text: str, allowed: str = "") -> str | None:
-    """The first C0 control character or DEL in `text` that is not in `allowed`."""
-    for ch in text:
-        if (ord(ch) < 0x20 and ch not in allowed) or ord(ch) == 0x7F:
-            return ch
-    return None
 
 
 PROMPT_MAX_LENGTH = 300
@@ -82,7 +75,7 @@ class ConfirmIn(BaseModel):
     def _prompt(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        bad = _control_char(value, allowed="\n\t")
+        bad = first_control_char(value, ALLOWED_CONTROLS)
         if bad is not None:
             raise ValueError(f"must not contain control character U+{ord(bad):04X}")
         value = value.strip()
@@ -136,7 +129,7 @@ class CallRequestIn(BaseModel):
     @classmethod
     def _text(cls, value: str) -> str:
         # Checked before trimming: str.strip() also removes some control characters.
-        bad = _control_char(value, allowed="\n\t")
+        bad = first_control_char(value, ALLOWED_CONTROLS)
         if bad is not None:
             raise ValueError(f"must not contain control character U+{ord(bad):04X}")
         value = value.strip()
@@ -168,7 +161,7 @@ class CallRequestIn(BaseModel):
     def _callback_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if _control_char(value) is not None or " " in value:
+        if first_control_char(value) is not None or " " in value:
             raise ValueError("must not contain spaces or control characters")
         parts = urlsplit(value)
         if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
