@@ -13,7 +13,6 @@ import platform
 import pstats
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,10 +25,14 @@ from typing import Any
 import aio_pika
 import redis.asyncio as aioredis
 
-from ttsqueue.broker.topology import QueueNames
-
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests import ports  # noqa: E402
+from ttsqueue.broker.topology import QueueNames  # noqa: E402
+
 RESULTS_DIR = BENCH_DIR / "results"
 PYTHON = sys.executable
 ENTRY = BENCH_DIR / "_entry.py"
@@ -61,9 +64,9 @@ class Isolation:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port for a private server, below the kernel's ephemeral range (tests/ports.py): a
+    port from bind(0) may be taken by an outgoing connection before the server binds it."""
+    return ports.free_port()
 
 
 def product_values(iso: Isolation, audio_dir: Path, **overrides: object) -> dict[str, str]:
