@@ -197,6 +197,12 @@ class HistoryEntry(BaseModel):
     at: str
     detail: str | None = None
 
+    @staticmethod
+    def row(status: JobStatus, at: str, detail: str | None) -> str:
+        """The entry as a history row holds it: the JSON `model_dump_json()` writes, without
+        building the model first (every status change writes one or more)."""
+        return orjson.dumps({"status": status.value, "at": at, "detail": detail}).decode()
+
 
 class Job(BaseModel):
     """A job record as stored in Redis (one hash) and returned by the status route."""

@@ -93,6 +93,10 @@ async def test_metadata_comes_back_exactly_as_sent(
     await eventually(audit_arrived, 10, "the audit message of the cancel")
     audit = json.loads(received[0].body)
     assert (audit["job_id"], audit["status"]) == (job_id, "canceled")
+    # The call as the record holds it, embedded as JSON (not as a string of JSON).
+    record = await redis_client.hget(keys.job(job_id), "call")
+    assert audit["call"] == json.loads(record)
+    assert (audit["call"]["outcome"], audit["call"]["reason"]) == ("canceled", "canceled")
     assert exact(audit["metadata"]) == exact(metadata)
     await channel.close()
 

@@ -11,6 +11,7 @@ from ttsqueue.domain import (
     CANCELABLE,
     TERMINAL_STATUSES,
     CallOutcome,
+    HistoryEntry,
     Job,
     JobMessage,
     JobStatus,
@@ -90,3 +91,11 @@ def test_job_message_encodes_every_field_as_pydantic_would() -> None:
     )
     assert orjson.loads(message.encode()) == message.model_dump(mode="json")
     assert JobMessage.decode(message.encode()) == message
+
+
+@pytest.mark.parametrize("detail", [None, "accepted", 'worker w-1: ñandú "quoted" \\ 🚨'])
+def test_history_row_is_what_the_model_writes(detail: str | None) -> None:
+    at = "2026-12-04T17:00:00.123Z"
+    row = HistoryEntry.row(JobStatus.CALLING, at, detail)
+    assert row == HistoryEntry(status=JobStatus.CALLING, at=at, detail=detail).model_dump_json()
+    assert HistoryEntry.model_validate_json(row).detail == detail

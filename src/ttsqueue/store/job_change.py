@@ -87,11 +87,10 @@ def count_processing(
 
 
 def _hop_row(hop: Hop, at: str) -> dict[str, Any]:
-    entry = HistoryEntry(status=hop.target, at=at, detail=hop.detail)
     row: dict[str, Any] = {
         "from": sorted(hop.sources),
         "to": hop.target.value,
-        "entry": entry.model_dump_json(),
+        "entry": HistoryEntry.row(hop.target, at, hop.detail),
     }
     if hop.detail is not None:
         row["detail"] = hop.detail

@@ -191,7 +191,6 @@ class JobLifecycle:
         `refuse_listed`, not when its number is on the do-not-call list (same step)."""
         k = self._keys
         created_ms = int(time.time() * 1000)
-        entry = HistoryEntry(status=job.status, at=job.created_at, detail="accepted")
         idem_value = idempotency_value(job.job_id, claim.body_digest, pending=True) if claim else ""
         event = {
             "job_id": job.job_id,
@@ -221,7 +220,7 @@ class JobLifecycle:
                 job.job_id,
                 created_ms,
                 self.record_ttl(job, created_ms / 1000),
-                entry.model_dump_json(),
+                HistoryEntry.row(job.status, job.created_at, "accepted"),
                 idem_value,
                 IDEMPOTENCY_TTL_S,
                 k.events,
@@ -622,9 +621,10 @@ class JobLifecycle:
         status = hops[-1].target
         now = self._now()
         completed_at = iso(now) or ""
+        call_json = call.model_dump_json()
         change = Change(
             hops,
-            fields={"completed_at": completed_at, "call": call.model_dump_json()},
+            fields={"completed_at": completed_at, "call": call_json},
             outcome=call.outcome,
             finished=f"{status.value}|{call.outcome.value if call.outcome else 'none'}",
         )
@@ -635,7 +635,7 @@ class JobLifecycle:
         self._release(change, unpin, line)
         moved = await self._apply(job.job_id, change)
         if moved.applied and self._results is not None:
-            self._spawn(self._publish_result(job, status, call, completed_at))
+            self._spawn(self._publish_result(job, status, call_json, completed_at))
         return moved
 
     def _release(self, change: Change, leases: Sequence[Unpin], line: HeldLine | None) -> None:
@@ -648,9 +648,10 @@ class JobLifecycle:
             change.extras["release"] = held
 
     async def _publish_result(
-        self, job: Job, status: JobStatus, call: CallInfo, completed_at: str
+        self, job: Job, status: JobStatus, call_json: str, completed_at: str
     ) -> None:
-        """One audit message per terminal state in tts_results (built from what is in memory)."""
+        """One audit message per terminal state in tts_results (built from what is in memory;
+        the call as the record holds it, already JSON)."""
         if self._results is None:
             return
         body = orjson.dumps(
@@ -658,7 +659,7 @@ class JobLifecycle:
                 "job_id": job.job_id,
                 "status": status.value,
                 "attempts": job.attempts,
-                "call": call.model_dump(mode="json"),
+                "call": orjson.Fragment(call_json),
                 "completed_at": completed_at,
                 "metadata": job.metadata,
             }
