@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Collection
 from typing import Any
 
 import httpx
@@ -70,9 +71,9 @@ class CountingInspector(QueueInspector):
         super().__init__(*args)
         self.reads = 0
 
-    async def depths(self) -> dict[str, int]:
+    async def depths(self, labels: Collection[str] | None = None) -> dict[str, int]:
         self.reads += 1
-        return await super().depths()
+        return await super().depths(labels)
 
 
 async def test_a_burst_of_requests_shares_one_backlog_read(
@@ -101,10 +102,10 @@ class HeldInspector(CountingInspector):
         self.release = asyncio.Event()
         self.release.set()
 
-    async def depths(self) -> dict[str, int]:
+    async def depths(self, labels: Collection[str] | None = None) -> dict[str, int]:
         self.reads += 1
         await self.release.wait()
-        return await QueueInspector.depths(self)
+        return await QueueInspector.depths(self, labels)
 
 
 async def test_steady_traffic_never_waits_for_a_backlog_read(
@@ -148,4 +149,39 @@ async def test_steady_traffic_never_waits_for_a_backlog_read(
         assert inspector.reads == 3
     finally:
         inspector.release.set()
+        await inspector.close()
+
+
+class LabelRecordingInspector(QueueInspector):
+    """The real inspector, recording which queues each read asked for."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.asked: list[set[str]] = []
+
+    async def counts(self, labels: Collection[str] | None = None) -> dict[str, tuple[int, int]]:
+        counts = await super().counts(labels)
+        self.asked.append(set(counts))
+        return counts
+
+
+async def test_the_gate_reads_only_the_queues_that_make_the_backlog(
+    settings: Settings, broker: AbstractRobustConnection
+) -> None:
+    """Audit copies (results) and dead letters are not backlog: they are neither read nor
+    counted, however many there are."""
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    inspector = LabelRecordingInspector(broker, names)
+    gate = BacklogGate(inspector, settings.MAX_QUEUE_DEPTH)
+    channel = await broker.channel()
+    try:
+        for queue in (names.results, names.dead, names.dead, names.calls, names.priority):
+            await channel.default_exchange.publish(Message(b"{}"), routing_key=queue)
+        assert await gate.backlog() == 2
+        assert inspector.asked == [{"normal", "priority", "retry", "hold"}]
+        everything = await inspector.depths()
+        assert set(everything) == set(names.by_label())
+        assert (everything["results"], everything["dead"]) == (1, 2)  # there, not counted
+    finally:
+        await channel.close()
         await inspector.close()

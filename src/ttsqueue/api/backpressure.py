@@ -67,8 +67,8 @@ class BacklogGate:
         return self._reading
 
     async def _read(self) -> None:
-        depths = await self.inspector.depths()
-        self._depth = sum(depths[label] for label in BACKLOG)
+        depths = await self.inspector.depths(BACKLOG)
+        self._depth = sum(depths.values())
         self._read_at = self._clock()
 
     def _read_done(self, reading: asyncio.Future[None]) -> None:

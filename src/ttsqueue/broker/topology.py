@@ -14,6 +14,7 @@ tts_dead                   dead letters
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,16 +149,21 @@ class QueueInspector:
             self._channel = await self.connection.channel(publisher_confirms=False)
         return self._channel
 
-    async def depths(self) -> dict[str, int]:
-        """Ready-message counts by label; a queue that does not exist yet counts 0."""
-        return {label: ready for label, (ready, _) in (await self.counts()).items()}
+    async def depths(self, labels: Collection[str] | None = None) -> dict[str, int]:
+        """Ready-message counts by label (of every queue, or of `labels`); a queue that does
+        not exist yet counts 0."""
+        return {label: ready for label, (ready, _) in (await self.counts(labels)).items()}
 
-    async def counts(self) -> dict[str, tuple[int, int]]:
-        """(ready messages, consumers) by label; a queue that does not exist yet counts 0."""
+    async def counts(self, labels: Collection[str] | None = None) -> dict[str, tuple[int, int]]:
+        """(ready messages, consumers) by label (of every queue, or of `labels`: one round
+        trip each); a queue that does not exist yet counts 0."""
+        names = self.names.by_label()
+        if labels is not None:
+            names = {label: names[label] for label in labels}
         counts: dict[str, tuple[int, int]] = {}
         try:
             async with asyncio.timeout(self.deadline_s):
-                for label, name in self.names.by_label().items():
+                for label, name in names.items():
                     counts[label] = await self._counts(name)
         except TimeoutError as exc:
             self._channel = None  # maybe half open: the next read opens another
