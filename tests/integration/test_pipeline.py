@@ -21,6 +21,7 @@ from ttsqueue.config import Settings
 from ttsqueue.store.factory import build_store
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.lifecycle import JobLifecycle
+from ttsqueue.tts.cache import AudioCache, CacheEntry
 from ttsqueue.worker.trunk import TrunkGuard
 
 pytestmark = pytest.mark.timeout(90)
@@ -63,6 +64,40 @@ async def test_seed_call_is_completed(api: httpx.AsyncClient, settings: Settings
     assert stats["jobs"]["by_status"]["completed"] == 1
     assert stats["metrics"]["succeeded"] == 1
     assert stats["calls"]["by_outcome"]["answered"] == 1
+
+
+async def test_a_cached_message_is_pinned_by_the_start_and_counted_once(
+    api: httpx.AsyncClient,
+    settings: Settings,
+    redis_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Which lookups the worker makes, and whether the job's start had touched the entry.
+    looked: list[bool] = []
+    lookup = AudioCache.lookup
+
+    async def recording(self: AudioCache, key: str, **options: Any) -> CacheEntry | None:
+        looked.append(bool(options.get("touched")))
+        return await lookup(self, key, **options)
+
+    monkeypatch.setattr(AudioCache, "lookup", recording)
+    call = {"text": "Su código es 4 8 1 5.", "phone_number": "3005050149"}
+    keys = Keys(settings.REDIS_PREFIX)
+    bodies = []
+    async with running_worker(settings):
+        for _ in range(2):
+            reply = await api.post("/tts/call", json=call)
+            assert reply.status_code == 202, reply.text
+            bodies.append(await wait_for(api, reply.json()["job_id"], terminal))
+    assert [b["status"] for b in bodies] == ["completed", "completed"]
+    assert [b["audio"]["cached"] for b in bodies] == [False, True]
+    # The first job found nothing and spoke; the second's start pinned the entry, so its
+    # lookup only checked the files.
+    assert looked == [False, True]
+    stats = await redis_client.hgetall(keys.cache_stats)
+    assert (stats.get("hits"), stats.get("misses")) == ("1", "1")
+    # Both calls' leases were dropped by their endings (a lease set's last ZREM deletes it).
+    assert [k async for k in redis_client.scan_iter(match=keys.cache_in_use("*"))] == []
 
 
 async def test_busy_number_is_retried_then_fails(

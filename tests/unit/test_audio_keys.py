@@ -6,7 +6,7 @@ import unicodedata
 
 import pytest
 
-from ttsqueue.tts.cache import cache_key, normalize_text
+from ttsqueue.speech_keys import cache_key, normalize_text
 from ttsqueue.tts.catalog import valid_tld
 from ttsqueue.tts.espeak import VoiceCatalog
 

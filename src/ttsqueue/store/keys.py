@@ -217,7 +217,12 @@ class Keys:
 
     def cache_in_use(self, cache_key: str) -> str:
         """Sorted set of leases (job attempt -> expiry ms) pinning an entry during a call."""
-        return f"{self.prefix}cache:inuse:{cache_key}"
+        return f"{self.cache_in_use_prefix}{cache_key}"
+
+    @property
+    def cache_in_use_prefix(self) -> str:
+        """`cache_in_use` without the entry's key, for a script that learns the key itself."""
+        return f"{self.prefix}cache:inuse:"
 
     def cache_writing(self, cache_key: str) -> str:
         """String: token of the worker putting an entry's files in place or deleting them.

@@ -36,11 +36,13 @@ from ttsqueue.domain import (
     JobMessage,
     JobStatus,
     Priority,
+    attempt_call_id,
     iso,
     utcnow,
 )
 from ttsqueue.errors import ConnectionLostError, StoreError
 from ttsqueue.logs import get_logger
+from ttsqueue.speech_keys import planned_keys
 from ttsqueue.store import journal
 from ttsqueue.store.confirms import ConfirmBatcher
 from ttsqueue.store.job_change import Change, Hop, count_processing, encode
@@ -54,6 +56,9 @@ IDEMPOTENCY_TTL_S = 24 * 3600
 REFUSED_TTL_S = 7 * 24 * 3600
 # The job hash field naming its idempotency key digest (so the sweeper can confirm it).
 IDEMPOTENCY_FIELD = "idempotency_key"
+# The job hash field naming the audio cache entries that could speak it, space-separated in
+# the order they are tried (speech_keys.planned_keys): the start pins the first one cached.
+SPEECH_KEYS_FIELD = "speech_keys"
 
 _TO_QUEUED = frozenset({JobStatus.SCHEDULED, JobStatus.RETRYING})
 _LIVE = frozenset({JobStatus.PROCESSING, JobStatus.CALLING})
@@ -110,6 +115,9 @@ class Delivered:
     deliveries: int
     started: bool
     job: Job | None
+    # The audio cache entry the start touched and pinned under the attempt's call id (asked
+    # with `pin_ttl_s`), or None: none of the job's entries was cached, or it did not start.
+    pinned: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +152,7 @@ class _Reply:
     moved: Moved
     count: int
     record: dict[str, str]
+    pinned: str  # the audio cache entry a start pinned ("pin"), or ""
 
 
 def idempotency_value(job_id: str, body_digest: str, *, pending: bool) -> str:
@@ -172,8 +181,12 @@ class JobLifecycle:
         ttl_seconds: int,
         results: ResultSink | None = None,
         now: Callable[[], datetime] = utcnow,
+        *,
+        speech_fallback: str | None = None,
     ) -> None:
         self._now = now
+        # TTS_FALLBACK_ENGINE: its cache entry is the second a new record names.
+        self._speech_fallback = speech_fallback
         self._client = client
         self._keys = keys
         self._ttl_seconds = ttl_seconds
@@ -201,6 +214,8 @@ class JobLifecycle:
         flat: list[str] = []
         for name, value in job.to_redis().items():
             flat += [name, value]
+        speech = planned_keys(job.text, job.language, job.voice, job.engine, self._speech_fallback)
+        flat += [SPEECH_KEYS_FIELD, " ".join(speech)]
         if claim:
             flat += [IDEMPOTENCY_FIELD, claim.key_digest]
         reply = await self._scripts.create_job(
@@ -362,10 +377,13 @@ class JobLifecycle:
         priority: Priority,
         worker_id: str,
         max_deliveries: int,
+        pin_ttl_s: float | None = None,
     ) -> Delivered:
         """A due message of (attempt, technical retry) arrived: count the delivery, read the
         job and, when this attempt is the job's next one, of `priority`, and the delivery
-        within `max_deliveries`, `start` it, all in one step."""
+        within `max_deliveries`, `start` it, all in one step. With `pin_ttl_s`, a start also
+        touches the first of the job's audio cache entries that is cached and pins it under
+        the attempt's call id for that long, as the speech cache's lookup would."""
         k = self._keys
         now = iso(self._now()) or ""
         change = _start_change(worker_id, now)
@@ -374,12 +392,26 @@ class JobLifecycle:
             "read": True,
             "guard": {"priority": priority.value, "attempt": attempt, "max_count": max_deliveries},
         }
+        if pin_ttl_s is not None:
+            now_ms = int(time.time() * 1000)
+            change.extras["pin"] = {
+                "field": SPEECH_KEYS_FIELD,
+                "lease": attempt_call_id(job_id, attempt),
+                "now": str(now_ms),
+                "expiry": str(now_ms + int(pin_ttl_s * 1000)),
+                "lru": k.cache_lru,
+                "sizes": k.cache_sizes,
+                "stats": k.cache_stats,
+                "in_use": k.cache_in_use_prefix,
+            }
         reply = await self._call(job_id, change)
         found = Job.from_redis(reply.record) if reply.record else None
         if found is None or not reply.moved.applied:
             return Delivered(found, reply.count, False, found)
         update = {"status": JobStatus.PROCESSING, "processed_at": now, "worker_id": worker_id}
-        return Delivered(found, reply.count, True, found.model_copy(update=update))
+        return Delivered(
+            found, reply.count, True, found.model_copy(update=update), reply.pinned or None
+        )
 
     async def claim_call(
         self, job_id: str, attempt: int, owner: str, *, refuse_listed: str | None = None
@@ -686,9 +718,9 @@ class JobLifecycle:
             journal.note(transition, at=str(payload["at"]), status=str(reply[2]))
         previous = JobStatus(reply[1]) if reply[1] else None
         status = JobStatus(reply[2]) if reply[2] else None
-        flat = [str(v) for v in reply[4:]]
+        flat = [str(v) for v in reply[5:]]
         record = dict(zip(flat[::2], flat[1::2], strict=True))
-        return _Reply(Moved(bool(reply[0]), previous, status), int(reply[3]), record)
+        return _Reply(Moved(bool(reply[0]), previous, status), int(reply[3]), record, str(reply[4]))
 
 
 def _start_change(worker_id: str, now: str) -> Change:

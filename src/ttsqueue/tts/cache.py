@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import os
 import secrets
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,16 +27,6 @@ from ttsqueue.errors import PermanentJobError, TransientJobError
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.scripts import load_script
 from ttsqueue.tts.audio import ConvertedAudio, stage_file
-
-
-def normalize_text(text: str) -> str:
-    """NFC, runs of whitespace collapsed to one space, trimmed: what gets spoken and hashed."""
-    return " ".join(unicodedata.normalize("NFC", text).split())
-
-
-def cache_key(engine: str, voice: str | None, language: str, text: str) -> str:
-    material = json.dumps([engine, voice or "", language.lower(), normalize_text(text)])
-    return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,19 +93,24 @@ class AudioCache:
     def sln16_path(self, key: str) -> Path:
         return self.directory / f"{key}.sln16"
 
-    async def lookup(self, key: str, *, wideband: bool, lease: Lease | None) -> CacheEntry | None:
+    async def lookup(
+        self, key: str, *, wideband: bool, lease: Lease | None, touched: bool = False
+    ) -> CacheEntry | None:
         """The entry if it is indexed and its files exist; then touched, pinned, counted.
 
-        Touching first pins the entry, so it cannot be evicted while its files are checked."""
-        now = self._clock_ms()
-        lease_id, expiry = _lease_args(lease, now)
-        keys = self._keys
-        indexed = await self._touch(
-            keys=[keys.cache_lru, keys.cache_sizes, keys.cache_stats, keys.cache_in_use(key)],
-            args=[key, now, lease_id, expiry],
-        )
-        if not indexed:
-            return None
+        Touching first pins the entry, so it cannot be evicted while its files are checked.
+        `touched`: a step before this one found the entry indexed and did that already (the
+        job's start, `touch_args`), so only the files are checked."""
+        if not touched:
+            now = self._clock_ms()
+            lease_id, expiry = _lease_args(lease, now)
+            keys = self._keys
+            indexed = await self._touch(
+                keys=[keys.cache_lru, keys.cache_sizes, keys.cache_stats, keys.cache_in_use(key)],
+                args=[key, now, lease_id, expiry],
+            )
+            if not indexed:
+                return None
         seen = self._files_seen.get((key, wideband))
         known = self._durations.get(key)
         if seen is not None and known is not None and time.monotonic() - seen < self._files_seen_s:

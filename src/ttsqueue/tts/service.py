@@ -13,11 +13,12 @@ import redis.asyncio as aioredis
 from ttsqueue.config import Settings
 from ttsqueue.errors import PermanentJobError, TTSError
 from ttsqueue.logs import get_logger
+from ttsqueue.speech_keys import cache_key, normalize_text, speech_candidates
 from ttsqueue.store.keys import Keys
 from ttsqueue.tts.audio import convert_for_asterisk
 from ttsqueue.tts.base import SpeechEngine, SpeechRequest
 from ttsqueue.tts.breaker import BreakerState, CircuitBreaker
-from ttsqueue.tts.cache import AudioCache, CacheEntry, Lease, cache_key, normalize_text
+from ttsqueue.tts.cache import AudioCache, CacheEntry, Lease
 from ttsqueue.tts.engines import build_engines, supported_languages
 from ttsqueue.tts.keyed_locks import KeyedLocks
 
@@ -66,9 +67,13 @@ class SpeechService:
         *,
         lease_id: str | None = None,
         lease_ttl_s: float | None = None,
+        pinned: str | None = None,
     ) -> PreparedAudio:
         """Cached or fresh audio for `text`. With `lease_id`, the entry is pinned against
         eviction (until `unpin` or `lease_ttl_s`, default the longest call) in the same step.
+        `pinned`: the cache key the job's start already touched and pinned under `lease_id`
+        (store/lifecycle.py `deliver`); that entry is used without asking Redis again, and
+        its pin is dropped if another entry speaks instead.
 
         Order: the requested engine's cache, its synthesis, then (if it fails) the fallback
         engine's cache and synthesis. Raises TTSError when every engine failed."""
@@ -78,18 +83,27 @@ class SpeechService:
         steps = self._plan(spoken, language, voice, engine_name or self.settings.TTS_ENGINE)
         lease = None
         if lease_id is not None:
-            ttl = lease_ttl_s or self.settings.CALL_MAX_DURATION + self.settings.CALL_RING_TIMEOUT
-            lease = Lease(lease_id, ttl)
+            lease = Lease(lease_id, lease_ttl_s or self.lease_ttl_s)
         async with self._locks.hold(steps[0].key):
-            return await self._prepare(steps, spoken, language, lease)
+            prepared = await self._prepare(steps, spoken, language, lease, pinned)
+        if pinned is not None and lease is not None and prepared.cache_key != pinned:
+            await self.cache.unpin(pinned, lease.lease_id)
+        return prepared
 
     async def _prepare(
-        self, steps: list[_Step], text: str, language: str, lease: Lease | None
+        self,
+        steps: list[_Step],
+        text: str,
+        language: str,
+        lease: Lease | None,
+        pinned: str | None,
     ) -> PreparedAudio:
         wideband = self.settings.AUDIO_WIDEBAND
         failures: list[str] = []
         for step in steps:
-            entry = await self.cache.lookup(step.key, wideband=wideband, lease=lease)
+            entry = await self.cache.lookup(
+                step.key, wideband=wideband, lease=lease, touched=step.key == pinned
+            )
             if entry is not None:
                 return _prepared(entry, step.name, cached=True)
             if _circuit_open(step.engine):
@@ -121,9 +135,9 @@ class SpeechService:
     def _plan(self, text: str, language: str, voice: str | None, engine_name: str) -> list[_Step]:
         steps: list[_Step] = []
         fallback = self.settings.TTS_FALLBACK_ENGINE
-        candidates = [(str(engine_name), voice)]
-        if fallback is not None and fallback.value != engine_name:
-            candidates.append((fallback.value, None))  # voices are engine-specific
+        candidates = speech_candidates(
+            str(engine_name), voice, fallback.value if fallback is not None else None
+        )
         for name, step_voice in candidates:
             engine = self.engines.get(name)
             if engine is not None and engine.supports(language):
@@ -135,6 +149,11 @@ class SpeechService:
                 reason="unsupported_language",
             )
         return steps
+
+    @property
+    def lease_ttl_s(self) -> float:
+        """How long a call's lease pins its audio unless dropped: the longest call."""
+        return float(self.settings.CALL_MAX_DURATION + self.settings.CALL_RING_TIMEOUT)
 
     async def unpin(self, cache_key: str, lease_id: str) -> None:
         await self.cache.unpin(cache_key, lease_id)

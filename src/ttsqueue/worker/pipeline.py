@@ -101,6 +101,8 @@ class JobHandler:
                 priority=priority,
                 worker_id=self.ctx.worker_id,
                 max_deliveries=self.ctx.settings.MAX_DELIVERIES,
+                # The start pins the job's cached speech as the speech cache's lookup would.
+                pin_ttl_s=self.ctx.speech.lease_ttl_s,
             )
             job, deliveries = started.found, started.deliveries
         else:
@@ -159,15 +161,18 @@ class JobHandler:
     async def _start(
         self, job: Job, msg: JobMessage, work_queue: str, started: Delivered | None
     ) -> Disposition:
+        pinned = None
         if started is not None and started.job is not None:
             job = started.job  # started by the delivery's step (or found processing)
+            pinned = started.pinned
         else:
             job = (await self.ctx.lifecycle.start(job, self.ctx.worker_id)).job
         if job.status is not JobStatus.PROCESSING:
             return Disposition.ACK  # canceled meanwhile, or another copy moved it on
         try:
             # The call request names this audio, and the move to `calling` stores it.
-            job = job.model_copy(update={"audio": await self._prepare_audio(job, msg.attempt)})
+            audio = await self._prepare_audio(job, msg.attempt, pinned)
+            job = job.model_copy(update={"audio": audio})
             return await self._call(job, msg, work_queue)
         except PermanentJobError as exc:
             await fail_job(
@@ -181,8 +186,9 @@ class JobHandler:
             return await self._technical_retry(job, msg, work_queue, exc)
         return Disposition.ACK
 
-    async def _prepare_audio(self, job: Job, attempt: int) -> AudioInfo:
-        """Speech for the job, from the cache or an engine (stored with the move to calling)."""
+    async def _prepare_audio(self, job: Job, attempt: int, pinned: str | None) -> AudioInfo:
+        """Speech for the job, from the cache or an engine (stored with the move to calling);
+        `pinned`: the cache entry the job's start pinned already."""
         # Pinned under the call's id from now until the call ends: never evicted meanwhile.
         audio = await self.ctx.speech.prepare(
             job.text,
@@ -190,6 +196,7 @@ class JobHandler:
             job.voice,
             job.engine,
             lease_id=attempt_call_id(job.job_id, attempt),
+            pinned=pinned,
         )
         info = job.audio.model_copy(
             update={

@@ -1,3 +1,4 @@
+-- uses: cache_pin
 -- A job's status change with everything that changes with it, atomically: one or more hops
 -- along SPEC §3's transitions (e.g. scheduled -> queued -> processing), then the fields,
 -- counters and histograms of the change. Each hop writes its history entry, moves the id
@@ -20,11 +21,16 @@
 --                                     whatever follows;
 --    "read": true                     reply with the record as it was before the change;
 --    "guard": {"priority": p, "attempt": n, "max_count": m}  apply only if the job has that
---                                     priority, n is its next attempt, the count is <= m.
+--                                     priority, n is its next attempt, the count is <= m;
+--    "pin": {"field": f, "lease": id, "now": ms, "expiry": ms, "lru": k, "sizes": k,
+--            "stats": k, "in_use": prefix}  once applied, take the first audio cache key of
+--                                     the record's field `f` (space-separated) that the
+--                                     cache indexes, and touch it as cache_touch.lua does:
+--                                     its LRU place, a hit, the lease until `expiry`.
 -- An optional hop whose source does not match is skipped; any other mismatch refuses the
 -- whole change before anything is written.
--- Returns {applied 1|0, status before ("" when no record), status now, count, then the
--- record's field/value pairs if "read"}.
+-- Returns {applied 1|0, status before ("" when no record), status now, count, the pinned
+-- cache key ("" when none), then the record's field/value pairs if "read"}.
 local change = cmsgpack.unpack(ARGV[3])
 local count = 0
 if change["count"] then
@@ -48,8 +54,9 @@ local record = {}
 if change["read"] and current then
   record = redis.call("HGETALL", KEYS[1])
 end
+local pinned = ""
 local function reply(applied, before, now)
-  local out = {applied, before, now, count}
+  local out = {applied, before, now, count, pinned}
   for _, v in ipairs(record) do out[#out + 1] = v end
   return out
 end
@@ -192,6 +199,21 @@ if change["observe"] then
   for _, o in ipairs(change["observe"]) do
     redis.call("HINCRBY", o["key"], o["field"], 1)
     redis.call("HINCRBY", o["key"], "sum_us", o["us"])
+  end
+end
+local wanted = change["pin"]
+if wanted then
+  local listed = redis.call("HGET", KEYS[1], wanted["field"])
+  if listed then
+    for key in string.gmatch(listed, "%S+") do
+      if redis.call("HEXISTS", wanted["sizes"], key) == 1 then
+        redis.call("ZADD", wanted["lru"], wanted["now"], key)
+        redis.call("HINCRBY", wanted["stats"], "hits", 1)
+        pin(wanted["in_use"] .. key, wanted["lease"], wanted["expiry"])
+        pinned = key
+        break
+      end
+    end
   end
 end
 return reply(1, before, current)
