@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import unicodedata
 
 import pytest
 
-from ttsqueue.speech_keys import cache_key, normalize_text
+from ttsqueue.speech_keys import cache_key, normalize_text, planned_keys
 from ttsqueue.tts.catalog import valid_tld
 from ttsqueue.tts.espeak import VoiceCatalog
 
@@ -49,6 +51,33 @@ def test_key_changes_with_engine_voice_language_and_text(
 def test_fields_cannot_bleed_into_each_other() -> None:
     assert cache_key("espeak", "a", "b", "c") != cache_key("espeak", "a b", "", "c")
     assert cache_key("espeak", None, "es", "x y") != cache_key("espeak", None, "es x", "y")
+
+
+def _as_written_before(engine: str, voice: str | None, language: str, text: str) -> str:
+    """The key entries already in a cache were named with: json.dumps of the four strings."""
+    material = json.dumps([engine, voice or "", language.lower(), normalize_text(text)])
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        ("espeak", None, "es", TEXT),
+        ("gtts", "com.mx", "ES-419", "  ¿Mañana?\t\n¡Sí!  "),
+        ("piper", "es_MX-claude", "es", 'comillas " y barra \\ y / y \x7f'),
+        ("espeak", "es+f3", "pt-BR", "emoji 😀 y 中文, ǅ, e\u0301"),
+        ("espeak", 'v"oz\\', 'l"a', "\u2028 \u2029 \ufeff"),
+    ],
+)
+def test_keys_are_those_entries_on_disk_were_named_with(
+    fields: tuple[str, str | None, str, str],
+) -> None:
+    engine, voice, language, text = fields
+    assert cache_key(engine, voice, language, text) == _as_written_before(*fields)
+    assert planned_keys(text, language, voice, engine, "espeak") == [
+        _as_written_before(*fields),
+        *([_as_written_before("espeak", None, language, text)] if engine != "espeak" else []),
+    ]
 
 
 VOICES = """\
