@@ -62,16 +62,9 @@ def build_store(
         client=client,
         keys=keys,
         jobs=JobStore(client, keys, settings.JOB_TTL_SECONDS),
-        lifecycle=JobLifecycle(
-            client, keys, settings.JOB_TTL_SECONDS, results, speech_fallback=_fallback(settings)
-        ),
+        lifecycle=JobLifecycle(client, keys, settings.JOB_TTL_SECONDS, results),
         workers=WorkerRegistry(client, keys),
         stats=StatsReader(client, keys),
         metrics=MetricsStore(client, keys),
         dnc=DncList(client, keys),
     )
-
-
-def _fallback(settings: Settings) -> str | None:
-    engine = settings.TTS_FALLBACK_ENGINE
-    return engine.value if engine is not None else None

@@ -42,7 +42,6 @@ from ttsqueue.domain import (
 )
 from ttsqueue.errors import ConnectionLostError, StoreError
 from ttsqueue.logs import get_logger
-from ttsqueue.speech_keys import planned_keys
 from ttsqueue.store import journal
 from ttsqueue.store.confirms import ConfirmBatcher
 from ttsqueue.store.job_change import Change, Hop, count_processing, encode
@@ -56,9 +55,6 @@ IDEMPOTENCY_TTL_S = 24 * 3600
 REFUSED_TTL_S = 7 * 24 * 3600
 # The job hash field naming its idempotency key digest (so the sweeper can confirm it).
 IDEMPOTENCY_FIELD = "idempotency_key"
-# The job hash field naming the audio cache entries that could speak it, space-separated in
-# the order they are tried (speech_keys.planned_keys): the start pins the first one cached.
-SPEECH_KEYS_FIELD = "speech_keys"
 
 _TO_QUEUED = frozenset({JobStatus.SCHEDULED, JobStatus.RETRYING})
 _LIVE = frozenset({JobStatus.PROCESSING, JobStatus.CALLING})
@@ -116,8 +112,18 @@ class Delivered:
     started: bool
     job: Job | None
     # The audio cache entry the start touched and pinned under the attempt's call id (asked
-    # with `pin_ttl_s`), or None: none of the job's entries was cached, or it did not start.
+    # with a `SpeechPin`), or None: none of its keys was cached, or the job did not start.
     pinned: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechPin:
+    """Asked of `deliver`: when it starts the job, touch the first of `keys` (audio cache
+    entries, in the order the speech service tries them) that the cache indexes, and lease it
+    to the attempt's call for `ttl_s`, as the cache's own lookup would."""
+
+    keys: Sequence[str]
+    ttl_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,12 +187,8 @@ class JobLifecycle:
         ttl_seconds: int,
         results: ResultSink | None = None,
         now: Callable[[], datetime] = utcnow,
-        *,
-        speech_fallback: str | None = None,
     ) -> None:
         self._now = now
-        # TTS_FALLBACK_ENGINE: its cache entry is the second a new record names.
-        self._speech_fallback = speech_fallback
         self._client = client
         self._keys = keys
         self._ttl_seconds = ttl_seconds
@@ -214,8 +216,6 @@ class JobLifecycle:
         flat: list[str] = []
         for name, value in job.to_redis().items():
             flat += [name, value]
-        speech = planned_keys(job.text, job.language, job.voice, job.engine, self._speech_fallback)
-        flat += [SPEECH_KEYS_FIELD, " ".join(speech)]
         if claim:
             flat += [IDEMPOTENCY_FIELD, claim.key_digest]
         reply = await self._scripts.create_job(
@@ -377,13 +377,11 @@ class JobLifecycle:
         priority: Priority,
         worker_id: str,
         max_deliveries: int,
-        pin_ttl_s: float | None = None,
+        pin: SpeechPin | None = None,
     ) -> Delivered:
         """A due message of (attempt, technical retry) arrived: count the delivery, read the
         job and, when this attempt is the job's next one, of `priority`, and the delivery
-        within `max_deliveries`, `start` it, all in one step. With `pin_ttl_s`, a start also
-        touches the first of the job's audio cache entries that is cached and pins it under
-        the attempt's call id for that long, as the speech cache's lookup would."""
+        within `max_deliveries`, `start` it, all in one step; a start also takes `pin`."""
         k = self._keys
         now = iso(self._now()) or ""
         change = _start_change(worker_id, now)
@@ -392,13 +390,13 @@ class JobLifecycle:
             "read": True,
             "guard": {"priority": priority.value, "attempt": attempt, "max_count": max_deliveries},
         }
-        if pin_ttl_s is not None:
+        if pin is not None and pin.keys:
             now_ms = int(time.time() * 1000)
             change.extras["pin"] = {
-                "field": SPEECH_KEYS_FIELD,
+                "keys": list(pin.keys),
                 "lease": attempt_call_id(job_id, attempt),
                 "now": str(now_ms),
-                "expiry": str(now_ms + int(pin_ttl_s * 1000)),
+                "expiry": str(now_ms + int(pin.ttl_s * 1000)),
                 "lru": k.cache_lru,
                 "sizes": k.cache_sizes,
                 "stats": k.cache_stats,

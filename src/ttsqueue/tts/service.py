@@ -13,16 +13,21 @@ import redis.asyncio as aioredis
 from ttsqueue.config import Settings
 from ttsqueue.errors import PermanentJobError, TTSError
 from ttsqueue.logs import get_logger
-from ttsqueue.speech_keys import cache_key, normalize_text, speech_candidates
 from ttsqueue.store.keys import Keys
 from ttsqueue.tts.audio import convert_for_asterisk
 from ttsqueue.tts.base import SpeechEngine, SpeechRequest
 from ttsqueue.tts.breaker import BreakerState, CircuitBreaker
-from ttsqueue.tts.cache import AudioCache, CacheEntry, Lease
+from ttsqueue.tts.cache import AudioCache, CacheEntry, Lease, cache_key, normalize_text
 from ttsqueue.tts.engines import build_engines, supported_languages
 from ttsqueue.tts.keyed_locks import KeyedLocks
 
-__all__ = ["PreparedAudio", "SpeechService", "build_engines", "supported_languages"]
+__all__ = [
+    "PreparedAudio",
+    "SpeechPlan",
+    "SpeechService",
+    "build_engines",
+    "supported_languages",
+]
 
 log = get_logger("ttsqueue.tts")
 
@@ -43,6 +48,19 @@ class _Step:
     engine: SpeechEngine
     voice: str | None
     key: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechPlan:
+    """Which engines (with which voice) may speak a text, in order, and their cache keys."""
+
+    asked: tuple[str, str, str | None, str]  # text, language, voice, engine as asked
+    text: str  # normalized
+    steps: tuple[_Step, ...]
+
+    @property
+    def keys(self) -> list[str]:
+        return [step.key for step in self.steps]
 
 
 class SpeechService:
@@ -68,19 +86,21 @@ class SpeechService:
         lease_id: str | None = None,
         lease_ttl_s: float | None = None,
         pinned: str | None = None,
+        plan: SpeechPlan | None = None,
     ) -> PreparedAudio:
         """Cached or fresh audio for `text`. With `lease_id`, the entry is pinned against
         eviction (until `unpin` or `lease_ttl_s`, default the longest call) in the same step.
         `pinned`: the cache key the job's start already touched and pinned under `lease_id`
         (store/lifecycle.py `deliver`); that entry is used without asking Redis again, and
-        its pin is dropped if another entry speaks instead.
+        its pin is dropped if another entry speaks instead. `plan`: `plan`'s answer for the
+        same arguments, made earlier (used only if it is for them).
 
         Order: the requested engine's cache, its synthesis, then (if it fails) the fallback
         engine's cache and synthesis. Raises TTSError when every engine failed."""
-        spoken = normalize_text(text)
-        if not spoken:
-            raise PermanentJobError("nothing to speak: the text is empty", reason="empty_text")
-        steps = self._plan(spoken, language, voice, engine_name or self.settings.TTS_ENGINE)
+        engine_name = str(engine_name or self.settings.TTS_ENGINE)
+        if plan is None or plan.asked != (text, language, voice, engine_name):
+            plan = self.plan(text, language, voice, engine_name)
+        steps, spoken = plan.steps, plan.text
         lease = None
         if lease_id is not None:
             lease = Lease(lease_id, lease_ttl_s or self.lease_ttl_s)
@@ -92,7 +112,7 @@ class SpeechService:
 
     async def _prepare(
         self,
-        steps: list[_Step],
+        steps: tuple[_Step, ...],
         text: str,
         language: str,
         lease: Lease | None,
@@ -132,23 +152,32 @@ class SpeechService:
         entry = await self.cache.store(step.key, converted, lease=lease)
         return _prepared(entry, step.name, cached=False, synth_s=synth_s)
 
-    def _plan(self, text: str, language: str, voice: str | None, engine_name: str) -> list[_Step]:
+    def plan(
+        self, text: str, language: str, voice: str | None = None, engine_name: str | None = None
+    ) -> SpeechPlan:
+        """The engines that may speak `text`, in the order `prepare` tries them, with their
+        cache keys: no I/O. Raises PermanentJobError when the text is empty or no configured
+        engine speaks the language."""
+        engine_name = str(engine_name or self.settings.TTS_ENGINE)
+        spoken = normalize_text(text)
+        if not spoken:
+            raise PermanentJobError("nothing to speak: the text is empty", reason="empty_text")
         steps: list[_Step] = []
+        candidates = [(engine_name, voice)]
         fallback = self.settings.TTS_FALLBACK_ENGINE
-        candidates = speech_candidates(
-            str(engine_name), voice, fallback.value if fallback is not None else None
-        )
+        if fallback is not None and fallback.value != engine_name:
+            candidates.append((fallback.value, None))  # voices are engine-specific
         for name, step_voice in candidates:
             engine = self.engines.get(name)
             if engine is not None and engine.supports(language):
-                key = cache_key(name, step_voice, language, text)
+                key = cache_key(name, step_voice, language, spoken)
                 steps.append(_Step(name, engine, step_voice, key))
         if not steps:
             raise PermanentJobError(
                 f"no configured engine speaks {language!r} (asked for {engine_name!r})",
                 reason="unsupported_language",
             )
-        return steps
+        return SpeechPlan((text, language, voice, engine_name), spoken, tuple(steps))
 
     @property
     def lease_ttl_s(self) -> float:

@@ -36,8 +36,9 @@ from ttsqueue.errors import (
 from ttsqueue.logs import get_logger
 from ttsqueue.policy.gate import Decision, Open, Suppressed, policy_of
 from ttsqueue.store.jobs import claimed_at
-from ttsqueue.store.lifecycle import Delivered, Unpin
+from ttsqueue.store.lifecycle import Delivered, SpeechPin, Unpin
 from ttsqueue.store.replication import claim_replicated
+from ttsqueue.tts.service import SpeechPlan
 from ttsqueue.worker.call_request import call_request
 from ttsqueue.worker.claims_ahead import ClaimsAhead
 from ttsqueue.worker.context import WorkerContext
@@ -93,7 +94,9 @@ class JobHandler:
         # A due message is counted, read and (when it starts the job's next attempt) started
         # in one step; `started` is None when that step still has to be taken.
         started: Delivered | None = None
+        speech: SpeechPlan | None = None
         if due:
+            speech = self._speech_plan(msg)
             started = await self.ctx.lifecycle.deliver(
                 msg.job_id,
                 attempt=msg.attempt,
@@ -102,7 +105,7 @@ class JobHandler:
                 worker_id=self.ctx.worker_id,
                 max_deliveries=self.ctx.settings.MAX_DELIVERIES,
                 # The start pins the job's cached speech as the speech cache's lookup would.
-                pin_ttl_s=self.ctx.speech.lease_ttl_s,
+                pin=SpeechPin(speech.keys, self.ctx.speech.lease_ttl_s) if speech else None,
             )
             job, deliveries = started.found, started.deliveries
         else:
@@ -129,17 +132,23 @@ class JobHandler:
         if len(self.in_flight) == 1:
             self.busy_changed.set()
         try:
-            return await self._run_plan(plan, job, msg, work_queue, started)
+            return await self._run_plan(plan, job, msg, work_queue, started, speech)
         finally:
             self.in_flight.discard(job.job_id)
             if not self.in_flight:
                 self.busy_changed.set()
 
     async def _run_plan(
-        self, plan: Plan, job: Job, msg: JobMessage, work_queue: str, started: Delivered | None
+        self,
+        plan: Plan,
+        job: Job,
+        msg: JobMessage,
+        work_queue: str,
+        started: Delivered | None,
+        speech: SpeechPlan | None,
     ) -> Disposition:
         if plan is Plan.START:
-            return await self._start(job, msg, work_queue, started)
+            return await self._start(job, msg, work_queue, started, speech)
         if plan is Plan.RESUME:
             call_id = attempt_call_id(job.job_id, msg.attempt)
             placed_at = _originated_at(job)
@@ -159,7 +168,12 @@ class JobHandler:
         return Disposition.ACK
 
     async def _start(
-        self, job: Job, msg: JobMessage, work_queue: str, started: Delivered | None
+        self,
+        job: Job,
+        msg: JobMessage,
+        work_queue: str,
+        started: Delivered | None,
+        speech: SpeechPlan | None,
     ) -> Disposition:
         pinned = None
         if started is not None and started.job is not None:
@@ -171,7 +185,7 @@ class JobHandler:
             return Disposition.ACK  # canceled meanwhile, or another copy moved it on
         try:
             # The call request names this audio, and the move to `calling` stores it.
-            audio = await self._prepare_audio(job, msg.attempt, pinned)
+            audio = await self._prepare_audio(job, msg.attempt, speech, pinned)
             job = job.model_copy(update={"audio": audio})
             return await self._call(job, msg, work_queue)
         except PermanentJobError as exc:
@@ -186,9 +200,27 @@ class JobHandler:
             return await self._technical_retry(job, msg, work_queue, exc)
         return Disposition.ACK
 
-    async def _prepare_audio(self, job: Job, attempt: int, pinned: str | None) -> AudioInfo:
+    def _speech_plan(self, msg: JobMessage) -> SpeechPlan | None:
+        """The job's speech plan, from the copy of the job its message carries (a first
+        attempt's message does), so that its start can pin the speech if it is cached; None
+        without a usable copy (the speech cache's own lookup then pins it)."""
+        record = msg.record or {}
+        text, language = record.get("text"), record.get("language")
+        voice, engine = record.get("voice"), record.get("engine")
+        if not (isinstance(text, str) and isinstance(language, str) and isinstance(engine, str)):
+            return None
+        if voice is not None and not isinstance(voice, str):
+            return None
+        try:
+            return self.ctx.speech.plan(text, language, voice, engine)
+        except PermanentJobError:
+            return None  # said again, with the job's record at hand, when the speech is made
+
+    async def _prepare_audio(
+        self, job: Job, attempt: int, speech: SpeechPlan | None, pinned: str | None
+    ) -> AudioInfo:
         """Speech for the job, from the cache or an engine (stored with the move to calling);
-        `pinned`: the cache entry the job's start pinned already."""
+        `speech`: its plan made before the start, `pinned`: the entry the start pinned."""
         # Pinned under the call's id from now until the call ends: never evicted meanwhile.
         audio = await self.ctx.speech.prepare(
             job.text,
@@ -197,6 +229,7 @@ class JobHandler:
             job.engine,
             lease_id=attempt_call_id(job.job_id, attempt),
             pinned=pinned,
+            plan=speech,
         )
         info = job.audio.model_copy(
             update={

@@ -22,11 +22,11 @@
 --    "read": true                     reply with the record as it was before the change;
 --    "guard": {"priority": p, "attempt": n, "max_count": m}  apply only if the job has that
 --                                     priority, n is its next attempt, the count is <= m;
---    "pin": {"field": f, "lease": id, "now": ms, "expiry": ms, "lru": k, "sizes": k,
---            "stats": k, "in_use": prefix}  once applied, take the first audio cache key of
---                                     the record's field `f` (space-separated) that the
---                                     cache indexes, and touch it as cache_touch.lua does:
---                                     its LRU place, a hit, the lease until `expiry`.
+--    "pin": {"keys": [key, ...], "lease": id, "now": ms, "expiry": ms, "lru": k,
+--            "sizes": k, "stats": k, "in_use": prefix}  once applied, take the first of the
+--                                     audio cache `keys` that the cache indexes and touch it
+--                                     as cache_touch.lua does: its LRU place, a hit, the
+--                                     lease until `expiry`.
 -- An optional hop whose source does not match is skipped; any other mismatch refuses the
 -- whole change before anything is written.
 -- Returns {applied 1|0, status before ("" when no record), status now, count, the pinned
@@ -203,16 +203,13 @@ if change["observe"] then
 end
 local wanted = change["pin"]
 if wanted then
-  local listed = redis.call("HGET", KEYS[1], wanted["field"])
-  if listed then
-    for key in string.gmatch(listed, "%S+") do
-      if redis.call("HEXISTS", wanted["sizes"], key) == 1 then
-        redis.call("ZADD", wanted["lru"], wanted["now"], key)
-        redis.call("HINCRBY", wanted["stats"], "hits", 1)
-        pin(wanted["in_use"] .. key, wanted["lease"], wanted["expiry"])
-        pinned = key
-        break
-      end
+  for _, key in ipairs(wanted["keys"]) do
+    if redis.call("HEXISTS", wanted["sizes"], key) == 1 then
+      redis.call("ZADD", wanted["lru"], wanted["now"], key)
+      redis.call("HINCRBY", wanted["stats"], "hits", 1)
+      pin(wanted["in_use"] .. key, wanted["lease"], wanted["expiry"])
+      pinned = key
+      break
     end
   end
 end
