@@ -58,10 +58,12 @@ from _common import (
     write_result,
 )
 from ttsqueue.broker.connection import connect_broker
+from ttsqueue.broker.delays import DelayQueues
+from ttsqueue.broker.job_messages import send_first_message
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import declare_topology
 from ttsqueue.config import load_settings
-from ttsqueue.domain import Job, JobMessage, JobStatus, Priority, iso, utcnow
+from ttsqueue.domain import Job, JobStatus, Priority, iso, utcnow
 from ttsqueue.store.connection import connect_redis
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.lifecycle import JobLifecycle
@@ -108,12 +110,13 @@ async def preload(values: dict[str, str], count: int) -> float:
         lifecycle = JobLifecycle(redis, Keys(settings.REDIS_PREFIX), settings.JOB_TTL_SECONDS)
         publisher = Publisher(connection, names)
 
+        delays = DelayQueues.of(settings)
+
         async def one() -> None:
             job = make_job()
             await lifecycle.create(job)
-            await publisher.to_work_queue(
-                names.work_queue(job.priority), JobMessage(job_id=job.job_id).encode(), job.job_id
-            )
+            # The message the API sends: the job's copy included (broker/job_messages.py).
+            await send_first_message(publisher, delays, job)
 
         for first in range(0, count, PRELOAD_WINDOW):
             await asyncio.gather(*(one() for _ in range(min(PRELOAD_WINDOW, count - first))))
