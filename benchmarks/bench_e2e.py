@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/bench_e2e.py [--jobs 5000] [--concurrency 32,64] [--profile]
 
-Ours: N jobs created the way the API creates them (JobLifecycle.create + confirmed publish), all
-with the same text so that speech comes from the cache (one synthesis, in a warm-up job), the
-simulator dialer with zero delay. The clock starts when the worker process(es) are spawned
+Ours: N jobs created the way the API creates them (JobLifecycle.create, then the API's first
+message, the job's copy included, with a confirmed publish), all with the same text so that
+speech comes from the cache (one synthesis, in a warm-up job), the simulator dialer with zero
+delay. The clock starts when the worker process(es) are spawned
 and stops when N more jobs are `completed` in Redis.
 Baselines (same run): Celery + RabbitMQ broker + Redis result backend, N tasks preloaded, the
 clock from spawning `celery worker` until N results exist in Redis; the `noop` task (Celery's
