@@ -21,7 +21,7 @@ from ttsqueue.config import Settings
 from ttsqueue.store.factory import build_store
 from ttsqueue.store.keys import Keys
 from ttsqueue.store.lifecycle import JobLifecycle
-from ttsqueue.tts.cache import AudioCache, CacheEntry
+from ttsqueue.tts.cache import AudioCache, Lease
 from ttsqueue.worker.trunk import TrunkGuard
 
 pytestmark = pytest.mark.timeout(90)
@@ -72,28 +72,31 @@ async def test_a_cached_message_is_pinned_by_the_start_and_counted_once(
     redis_client: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Which lookups the worker makes, and whether the job's start had touched the entry.
-    looked: list[bool] = []
-    lookup = AudioCache.lookup
+    # The speech cache's own touches (Redis calls), made by the worker.
+    touches: list[str] = []
+    touch = AudioCache.touch
 
-    async def recording(self: AudioCache, key: str, **options: Any) -> CacheEntry | None:
-        looked.append(bool(options.get("touched")))
-        return await lookup(self, key, **options)
+    async def recording(self: AudioCache, key: str, *, lease: Lease | None) -> bool:
+        touches.append(key)
+        return await touch(self, key, lease=lease)
 
-    monkeypatch.setattr(AudioCache, "lookup", recording)
+    monkeypatch.setattr(AudioCache, "touch", recording)
     call = {"text": "Su código es 4 8 1 5.", "phone_number": "3005050149"}
     keys = Keys(settings.REDIS_PREFIX)
     bodies = []
+    touched_after = []  # touches made so far, after each job
     async with running_worker(settings):
         for _ in range(2):
             reply = await api.post("/tts/call", json=call)
             assert reply.status_code == 202, reply.text
             bodies.append(await wait_for(api, reply.json()["job_id"], terminal))
+            touched_after.append(len(touches))
     assert [b["status"] for b in bodies] == ["completed", "completed"]
     assert [b["audio"]["cached"] for b in bodies] == [False, True]
-    # The first job found nothing and spoke; the second's start pinned the entry, so its
-    # lookup only checked the files.
-    assert looked == [False, True]
+    # The first job found nothing and spoke; the second's start pinned the entry, so the
+    # speech cache did not touch it again.
+    assert touched_after[0] > 0
+    assert touched_after[1] == touched_after[0]
     stats = await redis_client.hgetall(keys.cache_stats)
     assert (stats.get("hits"), stats.get("misses")) == ("1", "1")
     # Both calls' leases were dropped by their endings (a lease set's last ZREM deletes it).

@@ -15,6 +15,7 @@ from ttsqueue.config import Settings
 from ttsqueue.errors import PermanentJobError
 from ttsqueue.store.factory import keys_for
 from ttsqueue.tts.base import SpeechAudio, SpeechRequest
+from ttsqueue.tts.cache import AudioCache, Lease
 from ttsqueue.tts.catalog import language_catalog
 from ttsqueue.tts.espeak import EspeakEngine
 from ttsqueue.tts.service import SpeechService, build_engines, supported_languages
@@ -130,6 +131,39 @@ async def test_concurrent_requests_synthesize_once(
     assert espeak.calls == 1
     assert sorted(r.cached for r in results) == [False] + [True] * 5
     assert len({r.cache_key for r in results}) == 1
+
+
+async def test_jobs_of_a_cached_message_look_it_up_side_by_side(
+    settings: Settings,
+    redis_client: aioredis.Redis,
+    espeak: CountingEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    service = _service(settings, redis_client, espeak)
+    await service.prepare(SPANISH, "es")
+    # How many of the cache's Redis touches are waiting for their reply at once.
+    waiting, most = 0, 0
+    touch = AudioCache.touch
+
+    async def counted(self: AudioCache, key: str, *, lease: Lease | None) -> bool:
+        nonlocal waiting, most
+        waiting += 1
+        most = max(most, waiting)
+        try:
+            return await touch(self, key, lease=lease)
+        finally:
+            waiting -= 1
+
+    monkeypatch.setattr(AudioCache, "touch", counted)
+    results = await asyncio.gather(
+        *(service.prepare(SPANISH, "es", lease_id=f"call-{n}") for n in range(8))
+    )
+    assert all(r.cached for r in results)
+    assert espeak.calls == 1
+    # A hit takes no lock: the eight touches were all sent before the first reply came back
+    # (under the text's lock they went one at a time).
+    assert most == 8
+    assert (await service.cache.stats())["hits"] == 8
 
 
 async def test_voice_and_language_are_separate_entries(

@@ -116,20 +116,28 @@ class AudioCache:
         self, key: str, *, wideband: bool, lease: Lease | None, touched: bool = False
     ) -> CacheEntry | None:
         """The entry if it is indexed and its files exist; then touched, pinned, counted.
-
-        Touching first pins the entry, so it cannot be evicted while its files are checked.
         `touched`: an earlier step found the entry indexed and did all that already (the
-        job's start, store/lifecycle.py `deliver`), so only the files are checked."""
-        if not touched:
-            now = self._clock_ms()
-            lease_id, expiry = _lease_args(lease, now)
-            keys = self._keys
-            indexed = await self._touch(
-                keys=[keys.cache_lru, keys.cache_sizes, keys.cache_stats, keys.cache_in_use(key)],
-                args=[key, now, lease_id, expiry],
-            )
-            if not indexed:
-                return None
+        job's start, store/lifecycle.py `deliver`, or `touch`), so only the files are
+        checked."""
+        if not touched and not await self.touch(key, lease=lease):
+            return None
+        return await self.files(key, wideband=wideband)
+
+    async def touch(self, key: str, *, lease: Lease | None) -> bool:
+        """If the entry is indexed: its LRU place refreshed, a hit counted, `lease` taken on
+        it; False if it is not. Touching first pins the entry, so that it cannot be evicted
+        while its files are checked (`files`)."""
+        now = self._clock_ms()
+        lease_id, expiry = _lease_args(lease, now)
+        keys = self._keys
+        indexed = await self._touch(
+            keys=[keys.cache_lru, keys.cache_sizes, keys.cache_stats, keys.cache_in_use(key)],
+            args=[key, now, lease_id, expiry],
+        )
+        return bool(indexed)
+
+    async def files(self, key: str, *, wideband: bool) -> CacheEntry | None:
+        """The entry of a touched key if its files are there, else None."""
         seen = self._files_seen.get((key, wideband))
         known = self._durations.get(key)
         if seen is not None and known is not None and time.monotonic() - seen < self._files_seen_s:

@@ -104,8 +104,18 @@ class SpeechService:
         lease = None
         if lease_id is not None:
             lease = Lease(lease_id, lease_ttl_s or self.lease_ttl_s)
-        async with self._locks.hold(steps[0].key):
-            prepared = await self._prepare(steps, spoken, language, lease, pinned)
+        # A cached entry needs no single flight: the first step's entry is looked up before
+        # the text's lock is taken, so that jobs of one message never wait in turn on Redis.
+        first = steps[0]
+        touched = first.key == pinned or await self.cache.touch(first.key, lease=lease)
+        entry = None
+        if touched:
+            entry = await self.cache.files(first.key, wideband=self.settings.AUDIO_WIDEBAND)
+        if entry is not None:
+            prepared = _prepared(entry, first.name, cached=True)
+        else:
+            async with self._locks.hold(first.key):
+                prepared = await self._prepare(steps, spoken, language, lease, pinned, touched)
         if pinned is not None and lease is not None and prepared.cache_key != pinned:
             await self.cache.unpin(pinned, lease.lease_id)
         return prepared
@@ -117,12 +127,16 @@ class SpeechService:
         language: str,
         lease: Lease | None,
         pinned: str | None,
+        first_touched: bool,
     ) -> PreparedAudio:
+        """Under the first step's lock: each step's cache entry (touched again unless it was
+        already: `pinned`, or the first step's when `first_touched`), else its engine."""
         wideband = self.settings.AUDIO_WIDEBAND
         failures: list[str] = []
-        for step in steps:
+        for index, step in enumerate(steps):
+            touched = step.key == pinned or (index == 0 and first_touched)
             entry = await self.cache.lookup(
-                step.key, wideband=wideband, lease=lease, touched=step.key == pinned
+                step.key, wideband=wideband, lease=lease, touched=touched
             )
             if entry is not None:
                 return _prepared(entry, step.name, cached=True)
