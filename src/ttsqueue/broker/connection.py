@@ -11,11 +11,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import aio_pika
+import aiormq.connection
 from aio_pika.abc import AbstractRobustConnection
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from aio_pika.robust_connection import RobustConnection
 from yarl import URL
 
+from ttsqueue.broker.transport import CoalescingTCPTransportFactory
 from ttsqueue.config import split_urls
 from ttsqueue.logs import get_logger
 
@@ -25,6 +27,18 @@ HEARTBEAT_S = 30
 # One connection attempt to one node: a node cut off by the network (packets dropped) costs
 # this long before the next one is tried.
 CONNECT_TIMEOUT_S = 5.0
+
+# aiormq hands outgoing frames to its writer task through a queue of
+# `Connection.FRAME_BUFFER_SIZE` (10). A publish that finds it full waits for room while
+# holding its channel's lock, and every publish behind it queues for that lock; asyncio then
+# hands the free lock to one waiter per event loop turn, so from that moment the channel sends
+# one message per turn however many are ready (measured: one frame per turn with 64 requests
+# in flight, and each its own `send()`). Unbounded, a publish never waits there. The frames
+# waiting are bounded upstream: every publish awaits its confirm, and the requests and jobs in
+# flight are bounded. Set once for the process, before any connection is made.
+if not hasattr(aiormq.connection.Connection, "FRAME_BUFFER_SIZE"):  # pragma: no cover
+    raise ImportError("aiormq's Connection has no FRAME_BUFFER_SIZE: update connection.py")
+aiormq.connection.Connection.FRAME_BUFFER_SIZE = 0  # asyncio.Queue: 0 means unbounded
 
 # The robust connection's own (private) step that opens one transport to `self.url`. Each
 # reconnection goes through it, so overriding it here picks the node of every attempt.
@@ -41,6 +55,12 @@ class ClusterConnection(RobustConnection):
     def __init__(self, url: URL, *args: Any, **kwargs: Any) -> None:
         super().__init__(url, *args, **kwargs)
         self._next_node = 0
+        # Plain TCP nodes get frames written once per loop turn (broker/transport.py); TLS
+        # nodes keep aiormq's own transport.
+        self.transport_factory: CoalescingTCPTransportFactory | None = None
+        if all(node.scheme == "amqp" for node in self.NODES or (self.url,)):
+            self.transport_factory = CoalescingTCPTransportFactory()
+            self.kwargs["transport_factory"] = self.transport_factory
 
     @property
     def node(self) -> str:

@@ -1,0 +1,151 @@
+"""The AMQP connection's transport: frames written in one event loop turn leave in one write,
+and concurrent publishes are not sent one per turn (real sockets, real RabbitMQ)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiormq.connection
+import pytest
+from aio_pika.abc import AbstractRobustConnection
+from yarl import URL
+
+from ttsqueue.broker.connection import ClusterConnection, _cluster_class
+from ttsqueue.broker.publisher import Publisher
+from ttsqueue.broker.topology import QueueInspector, QueueNames
+from ttsqueue.broker.transport import CoalescingWriter
+from ttsqueue.config import Settings
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@asynccontextmanager
+async def peer() -> AsyncIterator[tuple[CoalescingWriter, asyncio.Queue[bytes]]]:
+    """A `CoalescingWriter` connected to a local TCP server; the queue gets what the server
+    reads, and b"" at end of stream."""
+    received: asyncio.Queue[bytes] = asyncio.Queue()
+    served = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                received.put_nowait(data)
+            received.put_nowait(b"")
+        finally:
+            writer.close()
+            await writer.wait_closed()
+            served.set()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    protocol = asyncio.StreamReaderProtocol(reader)
+    transport, _ = await loop.create_connection(lambda: protocol, "127.0.0.1", port)
+    writer = CoalescingWriter(transport, protocol, reader, loop)
+    try:
+        yield writer, received
+    finally:
+        writer.close()
+        await asyncio.wait_for(served.wait(), 5)  # the server's side is closed too
+        server.close()
+        await server.wait_closed()
+
+
+async def read_until(received: asyncio.Queue[bytes], size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        data += await asyncio.wait_for(received.get(), 5)
+    return data
+
+
+async def test_writes_of_one_turn_reach_the_socket_as_one_write_in_order() -> None:
+    async with peer() as (writer, received):
+        writer.write(b"one ")
+        writer.writelines([b"two ", bytearray(b"three ")])
+        writer.write(memoryview(b"four"))
+        assert (writer.flushes, writer.chunks) == (0, 0)  # nothing leaves before the turn ends
+        assert await read_until(received, 18) == b"one two three four"
+        assert (writer.flushes, writer.chunks) == (1, 4)
+
+
+async def test_writes_of_separate_turns_leave_separately() -> None:
+    async with peer() as (writer, received):
+        writer.write(b"a")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        writer.write(b"b")
+        assert await read_until(received, 2) == b"ab"
+        assert (writer.flushes, writer.chunks) == (2, 2)
+
+
+async def test_drain_sends_what_was_written_at_once() -> None:
+    async with peer() as (writer, received):
+        writer.write(b"handshake")
+        await writer.drain()
+        assert (writer.flushes, writer.chunks) == (1, 1)
+        assert await read_until(received, 9) == b"handshake"
+
+
+async def test_close_and_write_eof_send_what_is_pending_first() -> None:
+    async with peer() as (writer, received):
+        writer.write(b"closing frame")
+        writer.write_eof()
+        assert await read_until(received, 13) == b"closing frame"
+        assert await asyncio.wait_for(received.get(), 5) == b""  # then the end of stream
+    async with peer() as (writer, received):
+        writer.write(b"last words")
+        writer.close()
+        await writer.wait_closed()
+        assert await read_until(received, 10) == b"last words"
+
+
+async def test_writes_after_the_transport_closed_are_dropped_quietly() -> None:
+    async with peer() as (writer, _):
+        writer.transport.abort()
+        writer.write(b"too late")
+        await asyncio.sleep(0.01)  # the flush runs: nothing raised, nothing counted
+        assert (writer.flushes, writer.chunks) == (0, 0)
+
+
+async def test_plain_nodes_get_the_coalescing_transport_and_tls_nodes_keep_aiormqs() -> None:
+    plain = _cluster_class(["amqp://guest:guest@127.0.0.1:5672/"])
+    assert plain(URL("amqp://guest:guest@127.0.0.1:5672/")).transport_factory is not None
+    mixed_urls = ["amqp://guest:guest@127.0.0.1:5672/", "amqps://guest:guest@127.0.0.1:5671/"]
+    mixed = _cluster_class(mixed_urls)
+    connection = mixed(URL(mixed_urls[0]))
+    assert connection.transport_factory is None
+    assert "transport_factory" not in connection.kwargs
+
+
+async def test_the_frame_queue_never_makes_a_publish_wait(
+    broker: AbstractRobustConnection,
+) -> None:
+    assert aiormq.connection.Connection.FRAME_BUFFER_SIZE == 0  # unbounded asyncio.Queue
+    assert isinstance(broker, ClusterConnection)
+    underlay = broker.transport
+    assert underlay is not None
+    assert underlay.connection.write_queue.maxsize == 0
+
+
+async def test_publishes_ready_in_one_turn_leave_together_each_confirmed(
+    broker: AbstractRobustConnection, settings: Settings
+) -> None:
+    """300 publishes started in one turn: with aiormq's bounded frame queue the channel's
+    lock sent them one per turn (300 writes); here a few writes carry them all."""
+    assert isinstance(broker, ClusterConnection)
+    assert broker.transport_factory is not None
+    writer = broker.transport_factory.writer
+    assert writer is not None
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    publisher = Publisher(broker, names)
+    await publisher.to_work_queue(names.calls, b"{}", "warm-up")  # opens the channel
+    flushes, chunks = writer.flushes, writer.chunks
+    ids = [f"m-{n:03d}" for n in range(300)]
+    await asyncio.gather(*(publisher.to_work_queue(names.calls, m.encode(), m) for m in ids))
+    assert writer.chunks - chunks >= len(ids)  # every publish's frames went through it
+    assert writer.flushes - flushes <= 10
+    depths = await QueueInspector(broker, names).depths()
+    assert depths["normal"] == len(ids) + 1
