@@ -4,9 +4,9 @@ aiormq writes each frame set (a publish, an ack) with its own `StreamWriter.writ
 idle socket each write is a `send()` system call. When a Redis reply lets several requests or
 jobs go on in the same turn of the event loop, each then publishes or acks: `CoalescingWriter`
 keeps what is written during the turn and hands it to the transport at its end, in order, as
-one write. Nothing waits on a timer: the flush is a callback of the same loop, and `drain`,
-`close` and `write_eof` flush first, so aiormq's own waits (the handshake, a heartbeat's
-drain, the closing frame) see every byte they wrote go out.
+one write. Nothing waits on a timer: the flush is a callback of the same loop, run before
+it next waits for the network, and `close` and `write_eof` flush first, so the closing
+frame goes out.
 
 It plugs in through aiormq's `TransportFactory`, its way to open the connection's transport.
 """
@@ -63,9 +63,8 @@ class CoalescingWriter(asyncio.StreamWriter):
         self.chunks += len(chunks)
         self.transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
-    async def drain(self) -> None:
-        self.flush()
-        await super().drain()
+    # `drain` is left as it is: it waits for room in the transport's buffer (flow control), not
+    # for bytes to leave, so an ack written with aiormq's drain still shares its turn's write.
 
     def write_eof(self) -> None:
         self.flush()
