@@ -34,8 +34,10 @@ CONNECT_TIMEOUT_S = 5.0
 # hands the free lock to one waiter per event loop turn, so from that moment the channel sends
 # one message per turn however many are ready (measured: one frame per turn with 64 requests
 # in flight, and each its own `send()`). Unbounded, a publish never waits there. The frames
-# waiting are bounded upstream: every publish awaits its confirm, and the requests and jobs in
-# flight are bounded. Set once for the process, before any connection is made.
+# waiting never outnumber the publishes in flight, each awaited by its caller until confirmed
+# or past its deadline, and aiormq's writer hands them to the transport as they come, without
+# waiting for its buffer to drain: the bound never limited memory. Set once for the process,
+# before any connection is made.
 if not hasattr(aiormq.connection.Connection, "FRAME_BUFFER_SIZE"):  # pragma: no cover
     raise ImportError("aiormq's Connection has no FRAME_BUFFER_SIZE: update connection.py")
 aiormq.connection.Connection.FRAME_BUFFER_SIZE = 0  # asyncio.Queue: 0 means unbounded
