@@ -8,11 +8,12 @@ node it reaches.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, ClassVar
 
 import aio_pika
 import aiormq.connection
-from aio_pika.abc import AbstractRobustConnection
+from aio_pika.abc import AbstractRobustConnection, TimeoutType
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from aio_pika.robust_connection import RobustConnection
 from yarl import URL
@@ -63,6 +64,18 @@ class ClusterConnection(RobustConnection):
         if all(node.scheme == "amqp" for node in self.NODES or (self.url,)):
             self.transport_factory = CoalescingTCPTransportFactory()
             self.kwargs["transport_factory"] = self.transport_factory
+
+    async def connect(self, timeout: TimeoutType = None) -> None:
+        """Connect, or leave nothing behind. aio-pika's robust connection connects in a task
+        of its own: a caller that gives up (cancelled while connecting, as a stopping
+        dashboard or an interrupted start does) would leave that task to finish the handshake
+        and keep a connection nobody holds or closes."""
+        try:
+            await super().connect(timeout)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.close()
+            raise
 
     @property
     def node(self) -> str:
