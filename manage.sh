@@ -91,6 +91,16 @@ ensure_venv() { # [pip requirement] [stamp suffix]
         mkdir -p "$(dirname "$stamp")"
         touch "$stamp"
     fi
+    compile_bytecode
+}
+
+# The package is installed editable (its code runs from src/), and pip compiles none of an
+# editable package. Where PYTHONDONTWRITEBYTECODE is set, every process would compile all of
+# src/ttsqueue again at start: about a quarter of a worker's start-up. compileall rewrites only
+# what changed since its last run, so this costs a tenth of a second when nothing did.
+compile_bytecode() {
+    "$VENV/bin/python" -m compileall -q src/ttsqueue >/dev/null ||
+        warn "could not byte-compile src/ttsqueue; processes will compile it as they start"
 }
 
 is_local() { [[ "$1" =~ ^(localhost|127\.[0-9.]+|::1|0\.0\.0\.0)$ ]]; }

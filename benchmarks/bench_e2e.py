@@ -6,7 +6,8 @@ Ours: N jobs created the way the API creates them (JobLifecycle.create, then the
 message, the job's copy included, with a confirmed publish), all with the same text so that
 speech comes from the cache (one synthesis, in a warm-up job), the simulator dialer with zero
 delay. The clock starts when the worker process(es) are spawned
-and stops when N more jobs are `completed` in Redis.
+and stops when N more jobs are `completed` in Redis. Both sides start from compiled bytecode,
+as installed (`./manage.sh` compiles the editable package; pip compiled Celery's).
 Baselines (same run): Celery + RabbitMQ broker + Redis result backend, N tasks preloaded, the
 clock from spawning `celery worker` until N results exist in Redis; the `noop` task (Celery's
 best case) and the `bookkeeping` task (the same per-job Redis writes as ours: record, history,
@@ -41,6 +42,7 @@ from _common import (
     Isolation,
     Proc,
     cleanup,
+    compile_product,
     cpu_seconds,
     delete_broker_objects,
     delete_redis_prefix,
@@ -504,6 +506,8 @@ def main() -> None:
     args = parser.parse_args()
     args.machine = machine_info()
     celery_python()
+    # Both sides start from compiled bytecode, as installed: pip compiled Celery's packages.
+    compile_product()
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
         work = Path(tmp)
         print("Celery baseline ...", flush=True)
