@@ -3,6 +3,7 @@ run from a copy of the checkout's layout with the recording fakes of test_manage
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 from tests.deploy.test_manage_check import EVERYTHING, Checkout, checkout
@@ -51,3 +52,15 @@ def test_start_installs_the_runtime_only_and_check_adds_the_dev_tools(
     run(checkout, "start")
     run(checkout, "check")
     assert pip_installs(checkout) == [".", ".[dev]"]
+
+
+def test_every_command_byte_compiles_the_package_before_handing_over(checkout: Checkout) -> None:
+    compile_call = ["python", "-m", "compileall", "-q", "src/ttsqueue"]
+    for command in ("start", "status"):
+        ran_before = len(checkout.order())
+        done = run(checkout, command)
+        assert done.returncode == 0, done.stderr
+        lines = checkout.log.read_text().splitlines()[ran_before:]
+        calls = [json.loads(line) for line in lines]
+        assert calls.count(compile_call) == 1
+        assert calls[-1] == ["ttsqueue", command]
