@@ -25,8 +25,8 @@ import redis.asyncio as aioredis
 
 from ttsqueue.config import load_settings
 from ttsqueue.store.factory import keys_for
-from ttsqueue.tts.audio import convert_for_asterisk
 from ttsqueue.tts.base import SpeechRequest
+from ttsqueue.tts.convert import convert_for_asterisk
 from ttsqueue.tts.espeak import EspeakEngine
 from ttsqueue.tts.service import SpeechService
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ttsqueue.tts.audio import NARROWBAND_RATE, convert_for_asterisk
+from ttsqueue.tts.audio import NARROWBAND_RATE
+from ttsqueue.tts.convert import convert_for_asterisk
 
 GREETING_TEXT = (
     "Hola, se ha comunicado con el buzón de voz de Ana María. "

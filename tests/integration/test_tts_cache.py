@@ -262,3 +262,22 @@ async def test_a_file_check_stands_for_a_moment_then_is_made_again(
     await asyncio.sleep(0.35)
     assert await cache.lookup("message", wideband=False, lease=None) is None
     assert checks == ["message", "message"]
+
+
+async def test_another_worker_reads_an_entrys_duration_from_its_wav(
+    settings: Settings, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    """A worker that did not write an entry learns its length from the file's header, and a
+    file that is not a readable WAV counts as missing, so the speech is made again."""
+    writer = SpeechService(
+        settings, redis_client, keys_for(settings), {"espeak": await EspeakEngine.create()}
+    )
+    made = await writer.prepare("Su código de verificación es cuatro, dos, siete.", "es")
+    reader = _cache(settings, redis_client, entries=1000)
+    found = await reader.lookup(made.cache_key, wideband=False, lease=None)
+    assert found is not None
+    assert found.duration_s == pytest.approx(made.duration_s, abs=1 / 8000)
+    assert found.duration_s == pytest.approx(sf.info(str(made.wav_path)).duration, abs=1e-9)
+    made.wav_path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    stranger = _cache(settings, redis_client, entries=1000)
+    assert await stranger.lookup(made.cache_key, wideband=False, lease=None) is None

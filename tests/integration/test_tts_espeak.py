@@ -11,9 +11,9 @@ import pytest
 import soundfile as sf
 
 from ttsqueue.errors import PermanentJobError, TTSError
-from ttsqueue.tts.audio import convert_for_asterisk
 from ttsqueue.tts.base import SpeechRequest
 from ttsqueue.tts.catalog import espeak_languages
+from ttsqueue.tts.convert import convert_for_asterisk
 from ttsqueue.tts.espeak import EspeakEngine
 
 SPANISH = "Buenos días. Le recordamos su cita médica de mañana a las ocho y treinta."

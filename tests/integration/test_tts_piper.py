@@ -12,8 +12,8 @@ import soundfile
 
 from tests.conftest import make_settings
 from ttsqueue.errors import ConfigError, PermanentJobError, TTSError
-from ttsqueue.tts.audio import convert_for_asterisk
 from ttsqueue.tts.base import SpeechRequest
+from ttsqueue.tts.convert import convert_for_asterisk
 from ttsqueue.tts.engines import build_engines, supported_languages
 from ttsqueue.tts.piper import PiperEngine
 

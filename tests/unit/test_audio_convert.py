@@ -11,7 +11,8 @@ import pytest
 import soundfile as sf
 
 from ttsqueue.errors import PermanentJobError
-from ttsqueue.tts.audio import atomic_write, convert_for_asterisk
+from ttsqueue.tts.audio import atomic_write
+from ttsqueue.tts.convert import convert_for_asterisk
 
 
 def _tone(rate: int, seconds: float, channels: int = 1, amplitude: float = 0.5) -> np.ndarray:

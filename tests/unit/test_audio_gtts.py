@@ -12,9 +12,9 @@ import soundfile as sf
 from gtts import gTTSError
 
 from ttsqueue.errors import TTSError
-from ttsqueue.tts.audio import convert_for_asterisk
 from ttsqueue.tts.base import SpeechRequest
 from ttsqueue.tts.breaker import BreakerState, CircuitBreaker
+from ttsqueue.tts.convert import convert_for_asterisk
 from ttsqueue.tts.gtts_engine import GttsEngine
 from ttsqueue.tts.throttle import Throttle
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 from datetime import date
 from functools import lru_cache
 
-import holidays
-
 NO_HOLIDAYS = frozenset({"", "none"})
 
 
@@ -19,8 +17,14 @@ class HolidaySpecError(ValueError):
     """A holiday country code the `holidays` package does not know."""
 
 
+# `holidays` is imported where it is used: loading it takes about a tenth of a second, which
+# every process would pay at start, and only settings that name holidays need it.
+
+
 @lru_cache(maxsize=1)
 def _supported() -> dict[str, list[str]]:
+    import holidays
+
     return {
         code.upper(): [s.upper() for s in subs]
         for code, subs in holidays.list_supported_countries().items()
@@ -47,6 +51,8 @@ def parse_holiday_codes(text: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=512)
 def _closed_in(code: str, year: int) -> dict[date, str]:
+    import holidays
+
     country, _, subdivision = code.partition("-")
     days = holidays.country_holidays(country, subdiv=subdivision or None, years=year)
     return {day: str(name) for day, name in days.items()}

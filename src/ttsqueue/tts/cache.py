@@ -18,13 +18,13 @@ import os
 import secrets
 import time
 import unicodedata
+import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _quoted
 from pathlib import Path
 
 import redis.asyncio as aioredis
-import soundfile as sf
 
 from ttsqueue.errors import PermanentJobError, TransientJobError
 from ttsqueue.store.keys import Keys
@@ -274,8 +274,8 @@ class AudioCache:
         if known is not None:
             return known if self.wav_path(key).exists() else None
         try:
-            duration = float(sf.info(str(self.wav_path(key))).duration)
-        except (sf.LibsndfileError, RuntimeError, OSError):
+            duration = _wav_duration(self.wav_path(key))
+        except (wave.Error, EOFError, OSError):
             return None
         self._remember(key, duration)
         return duration
@@ -330,3 +330,13 @@ def _lease_args(lease: Lease | None, now_ms: int) -> tuple[str, int]:
     if lease is None:
         return "", 0
     return lease.lease_id, now_ms + int(lease.ttl_s * 1000)
+
+
+def _wav_duration(path: Path) -> float:
+    """Seconds of audio in a cache WAV. Every one was written by `tts/convert.py` as plain PCM,
+    which the standard library reads from its header alone, without loading libsndfile."""
+    with wave.open(str(path), "rb") as wav:
+        rate = wav.getframerate()
+        if rate <= 0:
+            raise wave.Error(f"no frame rate in {path.name}")
+        return wav.getnframes() / rate

@@ -14,7 +14,7 @@ from ttsqueue.config import Settings
 from ttsqueue.errors import PermanentJobError, TTSError
 from ttsqueue.logs import get_logger
 from ttsqueue.store.keys import Keys
-from ttsqueue.tts.audio import convert_for_asterisk
+from ttsqueue.tts.audio import ConvertedAudio
 from ttsqueue.tts.base import SpeechEngine, SpeechRequest
 from ttsqueue.tts.breaker import BreakerState, CircuitBreaker
 from ttsqueue.tts.cache import AudioCache, CacheEntry, Lease, cache_key, normalize_text
@@ -160,9 +160,7 @@ class SpeechService:
         started = time.perf_counter()
         audio = await step.engine.synthesize(SpeechRequest(text, language, step.voice))
         synth_s = time.perf_counter() - started
-        converted = await asyncio.to_thread(
-            convert_for_asterisk, audio.data, wideband=self.settings.AUDIO_WIDEBAND
-        )
+        converted = await asyncio.to_thread(_convert, audio.data, self.settings.AUDIO_WIDEBAND)
         entry = await self.cache.store(step.key, converted, lease=lease)
         return _prepared(entry, step.name, cached=False, synth_s=synth_s)
 
@@ -223,3 +221,12 @@ def _prepared(
 def _circuit_open(engine: SpeechEngine) -> bool:
     breaker = getattr(engine, "breaker", None)
     return isinstance(breaker, CircuitBreaker) and breaker.state is BreakerState.OPEN
+
+
+def _convert(data: bytes, wideband: bool) -> ConvertedAudio:
+    """Run in the conversion's thread. The converter's import loads numpy, libsndfile and soxr
+    (about a tenth of a worker's start-up) on the first synthesis instead of at start: a worker
+    whose speech all comes from the cache never needs them."""
+    from ttsqueue.tts.convert import convert_for_asterisk
+
+    return convert_for_asterisk(data, wideband=wideband)

@@ -22,7 +22,6 @@ from ttsqueue.policy.gate import build_calling_policy
 from ttsqueue.startup import wait_for_broker, wait_for_redis
 from ttsqueue.store.factory import build_store
 from ttsqueue.tts.service import SpeechService, build_engines
-from ttsqueue.webhooks.dispatcher import WebhookDispatcher
 from ttsqueue.worker.context import WorkerContext
 from ttsqueue.worker.heartbeat import heartbeat_loop
 from ttsqueue.worker.pipeline import JobHandler
@@ -123,6 +122,10 @@ async def serve(
         ),
     ]
     if settings.WEBHOOKS_ENABLED:
+        # Imported only here: its HTTP client (httpx) is a tenth of a worker's start-up, for
+        # a loop that a worker without webhooks never runs.
+        from ttsqueue.webhooks.dispatcher import WebhookDispatcher
+
         dispatcher = WebhookDispatcher(redis, ctx.store.keys, settings, consumer=settings.WORKER_ID)
         background.append(asyncio.create_task(dispatcher.run()))
     if stop is not None:
