@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 import aiormq.connection
 import pytest
-from aio_pika.abc import AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from yarl import URL
 
 from ttsqueue.broker.connection import ClusterConnection, _cluster_class
@@ -17,6 +17,7 @@ from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueInspector, QueueNames
 from ttsqueue.broker.transport import CoalescingWriter
 from ttsqueue.config import Settings
+from ttsqueue.errors import BrokerUnavailableError
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -152,3 +153,53 @@ async def test_publishes_ready_in_one_turn_leave_together_each_confirmed(
     assert writer.flushes - flushes <= 10
     depths = await QueueInspector(broker, names).depths()
     assert depths["normal"] == len(ids) + 1
+
+
+async def test_publishes_that_wait_for_the_channel_to_open_leave_together(
+    broker: AbstractRobustConnection, settings: Settings
+) -> None:
+    """A fresh publisher (a process that just started, or a channel lost): the publishes that
+    arrive while its channel opens resume in the turn it opens, not one per turn."""
+    assert isinstance(broker, ClusterConnection)
+    assert broker.transport_factory is not None
+    writer = broker.transport_factory.writer
+    assert writer is not None
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    publisher = Publisher(broker, names)
+    channels_before = len(broker.transport.connection.channels) if broker.transport else 0
+    flushes = writer.flushes
+    ids = [f"m-{n:03d}" for n in range(100)]
+    await asyncio.gather(*(publisher.to_work_queue(names.calls, m.encode(), m) for m in ids))
+    # The channel's opening takes a few round trips; the 100 publishes leave in one or two.
+    assert writer.flushes - flushes <= 10
+    assert broker.transport is not None
+    assert len(broker.transport.connection.channels) == channels_before + 1  # one opening
+    depths = await QueueInspector(broker, names).depths()
+    assert depths["normal"] == len(ids)
+
+
+async def test_an_opening_that_fails_fails_every_publish_waiting_and_the_next_one_retries(
+    broker: AbstractRobustConnection, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    publisher = Publisher(broker, names, deadline_s=2.0)
+    openings = 0
+    real_channel = broker.channel
+
+    async def refused(*args: object, **kwargs: object) -> AbstractChannel:
+        nonlocal openings
+        openings += 1
+        await asyncio.sleep(0.05)
+        raise aiormq.exceptions.ChannelNotFoundEntity("refused by the test")
+
+    monkeypatch.setattr(broker, "channel", refused)
+    failed = await asyncio.gather(
+        *(publisher.to_work_queue(names.calls, b"{}", f"f-{n}") for n in range(20)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(error, BrokerUnavailableError) for error in failed)
+    assert openings == 1  # one opening, shared
+    monkeypatch.setattr(broker, "channel", real_channel)
+    await publisher.to_work_queue(names.calls, b"{}", "after")
+    depths = await QueueInspector(broker, names).depths()
+    assert depths["normal"] == 1

@@ -37,6 +37,13 @@ async def _close_quietly(channel: AbstractChannel) -> None:
             await channel.close()
 
 
+def _retrieve(opening: asyncio.Task[AbstractChannel]) -> None:
+    """Mark a failed opening's error as seen: the publishes that waited for it raised it, and
+    when all of them gave up first, nobody else needs it."""
+    if not opening.cancelled():
+        opening.exception()
+
+
 class Publisher:
     def __init__(
         self,
@@ -50,17 +57,34 @@ class Publisher:
         self.names = names
         self.deadline_s = deadline_s
         self._channel: AbstractChannel | None = None
-        self._lock = asyncio.Lock()
+        self._opening: asyncio.Task[AbstractChannel] | None = None
         self._results_convoy = results_convoy or Convoy(RESULTS_WINDOW_S, RESULTS_CONVOY_SIZE)
 
     async def _get_channel(self) -> AbstractChannel:
-        if self._channel is None or self._channel.is_closed:
-            async with self._lock:
-                if self._channel is None or self._channel.is_closed:
-                    self._channel = await self.connection.channel(
-                        publisher_confirms=True, on_return_raises=True
-                    )
-        return self._channel
+        channel = self._channel
+        if channel is not None and not channel.is_closed:
+            return channel
+        opening = self._opening
+        if opening is None:
+            opening = self._opening = asyncio.create_task(self._open_channel())
+            opening.add_done_callback(_retrieve)
+        # Every publish that waited for the channel resumes in the turn it opens, so their
+        # frames leave together (a lock let them through one per turn). Shielded: a publish
+        # that gives up does not cancel the opening that the others wait for.
+        return await asyncio.shield(opening)
+
+    async def _open_channel(self) -> AbstractChannel:
+        """One opening at a time, bounded like a publish: a broker that never answers costs
+        the publishes waiting for it their deadline, and the next publish tries again."""
+        try:
+            async with asyncio.timeout(self.deadline_s):
+                channel = await self.connection.channel(
+                    publisher_confirms=True, on_return_raises=True
+                )
+            self._channel = channel
+            return channel
+        finally:
+            self._opening = None
 
     async def publish(
         self,
