@@ -134,15 +134,21 @@ async def test_the_frame_queue_never_makes_a_publish_wait(
     assert underlay.connection.write_queue.maxsize == 0
 
 
+def coalescing_writer(broker: AbstractRobustConnection) -> CoalescingWriter:
+    """The writer of the product's connection to the local (plain) RabbitMQ node."""
+    assert isinstance(broker, ClusterConnection)
+    assert broker.transport_factory is not None
+    writer = broker.transport_factory.writer
+    assert writer is not None
+    return writer
+
+
 async def test_publishes_ready_in_one_turn_leave_together_each_confirmed(
     broker: AbstractRobustConnection, settings: Settings
 ) -> None:
     """300 publishes started in one turn: with aiormq's bounded frame queue the channel's
     lock sent them one per turn (300 writes); here a few writes carry them all."""
-    assert isinstance(broker, ClusterConnection)
-    assert broker.transport_factory is not None
-    writer = broker.transport_factory.writer
-    assert writer is not None
+    writer = coalescing_writer(broker)
     names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
     publisher = Publisher(broker, names)
     await publisher.to_work_queue(names.calls, b"{}", "warm-up")  # opens the channel
@@ -160,19 +166,16 @@ async def test_publishes_that_wait_for_the_channel_to_open_leave_together(
 ) -> None:
     """A fresh publisher (a process that just started, or a channel lost): the publishes that
     arrive while its channel opens resume in the turn it opens, not one per turn."""
-    assert isinstance(broker, ClusterConnection)
-    assert broker.transport_factory is not None
-    writer = broker.transport_factory.writer
-    assert writer is not None
+    writer = coalescing_writer(broker)
     names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
     publisher = Publisher(broker, names)
-    channels_before = len(broker.transport.connection.channels) if broker.transport else 0
+    assert broker.transport is not None
+    channels_before = len(broker.transport.connection.channels)
     flushes = writer.flushes
     ids = [f"m-{n:03d}" for n in range(100)]
     await asyncio.gather(*(publisher.to_work_queue(names.calls, m.encode(), m) for m in ids))
     # The channel's opening takes a few round trips; the 100 publishes leave in one or two.
     assert writer.flushes - flushes <= 10
-    assert broker.transport is not None
     assert len(broker.transport.connection.channels) == channels_before + 1  # one opening
     depths = await QueueInspector(broker, names).depths()
     assert depths["normal"] == len(ids)
