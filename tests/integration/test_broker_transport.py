@@ -9,9 +9,10 @@ from contextlib import asynccontextmanager
 
 import aiormq.connection
 import pytest
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 from yarl import URL
 
+from tests.in_process import eventually
 from ttsqueue.broker.connection import ClusterConnection, _cluster_class
 from ttsqueue.broker.publisher import Publisher
 from ttsqueue.broker.topology import QueueInspector, QueueNames
@@ -132,6 +133,61 @@ async def test_the_frame_queue_never_makes_a_publish_wait(
     underlay = broker.transport
     assert underlay is not None
     assert underlay.connection.write_queue.maxsize == 0
+
+
+async def test_a_held_consumer_channel_does_not_hold_back_another_channels_confirms(
+    broker: AbstractRobustConnection, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A consumer channel that has not taken its deliveries yet (a worker's, busy with jobs)
+    must not stop the frames of the connection's other channels: with aiormq's default of ten
+    frames per channel, the connection's reader stopped at the eleventh, and a publish on the
+    same connection was confirmed only once the consumer had taken the frames before it."""
+    names = QueueNames.from_prefix(settings.QUEUE_PREFIX)
+    publisher = Publisher(broker, names)
+    backlog = 20
+    await asyncio.gather(
+        *(publisher.to_work_queue(names.calls, b"{}", f"b-{n}") for n in range(backlog))
+    )
+    channel = await broker.channel(publisher_confirms=False)
+    await channel.set_qos(prefetch_count=backlog)
+    underlay = await channel.get_underlay_channel()
+    assert isinstance(underlay, aiormq.Channel)
+    # The consumer channel's reader stops at its first delivery until released.
+    release = asyncio.Event()
+    take_delivery = underlay._on_deliver_frame
+
+    async def held(frame: aiormq.spec.Basic.Deliver) -> None:
+        await release.wait()
+        await take_delivery(frame)
+
+    monkeypatch.setattr(underlay, "_on_deliver_frame", held)
+    received: list[str] = []
+    all_received = asyncio.Event()
+
+    async def consume(message: AbstractIncomingMessage) -> None:
+        received.append(message.message_id or "")
+        if len(received) == backlog:
+            all_received.set()
+
+    async def all_frames_wait() -> bool:
+        return underlay.frames.qsize() >= 3 * backlog - 1
+
+    queue = await channel.get_queue(names.calls)
+    tag = await queue.consume(consume)
+    try:
+        # Every delivery has reached the held channel (three frames each, the first taken):
+        # more than ten frames wait there, ahead of anything the broker sends next.
+        await eventually(all_frames_wait, 10, "every delivery waiting in the held channel")
+        async with asyncio.timeout(5):
+            await publisher.to_work_queue(names.priority, b"{}", "behind-the-backlog")
+        assert received == []  # confirmed while the consumer had taken nothing
+        release.set()
+        await asyncio.wait_for(all_received.wait(), 10)
+        assert sorted(received) == sorted(f"b-{n}" for n in range(backlog))
+    finally:
+        release.set()
+        await queue.cancel(tag)
+        await channel.close()
 
 
 def coalescing_writer(broker: AbstractRobustConnection) -> CoalescingWriter:

@@ -9,6 +9,7 @@ node it reaches.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from typing import Any, ClassVar
 
 import aio_pika
@@ -42,6 +43,26 @@ CONNECT_TIMEOUT_S = 5.0
 if not hasattr(aiormq.connection.Connection, "FRAME_BUFFER_SIZE"):  # pragma: no cover
     raise ImportError("aiormq's Connection has no FRAME_BUFFER_SIZE: update connection.py")
 aiormq.connection.Connection.FRAME_BUFFER_SIZE = 0  # asyncio.Queue: 0 means unbounded
+
+# The same bound (10, `channel()`'s default, fixed when aiormq is imported) sits on the way
+# in: the connection's reader hands each incoming frame to its channel's queue, and one full
+# queue stops the reader for every channel of the connection. A worker's consumer channel
+# receives up to its prefetch in deliveries (WORKER_CONCURRENCY + the calls it may follow), and
+# takes them ten frames per two loop turns while jobs run: a publish confirm or a channel's
+# opening on the same connection waited behind all of them. Measured with one worker and a
+# prefetch of 1,032: the audit publisher's channel took 2.2 s to open and its confirms 1.0 s
+# (median) to come; thousands of publishes waited meanwhile, and their objects doubled the
+# garbage collector's work. Unbounded: 0.03 s and 0.017 s. What waits in these queues is
+# bounded by the broker: the prefetch in deliveries, a reply per request, a confirm per
+# publish in flight.
+_OPEN_CHANNEL = aiormq.connection.Connection.channel
+_DEFAULTS = _OPEN_CHANNEL.__defaults__ or ()
+_POSITIONAL = list(inspect.signature(_OPEN_CHANNEL).parameters)[1:]
+if _POSITIONAL[:4] != ["channel_number", "publisher_confirms", "frame_buffer_size", "timeout"] or (
+    len(_DEFAULTS) != 4
+):  # pragma: no cover - guards an upgrade
+    raise ImportError("aiormq's Connection.channel changed its parameters: update connection.py")
+_OPEN_CHANNEL.__defaults__ = (_DEFAULTS[0], _DEFAULTS[1], 0, _DEFAULTS[3])  # frame_buffer_size
 
 # The robust connection's own (private) step that opens one transport to `self.url`. Each
 # reconnection goes through it, so overriding it here picks the node of every attempt.
