@@ -29,7 +29,6 @@ import uvloop
 from aio_pika.abc import DeliveryMode
 
 from _common import (
-    BENCH_DIR,
     ENTRY,
     PYTHON,
     RABBITMQ_URL,
@@ -133,17 +132,10 @@ def raw_baseline(body: bytes, window: int, warmup_s: float, seconds: float) -> d
 
 
 # Ingest -------------------------------------------------------------------------------------
-def start_api(count: int, env: dict[str, str], port: int, log_dir: Path) -> Proc:
-    if count == 1:
-        argv = [PYTHON, str(ENTRY), "api"]
-    else:
-        argv = [
-            PYTHON, "-m", "uvicorn", "--factory", "_entry:api_app",
-            "--app-dir", str(BENCH_DIR), "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(count), "--loop", "uvloop", "--http", "httptools",
-            "--no-access-log", "--log-level", "warning", "--lifespan", "on",
-        ]  # fmt: skip
-    return spawn(f"api-x{count}", argv, env, log_dir)
+def start_api(count: int, env: dict[str, str], log_dir: Path) -> Proc:
+    """The product's API as `ttsqueue api` starts it, with `API_WORKERS=count` processes."""
+    argv = [PYTHON, str(ENTRY), "api"]
+    return spawn(f"api-x{count}", argv, {**env, "API_WORKERS": str(count)}, log_dir)
 
 
 def wait_ready(proc: Proc, base_url: str, timeout: float = 60.0) -> None:
@@ -199,7 +191,7 @@ def ingest_round(
     env = product_env(iso, work / f"audio-{iso.tag}", API_PORT=port)
     try:
         with processes() as started:
-            api = start_api(count, env, port, work)
+            api = start_api(count, env, work)
             started.append(api)
             wait_ready(api, base_url)
             warm = run_wrk(

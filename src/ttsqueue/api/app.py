@@ -169,18 +169,22 @@ def run(settings: Settings) -> None:
 
     configure_logging(settings, process="api")
     asyncio.run(preflight(settings))
-    app: str | FastAPI
     if settings.API_WORKERS > 1:
-        # Each process builds its own app from the same environment.
-        app = "ttsqueue.api.app:app_from_environment"
-    else:
-        app = create_app(settings)
-        freeze_startup_objects()
-    uvicorn.run(
-        app,
-        factory=settings.API_WORKERS > 1,
-        workers=settings.API_WORKERS,
-        host=settings.API_HOST,
-        port=settings.API_PORT,
-        **server_options(),
-    )
+        from ttsqueue.views.port_share import run_processes
+
+        # Each process builds its own app from the same environment, and accepts on a
+        # listening socket of its own (views/port_share.py).
+        run_processes(
+            uvicorn.Config(
+                "ttsqueue.api.app:app_from_environment",
+                factory=True,
+                workers=settings.API_WORKERS,
+                host=settings.API_HOST,
+                port=settings.API_PORT,
+                **server_options(),
+            )
+        )
+        return
+    app = create_app(settings)
+    freeze_startup_objects()
+    uvicorn.run(app, host=settings.API_HOST, port=settings.API_PORT, **server_options())
