@@ -216,6 +216,20 @@ async def test_a_handed_over_line_is_no_longer_renewed(
     assert await guard.active() == 0
 
 
+async def test_a_call_shorter_than_a_third_of_its_lease_runs_no_renewal_task(
+    redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    """The first renewal is a timer: a call that ends before it costs no task."""
+    guard = TrunkGuard(redis_client, keys, max_calls=1, calls_per_second=FAST, lease_s=30)
+    tasks_before = len(asyncio.all_tasks())
+    async with guard.slot("brief-call") as lease:
+        assert len(asyncio.all_tasks()) == tasks_before
+        assert lease.hand_over() is not None
+    assert lease.renewer is None
+    assert len(asyncio.all_tasks()) == tasks_before
+    await guard.release("brief-call")
+
+
 async def test_a_line_is_not_handed_over_while_a_renewal_is_on_its_way(
     redis_client: aioredis.Redis, keys: Keys
 ) -> None:

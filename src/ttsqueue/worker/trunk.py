@@ -91,6 +91,9 @@ class Lease:
     renewing: bool = False
     # The line is given up by the job's ending step (`hand_over`), not by the slot.
     handed_over: bool = False
+    # Renewals start with a timer, a third of the lease in (`TrunkGuard.slot`); the task
+    # that renews from then on exists only for calls that last that long.
+    first_renewal: asyncio.TimerHandle | None = None
     renewer: asyncio.Task[None] | None = None
     # The attempt's claim script's reply, when the claim was taken with the line (`slot`'s
     # `claim`); None when it was not asked with the grant.
@@ -107,11 +110,16 @@ class Lease:
             # A renewal in flight could land after the ending's release and take the line
             # back; a lost lease may be held under another server. The slot releases both.
             return None
-        if self.renewer is not None:
-            # Asleep between renewals: cancelled there, it never renews again.
-            self.renewer.cancel()
+        # Not renewing now (no renewal yet, or asleep between two): it never renews again.
+        self.stop_renewing()
         self.handed_over = True
         return (self.server, self.lease_id)
+
+    def stop_renewing(self) -> None:
+        if self.first_renewal is not None:
+            self.first_renewal.cancel()
+        if self.renewer is not None:
+            self.renewer.cancel()
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,15 +290,17 @@ class TrunkGuard:
         taken is not known: the caller undoes it."""
         answer = await self._wait_in_line(lease_id, priority, e164, claim)
         lease = Lease(lease_id, answer.server, claim=answer.claim)
-        renewer = asyncio.create_task(self._keep_alive(lease), name=f"lease-{lease_id}")
-        lease.renewer = renewer
+        lease.first_renewal = asyncio.get_running_loop().call_later(
+            self._lease_s / 3, self._start_renewing, lease
+        )
         failed = True
         try:
             yield lease
             failed = False
         finally:
-            renewer.cancel()
-            await asyncio.wait([renewer])
+            lease.stop_renewing()
+            if lease.renewer is not None:
+                await asyncio.wait([lease.renewer])
             # A handed-over line was given up by the body's ending step, unless the body
             # failed (that step may not have been written).
             if failed or not lease.handed_over:
@@ -345,19 +355,26 @@ class TrunkGuard:
                 "trunk lease not released, it will expire", lease_id=lease_id, error=repr(exc)
             )
 
+    def _start_renewing(self, lease: Lease) -> None:
+        lease.first_renewal = None
+        lease.renewer = asyncio.create_task(self._keep_alive(lease), name=f"lease-{lease.lease_id}")
+
     async def _keep_alive(self, lease: Lease) -> None:
-        """Renew until cancelled. Any failure (Redis down, READONLY, OOM, a timeout, anything
-        else) is logged and the next renewal tried: this task must outlive the call."""
+        """Renew now and every third of the lease until cancelled. Any failure (Redis down,
+        READONLY, OOM, a timeout, anything else) is logged and the next renewal tried: this
+        task must outlive the call."""
         while True:
-            await asyncio.sleep(self._lease_s / 3)
             lease.renewing = True
             try:
                 held = await self.renew(lease.lease_id, lease.server)
             except Exception as exc:
                 log.warning("trunk lease not renewed", lease_id=lease.lease_id, error=repr(exc))
-                continue
+            else:
+                if not held and not lease.lost:
+                    log.warning(
+                        "trunk lease expired and its line was taken", lease_id=lease.lease_id
+                    )
+                lease.lost = not held
             finally:
                 lease.renewing = False
-            if not held and not lease.lost:
-                log.warning("trunk lease expired and its line was taken", lease_id=lease.lease_id)
-            lease.lost = not held
+            await asyncio.sleep(self._lease_s / 3)
