@@ -2,10 +2,9 @@
 
 uvicorn's processes (`workers`) share the one listening socket their parent bound. Every
 process waits on it, and the one the kernel wakes first accepts every connection waiting: the
-64 connections `bench_ingest.py` opens at once ended 42 in one process and 22 in the other, and
-the busier one made the 99th percentile. With SO_REUSEPORT each process listens on a socket of
-its own, bound to the same address, and the kernel spreads new connections across them by
-their addresses' hash.
+64 connections `bench_ingest.py` opens at once ended 42 in one process and 22 in the other.
+With SO_REUSEPORT each process listens on a socket of its own, bound to the same address, and
+the kernel spreads new connections across them by their addresses' hash.
 
 The parent keeps a socket bound the same way that never listens: it holds the port, so that a
 port already in use stops the start with a clear error, and no connection is ever queued on
