@@ -23,9 +23,8 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 
-def bind_reusable(family: int, address: tuple[Any, ...]) -> socket.socket:
-    """A TCP socket bound to `address` with SO_REUSEPORT, not listening yet."""
-    sock = socket.socket(family, socket.SOCK_STREAM)
+def _bind_reusable(sock: socket.socket, address: tuple[Any, ...]) -> None:
+    """Bind `sock` to `address` with SO_REUSEPORT (closed if that fails)."""
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -33,6 +32,12 @@ def bind_reusable(family: int, address: tuple[Any, ...]) -> socket.socket:
     except BaseException:
         sock.close()
         raise
+
+
+def bind_reusable(family: int, address: tuple[Any, ...]) -> socket.socket:
+    """A TCP socket bound to `address` with SO_REUSEPORT, not listening yet."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    _bind_reusable(sock, address)
     return sock
 
 
@@ -48,13 +53,7 @@ def share_port(host: str, port: int) -> SharedPort:
     """Hold `host`:`port` for the processes to come (OSError if it is taken)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = SharedPort(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-    except BaseException:
-        sock.close()
-        raise
+    _bind_reusable(sock, (host, port))
     return sock
 
 
