@@ -1,4 +1,5 @@
-"""Confirms asked for together go to Redis together, and each caller gets its own answer."""
+"""Confirms asked for together go to Redis together, and each caller gets its own answer;
+confirms handed over without waiting are written the same way, and their failure is logged."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 from typing import Any
 
 import redis.asyncio as aioredis
+from structlog.testing import capture_logs
 
 from tests.factories import lifecycle_of, make_job
 from ttsqueue.config import Settings
@@ -63,3 +65,47 @@ async def test_a_failed_batch_fails_every_caller(settings: Settings) -> None:
         *(batcher.confirm(f"job-{i}", None) for i in range(3)), return_exceptions=True
     )
     assert [type(r) for r in results] == [ConnectionError] * 3
+
+
+async def test_confirms_handed_over_are_one_call_written_by_drain(
+    redis_client: aioredis.Redis, settings: Settings
+) -> None:
+    lifecycle = lifecycle_of(redis_client, settings)
+    keys = Keys(settings.REDIS_PREFIX)
+    jobs = [make_job() for _ in range(30)]
+    claims = [IdempotencyClaim(key_digest=f"soon{i}", body_digest="b") for i in range(30)]
+    for job, claim in zip(jobs, claims, strict=True):
+        await lifecycle.create(job, claim=claim)
+    extra = make_job()
+    await lifecycle.create(extra)
+    counted = CountedScript(redis_client)
+    batcher = ConfirmBatcher(counted, keys)  # type: ignore[arg-type]
+    for job, claim in zip(jobs, claims, strict=True):
+        batcher.confirm_soon(job.job_id, claim.key_digest)
+    # A caller that waits, in the same turn, shares the call and gets its own answer.
+    assert await batcher.confirm(extra.job_id, None) is True
+    await batcher.drain()
+    assert counted.calls == 1
+    assert await redis_client.zcard(keys.unconfirmed) == 0
+    for job, claim in zip(jobs, claims, strict=True):
+        again = await lifecycle.create(make_job(), claim=claim)
+        assert (again.created, again.job_id, again.pending) == (False, job.job_id, False)
+
+
+async def test_a_failed_batch_logs_the_jobs_nobody_waits_for(settings: Settings) -> None:
+    class Down:
+        async def __call__(self, **kwargs: Any) -> Any:
+            raise ConnectionError("redis down")
+
+    batcher = ConfirmBatcher(Down(), Keys(settings.REDIS_PREFIX))  # type: ignore[arg-type]
+    with capture_logs() as logs:
+        batcher.confirm_soon("job-a", "digest")
+        waited = asyncio.ensure_future(batcher.confirm("job-b", None))
+        batcher.confirm_soon("job-c", None)
+        await batcher.drain()
+        results = await asyncio.gather(waited, return_exceptions=True)
+    assert [type(r) for r in results] == [ConnectionError]
+    warnings = [e for e in logs if e["event"] == "jobs queued but not marked confirmed"]
+    assert len(warnings) == 1
+    assert warnings[0]["job_ids"] == ["job-a", "job-c"]
+    assert "redis down" in warnings[0]["error"]

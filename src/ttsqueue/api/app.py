@@ -36,6 +36,7 @@ from ttsqueue.policy.clock import Clock
 from ttsqueue.policy.gate import build_calling_policy
 from ttsqueue.startup import wait_for_broker, wait_for_redis
 from ttsqueue.store.factory import build_store, keys_for
+from ttsqueue.store.fence import MasterFence
 from ttsqueue.tts.catalog import language_catalog
 from ttsqueue.views.http import MAX_CAMPAIGN_BYTES, BodySizeLimitMiddleware
 from ttsqueue.views.server import TELEMETRY_OFF
@@ -83,6 +84,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> FastAPI:
             metrics=store.metrics,
             dnc=store.dnc,
             policy=build_calling_policy(settings, redis, store.keys, clock),
+            fence=MasterFence(store.jobs.client),
         )
         log.info("api ready", host=settings.API_HOST, port=settings.API_PORT)
         try:

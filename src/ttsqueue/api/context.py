@@ -16,6 +16,7 @@ from ttsqueue.config import Settings
 from ttsqueue.domain import DialerHealth
 from ttsqueue.policy.gate import CallingPolicy
 from ttsqueue.store.dnc import DncList
+from ttsqueue.store.fence import MasterFence
 from ttsqueue.store.jobs import JobStore
 from ttsqueue.store.lifecycle import JobLifecycle
 from ttsqueue.store.metrics import MetricsStore
@@ -42,6 +43,8 @@ class ApiContext:
     metrics: MetricsStore
     dnc: DncList
     policy: CallingPolicy
+    # Built once: asking whether the client follows Sentinels costs an ABC check per call.
+    fence: MasterFence
 
 
 def context_of(request: Request) -> ApiContext:

@@ -12,7 +12,7 @@ from ttsqueue.api.context import ApiContext
 from ttsqueue.domain import Job
 from ttsqueue.errors import StoreUnavailableError
 from ttsqueue.logs import get_logger
-from ttsqueue.store.fence import MasterFence, Stamp
+from ttsqueue.store.fence import Stamp
 from ttsqueue.store.lifecycle import IdempotencyClaim
 from ttsqueue.store.replication import wait_replicated
 
@@ -23,7 +23,7 @@ ROUNDS = 3
 
 def master_stamp(ctx: ApiContext) -> Stamp:
     """Taken before the record is written."""
-    return MasterFence(ctx.store.client).stamp()
+    return ctx.fence.stamp()
 
 
 async def ensure_kept(
@@ -31,7 +31,7 @@ async def ensure_kept(
 ) -> None:
     """Return once the job's record and confirm are on the current master (written again
     there when the master was switched since `stamp`); StoreUnavailableError if that fails."""
-    fence = MasterFence(ctx.store.client)
+    fence = ctx.fence
     for _ in range(ROUNDS):
         if await fence.holds(stamp):
             return

@@ -122,7 +122,9 @@ class Publisher:
                     routing_key=routing_key,
                     properties=properties,
                     mandatory=True,
-                    timeout=self.deadline_s,
+                    # The deadline above bounds the confirm too: a second timer would only
+                    # cost one more timer handle per publish.
+                    timeout=None,
                     wait=False,
                 )
         except TimeoutError as exc:

@@ -282,13 +282,7 @@ class JobLifecycle:
         """`confirm`, off the caller's path: the job is durable once its message is confirmed,
         and a confirm lost with this process is written by the sweeper once a worker has
         started the job (worker/sweeper.py)."""
-        self._spawn(self._confirm_quietly(job_id, idempotency_digest))
-
-    async def _confirm_quietly(self, job_id: str, idempotency_digest: str | None) -> None:
-        try:
-            await self.confirm(job_id, idempotency_digest)
-        except (ConnectionLostError, StoreError) as exc:
-            log.warning("job queued but not marked confirmed", job_id=job_id, error=repr(exc))
+        self._confirms.confirm_soon(job_id, idempotency_digest)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(work)
@@ -297,7 +291,10 @@ class JobLifecycle:
 
     async def drain(self) -> None:
         """Wait for the confirms and audit publishes still in flight (before shutting down)."""
-        while self._background:
+        while True:
+            await self._confirms.drain()
+            if not self._background:
+                return
             await asyncio.gather(*self._background, return_exceptions=True)
 
     async def discard(self, job_id: str, *, claim: IdempotencyClaim | None = None) -> None:
