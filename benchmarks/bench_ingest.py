@@ -3,10 +3,12 @@
     .venv/bin/python benchmarks/bench_ingest.py [--seconds 15] [--api-processes 1,2]
 
 Baseline (same run): aio-pika publishing persistent messages with publisher confirms to a
-throwaway durable queue, `window` publishes in flight at once (asyncio.gather).
+throwaway durable queue, `window` publishes in flight at once (asyncio.gather). Then the same
+publishes started at a steady rate, the fastest round's, each timed to its confirm: the part
+of a request's latency that is RabbitMQ's alone.
 Measured: the real API process(es) under `wrk` (64 connections), every 202 meaning a job
 record in Redis plus a confirmed persistent message in RabbitMQ (SPEC §2).
-Target: ingest >= 0.4 x raw.
+Target: ingest >= 0.4 x raw, p99 <= 50 ms.
 """
 
 from __future__ import annotations
@@ -129,6 +131,58 @@ async def _raw_publish(body: bytes, window: int, warmup_s: float, seconds: float
 
 def raw_baseline(body: bytes, window: int, warmup_s: float, seconds: float) -> dict[str, Any]:
     return uvloop.run(_raw_publish(body, window, warmup_s, seconds))
+
+
+async def _paced_publish(body: bytes, rate: float, seconds: float) -> dict[str, Any]:
+    """Confirmed persistent publishes started at a steady `rate` (each waits for its own
+    confirm, as a request does): what RabbitMQ alone adds to a request's latency at the rate
+    the API reached."""
+    queue_name = f"bench{uuid.uuid4().hex[:10]}_paced"
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    latencies: list[float] = []
+    in_flight: set[asyncio.Task[None]] = set()
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        await channel.declare_queue(queue_name, durable=True)
+        exchange = channel.default_exchange
+
+        async def one() -> None:
+            started = time.perf_counter()
+            message = aio_pika.Message(
+                body,
+                message_id=str(uuid.uuid4()),
+                content_type="application/json",
+                delivery_mode=DeliveryMode.PERSISTENT,
+            )
+            await exchange.publish(message, routing_key=queue_name, mandatory=True)
+            latencies.append(time.perf_counter() - started)
+
+        start = time.monotonic()
+        sent = 0
+        while (elapsed := time.monotonic() - start) < seconds:
+            for _ in range(int(elapsed * rate) - sent):
+                task = asyncio.ensure_future(one())
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+                sent += 1
+            await asyncio.sleep(0.001)
+        await asyncio.gather(*in_flight)
+    finally:
+        await connection.close()
+        await delete_broker_objects([queue_name])
+    latencies.sort()
+    count = len(latencies)
+    return {
+        "rate": rate,
+        "messages": count,
+        "latency_p50_ms": round(1000 * latencies[count // 2], 2),
+        "latency_p99_ms": round(1000 * latencies[int(count * 0.99)], 2),
+        "latency_max_ms": round(1000 * latencies[-1], 2),
+    }
+
+
+def paced_baseline(body: bytes, rate: float, seconds: float) -> dict[str, Any]:
+    return uvloop.run(_paced_publish(body, rate, seconds))
 
 
 # Ingest -------------------------------------------------------------------------------------
@@ -267,9 +321,17 @@ def main() -> None:
         script = work / "post.lua"
         script.write_text(WRK_SCRIPT % {"body": body_path})
         rounds = [ingest_round(int(n), args, script, work) for n in args.api_processes.split(",")]
+        fastest = max(rounds, key=lambda r: float(r["ok_rate"]))
+        paced = paced_baseline(message, float(fastest["ok_rate"]), args.raw_seconds)
         profiled = ingest_round(1, args, script, work, profile=True) if args.profile else None
 
-    report(args, raws, rounds, profiled, {"machine": machine, "message_bytes": len(message)})
+    report(
+        args,
+        raws,
+        rounds,
+        profiled,
+        {"machine": machine, "message_bytes": len(message), "paced": paced},
+    )
 
 
 def report(
@@ -312,6 +374,12 @@ def report(
             for r in rounds
         ],
     )  # fmt: skip
+    paced = extra["paced"]
+    print(
+        f"\nRabbitMQ alone at the fastest round's rate ({paced['rate']:,.0f} confirmed "
+        f"publishes/s, each waiting for its confirm): p50 {paced['latency_p50_ms']} ms, "
+        f"p99 {paced['latency_p99_ms']} ms, max {paced['latency_max_ms']} ms"
+    )
     if profiled is not None:
         print(f"\nprofiled round (1 API process under py-spy): {profiled['ok_rate']:,.0f} req/s")
         print_profile("API profile (py-spy)", profiled["profile"])
@@ -327,6 +395,7 @@ def report(
             | {"message_bytes": extra["message_bytes"], "http_body": CALL_BODY},
             "raw_baseline": raws,
             "raw_best_rate": raw_rate,
+            "raw_paced": paced,
             "ingest": rounds,
             "profiled_round": profiled,
             "best_ratio": round(ratio, 3),
