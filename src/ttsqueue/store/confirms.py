@@ -16,6 +16,9 @@ from ttsqueue.store.keys import Keys
 
 log = get_logger("ttsqueue.store.confirms")
 
+# A failed batch names at most this many of its jobs in its log line (and counts them all).
+LOGGED_IDS = 50
+
 
 @dataclass(slots=True)
 class _Batch:
@@ -78,7 +81,7 @@ class ConfirmBatcher:
             if unwaited:
                 log.warning(
                     "jobs queued but not marked confirmed",
-                    job_ids=unwaited,
+                    job_ids=unwaited[:LOGGED_IDS],
                     jobs=len(unwaited),
                     error=repr(exc),
                 )
