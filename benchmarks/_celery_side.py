@@ -25,6 +25,7 @@ from pathlib import Path
 
 import redis
 from celery import Celery
+from kombu import Exchange, Queue
 
 QUEUE = os.environ["BENCH_CELERY_QUEUE"]
 
@@ -34,6 +35,11 @@ app = Celery(
     backend=os.environ["BENCH_CELERY_BACKEND"],
 )
 app.conf.update(
+    # Stored as ttsqueue's work queues are (x-queue-version 2, broker/topology.py), so that
+    # RabbitMQ does the same work for both sides.
+    task_queues=[
+        Queue(QUEUE, Exchange(QUEUE), routing_key=QUEUE, queue_arguments={"x-queue-version": 2})
+    ],
     task_default_queue=QUEUE,
     task_default_exchange=QUEUE,
     task_default_routing_key=QUEUE,

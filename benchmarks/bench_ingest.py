@@ -54,10 +54,13 @@ from _common import (
     spawn,
     write_result,
 )
+from ttsqueue.broker.topology import CLASSIC_QUEUE_VERSION, VERSION_ARGUMENT
 from ttsqueue.domain import JobMessage
 from ttsqueue.store.keys import Keys
 
 TARGET_RATIO = 0.4
+# The baselines' queue is stored as the product's work queues are (broker/topology.py).
+LIKE_WORK_QUEUES = {VERSION_ARGUMENT: CLASSIC_QUEUE_VERSION}
 TARGET_P99_MS = 50.0
 CALL_BODY = {
     "text": "Hola, este es un mensaje de prueba del benchmark.",
@@ -91,7 +94,7 @@ async def _raw_publish(body: bytes, window: int, warmup_s: float, seconds: float
     connection = await aio_pika.connect(RABBITMQ_URL)
     try:
         channel = await connection.channel(publisher_confirms=True)
-        await channel.declare_queue(queue_name, durable=True)
+        await channel.declare_queue(queue_name, durable=True, arguments=LIKE_WORK_QUEUES)
         exchange = channel.default_exchange
 
         async def burst() -> None:
@@ -145,7 +148,7 @@ async def _paced_publish(body: bytes, rate: float, seconds: float) -> dict[str, 
     in_flight: set[asyncio.Task[None]] = set()
     try:
         channel = await connection.channel(publisher_confirms=True)
-        await channel.declare_queue(queue_name, durable=True)
+        await channel.declare_queue(queue_name, durable=True, arguments=LIKE_WORK_QUEUES)
         exchange = channel.default_exchange
 
         async def one() -> None:

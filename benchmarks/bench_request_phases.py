@@ -47,8 +47,11 @@ from _common import (
     write_result,
 )
 from bench_api_inprocess import WARMUP_PER_TASK, Scope, drive
+from ttsqueue.broker.topology import CLASSIC_QUEUE_VERSION, VERSION_ARGUMENT
 
 RAW_WARMUP_S = 1.0
+# The raw queue is stored as the product's work queues are (broker/topology.py).
+LIKE_WORK_QUEUES = {VERSION_ARGUMENT: CLASSIC_QUEUE_VERSION}
 PHASES = ("whole request", "record in Redis", "publish until confirmed", "the rest")
 
 
@@ -141,7 +144,7 @@ async def raw_round(body: bytes, in_flight: int, seconds: float) -> dict[str, An
     connection = await aio_pika.connect(RABBITMQ_URL)
     try:
         channel = await connection.channel(publisher_confirms=True)
-        await channel.declare_queue(queue_name, durable=True)
+        await channel.declare_queue(queue_name, durable=True, arguments=LIKE_WORK_QUEUES)
         exchange = channel.default_exchange
         stop_at = time.monotonic() + RAW_WARMUP_S
 

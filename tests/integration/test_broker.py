@@ -11,13 +11,21 @@ from typing import Any, cast
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from aiormq.exceptions import ChannelPreconditionFailed
+from structlog.testing import capture_logs
 
 from tests.conftest import delete_topology, make_settings
 from ttsqueue.broker.consumer import PriorityConsumer
 from ttsqueue.broker.convoy import Convoy
 from ttsqueue.broker.delays import DelayQueues, is_due, park
 from ttsqueue.broker.publisher import Publisher
-from ttsqueue.broker.topology import QueueInspector, QueueNames, declare_topology
+from ttsqueue.broker.topology import (
+    VERSION_ARGUMENT,
+    QueueInspector,
+    QueueNames,
+    declare_topology,
+    queue_arguments,
+)
 from ttsqueue.config import Settings
 from ttsqueue.domain import JobMessage, Priority
 from ttsqueue.errors import BrokerUnavailableError, TopologyMismatchError
@@ -277,6 +285,60 @@ class RecordingHandler:
 
 
 @pytest.mark.timeout(90)
+async def test_classic_queues_are_declared_in_the_version_2_store(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    names = names_of(settings)
+    connection = await aio_pika.connect_robust(settings.RABBITMQ_URL)
+    try:
+        await declare_topology(await connection.channel(), settings)
+        for queue, arguments in queue_arguments(settings, names).items():
+            assert arguments[VERSION_ARGUMENT] == 2
+            # The broker holds the version: the same declaration is accepted, one without it
+            # is refused as inequivalent.
+            channel = await connection.channel()
+            await channel.declare_queue(queue, durable=True, arguments=arguments)
+            without = {k: v for k, v in arguments.items() if k != VERSION_ARGUMENT}
+            with pytest.raises(ChannelPreconditionFailed, match=VERSION_ARGUMENT):
+                await channel.declare_queue(queue, durable=True, arguments=without)
+    finally:
+        await delete_topology(connection, names)
+        await connection.close()
+
+
+async def test_a_queue_declared_before_the_version_is_kept_and_named(tmp_path: Path) -> None:
+    """An upgrade from a release that declared no storage version needs no migration."""
+    settings = make_settings(tmp_path)
+    names = names_of(settings)
+    connection = await aio_pika.connect_robust(settings.RABBITMQ_URL)
+    try:
+        channel = await connection.channel()
+        older = queue_arguments(settings, names)[names.calls]
+        older = {k: v for k, v in older.items() if k != VERSION_ARGUMENT}
+        await channel.declare_queue(names.calls, durable=True, arguments=older)
+        with capture_logs() as logs:
+            await declare_topology(await connection.channel(), settings)
+            await declare_topology(await connection.channel(), settings)
+        kept = [
+            e
+            for e in logs
+            if e["event"] == "queue declared without a storage version: kept as it is"
+        ]
+        assert [e["queue"] for e in kept] == [names.calls, names.calls]
+        # The old queue still carries jobs, and the others were declared with the version.
+        job_id = str(uuid.uuid4())
+        await Publisher(connection, names).to_work_queue(
+            names.calls, JobMessage(job_id=job_id).encode(), job_id
+        )
+        assert (await get_one(connection, names.calls)).message_id == job_id
+        with pytest.raises(ChannelPreconditionFailed, match=VERSION_ARGUMENT):
+            await (await connection.channel()).declare_queue(
+                names.priority, durable=True, arguments=older
+            )
+    finally:
+        await delete_topology(connection, names)
+        await connection.close()
+
+
 async def test_high_priority_overtakes_a_backlog(
     broker: AbstractRobustConnection, settings: Settings
 ) -> None:
