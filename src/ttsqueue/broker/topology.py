@@ -30,7 +30,7 @@ from ttsqueue.logs import get_logger
 log = get_logger("ttsqueue.broker.topology")
 
 # Classic queues keep their messages in RabbitMQ's version 2 store (3.10 and later; the only
-# one from 4.0). With a backlog growing by thousands a second, the version 1 index made
+# one from 4.3). With a backlog growing by thousands a second, the version 1 index made
 # persistent publishes wait for their confirm 37-50 ms at the 99th percentile, version 2 about
 # 21 ms (3,800 publishes/s, RabbitMQ 3.10, `bench_ingest.py`'s machine).
 VERSION_ARGUMENT = "x-queue-version"
@@ -152,7 +152,7 @@ async def _declare_queue(channel: AbstractChannel, name: str, arguments: dict[st
     log.warning(
         "queue declared without a storage version: kept as it is",
         queue=name,
-        hint=f"on RabbitMQ 3.10-3.13 a policy with queue-version {CLASSIC_QUEUE_VERSION} "
+        hint=f"a policy with queue-version {CLASSIC_QUEUE_VERSION} "
         "converts it in place; or drain it and run ./manage.sh clean --queues",
     )
 
