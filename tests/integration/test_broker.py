@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,6 +27,7 @@ from ttsqueue.broker.topology import (
     QueueNames,
     declare_topology,
     queue_arguments,
+    without_version,
 )
 from ttsqueue.config import Settings
 from ttsqueue.domain import JobMessage, Priority
@@ -252,20 +255,30 @@ async def test_a_failed_audit_publish_fails_only_its_own_caller(
     await channel.close()
 
 
-async def test_existing_queue_with_other_arguments_names_the_fix(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def private_broker(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[Settings, QueueNames, AbstractRobustConnection]]:
+    """Settings with a queue prefix of their own, and a connection; their queues and
+    exchanges deleted afterwards."""
     settings = make_settings(tmp_path)
     names = names_of(settings)
     connection = await aio_pika.connect_robust(settings.RABBITMQ_URL)
     try:
+        yield settings, names, connection
+    finally:
+        await delete_topology(connection, names)
+        await connection.close()
+
+
+async def test_existing_queue_with_other_arguments_names_the_fix(tmp_path: Path) -> None:
+    async with private_broker(tmp_path) as (settings, names, connection):
         channel = await connection.channel()
         await channel.declare_queue(names.calls, durable=True, arguments={"x-max-length": 7})
         with pytest.raises(TopologyMismatchError) as caught:
             await declare_topology(await connection.channel(), settings)
         assert names.calls in str(caught.value)
         assert "./manage.sh clean --queues" in str(caught.value)
-    finally:
-        await delete_topology(connection, names)
-        await connection.close()
 
 
 class RecordingHandler:
@@ -284,12 +297,8 @@ class RecordingHandler:
             self.done.set()
 
 
-@pytest.mark.timeout(90)
 async def test_classic_queues_are_declared_in_the_version_2_store(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
-    names = names_of(settings)
-    connection = await aio_pika.connect_robust(settings.RABBITMQ_URL)
-    try:
+    async with private_broker(tmp_path) as (settings, names, connection):
         await declare_topology(await connection.channel(), settings)
         for queue, arguments in queue_arguments(settings, names).items():
             assert arguments[VERSION_ARGUMENT] == 2
@@ -297,24 +306,17 @@ async def test_classic_queues_are_declared_in_the_version_2_store(tmp_path: Path
             # is refused as inequivalent.
             channel = await connection.channel()
             await channel.declare_queue(queue, durable=True, arguments=arguments)
-            without = {k: v for k, v in arguments.items() if k != VERSION_ARGUMENT}
             with pytest.raises(ChannelPreconditionFailed, match=VERSION_ARGUMENT):
-                await channel.declare_queue(queue, durable=True, arguments=without)
-    finally:
-        await delete_topology(connection, names)
-        await connection.close()
+                await channel.declare_queue(
+                    queue, durable=True, arguments=without_version(arguments)
+                )
 
 
 async def test_a_queue_declared_before_the_version_is_kept_and_named(tmp_path: Path) -> None:
     """An upgrade from a release that declared no storage version needs no migration."""
-    settings = make_settings(tmp_path)
-    names = names_of(settings)
-    connection = await aio_pika.connect_robust(settings.RABBITMQ_URL)
-    try:
-        channel = await connection.channel()
-        older = queue_arguments(settings, names)[names.calls]
-        older = {k: v for k, v in older.items() if k != VERSION_ARGUMENT}
-        await channel.declare_queue(names.calls, durable=True, arguments=older)
+    async with private_broker(tmp_path) as (settings, names, connection):
+        older = without_version(queue_arguments(settings, names)[names.calls])
+        await (await connection.channel()).declare_queue(names.calls, durable=True, arguments=older)
         with capture_logs() as logs:
             await declare_topology(await connection.channel(), settings)
             await declare_topology(await connection.channel(), settings)
@@ -334,11 +336,9 @@ async def test_a_queue_declared_before_the_version_is_kept_and_named(tmp_path: P
             await (await connection.channel()).declare_queue(
                 names.priority, durable=True, arguments=older
             )
-    finally:
-        await delete_topology(connection, names)
-        await connection.close()
 
 
+@pytest.mark.timeout(90)
 async def test_high_priority_overtakes_a_backlog(
     broker: AbstractRobustConnection, settings: Settings
 ) -> None:

@@ -134,6 +134,11 @@ async def declare_topology(channel: AbstractChannel, settings: Settings) -> Queu
     return names
 
 
+def without_version(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A queue's arguments as releases before the storage version declared them."""
+    return {k: v for k, v in arguments.items() if k != VERSION_ARGUMENT}
+
+
 async def _declare_queue(channel: AbstractChannel, name: str, arguments: dict[str, Any]) -> None:
     try:
         await channel.declare_queue(name, durable=True, arguments=arguments)
@@ -144,9 +149,8 @@ async def _declare_queue(channel: AbstractChannel, name: str, arguments: dict[st
     # A queue declared before its version was named (by an earlier release) is kept as it
     # is, so that an upgrade needs no migration; its other arguments must still match.
     await channel.reopen()  # the broker closed the channel with its refusal
-    kept = {k: v for k, v in arguments.items() if k != VERSION_ARGUMENT}
     try:
-        await channel.declare_queue(name, durable=True, arguments=kept)
+        await channel.declare_queue(name, durable=True, arguments=without_version(arguments))
     except ChannelPreconditionFailed as exc:
         raise TopologyMismatchError(name, str(exc)) from None
     log.warning(
