@@ -50,7 +50,8 @@ async def wait_jobs(
 
 
 class LiveCallSampler:
-    """Counts live calls from `core show channels concise` in a thread, every `every_s`."""
+    """Counts the calls not yet hung up (`PrivateAsterisk.calls_not_hung_up`, from `core show
+    channels concise`) in a thread, every `every_s`."""
 
     def __init__(self, pbx: PrivateAsterisk, every_s: float = 0.05) -> None:
         self.pbx = pbx
@@ -65,7 +66,7 @@ class LiveCallSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.samples.append(len(self.pbx.live_calls()))
+            self.samples.append(len(self.pbx.calls_not_hung_up()))
             self._stop.wait(self.every_s)
 
     def __enter__(self) -> LiveCallSampler:

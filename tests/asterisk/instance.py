@@ -271,6 +271,22 @@ class PrivateAsterisk:
         names = [row[0] for row in self.channels()]
         return [name for name in names if name.startswith("Local/") and name.endswith(";1")]
 
+    def calls_not_hung_up(self) -> list[str]:
+        """`live_calls` less those already hung up and running the `h` extension.
+
+        `core show channels` reads Asterisk's channel snapshot cache, which drops a channel
+        only once its last snapshot has gone through the message bus, after the channel itself
+        is destroyed. Under load a call that has ended (its call file already archived, which
+        pbx_spool does after hanging the channel up) can still be listed there, last seen in
+        `h`, next to the call that took its line."""
+        return [
+            row[0]
+            for row in self.channels()
+            if row[0].startswith("Local/")
+            and row[0].endswith(";1")
+            and (len(row) < 3 or row[2] != "h")
+        ]
+
     def playing_calls(self) -> list[str]:
         """Live calls answered and playing the message: `;1` legs Up in Playback()."""
         return [
